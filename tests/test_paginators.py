@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import pytest
+
+from exporter.api.paginators import PageNumberPaginator, page_info
+from exporter.errors import ApiError
+
+
+@pytest.mark.parametrize(
+    "pagination, pages",
+    [
+        ({"page": 1, "page_size": 20, "total": 150}, list(range(2, 9))),
+        ({"page": 1, "page_size": 50, "total": 150}, [2, 3]),  # asked 100, the server served 50
+        ({"page": 1, "page_size": 100, "total": 100}, []),
+        ({"page": 1, "page_size": 100, "total": 0}, []),
+    ],
+)
+def test_remaining_pages_follow_the_server(pagination, pages):
+    remaining = PageNumberPaginator(page_size=100).remaining_params({"items": [], "pagination": pagination})
+    assert [q["page"] for q in remaining] == pages
+    assert all(q["page_size"] == pagination["page_size"] for q in remaining)
+
+
+@pytest.mark.parametrize("data", [{}, {"pagination": {"page": 1}}, {"pagination": {"page": 1, "page_size": 0, "total": 5}}])
+def test_bad_pagination_is_an_api_error(data):
+    with pytest.raises(ApiError):
+        page_info(data)
