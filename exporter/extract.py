@@ -1,22 +1,27 @@
 """Extraction: every billing record of a window, from all pages, validated and deduplicated.
 
 Page 1 tells how many pages there are (from the server's own ``pagination``); the rest are
-fetched concurrently with a bounded pool and then processed in page order, so the result does
-not depend on completion order. The API is asked for a few extra days on each side and the
-records are cut to the exact instants ``[window.start, window.end)`` here.
+fetched concurrently with a bounded pool. Pages go to a :class:`PageStore` as they arrive (so a
+killed fetch resumes) and are then read back in page order, so the result depends neither on
+completion order nor on page size. The API is asked for a few extra days on each side and the
+records are cut here to the exact instants ``[window.start, window.end)``.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from . import jsonexact
 from .api.client import BillingClient
 from .api.paginators import PageNumberPaginator, page_info, page_items
-from .errors import ApiError
+from .errors import ApiError, DataError
 from .models import ExtractionStats
+from .pagestore import PageStore
 from .period import Window
 from .records import Row, parse_record
 
@@ -25,6 +30,8 @@ USAGE_PATH = "/api/v3/account/usage"
 
 # (pages done, pages in all, records received so far)
 ProgressCallback = Callable[[int, int, int], None]
+# receives each kept record's JSON text, exactly as received, in page order
+LineSink = Callable[[str], None]
 
 
 @dataclass
@@ -32,7 +39,6 @@ class Extraction:
     """The period's records in the API's order (newest first), each once."""
 
     rows: list[Row]
-    raw: list[dict[str, Any]]  # the same records exactly as received, for the source archive
     stats: ExtractionStats
     warnings: list[str] = field(default_factory=list)
 
@@ -44,58 +50,92 @@ def extract(
     page_size: int = 100,
     concurrency: int = 4,
     progress: ProgressCallback | None = None,
+    store_folder: Path | None = None,
+    sink: LineSink | None = None,
 ) -> Extraction:
-    """Fetch, validate, deduplicate and cut every record of ``window``."""
+    """Fetch, validate, deduplicate and cut every record of ``window``.
+
+    With ``store_folder`` the pages stay there if the fetch fails on the network (or is
+    interrupted), and the next call with the same folder fetches only the missing pages; the
+    folder is removed once the records are read. ``sink`` receives the kept records' JSON text.
+    """
+    if store_folder is None:
+        with tempfile.TemporaryDirectory(prefix="wavespeed-pages-") as temporary:
+            return extract(client, window, page_size=page_size, concurrency=concurrency,
+                           progress=progress, store_folder=Path(temporary), sink=sink)
+    store = PageStore(store_folder)
+    total = _fetch_pages(client, window, store, page_size, concurrency, progress)
+    try:
+        result = _read_pages(store, window, total, client.base_url, sink)
+    except DataError:
+        store.remove()  # refetching would only bring the same bad record back
+        raise
+    store.remove()
+    return result
+
+
+def _fetch_pages(
+    client: BillingClient,
+    window: Window,
+    store: PageStore,
+    page_size: int,
+    concurrency: int,
+    progress: ProgressCallback | None,
+) -> int:
+    """Every page of the query into ``store``; returns the server's total."""
     paginator = PageNumberPaginator(page_size)
     params = window.query_params()
-    first = client.get_data(BILLINGS_PATH, {**params, **paginator.first_params()})
-    if not isinstance(first, dict):
-        raise ApiError(f"{BILLINGS_PATH} answered without a data object")
+    first = _data_object(client.get_data(BILLINGS_PATH, {**params, **paginator.first_params()}), 1)
     info = page_info(first)
-    pages: dict[int, list[Any]] = {1: page_items(first, 1)}
-    remaining = paginator.remaining_params(first)
-    total_pages = len(remaining) + 1
-    received = len(pages[1])
+    have = store.open({**params, "page_size": info.page_size, "total": info.total})
+    store.save(1, page_items(first, 1))
+    remaining = [q for q in paginator.remaining_params(first) if q["page"] not in have]
+    total_pages = max(info.page_count, 1)
+    done = total_pages - len(remaining)
     if progress:
-        progress(1, total_pages, received)
+        progress(done, total_pages, done * info.page_size)
 
-    def fetch(query: dict[str, int]) -> tuple[int, list[Any]]:
-        data = client.get_data(BILLINGS_PATH, {**params, **query})
-        if not isinstance(data, dict):
-            raise ApiError(f"{BILLINGS_PATH} page {query['page']} answered without a data object")
-        return query["page"], page_items(data, query["page"])
+    first_ids = _ids(page_items(first, 1))
+
+    def fetch(query: dict[str, int]) -> None:
+        items = page_items(_data_object(client.get_data(BILLINGS_PATH, {**params, **query}), query["page"]), query["page"])
+        if first_ids and _ids(items) == first_ids:  # never walk a broken server to the end
+            raise ApiError(f"the API ignores the 'page' parameter: page {query['page']} repeats page 1")
+        store.save(query["page"], items)
 
     if remaining:
         with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="page") as pool:
-            futures = [pool.submit(fetch, query) for query in remaining]
-            pending = set(futures)
+            pending = {pool.submit(fetch, query) for query in remaining}
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    if future.exception() is not None:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in finished:
+                    error = future.exception()
+                    if error is not None:
                         for other in pending:
                             other.cancel()
-                        raise future.exception()  # type: ignore[misc]
-                    number, items = future.result()
-                    pages[number] = items
-                    received += len(items)
+                        raise error
+                    done += 1
                     if progress:
-                        progress(len(pages), total_pages, received)
+                        progress(done, total_pages, min(done * info.page_size, info.total))
+    return info.total
 
-    return _assemble(pages, window, info.total, client.base_url)
+
+def _data_object(data: Any, page: int) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ApiError(f"{BILLINGS_PATH} page {page} answered without a data object")
+    return data
 
 
-def _assemble(pages: dict[int, list[Any]], window: Window, server_total: int, source: str) -> Extraction:
+def _read_pages(store: PageStore, window: Window, server_total: int, source: str, sink: LineSink | None) -> Extraction:
     """Validate in page order, drop repeated ids, keep the window's records."""
-    _reject_ignored_page(pages)
+    pages = store.pages()
     seen: dict[str, Row] = {}
     rows: list[Row] = []
-    raw: list[dict[str, Any]] = []
     duplicates = 0
     conflicting: list[str] = []
-    for number in sorted(pages):
-        for position, item in enumerate(pages[number], start=1):
-            row = parse_record(item, f"page {number}, item {position}")
+    for number in pages:
+        for position, line in enumerate(store.lines(number), start=1):
+            row = parse_record(jsonexact.loads(line), f"page {number}, item {position}")
             earlier = seen.get(row.id)
             if earlier is not None:
                 duplicates += 1
@@ -105,7 +145,8 @@ def _assemble(pages: dict[int, list[Any]], window: Window, server_total: int, so
             seen[row.id] = row
             if window.contains(row.created_at):
                 rows.append(row)
-                raw.append(item)
+                if sink is not None:
+                    sink(line)
     warnings = []
     if duplicates:
         warnings.append(f"{duplicates} duplicate record(s) dropped (same id on more than one page)")
@@ -117,15 +158,8 @@ def _assemble(pages: dict[int, list[Any]], window: Window, server_total: int, so
         source=source, server_total=server_total, unique_fetched=len(seen),
         duplicates_dropped=duplicates, pages=len(pages), in_period=len(rows),
     )
-    return Extraction(rows, raw, stats, warnings)
+    return Extraction(rows, stats, warnings)
 
 
-def _reject_ignored_page(pages: dict[int, list[Any]]) -> None:
-    """A server that serves page 1 for every page number would make every page a duplicate."""
-    if len(pages) < 2 or not pages[1]:
-        return
-    first_ids = [item.get("id") if isinstance(item, dict) else None for item in pages[1]]
-    for number in sorted(pages)[1:]:
-        ids = [item.get("id") if isinstance(item, dict) else None for item in pages[number]]
-        if ids == first_ids:
-            raise ApiError(f"the API ignores the 'page' parameter: page {number} repeats page 1")
+def _ids(items: list[Any]) -> list[Any]:
+    return [item.get("id") if isinstance(item, dict) else None for item in items]

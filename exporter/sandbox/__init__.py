@@ -1,0 +1,27 @@
+"""Built-in fake of the WaveSpeedAI account API, for the quickstart, the tests and benchmarks.
+
+Stdlib only and importing nothing from the rest of ``exporter``: it plays the remote side.
+
+>>> with serve_in_thread() as server:          # doctest: +SKIP
+...     requests.get(server.url + "/api/v3/account/balance",
+...                  headers={"Authorization": f"Bearer {DEMO_KEY}"})
+"""
+
+from __future__ import annotations
+
+from .data import DEMO_KEY, Dataset, ModelUsage, Record, generate_dataset
+from .server import Faults, LoggedRequest, SandboxServer, make_server, run, serve_in_thread
+
+__all__ = [
+    "DEMO_KEY",
+    "Dataset",
+    "Faults",
+    "LoggedRequest",
+    "ModelUsage",
+    "Record",
+    "SandboxServer",
+    "generate_dataset",
+    "make_server",
+    "run",
+    "serve_in_thread",
+]

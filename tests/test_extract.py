@@ -1,0 +1,161 @@
+"""Extraction over real HTTP against the sandbox: paging, faults, dedupe, period cuts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+
+from exporter.api.client import BillingClient, RetryPolicy
+from exporter.errors import ApiError, AuthError, DataError
+from exporter.extract import extract
+from exporter.period import month_window, range_window
+from exporter.sandbox import DEMO_KEY, SandboxServer
+
+QUICK = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05, max_wait=5)
+
+
+def run(server: SandboxServer, window=None, key: str = DEMO_KEY, **kwargs):
+    with BillingClient(server.url, key, retry=QUICK) as client:
+        return extract(client, window or month_window("2024-01"), **kwargs)
+
+
+def expected_ids(server: SandboxServer, start: datetime, end: datetime) -> list[str]:
+    """The sandbox's own records in [start, end), newest first."""
+    return [r["id"] for r in server.dataset.records if start <= r["created_at"] < end]
+
+
+def test_every_record_of_the_month_arrives_once_across_capped_pages(sandbox):
+    window = month_window("2024-01")
+    result = run(sandbox, window, page_size=500)  # the server caps pages at 100
+    ids = [row.id for row in result.rows]
+    assert ids == expected_ids(sandbox, window.start, window.end)
+    assert len(ids) == len(set(ids)) > 1000
+    assert result.stats.duplicates_dropped == 0
+    assert result.stats.unique_fetched == result.stats.server_total
+    assert result.warnings == []
+    served = {int(r.query["page_size"]) for r in sandbox.requests if r.path.endswith("/billings") and r.query["page"] != "1"}
+    assert served == {100}  # pages after the first follow the size the server actually served
+
+
+def test_amounts_are_exact_decimal_text(sandbox):
+    result = run(sandbox)
+    by_id = {r["id"]: r for r in sandbox.dataset.records}
+    for row in result.rows[:500]:
+        source = by_id[row.id]["amount"]
+        assert row.amount == format(source, "f")
+        assert row.amount_micros == int(source * 1_000_000)
+
+
+def test_month_boundaries_are_cut_exactly_in_utc(sandbox):
+    result = run(sandbox)
+    times = [row.created_at for row in result.rows]
+    assert max(times) == datetime(2024, 1, 31, 23, 59, 59, 999000, tzinfo=timezone.utc)
+    assert min(times) >= datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert all(t < datetime(2024, 2, 1, tzinfo=timezone.utc) for t in times)
+
+
+def test_period_in_another_time_zone_uses_local_midnights(sandbox):
+    window = month_window("2024-01", "America/Los_Angeles")
+    result = run(sandbox, window)
+    assert window.start == datetime(2024, 1, 1, 8, tzinfo=timezone.utc)
+    assert [row.id for row in result.rows] == expected_ids(sandbox, window.start, window.end)
+    # the UTC boundary records of 31 Jan 23:59:59.999 and 1 Feb 00:00 both fall inside in Los Angeles
+    assert {t.created_at for t in result.rows} >= {
+        datetime(2024, 1, 31, 23, 59, 59, 999000, tzinfo=timezone.utc),
+        datetime(2024, 2, 1, tzinfo=timezone.utc),
+    }
+
+
+def test_date_range_window(sandbox):
+    window = range_window("2024-01-10", "2024-01-12")
+    result = run(sandbox, window)
+    assert result.rows
+    assert {row.created_at.date() for row in result.rows} <= {date(2024, 1, 10), date(2024, 1, 11), date(2024, 1, 12)}
+    assert [row.id for row in result.rows] == expected_ids(sandbox, window.start, window.end)
+
+
+def test_concurrency_does_not_change_the_result(sandbox):
+    sandbox.faults.latency_ms = 2
+    lines_one: list[str] = []
+    lines_many: list[str] = []
+    one = run(sandbox, concurrency=1, sink=lines_one.append)
+    many = run(sandbox, concurrency=8, page_size=37, sink=lines_many.append)
+    assert one.rows == many.rows
+    assert lines_one == lines_many and len(lines_one) == len(one.rows)
+
+
+def test_rate_limit_with_retry_after_is_honoured(sandbox):
+    sandbox.faults.rate_limit_every = 3
+    sandbox.faults.retry_after = "0"
+    result = run(sandbox, concurrency=2)
+    statuses = [r.status for r in sandbox.requests]
+    assert statuses.count(429) >= 5
+    assert len(result.rows) == len(expected_ids(sandbox, *_bounds()))
+
+
+def test_transient_html_gateway_errors_are_retried(sandbox):
+    sandbox.faults.error_every = 4
+    sandbox.faults.error_status = 502
+    sandbox.faults.error_html = True
+    result = run(sandbox)
+    assert [r.status for r in sandbox.requests].count(502) >= 5
+    assert len(result.rows) == len(expected_ids(sandbox, *_bounds()))
+
+
+def test_duplicates_across_pages_are_dropped_and_reported(sandbox):
+    sandbox.faults.duplicate_across_pages = True
+    result = run(sandbox)
+    ids = [row.id for row in result.rows]
+    assert len(ids) == len(set(ids))
+    assert ids == expected_ids(sandbox, *_bounds())
+    assert result.stats.duplicates_dropped == result.stats.pages - 1
+    assert any("duplicate record(s) dropped" in w for w in result.warnings)
+
+
+def test_a_server_that_ignores_page_is_an_api_error(sandbox):
+    sandbox.faults.ignore_page = True
+    sandbox.faults.latency_ms = 5
+    with pytest.raises(ApiError, match="ignores the 'page' parameter"):
+        run(sandbox, concurrency=2)
+    billing_requests = [r for r in sandbox.requests if r.path.endswith("/billings")]
+    assert len(billing_requests) < 10  # stops at the first repeated page, never walks on
+
+
+def test_server_total_mismatch_is_reported(sandbox):
+    sandbox.faults.wrong_total = 5000  # more than it serves: fewer distinct records than promised
+    result = run(sandbox, page_size=100)
+    assert any("reported 5000 records" in w for w in result.warnings)
+
+
+def test_wrong_key_is_an_auth_error_without_the_key(sandbox):
+    with pytest.raises(AuthError) as caught:
+        run(sandbox, key="sk-very-secret-123")
+    assert "sk-very-secret-123" not in str(caught.value)
+
+
+def test_malformed_record_names_the_record_and_field(sandbox):
+    victim = expected_ids(sandbox, *_bounds())[150]
+    sandbox.faults.malformed = {victim: "amount"}
+    with pytest.raises(DataError, match=rf"{victim}.*'amount'"):
+        run(sandbox)
+
+
+def test_malformed_timestamp_is_named(sandbox):
+    victim = expected_ids(sandbox, *_bounds())[7]
+    sandbox.faults.malformed = {victim: "created_at"}
+    with pytest.raises(DataError, match=rf"{victim}.*'created_at'"):
+        run(sandbox)
+
+
+def test_api_down_fails_within_bounded_attempts(sandbox):
+    sandbox.faults.down = True
+    with pytest.raises(ApiError, match=r"failed after 5 attempts: 503.*HTML page") as caught:
+        run(sandbox)
+    assert caught.value.status == 503
+    assert len(sandbox.requests) == 5
+
+
+def _bounds() -> tuple[datetime, datetime]:
+    window = month_window("2024-01")
+    return window.start, window.end
