@@ -1,0 +1,116 @@
+"""The audit trail: the period's records exactly as received, and what is needed to re-render.
+
+``source/billings.jsonl.gz`` holds one record per line, numbers written back exactly as the API
+sent them. ``source/context.json`` holds the window, the extraction figures and the provider's
+usage summary, so ``export --from-source`` rebuilds every file offline.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from . import jsonexact
+from .errors import ConfigError, DataError
+from .models import ExtractionStats
+from .period import Window
+
+ARCHIVE_NAME = "billings.jsonl.gz"
+CONTEXT_NAME = "context.json"
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    window: Window
+    stats: ExtractionStats
+    provider_usage: Any  # the /usage answer's data (jsonexact numbers), or None if unavailable
+    warnings: list[str]
+
+
+class ArchiveWriter:
+    """Appends records' JSON text to ``billings.jsonl.gz``; the same lines give the same bytes."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / ARCHIVE_NAME
+        self._file = open(self.path, "wb")
+        # mtime=0 and no file name in the gzip header keep the bytes reproducible
+        self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._file, mtime=0, compresslevel=6)
+        self._buffer: list[str] = []
+
+    def write(self, line: str) -> None:
+        self._buffer.append(line)
+        if len(self._buffer) >= 10_000:
+            self._flush()
+
+    def close(self) -> None:
+        self._flush()
+        self._gzip.close()
+        self._file.close()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._gzip.write(("\n".join(self._buffer) + "\n").encode("utf-8"))
+            self._buffer.clear()
+
+
+def write_context(folder: Path, context: SourceContext) -> Path:
+    """``context.json``: the window, extraction figures, warnings and the provider's usage answer."""
+    window = context.window
+    payload = {
+        "window": {"first_day": window.first_day.isoformat(), "last_day": window.last_day.isoformat(),
+                   "time_zone": window.tz_name, "label": window.label},
+        "stats": asdict(context.stats),
+        "warnings": context.warnings,
+        "provider_usage": context.provider_usage,  # numbers kept exactly as the API sent them
+    }
+    path = folder / CONTEXT_NAME
+    path.write_text(jsonexact.dumps(payload) + "\n", encoding="utf-8")
+    return path
+
+
+def iter_archive(folder: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, raw record) for every line of the archive."""
+    with gzip.open(folder / ARCHIVE_NAME, "rt", encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, jsonexact.loads(line)
+            except ValueError as exc:
+                raise DataError(f"{folder / ARCHIVE_NAME}: line {number} is not valid JSON ({exc})") from None
+
+
+def read_context(folder: Path) -> SourceContext:
+    path = folder / CONTEXT_NAME
+    try:
+        data = jsonexact.loads(path.read_bytes())
+        w = data["window"]
+        window = Window(date.fromisoformat(w["first_day"]), date.fromisoformat(w["last_day"]), w["time_zone"], w["label"])
+        s = data["stats"]
+        stats = ExtractionStats(
+            source=str(s["source"]),
+            server_total=None if s["server_total"] is None else int(s["server_total"]),
+            unique_fetched=int(s["unique_fetched"]), duplicates_dropped=int(s["duplicates_dropped"]),
+            pages=int(s["pages"]), in_period=int(s["in_period"]),
+        )
+        return SourceContext(window, stats, data.get("provider_usage"), [str(w) for w in data.get("warnings", [])])
+    except FileNotFoundError:
+        raise ConfigError(f"--from-source: {path} does not exist (give the source/ folder of an export)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path} is not a valid source context ({type(exc).__name__}: {exc})") from None
+
+
+def resolve_source_folder(path: Path) -> Path:
+    """Accept the pack folder, its source/ folder, or the archive file itself."""
+    if path.is_file():
+        return path.parent
+    if (path / "source" / ARCHIVE_NAME).exists():
+        return path / "source"
+    if (path / ARCHIVE_NAME).exists():
+        return path
+    raise ConfigError(f"--from-source: no {ARCHIVE_NAME} in {path}")

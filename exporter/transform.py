@@ -1,0 +1,157 @@
+"""Pure functions: validated rows -> the transactions frame and its summaries. No I/O, no clock.
+
+Money stays in int64 micro-units, so sums are exact and vectorised. Only records with status
+``completed`` count toward spend, totals and the books; the others stay in the detail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+import pandas as pd
+
+from .models import COMPLETED, TRANSACTION_COLUMNS, ExtractionStats, Report
+from .money import MICROS_PER_UNIT
+from .period import Window
+from .records import Row
+
+KNOWN_TYPES = ("topup", "usage", "refund")
+_CATEGORIES = ["type", "status", "model", "payment_method", "currency"]
+# The sign a record must have for its type; refunds may be either (credit back: +, paid out: -).
+_EXPECTED_SIGN = {"topup": 1, "usage": -1}
+
+
+def to_frame(rows: Iterable[Row], tz_name: str) -> pd.DataFrame:
+    """One row per record, columns as documented in :mod:`exporter.models`, sorted by time then id."""
+    frame = pd.DataFrame.from_records(list(rows), columns=list(Row._fields))
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    frame["date"] = frame["created_at"].dt.tz_convert(tz_name).dt.tz_localize(None).dt.normalize()
+    frame["amount_micros"] = frame["amount_micros"].astype("int64")
+    for column in _CATEGORIES:
+        frame[column] = frame[column].astype("str").astype("category")
+    frame["id"] = frame["id"].astype("str")
+    frame["amount"] = frame["amount"].astype("str")
+    frame = frame.sort_values(["created_at", "id"], kind="stable", ignore_index=True)
+    return frame[TRANSACTION_COLUMNS]
+
+
+def completed(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["status"] == COMPLETED]
+
+
+def by_model(frame: pd.DataFrame) -> pd.DataFrame:
+    """Completed usage per model and currency, biggest spend first.
+
+    Columns: model, currency, count, amount_micros (signed, negative), share (Decimal fraction of
+    that currency's usage spend, 4 places), average (Decimal per record, 6 places).
+    """
+    usage = completed(frame)
+    usage = usage[usage["type"] == "usage"]
+    grouped = (
+        usage.groupby(["model", "currency"], observed=True)
+        .agg(count=("id", "size"), amount_micros=("amount_micros", "sum"))
+        .reset_index()
+    )
+    grouped["model"] = grouped["model"].astype("str")
+    grouped["currency"] = grouped["currency"].astype("str")
+    currency_total = grouped.groupby("currency")["amount_micros"].transform("sum")
+    grouped["share"] = [
+        _ratio(amount, total, "0.0001") for amount, total in zip(grouped["amount_micros"], currency_total)
+    ]
+    grouped["average"] = [
+        _ratio(amount, count * MICROS_PER_UNIT, "0.000001") for amount, count in zip(grouped["amount_micros"], grouped["count"])
+    ]
+    grouped = grouped.sort_values(["currency", "amount_micros", "model"], ignore_index=True)
+    return grouped[["model", "currency", "count", "amount_micros", "share", "average"]]
+
+
+def by_day(frame: pd.DataFrame) -> pd.DataFrame:
+    """Completed records per local day and currency: topups, usage, net (all types), count."""
+    done = completed(frame)
+    signed = pd.DataFrame(
+        {
+            "date": done["date"],
+            "currency": done["currency"].astype("str"),
+            "topups_micros": done["amount_micros"].where(done["type"] == "topup", 0),
+            "usage_micros": done["amount_micros"].where(done["type"] == "usage", 0),
+            "net_micros": done["amount_micros"],
+        }
+    )
+    grouped = signed.groupby(["date", "currency"]).agg(
+        topups_micros=("topups_micros", "sum"),
+        usage_micros=("usage_micros", "sum"),
+        net_micros=("net_micros", "sum"),
+        count=("net_micros", "size"),
+    )
+    return grouped.reset_index().astype({"topups_micros": "int64", "usage_micros": "int64", "net_micros": "int64"})
+
+
+def totals(frame: pd.DataFrame) -> pd.DataFrame:
+    """Completed records per currency and type: count and exact amount."""
+    done = completed(frame)
+    grouped = (
+        done.groupby(["currency", "type"], observed=True)
+        .agg(count=("id", "size"), amount_micros=("amount_micros", "sum"))
+        .reset_index()
+    )
+    return grouped.astype({"currency": "str", "type": "str"}).sort_values(["currency", "type"], ignore_index=True)
+
+
+def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every record per type and status."""
+    grouped = frame.groupby(["type", "status"], observed=True).size().rename("count").reset_index()
+    return grouped.astype({"type": "str", "status": "str"}).sort_values(["type", "status"], ignore_index=True)
+
+
+def data_warnings(frame: pd.DataFrame) -> list[str]:
+    """Sign contradictions and unknown types: reported, never flipped or dropped."""
+    warnings: list[str] = []
+    for record_type, sign in _EXPECTED_SIGN.items():
+        of_type = frame[frame["type"] == record_type]
+        wrong = of_type[(of_type["amount_micros"] * sign) < 0]
+        if len(wrong):
+            expected = "positive" if sign > 0 else "negative"
+            ids = ", ".join(wrong["id"].head(5))
+            more = f" and {len(wrong) - 5} more" if len(wrong) > 5 else ""
+            warnings.append(f"{len(wrong)} {record_type} record(s) with a sign that is not {expected}: {ids}{more}")
+    unknown = frame[~frame["type"].isin(KNOWN_TYPES)]
+    if len(unknown):
+        counts = unknown["type"].astype("str").value_counts().sort_index()
+        listed = ", ".join(f"{name} ({count})" for name, count in counts.items())
+        warnings.append(f"unknown record type(s), kept in the detail and booked by sign: {listed}")
+    currencies = sorted(frame["currency"].astype("str").unique())
+    if len(currencies) > 1:
+        warnings.append(f"several currencies ({', '.join(currencies)}): every total is per currency")
+    return warnings
+
+
+def _ratio(numerator: int, denominator: int, places: str) -> Decimal:
+    if not denominator:
+        return Decimal(0)
+    return (Decimal(int(numerator)) / Decimal(int(denominator))).quantize(Decimal(places), ROUND_HALF_UP)
+
+
+def build_report(
+    rows: Iterable[Row],
+    window: Window,
+    stats: ExtractionStats,
+    generated_at: datetime,
+    tool_version: str,
+    warnings: Iterable[str] = (),
+) -> Report:
+    """Rows of the period -> a :class:`Report` with every summary; ``warnings`` come first."""
+    frame = to_frame(rows, window.tz_name)
+    return Report(
+        window=window,
+        transactions=frame,
+        by_model=by_model(frame),
+        by_day=by_day(frame),
+        totals=totals(frame),
+        status_counts=status_counts(frame),
+        stats=stats,
+        generated_at=generated_at,
+        tool_version=tool_version,
+        warnings=[*warnings, *data_warnings(frame)],
+    )

@@ -1,0 +1,31 @@
+"""Text hygiene shared by the writers: spreadsheet formula injection and delimiter safety.
+
+A spreadsheet runs a cell as a formula when it starts with = + - @ TAB CR or LF (OWASP CSV
+injection). Human-facing CSVs prefix such free text with ``'``; import files (IIF, QuickBooks
+Online CSVs) cannot carry that prefix into a memo, so they drop the leading trigger characters.
+Amounts, dates and generated ids never pass through here: they are validated, not altered.
+"""
+
+from __future__ import annotations
+
+import re
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAKS = re.compile(r"[\t\r\n]+")
+
+
+def neutralize(text: str) -> str:
+    """Free text for a human-facing CSV: prefix ``'`` when a spreadsheet would execute it."""
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def import_text(text: str) -> str:
+    """Free text for an import file: one line, no control characters, no leading trigger."""
+    text = _LINE_BREAKS.sub(" ", _CONTROL.sub("", text)).strip()
+    return text.lstrip("=+-@ ").strip()
+
+
+def excel_text(text: str) -> str:
+    """Free text for an openpyxl cell: strip the control characters openpyxl refuses."""
+    return _CONTROL.sub("", text)

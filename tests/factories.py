@@ -1,0 +1,68 @@
+"""Builders for raw records and reports: each test states only the fields that matter to it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from itertools import count
+from typing import Any
+
+from exporter import jsonexact
+from exporter.models import ExtractionStats, Report
+from exporter.period import Window, month_window
+from exporter.records import parse_record
+from exporter.transform import build_report
+
+_ids = count(1)
+GENERATED_AT = datetime(2024, 2, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def record(
+    type: str = "usage",
+    amount: str = "-0.0025",
+    *,
+    model: str | None = "wavespeed-ai/flux-dev",
+    payment_method: str | None = None,
+    status: str = "completed",
+    currency: str = "USD",
+    created_at: str = "2024-01-15T10:30:00.000Z",
+    id: str | None = None,
+) -> dict[str, Any]:
+    """A raw record as the API sends it (amount is an exact JSON number)."""
+    raw: dict[str, Any] = {
+        "id": id or f"txn_{next(_ids):07d}",
+        "type": type,
+        "amount": jsonexact.Number(amount),
+        "currency": currency,
+        "status": status,
+        "created_at": created_at,
+    }
+    if type == "topup":
+        raw["payment_method"] = payment_method or "stripe"
+    elif model is not None:
+        raw["model"] = model
+    if payment_method is not None:
+        raw["payment_method"] = payment_method
+    return raw
+
+
+def usage_record(model: str, amount: str, **fields: Any) -> dict[str, Any]:
+    return record("usage", amount, model=model, **fields)
+
+
+def topup_record(amount: str = "100.00", **fields: Any) -> dict[str, Any]:
+    return record("topup", amount, model=None, **fields)
+
+
+def make_report(
+    raws: list[dict[str, Any]],
+    window: Window | None = None,
+    warnings: list[str] | None = None,
+) -> Report:
+    """A Report built from raw records by the same functions the pipeline uses."""
+    window = window or month_window("2024-01")
+    rows = [parse_record(raw, f"item {i}") for i, raw in enumerate(raws)]
+    stats = ExtractionStats(
+        source="test", server_total=len(rows), unique_fetched=len(rows),
+        duplicates_dropped=0, pages=1, in_period=len(rows),
+    )
+    return build_report(rows, window, stats, GENERATED_AT, "0.0.0-test", warnings or [])
