@@ -1,0 +1,353 @@
+"""The workbook, read back with openpyxl: sheets, cell types, text safety, totals, the detail split."""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+from openpyxl.workbook.workbook import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
+
+from exporter.models import JournalEntry, JournalLine, Report
+from exporter.period import month_window
+from exporter.writers import excel
+from exporter.writers.excel import AMOUNT_FORMAT, DATE_FORMAT, DATETIME_FORMAT, TOTAL_FORMAT, ExcelWriter
+
+from factories import make_report, topup_record, usage_record
+
+FORMULA = "=cmd|' /C calc'!A0"
+DETAIL_HEADERS = [
+    "id", "created_at (UTC)", "date", "type", "status", "model", "payment_method", "currency", "amount",
+]
+
+
+def write(report: Report, folder: Path) -> Path:
+    (path,) = ExcelWriter().write(report, folder)
+    return path
+
+
+def open_book(report: Report, folder: Path, **options: Any) -> Workbook:
+    return load_workbook(write(report, folder), **options)
+
+
+def rows(ws: Worksheet, first: int = 1) -> list[tuple[Any, ...]]:
+    return list(ws.iter_rows(min_row=first, values_only=True))
+
+
+def find_row(ws: Worksheet, first_value: str, column: int = 1) -> int:
+    """Sheet row of the first row whose ``column`` holds ``first_value``."""
+    for cells in ws.iter_rows():
+        if cells[column - 1].value == first_value:
+            return cells[0].row
+    raise AssertionError(f"{first_value!r} not found on {ws.title}")
+
+
+def exact(value: Any) -> Decimal:
+    """A numeric cell as a Decimal of its shortest text: what the file says, without float noise."""
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), value
+    return Decimal(str(value))
+
+
+@pytest.fixture
+def report() -> Report:
+    return make_report(
+        [
+            topup_record("100.00", created_at="2024-01-02T08:00:00.000Z", id="txn_a"),
+            usage_record("wavespeed-ai/flux-dev", "-0.0025", created_at="2024-01-02T09:15:30.123Z", id="txn_b"),
+            usage_record("wavespeed-ai/flux-dev", "-0.0045", created_at="2024-01-03T10:00:00.000Z", id="txn_c"),
+            usage_record("wavespeed-ai/wan-2.1", "-1.20", created_at="2024-01-03T11:00:00.000Z", id="txn_d"),
+            usage_record("wavespeed-ai/wan-2.1", "-0.30", status="pending", created_at="2024-01-04T00:00Z", id="txn_e"),
+            usage_record("wavespeed-ai/wan-2.1", "-0.30", status="failed", created_at="2024-01-04T01:00Z", id="txn_f"),
+        ],
+        warnings=["page 3 was retried", "2 duplicate ids dropped"],
+    )
+
+
+def journal() -> list[JournalEntry]:
+    return [
+        JournalEntry(
+            "WS2401-T1", date(2024, 1, 2), "USD", "top-up", "topup",
+            (
+                JournalLine("WaveSpeed Prepaid", 10_000, "top-up txn_a"),
+                JournalLine("Checking", -10_000, "top-up txn_a"),
+            ),
+            ("txn_a",),
+        ),
+        JournalEntry(
+            "WS2401-U1", date(2024, 1, 31), "USD", "usage January", "usage",
+            (
+                JournalLine("AI Services", 120, "wavespeed-ai/wan-2.1", klass="Research"),
+                JournalLine("AI Services", 1, "wavespeed-ai/flux-dev", klass="Research"),
+                JournalLine("WaveSpeed Prepaid", -121, "", name="WaveSpeedAI"),
+            ),
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- structure
+
+
+def test_sheets_in_order_and_file_name(report, tmp_path):
+    path = write(report, tmp_path)
+    assert path == tmp_path / "wavespeed_2024-01.xlsx"
+    assert load_workbook(path).sheetnames == ["Summary", "By Model", "By Day", "Transactions"]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_journal_sheet_only_with_a_journal_and_it_balances(report, tmp_path):
+    book = open_book(dataclasses.replace(report, journal=journal()), tmp_path)
+    assert book.sheetnames == ["Summary", "By Model", "By Day", "Transactions", "Journal"]
+    ws = book["Journal"]
+    assert rows(ws)[0][:7] == ("journal no.", "date", "account", "debit", "credit", "class", "memo")
+    lines = rows(ws, 2)[:5]
+    assert lines[0][:5] == ("WS2401-T1", datetime(2024, 1, 2), "WaveSpeed Prepaid", 100, None)
+    assert lines[2][:6] == ("WS2401-U1", datetime(2024, 1, 31), "AI Services", 1.2, None, "Research")
+    assert lines[4][3:5] == (None, 1.21) and lines[4][6] == "usage January"  # empty line memo: the entry's
+    assert sum(exact(r[3]) for r in lines if r[3] is not None) == sum(exact(r[4]) for r in lines if r[4] is not None)
+    total = rows(ws, 7)[0]
+    assert total[0] == "Total USD" and exact(total[3]) == exact(total[4]) == Decimal("101.21")
+    assert ws["D2"].number_format == "#,##0.00" and ws["B2"].is_date
+
+
+# --------------------------------------------------------------------------- cell types
+
+
+def test_detail_cells_have_real_types_and_formats(report, tmp_path):
+    ws = open_book(report, tmp_path)["Transactions"]
+    assert rows(ws)[0] == tuple(DETAIL_HEADERS)
+    assert rows(ws, 3)[0] == (
+        "txn_b", datetime(2024, 1, 2, 9, 15, 30, 123_000), datetime(2024, 1, 2), "usage", "completed",
+        "wavespeed-ai/flux-dev", None, "USD", -0.0025,
+    )
+    created, day, amount = ws["B3"], ws["C3"], ws["I3"]
+    assert created.is_date and created.number_format == DATETIME_FORMAT
+    assert day.is_date and day.number_format == DATE_FORMAT
+    assert amount.data_type == "n" and amount.number_format == AMOUNT_FORMAT
+    assert ws["I2"].value == 100 and ws["I2"].data_type == "n"
+    assert all(ws.cell(3, col).data_type == "s" for col in (1, 4, 5, 6, 8))
+
+
+def test_read_only_mode_reads_the_same_values(report, tmp_path):
+    path = write(report, tmp_path)
+    full, lazy = load_workbook(path), load_workbook(path, read_only=True)
+    for name in full.sheetnames:
+        assert rows(lazy[name]) == rows(full[name]), name
+
+
+def test_detail_dates_are_local_days_and_instants_utc(tmp_path):
+    window = month_window("2024-01", "America/New_York")
+    report = make_report([usage_record("m", "-0.01", created_at="2024-01-15T03:00:00Z")], window=window)
+    ws = open_book(report, tmp_path)["Transactions"]
+    assert (ws["B2"].value, ws["C2"].value) == (datetime(2024, 1, 15, 3, 0), datetime(2024, 1, 14))
+    summary = open_book(report, tmp_path)["Summary"]
+    start = find_row(summary, "Start (UTC)")
+    assert summary.cell(start, 2).value == datetime(2024, 1, 1, 5, 0)  # local midnight, as UTC
+    assert summary.cell(find_row(summary, "Time zone"), 2).value == "America/New_York"
+
+
+def test_by_model_sorted_by_spend_with_formats(report, tmp_path):
+    ws = open_book(report, tmp_path)["By Model"]
+    assert rows(ws)[0] == ("model", "currency", "count", "amount", "share", "average price")
+    wan, flux = rows(ws, 2)[:2]
+    assert wan[:4] == ("wavespeed-ai/wan-2.1", "USD", 1, -1.2)  # pending/failed do not count
+    assert flux[:4] == ("wavespeed-ai/flux-dev", "USD", 2, -0.007)
+    assert exact(flux[4]) == Decimal("0.0058") and exact(flux[5]) == Decimal("-0.0035")
+    assert ws["D3"].number_format == AMOUNT_FORMAT and ws["F3"].number_format == AMOUNT_FORMAT
+    assert ws["E3"].number_format.endswith("%")
+
+
+def test_charts_on_the_summary_sheets(report, tmp_path):
+    with zipfile.ZipFile(write(report, tmp_path)) as archive:
+        charts = sorted(n for n in archive.namelist() if n.startswith("xl/charts/chart"))
+        texts = [archive.read(n).decode() for n in charts]
+    assert len(charts) == 2
+    assert "barChart" in texts[0] and "'By Model'!$D$2:$D$3" in texts[0]
+    assert "'By Day'!$A$2:$A$3" in texts[1]
+
+
+# --------------------------------------------------------------------------- text safety
+
+
+def test_formula_looking_model_name_stays_text(tmp_path):
+    report = make_report([usage_record(name, "-0.01", id=f"{name} id") for name in (FORMULA, "+1+2", "@SUM(A1)")])
+    path = write(report, tmp_path)
+    book = load_workbook(path)
+    ids = [book["Transactions"].cell(r, 1) for r in range(2, 5)]
+    assert {c.value for c in ids} == {f"{FORMULA} id", "+1+2 id", "@SUM(A1) id"}
+    assert all(c.data_type == "s" and c.quotePrefix for c in ids)
+    for ws, column in ((book["Transactions"], 6), (book["By Model"], 1)):
+        cells = {ws.cell(r, column).value: ws.cell(r, column) for r in range(2, 5)}
+        assert set(cells) == {FORMULA, "+1+2", "@SUM(A1)"}, ws.title
+        for cell in cells.values():
+            assert cell.data_type == "s" and cell.quotePrefix, (ws.title, cell.value)
+    with zipfile.ZipFile(path) as archive:
+        sheets = [archive.read(n).decode() for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
+    assert not any("<f>" in xml or "<f " in xml for xml in sheets)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ('flux, "pro"', 'flux, "pro"'),
+        ("line one\nline two", "line one\nline two"),
+        ("crlf\r\nend", "crlf\nend"),
+        ("Größe ✓ 模型 🎨", "Größe ✓ 模型 🎨"),
+        ("bell\x07 and nul\x00 and esc\x1b", "bell and nul and esc"),
+        ("<tag> & 'apos'", "<tag> & 'apos'"),
+        ("  padded  ", "  padded  "),
+        ("-leading minus", "-leading minus"),
+    ],
+)
+def test_hostile_model_names_round_trip(tmp_path, raw, expected):
+    report = make_report([usage_record(raw, "-0.0025", id="txn_<&>\"1")])
+    book = open_book(report, tmp_path)
+    detail, by_model = book["Transactions"], book["By Model"]
+    assert (detail["A2"].value, detail["F2"].value, detail["F2"].data_type) == ('txn_<&>"1', expected, "s")
+    assert (by_model["A2"].value, by_model["A2"].data_type) == (expected, "s")
+    assert detail["I2"].value == -0.0025
+
+
+def test_clean_text_limits_length_and_drops_invalid_code_points():
+    assert excel.clean_text("a" * 40_000) == "a" * 32_767
+    assert excel.clean_text("x\ud800y\uffffz") == "xyz"
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def test_header_frozen_and_autofilter_on_the_data(report, tmp_path):
+    book = open_book(dataclasses.replace(report, journal=journal()), tmp_path)
+    expected = {"By Model": "A1:F3", "By Day": "A1:F3", "Transactions": "A1:I7", "Journal": "A1:I6"}
+    for name, ref in expected.items():
+        ws = book[name]
+        assert ws.freeze_panes == "A2", name
+        assert ws.auto_filter.ref == ref, name
+        assert all(cell.font.b for cell in ws[1]), name
+    widths = book["Transactions"].column_dimensions
+    assert widths["F"].width >= len("wavespeed-ai/flux-dev") and widths["B"].width >= len("2024-01-02 09:15:30.123")
+
+
+# --------------------------------------------------------------------------- totals
+
+
+def test_totals_rows_equal_the_exact_sums(report, tmp_path):
+    book = open_book(report, tmp_path)
+    by_model = book["By Model"]
+    total = rows(by_model, find_row(by_model, "Total USD"))[0]
+    assert total[2] == 3 and exact(total[3]) == Decimal("-1.207") and total[4] == 1
+    assert by_model.cell(find_row(by_model, "Total USD"), 4).number_format == TOTAL_FORMAT
+
+    by_day = book["By Day"]
+    assert [r[0] for r in rows(by_day, 2)] == [datetime(2024, 1, 2), datetime(2024, 1, 3), "Total USD"]
+    day_total = rows(by_day, 4)[0]
+    assert [exact(v) for v in day_total[2:5]] == [Decimal("100"), Decimal("-1.207"), Decimal("98.793")]
+    assert day_total[5] == 4
+    assert by_day["C2"].number_format == AMOUNT_FORMAT and by_day["C4"].number_format == TOTAL_FORMAT
+
+    summary = book["Summary"]
+    net = find_row(summary, "net", column=2)
+    assert [r[:4] for r in rows(summary, net - 2)[:3]] == [
+        ("USD", "topup", 1, 100),
+        ("USD", "usage", 3, -1.207),
+        ("USD", "net", 4, 98.793),
+    ]
+    assert summary.cell(net, 4).number_format == TOTAL_FORMAT
+
+
+def test_sub_cent_amounts_sum_exactly(tmp_path):
+    report = make_report([usage_record("flux", "-0.0025") for _ in range(10_000)])
+    book = open_book(report, tmp_path, read_only=True)
+    model = rows(book["By Model"], 2)
+    assert model[0][:4] == ("flux", "USD", 10_000, -25)
+    assert model[1][3] == -25 and isinstance(model[1][3], int)  # the totals row: exactly -25
+    detail = rows(book["Transactions"], 2)
+    assert len(detail) == 10_000 and {r[8] for r in detail} == {-0.0025}
+
+
+# --------------------------------------------------------------------------- the detail split
+
+
+def test_detail_continues_on_numbered_sheets(tmp_path, monkeypatch):
+    monkeypatch.setattr(excel, "MAX_SHEET_ROWS", 4)  # a header and three records a sheet
+    records = [
+        usage_record(f"m{i % 3}", "-0.01", created_at=f"2024-01-{i + 1:02d}T00:00:00Z", id=f"t{i:02d}")
+        for i in range(10)
+    ]
+    book = open_book(make_report(records), tmp_path)
+    names = ["Transactions", "Transactions (2)", "Transactions (3)", "Transactions (4)"]
+    assert book.sheetnames == ["Summary", "By Model", "By Day", *names]
+    ids = []
+    for name, count in zip(names, (3, 3, 3, 1)):
+        ws = book[name]
+        assert rows(ws)[0] == tuple(DETAIL_HEADERS), name
+        assert ws.max_row == count + 1 and ws.auto_filter.ref == f"A1:I{count + 1}" and ws.freeze_panes == "A2"
+        ids += [r[0] for r in rows(ws, 2)]
+    assert ids == [f"t{i:02d}" for i in range(10)]
+    assert book["Transactions (4)"]["C2"].value == datetime(2024, 1, 10)
+
+
+def test_exact_fit_needs_no_extra_sheet(tmp_path, monkeypatch):
+    monkeypatch.setattr(excel, "MAX_SHEET_ROWS", 4)
+    book = open_book(make_report([usage_record("m", "-0.01") for _ in range(3)]), tmp_path)
+    assert book.sheetnames[-1] == "Transactions"
+
+
+def test_empty_period_still_makes_a_workbook(tmp_path):
+    book = open_book(make_report([]), tmp_path)
+    assert rows(book["Transactions"]) == [tuple(DETAIL_HEADERS)]
+    assert rows(book["By Model"]) == [("model", "currency", "count", "amount", "share", "average price")]
+
+
+# --------------------------------------------------------------------------- Summary
+
+
+def test_summary_shows_period_status_counts_stats_and_warnings(report, tmp_path):
+    ws = open_book(report, tmp_path)["Summary"]
+    values = {r[0]: r[1] for r in rows(ws) if r[0] is not None}
+    assert values["Period"] == "2024-01"
+    assert (values["First day"], values["Last day"]) == (datetime(2024, 1, 1), datetime(2024, 1, 31))
+    assert ws.cell(find_row(ws, "First day"), 2).number_format == DATE_FORMAT
+    assert values["End (UTC, exclusive)"] == datetime(2024, 2, 1)
+    extraction = [values[k] for k in ("Source", "Server total", "Unique fetched", "Duplicates dropped", "In period")]
+    assert extraction == ["test", 6, 6, 0, 6]
+    status_rows = {(r[0], r[1]): r[2] for r in rows(ws, find_row(ws, "Type") + 1)[:5]}
+    assert status_rows == {
+        ("topup", "completed"): 1,
+        ("usage", "completed"): 3,
+        ("usage", "failed"): 1,
+        ("usage", "pending"): 1,
+        ("Total", None): 6,
+    }
+    warnings = find_row(ws, "Warnings")
+    assert [ws.cell(warnings + i, 1).value for i in (1, 2)] == ["page 3 was retried", "2 duplicate ids dropped"]
+    assert "Generated by wavespeed-export 0.0.0-test at 2024-02-01 12:00:00 UTC" in values
+    with pytest.raises(AssertionError):
+        find_row(ws, "Reconciliation")
+
+
+def test_summary_reconciliation_block(report, tmp_path):
+    reconciliation = pd.DataFrame(
+        {
+            "model": ["wavespeed-ai/flux-dev", FORMULA],
+            "currency": ["USD", "USD"],
+            "exported_micros": [-7_000, 0],
+            "provider_micros": [-7_500, None],
+            "difference_micros": [500, None],
+            "status": ["mismatch", "missing at provider"],
+        }
+    ).astype({"provider_micros": "Int64", "difference_micros": "Int64"})
+    ws = open_book(dataclasses.replace(report, reconciliation=reconciliation), tmp_path)["Summary"]
+    start = find_row(ws, "Reconciliation")
+    assert rows(ws, start + 1)[:3] == [
+        ("Model", "Currency", "Exported", "Provider", "Difference", "Status"),
+        ("wavespeed-ai/flux-dev", "USD", -0.007, -0.0075, 0.0005, "mismatch"),
+        (FORMULA, "USD", 0, None, None, "missing at provider"),
+    ]
+    assert ws.cell(start + 3, 1).data_type == "s" and ws.cell(start + 2, 5).number_format == AMOUNT_FORMAT
