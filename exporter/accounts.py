@@ -1,0 +1,401 @@
+"""The account mapping: which QuickBooks account (and class) each kind of record is booked to.
+
+The mapping is a TOML file (``templates/accounts.toml`` is the commented default)::
+
+    vendor = "WaveSpeedAI"
+    postpaid = false
+    [prepaid]
+    account = "Prepaid Expenses:WaveSpeedAI Credits"
+    type = "OCASSET"
+    [usage]
+    account = "AI API Usage"
+    type = "EXP"
+    [usage.models]
+    "google/*" = { account = "AI API Usage:Video", class = "AI Models:Google" }
+    [payment_methods]
+    default = { account = "WaveSpeedAI Clearing", type = "BANK" }
+    stripe = { account = "Company Visa", type = "CCARD" }
+    [refunds]   ...   [suspense]   ...   [payable] (needed when postpaid = true)
+
+Everything is checked when the file is loaded, so a bad file stops the export before anything is
+fetched (:class:`~exporter.errors.ConfigError`, exit 2, naming the file and the key).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_ACCOUNTS_PATH = Path(__file__).resolve().parents[1] / "templates" / "accounts.toml"
+
+# IIF ACCNTTYPE keywords that a journal line may post to, and the Beancount root of each.
+# NONPOSTING is a real keyword but cannot carry journal lines, so a mapping may not use it.
+ACCOUNT_ROOTS = {
+    "BANK": "Assets",
+    "AR": "Assets",
+    "OCASSET": "Assets",
+    "OASSET": "Assets",
+    "FIXASSET": "Assets",
+    "CCARD": "Liabilities",
+    "AP": "Liabilities",
+    "OCLIAB": "Liabilities",
+    "LTLIAB": "Liabilities",
+    "EQUITY": "Equity",
+    "INC": "Income",
+    "EXINC": "Income",
+    "EXP": "Expenses",
+    "EXEXP": "Expenses",
+    "COGS": "Expenses",
+}
+_ASSET_TYPES = ("OCASSET", "OASSET", "BANK")
+_PAYABLE_TYPES = ("AP", "OCLIAB", "LTLIAB")
+
+MAX_LEVEL = 31  # QuickBooks Desktop: account / class name per level [SDK]
+MAX_FULL_NAME = 159  # full "A:B:C" account or class name [SDK]
+MAX_VENDOR = 41  # vendor name [SDK]
+MAX_DESCRIPTION = 200  # account description [SDK]
+_LEADING_TRIGGERS = ("=", "+", "-", "@")  # a spreadsheet would run the cell as a formula
+
+_TOP_KEYS = {"vendor", "postpaid", "prepaid", "payable", "usage", "payment_methods", "refunds", "suspense"}
+_ACCOUNT_KEYS = {"account", "type", "description"}
+_USAGE_KEYS = _ACCOUNT_KEYS | {"class", "models"}
+_RULE_KEYS = _ACCOUNT_KEYS | {"class"}
+
+
+@dataclass(frozen=True)
+class Account:
+    """A QuickBooks account: full name (``Parent:Child``), IIF type keyword, optional description."""
+
+    name: str
+    type: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelRule:
+    """A rule of ``[usage.models]``: ``pattern`` is an exact model id or a prefix ending in ``*``.
+
+    ``account``/``klass`` are ``""`` when the rule leaves them to a less specific rule.
+    """
+
+    pattern: str
+    account: str = ""
+    klass: str = ""
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.pattern.endswith("*")
+
+    def matches(self, model: str) -> bool:
+        if self.is_prefix:
+            return model.startswith(self.pattern[:-1])
+        return model == self.pattern
+
+
+@dataclass(frozen=True)
+class AccountMapping:
+    """A loaded, validated mapping. All resolution methods return full QuickBooks account names."""
+
+    source: Path
+    vendor: str
+    postpaid: bool
+    prepaid: str
+    payable: str  # "" when the file has no [payable] (allowed only while postpaid = false)
+    usage: str
+    usage_class: str
+    rules: tuple[ModelRule, ...]  # most specific first: exact ids, then prefixes, longest first
+    payment_methods: dict[str, str]  # lower-case method -> account name
+    default_payment: str
+    refunds: str
+    suspense: str
+    accounts: dict[str, Account] = field(repr=False)  # every declared account, by full name
+
+    @property
+    def usage_side(self) -> str:
+        """The account usage draws on: the prepaid credit, or the payable when postpaid."""
+        return self.payable if self.postpaid else self.prepaid
+
+    def expense_for(self, model: str) -> tuple[str, str, bool]:
+        """(expense account, class, explicit) for a model id.
+
+        Account and class are resolved separately, each from the most specific rule that sets it
+        (exact id > longest matching prefix > ``[usage]``). ``explicit`` is False when no rule
+        matches the model at all: it is "unmapped" and lands on the default expense account.
+        """
+        account = klass = ""
+        explicit = False
+        for rule in self.rules:
+            if rule.matches(model):
+                explicit = True
+                account = account or rule.account
+                klass = klass or rule.klass
+                if account and klass:
+                    break
+        return account or self.usage, klass or self.usage_class, explicit
+
+    def payment_account(self, method: str) -> str:
+        """The account that paid for a top-up (or receives a refund), ``default`` when unknown."""
+        return self.payment_methods.get(method.strip().lower(), self.default_payment)
+
+    def account_type(self, name: str) -> str:
+        """The IIF type keyword of a declared account; KeyError for a name the mapping lacks."""
+        return self.accounts[name].type
+
+
+def load_accounts(path: Path | None = None) -> AccountMapping:
+    """Read and validate a mapping file; ``None`` reads the default template."""
+    path = DEFAULT_ACCOUNTS_PATH if path is None else Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the account mapping: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return _Loader(path).load(data)
+
+
+class _Loader:
+    """Walks the parsed TOML; every error names the file and the dotted key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.accounts: dict[str, Account] = {}
+        self.seen_at: dict[str, str] = {}
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {problem}")
+
+    def load(self, data: dict[str, Any]) -> AccountMapping:
+        self.check_keys(data, _TOP_KEYS, "")
+        for required in ("vendor", "prepaid", "usage", "payment_methods", "refunds", "suspense"):
+            if required not in data:
+                raise self.fail(required, "missing")
+        vendor = self.vendor(data["vendor"])
+        postpaid = data.get("postpaid", False)
+        if not isinstance(postpaid, bool):
+            raise self.fail("postpaid", f"must be true or false, got {_describe(postpaid)}")
+
+        prepaid = self.account(data["prepaid"], "prepaid", allowed=_ASSET_TYPES)
+        payable = ""
+        if "payable" in data:
+            payable = self.account(data["payable"], "payable", allowed=_PAYABLE_TYPES)
+        elif postpaid:
+            raise self.fail("payable", "missing (needed because postpaid = true)")
+
+        usage_table = self.table(data["usage"], "usage")
+        self.check_keys(usage_table, _USAGE_KEYS, "usage")
+        usage = self.account(usage_table, "usage", check_keys=False)
+        usage_class = self.klass(usage_table.get("class", ""), "usage.class")
+        rules = self.rules(usage_table.get("models", {}), self.accounts[usage].type)
+
+        methods_table = self.table(data["payment_methods"], "payment_methods")
+        if "default" not in methods_table:
+            raise self.fail("payment_methods.default", "missing")
+        methods: dict[str, str] = {}
+        for method, value in methods_table.items():
+            key = f"payment_methods.{_key(method)}"
+            normalised = method.strip().lower()
+            if not normalised:
+                raise self.fail(key, "a payment method name may not be empty")
+            if normalised in methods:
+                raise self.fail(key, "the same payment method (ignoring case) is listed twice")
+            methods[normalised] = self.account(value, key)
+        default_payment = methods.pop("default")
+
+        refunds = self.account(data["refunds"], "refunds")
+        suspense = self.account(data["suspense"], "suspense")
+        self.check_parents()
+        # the credit balance (and the payable) must be told apart from what they are booked against
+        others = {
+            "usage": usage, "refunds": refunds, "suspense": suspense, "payment_methods.default": default_payment,
+            **{f"payment_methods.{_key(m)}": a for m, a in methods.items()},
+            **{f"usage.models.{_key(r.pattern)}": r.account for r in rules if r.account},
+        }
+        for side, name in (("prepaid", prepaid), ("payable", payable)):
+            for key, other in others.items():
+                if other == name:
+                    raise self.fail(f"{key}.account", f"{name!r} is already the {side} account")
+        return AccountMapping(
+            source=self.path,
+            vendor=vendor,
+            postpaid=postpaid,
+            prepaid=prepaid,
+            payable=payable,
+            usage=usage,
+            usage_class=usage_class,
+            rules=rules,
+            payment_methods=methods,
+            default_payment=default_payment,
+            refunds=refunds,
+            suspense=suspense,
+            accounts=dict(self.accounts),
+        )
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def check_keys(self, table: dict[str, Any], allowed: set[str], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                dotted = f"{where}.{_key(key)}" if where else _key(key)
+                raise self.fail(dotted, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def table(self, value: Any, key: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a table, got {_describe(value)}")
+        return value
+
+    def text(self, value: Any, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, got {_describe(value)}")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise self.fail(key, "control characters (tab, newline, ...) are not allowed")
+        return value
+
+    def vendor(self, value: Any) -> str:
+        name = self.text(value, "vendor").strip()
+        if not name:
+            raise self.fail("vendor", "may not be empty")
+        if len(name) > MAX_VENDOR or '"' in name or ":" in name or name.startswith(_LEADING_TRIGGERS):
+            raise self.fail("vendor", f"must be at most {MAX_VENDOR} characters, without '\"' or ':', not starting with = + - @")
+        return name
+
+    def account(
+        self,
+        value: Any,
+        key: str,
+        *,
+        allowed: tuple[str, ...] | None = None,
+        default_type: str | None = None,
+        check_keys: bool = True,
+    ) -> str:
+        """Register ``{account, type, description}`` and return the account's full name."""
+        table = self.table(value, key)
+        if check_keys:
+            self.check_keys(table, _ACCOUNT_KEYS, key)
+        if "account" not in table:
+            raise self.fail(f"{key}.account", "missing")
+        name = self.full_name(table["account"], f"{key}.account", "account")
+        known = self.accounts.get(name)
+        if "type" in table:
+            kind = self.text(table["type"], f"{key}.type").strip().upper()
+            if kind not in ACCOUNT_ROOTS:
+                raise self.fail(f"{key}.type", f"unknown account type {kind!r} (use one of {', '.join(ACCOUNT_ROOTS)})")
+        elif known is not None:
+            kind = known.type
+        elif default_type is not None:
+            kind = default_type
+        else:
+            raise self.fail(f"{key}.type", "missing")
+        if allowed is not None and kind not in allowed:
+            raise self.fail(f"{key}.type", f"{kind} is not allowed here (use {' or '.join(allowed)})")
+        description = self.text(table.get("description", ""), f"{key}.description").strip()
+        if len(description) > MAX_DESCRIPTION:
+            raise self.fail(f"{key}.description", f"longer than {MAX_DESCRIPTION} characters")
+        if known is not None:
+            if known.type != kind:
+                raise self.fail(
+                    f"{key}.type",
+                    f"account {name!r} is {known.type} at {self.seen_at[name]} but {kind} here",
+                )
+            description = known.description or description
+        else:
+            self.seen_at[name] = key
+        self.accounts[name] = Account(name, kind, description)
+        return name
+
+    def full_name(self, value: Any, key: str, what: str) -> str:
+        """A QuickBooks ``Parent:Child`` name: levels non-empty, at most 31 chars, no '"'."""
+        name = self.text(value, key).strip()
+        if not name:
+            raise self.fail(key, f"the {what} name may not be empty")
+        if '"' in name:
+            raise self.fail(key, f"the {what} name {name!r} contains '\"'")
+        if len(name) > MAX_FULL_NAME:
+            raise self.fail(key, f"the {what} name is longer than {MAX_FULL_NAME} characters")
+        for level in name.split(":"):
+            if not level.strip():
+                raise self.fail(key, f"the {what} name {name!r} has an empty level (check the ':')")
+            if level != level.strip():
+                raise self.fail(key, f"level {level!r} of {name!r} starts or ends with a space")
+            if len(level) > MAX_LEVEL:
+                raise self.fail(key, f"level {level!r} is longer than {MAX_LEVEL} characters")
+            if level.startswith(_LEADING_TRIGGERS):
+                raise self.fail(key, f"level {level!r} starts with {level[0]!r} (a spreadsheet formula)")
+        return name
+
+    def klass(self, value: Any, key: str) -> str:
+        if isinstance(value, str) and not value.strip():
+            return ""
+        return self.full_name(value, key, "class")
+
+    def rules(self, value: Any, usage_type: str) -> tuple[ModelRule, ...]:
+        table = self.table(value, "usage.models")
+        rules = []
+        for pattern, rule_value in table.items():
+            key = f"usage.models.{_key(pattern)}"
+            if not pattern.strip() or "*" in pattern[:-1]:
+                raise self.fail(key, "a rule is an exact model id or a prefix ending in '*'")
+            rule_table = self.table(rule_value, key)
+            self.check_keys(rule_table, _RULE_KEYS, key)
+            account = ""
+            if "account" in rule_table:
+                account = self.account(rule_table, key, default_type=usage_type, check_keys=False)
+            elif "type" in rule_table or "description" in rule_table:
+                raise self.fail(f"{key}.account", "missing (type/description describe an account)")
+            klass = self.klass(rule_table.get("class", ""), f"{key}.class")
+            if not account and not klass:
+                raise self.fail(key, "a rule must set 'account', 'class' or both")
+            rules.append(ModelRule(pattern, account, klass))
+        # exact ids first, then prefixes from the longest down: the first match is the most specific
+        rules.sort(key=lambda rule: (rule.is_prefix, -len(rule.pattern), rule.pattern))
+        return tuple(rules)
+
+    def check_parents(self) -> None:
+        """QuickBooks keeps a sub-account in its parent's type; catch a clash before the import does."""
+        # a parent level's type: its own when mapped, else that of its first child (IIF lists do the same)
+        level_types = {name: (account.type, name) for name, account in self.accounts.items()}
+        for name in sorted(self.accounts):
+            account = self.accounts[name]
+            levels = name.split(":")
+            for depth in range(1, len(levels)):
+                parent = ":".join(levels[:depth])
+                kind, by = level_types.setdefault(parent, (account.type, name))
+                if kind != account.type:
+                    raise self.fail(
+                        f"{self.seen_at[name]}.type",
+                        f"{name!r} is {account.type} but its parent {parent!r} is {kind} (from {by!r}); "
+                        "a QuickBooks sub-account has its parent's type",
+                    )
+
+
+def _key(name: str) -> str:
+    """A TOML key as the user would write it in a dotted path."""
+    bare = name.replace("-", "").replace("_", "").isalnum() and name.isascii()
+    return name if bare else f'"{name}"'
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+__all__ = [
+    "ACCOUNT_ROOTS",
+    "DEFAULT_ACCOUNTS_PATH",
+    "Account",
+    "AccountMapping",
+    "ModelRule",
+    "load_accounts",
+]

@@ -1,0 +1,308 @@
+"""The journal: booking by sign, rounding once per entry, numbering, warnings and the bug guard."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exporter import journal
+from exporter.accounts import AccountMapping, load_accounts
+from exporter.errors import ConfigError, ExportError
+from exporter.journal import build_journal
+from exporter.models import JournalEntry, JournalLine
+from exporter.money import MICROS_PER_CENT, format_micros, round_to_cents
+from exporter.period import range_window
+from factories import make_report, record, topup_record, usage_record
+
+SAMPLE = Path(__file__).parent / "golden" / "accounts_sample.toml"
+MAPPING = load_accounts(SAMPLE)
+PREPAID = MAPPING.prepaid
+
+
+def spread(model: str, total_micros: int, count: int, **fields) -> list[dict]:
+    """``count`` usage records of ``model`` adding up exactly to ``total_micros``."""
+    each = total_micros // count
+    amounts = [each] * (count - 1) + [total_micros - each * (count - 1)]
+    return [usage_record(model, format_micros(micros, 0), **fields) for micros in amounts]
+
+
+def lines_of(entry: JournalEntry) -> list[tuple[str, int, str]]:
+    return [(line.account, line.amount_cents, line.klass) for line in entry.lines]
+
+
+def prepaid_cents(entries: list[JournalEntry], accounts: AccountMapping = MAPPING) -> int:
+    return sum(line.amount_cents for entry in entries for line in entry.lines if line.account == accounts.prepaid)
+
+
+def test_the_sample_month_books_like_the_reference():
+    # accounting-formats.md §0: 4 model classes, exact 17.020 -> 10.01 / 5.00 / 2.00 / 0.01
+    raws = [
+        topup_record("100.00", payment_method="card", created_at="2024-01-03T09:00:00Z", id="tu_1001"),
+        topup_record("50.00", payment_method="card", status="failed", created_at="2024-01-10T09:00:00Z"),
+        topup_record("25.00", payment_method="card", status="pending", created_at="2024-01-31T23:50:00Z"),
+        record("refund", "-20.00", model=None, payment_method="card", created_at="2024-01-20T09:00:00Z", id="rf_2001"),
+        *spread("model-a", -10_004_000, 812),
+        *spread("model-b", -5_004_000, 604),
+        *spread("model-c", -2_004_000, 491),
+        *spread("model-d", -8_000, 5),
+    ]
+    entries, warnings = build_journal(make_report(raws), MAPPING)
+
+    assert warnings == []
+    assert [e.number for e in entries] == ["WS2401T001", "WS2401P001", "WS2401U"]
+    topup, payout, usage = entries
+    assert (topup.date, topup.kind, topup.source_ids) == (date(2024, 1, 3), "topup", ("tu_1001",))
+    assert lines_of(topup) == [(PREPAID, 10000, ""), ("Company Visa", -10000, "")]
+    assert "tu_1001" in topup.memo and "card" in topup.memo
+    assert lines_of(payout) == [("Company Visa", 2000, ""), (PREPAID, -2000, "")]
+    assert (usage.date, usage.kind, usage.currency) == (date(2024, 1, 31), "usage", "USD")
+    assert lines_of(usage) == [
+        ("AI API Usage", 1001, "AI Models:model-a"),
+        ("AI API Usage", 500, "AI Models:model-b"),
+        ("AI API Usage", 200, "AI Models:model-c"),
+        ("AI API Usage", 1, "AI Models:model-d"),
+        (PREPAID, -1702, ""),
+    ]
+    assert usage.lines[0].memo == "Usage 2024-01 model-a (812 tasks, UTC)"
+    assert usage.lines[-1].memo == "Usage 2024-01 total (1912 tasks, UTC)"
+    assert prepaid_cents(entries) == 6298  # 100.00 - 20.00 - 17.02, as in the reference
+
+
+def test_daily_granularity_gives_one_usage_entry_per_local_day():
+    raws = [
+        usage_record("model-a", "-0.006", created_at="2024-01-15T10:00:00Z"),
+        usage_record("model-a", "-0.006", created_at="2024-01-15T23:30:00Z"),  # 16th in Berlin
+        usage_record("model-b", "-1.00", created_at="2024-01-16T10:00:00Z"),
+        usage_record("model-a", "0.006", created_at="2024-01-16T11:00:00Z"),  # a refunded task
+    ]
+    from exporter.period import month_window
+
+    report = make_report(raws, window=month_window("2024-01", "Europe/Berlin"))
+    entries, _ = build_journal(report, MAPPING, "daily")
+    assert [(e.number, e.date, e.kind) for e in entries] == [
+        ("WS2401U15", date(2024, 1, 15), "usage"),
+        ("WS2401R16", date(2024, 1, 16), "credit"),
+        ("WS2401U16", date(2024, 1, 16), "usage"),
+    ]
+    assert lines_of(entries[2]) == [
+        ("AI API Usage", 1, "AI Models:model-a"),
+        ("AI API Usage", 100, "AI Models:model-b"),
+        (PREPAID, -101, ""),
+    ]
+    assert entries[2].lines[0].memo == "Usage 2024-01-16 model-a (1 task, Europe/Berlin)"
+
+
+def test_credits_back_with_a_model_are_summed_exactly_not_rounded_one_by_one():
+    # 0.0025 rounds to 0.00 on its own; three of them are 0.0075 -> 0.01
+    raws = [usage_record("model-a", "0.0025", id=f"rf_{i}") for i in range(3)]
+    raws.append(record("refund", "0.004", model="model-b", id="rf_b"))
+    raws.append(record("refund", "5.00", model="google/veo3", id="rf_v"))
+    entries, warnings = build_journal(make_report(raws), MAPPING)
+    (credit,) = entries
+    assert (credit.number, credit.kind) == ("WS2401R", "credit")
+    assert set(credit.source_ids) == {"rf_0", "rf_1", "rf_2", "rf_b", "rf_v"}
+    # exact 5.0115 -> 5.01; the spare cent goes to model-a's 0.0075, model-b's 0.004 gets no line
+    assert lines_of(credit) == [
+        (PREPAID, 501, ""),
+        ("AI API Usage", -1, "AI Models:model-a"),
+        ("Video Generation", -500, "AI Models:Google Video"),
+    ]
+    assert warnings == []
+
+
+def test_a_sub_cent_credit_without_a_model_is_not_posted_but_reported():
+    raws = [record("refund", "0.004", model=None, id="rf_tiny"), record("refund", "1.50", model=None, id="rf_big")]
+    entries, warnings = build_journal(make_report(raws), MAPPING)
+    (entry,) = entries
+    assert (entry.number, entry.source_ids) == ("WS2401C001", ("rf_big",))
+    assert lines_of(entry) == [(PREPAID, 150, ""), ("AI API Usage", -150, "")]
+    (warning,) = warnings
+    assert "rf_tiny" in warning and "0.00" in warning and "0.004 USD" in warning
+
+
+def test_suspense_takes_what_the_rules_cannot_place():
+    raws = [
+        topup_record("-5.00", id="tu_neg", created_at="2024-01-02T00:00:00Z"),
+        record("chargeback", "-2.50", model=None, id="cb_1", created_at="2024-01-03T00:00:00Z"),
+    ]
+    entries, warnings = build_journal(make_report(raws), MAPPING)
+    assert [e.number for e in entries] == ["WS2401S001", "WS2401S002"]
+    assert {e.kind for e in entries} == {"suspense"}
+    assert lines_of(entries[0]) == [("Ask My Accountant", 500, ""), (PREPAID, -500, "")]
+    (warning,) = warnings
+    assert "tu_neg" in warning and "cb_1" in warning and "Ask My Accountant" in warning
+
+
+def test_unmapped_models_are_listed_once():
+    raws = [
+        usage_record("new/model", "-1.00", created_at="2024-01-02T00:00:00Z"),
+        usage_record("new/model", "-1.00", created_at="2024-01-03T00:00:00Z"),
+        usage_record("other/model", "0.50", created_at="2024-01-03T00:00:00Z"),
+        usage_record("model-a", "-1.00"),
+    ]
+    _, warnings = build_journal(make_report(raws), MAPPING, "daily")
+    (warning,) = warnings
+    assert warning.count("new/model") == 1 and "other/model" in warning and "model-a" not in warning
+
+
+def test_only_completed_non_zero_records_are_posted():
+    raws = [
+        usage_record("model-a", "-1.00", status="failed"),
+        usage_record("model-a", "-1.00", status="pending"),
+        usage_record("model-a", "0"),
+        topup_record("0.00"),
+    ]
+    assert build_journal(make_report(raws), MAPPING) == ([], [])
+
+
+def test_a_usage_period_under_half_a_cent_is_reported_not_lost():
+    entries, warnings = build_journal(make_report([usage_record("model-a", "-0.004")]), MAPPING)
+    assert entries == []
+    assert "usage 2024-01" in warnings[0] and "-0.004 USD" in warnings[0]
+
+
+def test_currencies_are_never_mixed():
+    raws = [
+        usage_record("model-a", "-1.004", currency="USD"),
+        usage_record("model-a", "-2.004", currency="EUR"),
+        topup_record("10.00", currency="EUR"),
+        topup_record("20.00", currency="USD"),
+    ]
+    entries, _ = build_journal(make_report(raws), MAPPING)
+    by_number = {e.number: e for e in entries}
+    assert len(by_number) == len(entries) == 4
+    assert by_number["WS2401U1"].currency == "EUR" and by_number["WS2401U1"].lines[-1].amount_cents == -200
+    assert by_number["WS2401U2"].currency == "USD" and by_number["WS2401U2"].lines[-1].amount_cents == -100
+    assert sorted((e.currency, e.lines[0].amount_cents) for e in entries if e.kind == "topup") == [("EUR", 1000), ("USD", 2000)]
+
+
+def test_postpaid_usage_is_owed_to_the_vendor(tmp_path):
+    text = SAMPLE.read_text().replace("postpaid = false", "postpaid = true")
+    path = tmp_path / "postpaid.toml"
+    path.write_text(text)
+    accounts = load_accounts(path)
+    raws = [usage_record("model-a", "-3.00"), usage_record("model-a", "0.50"), topup_record("10.00")]
+    entries, _ = build_journal(make_report(raws), accounts)
+    credit, topup, usage = sorted(entries, key=lambda e: e.kind)
+    assert usage.lines[-1] == JournalLine("Accounts Payable", -300, usage.lines[-1].memo, "", "WaveSpeedAI")
+    assert credit.lines[0].account == "Accounts Payable" and credit.lines[0].name == "WaveSpeedAI"
+    assert lines_of(topup)[0] == (PREPAID, 1000, "")
+    assert all(line.name == "" for e in entries for line in e.lines if line.account != "Accounts Payable")
+
+
+def test_range_windows_number_from_their_first_day():
+    window = range_window("2024-01-05", "2024-02-10")
+    raws = [
+        usage_record("model-a", "-1.00", created_at="2024-01-05T10:00:00Z"),
+        usage_record("model-a", "-1.00", created_at="2024-02-10T10:00:00Z"),
+        topup_record("5.00", created_at="2024-01-06T10:00:00Z"),
+    ]
+    monthly, _ = build_journal(make_report(raws, window=window), MAPPING)
+    assert [e.number for e in monthly] == ["W240105T001", "W240105U"]
+    assert monthly[1].lines[0].memo.startswith("Usage 2024-01-05 to 2024-02-10 ")
+    daily, _ = build_journal(make_report(raws, window=window), MAPPING, "daily")
+    assert [e.number for e in daily] == ["W240105U01", "W240105T001", "W240105U37"]
+
+
+def test_more_than_999_of_a_kind_still_fit_eleven_characters():
+    window = range_window("2024-01-01", "2024-01-31")  # the longest prefix: W240101 leaves 3 characters
+    raws = [topup_record("1.00", created_at=f"2024-01-{1 + i % 28:02d}T00:00:00Z") for i in range(1001)]
+    entries, _ = build_journal(make_report(raws, window=window), MAPPING)
+    numbers = [e.number for e in entries]
+    assert len(set(numbers)) == 1001 and max(map(len, numbers)) <= 11
+    for count, room in [(999, 4), (1000, 4), (10_000, 4), (1000, 3), (46_655, 3)]:
+        codes = journal._sequence(count, room)
+        assert len(set(codes)) == count and {len(c) for c in codes} == {min(room, max(3, len(str(count))))}
+    with pytest.raises(ExportError):
+        journal._sequence(46_656, 3)
+
+
+def test_a_bad_granularity_is_a_config_error():
+    with pytest.raises(ConfigError):
+        build_journal(make_report([]), MAPPING, "weekly")  # type: ignore[arg-type]
+
+
+def test_an_unbalanced_entry_is_caught_as_a_bug():
+    report = make_report([topup_record("1.00")])
+    bad = JournalEntry("WS2401T001", date(2024, 1, 15), "USD", "x", "topup",
+                       (JournalLine(PREPAID, 100, "x"), JournalLine("Stripe Clearing", -99, "x")))
+    with pytest.raises(ExportError, match="WS2401T001 does not balance by 0.01"):
+        journal._check([bad], report.transactions, MAPPING, [])
+
+
+def test_a_journal_that_loses_money_is_caught_as_a_bug():
+    report = make_report([topup_record("1.00")])
+    short = JournalEntry("WS2401T001", date(2024, 1, 15), "USD", "x", "topup",
+                         (JournalLine(PREPAID, 99, "x"), JournalLine("Stripe Clearing", -99, "x")))
+    with pytest.raises(ExportError, match="credit balance"):
+        journal._check([short], report.transactions, MAPPING, [])
+
+
+# -- properties --------------------------------------------------------------------------------
+
+MODELS = ["model-a", "model-b", "google/veo3", "google/imagen", "new/x"]
+RULES = [
+    "",
+    '{ class = "Models:C1" }',
+    '{ account = "Usage:Video", type = "EXP" }',
+    '{ account = "Usage:Image", type = "EXP", class = "Models:C2" }',
+]
+PATTERNS = ["model-a", "model-*", "google/*", "google/veo3", "new/x"]
+
+
+def mapping_for(choices: list[int]) -> AccountMapping:
+    rules = "\n".join(f'"{p}" = {RULES[c]}' for p, c in zip(PATTERNS, choices) if c)
+    text = SAMPLE.read_text().split("[usage.models]")[0] + "[usage.models]\n" + rules + "\n"
+    text += SAMPLE.read_text().split("[payment_methods]")[1].join(["[payment_methods]", ""])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "random.toml"
+        path.write_text(text)
+        return load_accounts(path)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    usage=st.lists(st.tuples(st.sampled_from(MODELS), st.integers(-5_000_000, -1)), min_size=1, max_size=30),
+    credits=st.lists(st.tuples(st.sampled_from(MODELS), st.integers(1, 5_000_000)), max_size=5),
+    topups=st.lists(st.integers(1, 500_000).map(lambda cents: cents * MICROS_PER_CENT), max_size=3),
+    choices=st.lists(st.integers(0, len(RULES) - 1), min_size=len(PATTERNS), max_size=len(PATTERNS)),
+)
+def test_property_entries_balance_and_lines_stay_within_a_cent(usage, credits, topups, choices):
+    accounts = mapping_for(choices)
+    raws = [usage_record(m, format_micros(v, 0)) for m, v in usage]
+    raws += [usage_record(m, format_micros(v, 0)) for m, v in credits]
+    raws += [topup_record(format_micros(v)) for v in topups]
+    entries, _ = build_journal(make_report(raws), accounts)
+
+    assert all(e.balance_cents == 0 for e in entries)
+    assert all(line.amount_cents != 0 for e in entries for line in e.lines)
+
+    for kind, records, sign in (("usage", usage, 1), ("credit", credits, -1)):
+        exact: dict[tuple[str, str], int] = defaultdict(int)
+        for model, micros in records:
+            account, klass, _ = accounts.expense_for(model)
+            exact[(account, klass)] += abs(micros)
+        total = round_to_cents(sum(exact.values()))
+        matching = [e for e in entries if e.kind == kind]
+        if not total:
+            assert matching == []
+            continue
+        (entry,) = matching
+        posted = {(l.account, l.klass): sign * l.amount_cents for l in entry.lines if l.account != accounts.prepaid}
+        for key, micros in exact.items():  # a missing line had less than a cent
+            assert abs(posted.get(key, 0) * MICROS_PER_CENT - micros) < MICROS_PER_CENT
+        (balance_line,) = [l for l in entry.lines if l.account == accounts.prepaid]
+        assert balance_line.amount_cents == -sign * total  # usage draws the credit, credits back add to it
+
+    booked_topups = sorted(e.lines[0].amount_cents for e in entries if e.kind == "topup")
+    assert booked_topups == sorted(round_to_cents(v) for v in topups)
+    assert all(e.lines[0].account == accounts.prepaid for e in entries if e.kind == "topup")
+    effect = sum(v for _, v in usage) + sum(v for _, v in credits) + sum(topups)
+    rounded_groups = len(entries) + 2  # at most one usage and one credit summary may round to nothing
+    assert abs(prepaid_cents(entries, accounts) * MICROS_PER_CENT - effect) * 2 <= rounded_groups * MICROS_PER_CENT
