@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from ..accounts import AccountMapping
 from ..models import Report
 
 
@@ -20,8 +21,8 @@ DEFAULT_FORMATS = ("csv", "xlsx", "quickbooks")
 FORMATS = (*DEFAULT_FORMATS, "beancount")
 
 
-def make_writer(name: str, *, iif_lists: bool = False) -> Writer:
-    """The writer for a format name; imports lazily so ``--help`` stays fast."""
+def make_writer(name: str, *, iif_lists: bool = False, accounts: AccountMapping | None = None) -> Writer:
+    """The writer for a format name; ``accounts`` is the mapping the journal was built with."""
     if name == "csv":
         from .csv_files import CsvWriter
 
@@ -33,9 +34,9 @@ def make_writer(name: str, *, iif_lists: bool = False) -> Writer:
     if name == "quickbooks":
         from .quickbooks import QuickBooksWriter
 
-        return QuickBooksWriter(iif_lists=iif_lists)
+        return QuickBooksWriter(iif_lists=iif_lists, accounts=accounts)
     if name == "beancount":
         from .beancount import BeancountWriter
 
-        return BeancountWriter()
+        return BeancountWriter(accounts=accounts)
     raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")

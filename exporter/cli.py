@@ -1,0 +1,303 @@
+"""Command line: options and the environment -> ExportConfig -> one pipeline call -> a short report.
+
+This is the only place where an :class:`~exporter.errors.ExportError` becomes an exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, pipeline
+from .api.client import DEFAULT_BASE_URL, RetryPolicy
+from .errors import ConfigError, ExportError
+from .models import Report
+from .money import format_micros
+from .period import resolve_window
+from .writers import DEFAULT_FORMATS, FORMATS
+
+
+class ExporterGroup(click.Group):
+    """Turns the exporter's errors into ``Error: <one line>`` and their exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc), ctx) from exc
+        except ExportError as exc:
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from exc
+
+
+class FormatList(click.ParamType):
+    name = "formats"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        names = tuple(dict.fromkeys(part.strip().lower() for part in str(value).split(",") if part.strip()))
+        unknown = [n for n in names if n not in FORMATS]
+        if unknown or not names:
+            self.fail(f"unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}", param, ctx)
+        return names
+
+
+@click.group(cls=ExporterGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="wavespeed-export")
+def cli() -> None:
+    """Export a WaveSpeedAI account's billing history as an accountant's month-end pack.
+
+    \b
+    Example (no key, no network: the built-in sandbox API):
+        wavespeed-export export --sandbox --period 2024-01
+    """
+
+
+def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command that reads billing records."""
+    options = [
+        click.option("--period", metavar="YYYY-MM", help="Calendar month to export, e.g. 2024-01."),
+        click.option("--start", metavar="YYYY-MM-DD", help="First day of a date range (inclusive)."),
+        click.option("--end", metavar="YYYY-MM-DD", help="Last day of a date range (inclusive)."),
+        click.option("--timezone", "tz_name", default="UTC", show_default=True,
+                     help="IANA time zone whose midnights bound the period, e.g. America/Los_Angeles."),
+        click.option("--api-key", envvar="WAVESPEED_API_KEY", show_envvar=True,
+                     help="API key (Bearer). Prefer the environment variable: options show up in shell history."),
+        click.option("--base-url", envvar="WAVESPEED_BASE_URL", show_envvar=True, default=DEFAULT_BASE_URL,
+                     show_default=True, help="API base URL."),
+        click.option("--sandbox", is_flag=True, help="Run against the built-in sandbox API (no key, no network)."),
+        click.option("--page-size", type=click.IntRange(1, 1000), default=100, show_default=True,
+                     help="Records asked per page (the server may serve fewer)."),
+        click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+                     help="Pages fetched at once after the first."),
+        click.option("--retries", type=click.IntRange(1, 50), default=6, show_default=True,
+                     help="Attempts per request on 429/5xx/network errors."),
+        click.option("--backoff", type=click.FloatRange(0), default=0.5, show_default=True,
+                     help="First retry wait in seconds (doubles each retry, with jitter)."),
+        click.option("--max-wait", type=click.FloatRange(0), default=120.0, show_default=True,
+                     help="Most seconds spent waiting on retries in one run."),
+        click.option("--timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
+                     help="Read timeout per request in seconds."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar, no retry notices."),
+        click.option("-v", "--verbose", is_flag=True, help="Log every request (URL, status, time) on stderr."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -> pipeline.ExportConfig:
+    from_source = extra.get("from_source")
+    window = None
+    if from_source is None or params["period"] or params["start"] or params["end"]:
+        if from_source is not None:
+            raise ConfigError("--from-source re-renders the archive's own period: drop --period/--start/--end")
+        window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"])
+    if from_source is None and not api_key:
+        raise ConfigError("no API key: pass --api-key, set WAVESPEED_API_KEY, or use --sandbox")
+    return pipeline.ExportConfig(
+        window=window,
+        base_url=base_url,
+        api_key=api_key,
+        page_size=params["page_size"],
+        concurrency=params["concurrency"],
+        retry=RetryPolicy(attempts=params["retries"], backoff=params["backoff"], max_wait=params["max_wait"]),
+        timeout=(min(10.0, params["timeout"]), params["timeout"]),
+        progress=_progress_printer(params["quiet"]),
+        **extra,
+    )
+
+
+@contextlib.contextmanager
+def _api(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(base_url, api_key): the real API, or a sandbox served in-process on a free port."""
+    _setup_logging(params["quiet"], params["verbose"])
+    if not params["sandbox"]:
+        yield params["base_url"], params["api_key"] or ""
+        return
+    from .sandbox import DEMO_KEY, serve_in_thread
+
+    with serve_in_thread() as server:
+        if not params["quiet"]:
+            click.echo(f"sandbox API at {server.url}", err=True)
+        yield server.url, DEMO_KEY
+
+
+@contextlib.contextmanager
+def _line_writer(path: Path | None) -> Iterator[Callable[[str], None]]:
+    """Lines to a file (replaced only when complete) or to stdout."""
+    if path is None:
+        yield lambda line: sys.stdout.write(line + "\n")
+        return
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            yield lambda line: handle.write(line + "\n")
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
+
+
+def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, records: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        end = "\n" if done >= total else ""
+        click.echo(f"\rpages [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  records {records:,}{end}",
+                   nl=False, err=True)
+
+    return show
+
+
+@cli.command()
+@_source_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("output"), show_default=True,
+              help="Folder that receives <out>/<label>/.")
+@click.option("--format", "formats", type=FormatList(), default=",".join(DEFAULT_FORMATS), show_default=True,
+              help=f"Comma-separated subset of: {', '.join(FORMATS)}.")
+@click.option("--accounts", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Account mapping TOML (default: templates/accounts.toml).")
+@click.option("--granularity", type=click.Choice(["monthly", "daily"]), default="monthly", show_default=True,
+              help="One usage journal entry for the period, or one per day.")
+@click.option("--iif-lists", is_flag=True, help="Prepend !ACCNT/!CLASS blocks to the IIF file (fresh company files).")
+@click.option("--strict", is_flag=True, help="Fail (exit 6) instead of writing when there is any warning.")
+@click.option("--no-reconcile", is_flag=True, help="Skip the comparison with the provider's usage summary.")
+@click.option("--from-source", type=click.Path(exists=True, path_type=Path),
+              help="Re-render offline from an earlier export's source/ archive (no API).")
+def export(**params: Any) -> None:
+    """Write the accountant pack for a period into <out>/<label>/.
+
+    CSV files, an Excel workbook, QuickBooks files, manifest.json and the raw source archive.
+    Nothing is written unless every file is complete.
+
+    \b
+    Examples:
+        wavespeed-export export --sandbox --period 2024-01
+        WAVESPEED_API_KEY=... wavespeed-export export --period 2024-01 --timezone Europe/Berlin
+        wavespeed-export export --start 2024-01-01 --end 2024-03-31 --format csv,quickbooks
+        wavespeed-export export --from-source output/2024-01
+    """
+    with _api(params) as (base_url, api_key):
+        config = _config(
+            params, base_url, api_key,
+            out=params["out"], formats=params["formats"], accounts=params["accounts"],
+            granularity=params["granularity"], iif_lists=params["iif_lists"], strict=params["strict"],
+            reconcile=not params["no_reconcile"], from_source=params["from_source"],
+        )
+        result = pipeline.run_export(config)
+    _print_result(result)
+
+
+@cli.command()
+@_source_options
+@click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the JSON Lines here instead of stdout.")
+def fetch(**params: Any) -> None:
+    """Print a period's records as JSON Lines, amounts exactly as the API sent them.
+
+    \b
+    Examples:
+        wavespeed-export fetch --sandbox --period 2024-01 --output jan.jsonl
+        wavespeed-export fetch --period 2024-01 | jq -c 'select(.type == "topup")'
+    """
+    with _api(params) as (base_url, api_key), _line_writer(params["output"]) as write:
+        extraction = pipeline.fetch(_config(params, base_url, api_key), write)
+    if not params["quiet"]:
+        click.echo(f"{len(extraction.rows):,} records in the period", err=True)
+        for warning in extraction.warnings:
+            click.echo(f"warning: {warning}", err=True)
+
+
+@cli.command()
+@_source_options
+@click.option("--from-source", type=click.Path(exists=True, path_type=Path),
+              help="Read an earlier export's source/ archive instead of the API.")
+def summary(**params: Any) -> None:
+    """Show spend per model and the period's totals; writes no files.
+
+    \b
+    Example:
+        wavespeed-export summary --sandbox --period 2024-01
+    """
+    with _api(params) as (base_url, api_key):
+        report = pipeline.summarize(_config(params, base_url, api_key, from_source=params["from_source"]))
+    click.echo(render_summary(report))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port (0: any free one).")
+def sandbox(host: str, port: int) -> None:
+    """Serve the built-in sandbox API in the foreground (Ctrl-C stops it).
+
+    \b
+    Example:
+        wavespeed-export sandbox --port 8765
+        wavespeed-export export --base-url http://127.0.0.1:8765 --api-key ws-sandbox-demo-key --period 2024-01
+    """
+    from .sandbox.server import run
+
+    run(host, port)
+
+
+def render_summary(report: Report) -> str:
+    """The per-model table with a totals row, then totals per currency and type."""
+    lines = [f"{report.window.label}  ({report.window.tz_name}, {report.stats.in_period:,} records)", ""]
+    header = ("model", "currency", "count", "amount", "share")
+    rows = [
+        (r.model or "(none)", r.currency, f"{r.count:,}", format_micros(r.amount_micros), f"{r.share * 100:.2f}%")
+        for r in report.by_model.itertuples(index=False)
+    ]
+    total_rows = [
+        ("TOTAL usage", str(currency), f"{int(group['count'].sum()):,}",
+         format_micros(int(group["amount_micros"].sum())), "100.00%")
+        for currency, group in report.by_model.groupby("currency")
+    ]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, *total_rows)]
+    rule = "  ".join("-" * w for w in widths)
+
+    def fmt(row: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    lines += [fmt(header), rule, *map(fmt, rows), rule, *map(fmt, total_rows), ""]
+    for r in report.totals.itertuples(index=False):
+        lines.append(f"{r.type:<10} {r.currency:<4} {r.count:>9,}  {format_micros(r.amount_micros):>16}")
+    pending = report.status_counts[report.status_counts["status"] != "completed"]
+    for r in pending.itertuples(index=False):
+        lines.append(f"not counted: {r.count:,} {r.type} record(s) with status {r.status}")
+    for warning in report.warnings:
+        lines.append(f"warning: {warning}")
+    return "\n".join(lines)
+
+
+def _print_result(result: pipeline.ExportResult) -> None:
+    report = result.report
+    lines = [
+        f"wrote {len(result.files)} files to {result.folder}",
+        f"{report.stats.in_period:,} records in {report.window.label} ({report.window.tz_name})",
+    ]
+    for r in report.totals.itertuples(index=False):
+        lines.append(f"  {r.type:<10} {r.currency:<4} {r.count:>9,}  {format_micros(r.amount_micros):>16}")
+    lines.append(f"{len(report.journal)} journal entries; {len(report.warnings)} warning(s)")
+    lines.extend(f"warning: {w}" for w in report.warnings)
+    click.echo("\n".join(lines))
+
+
+def main() -> None:
+    cli(prog_name="wavespeed-export")

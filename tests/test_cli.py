@@ -1,0 +1,238 @@
+"""End to end: the CLI against the sandbox over real HTTP, files read back and checked."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from exporter.cli import cli
+from exporter.period import month_window
+from exporter.sandbox import SandboxServer
+
+SECRET = "sk-live-never-print-me"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def export(api_args: list[str], out: Path, *extra: str):
+    return invoke("export", "--period", "2024-01", "--out", str(out), *api_args, *extra)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def in_january(server: SandboxServer, tz: str = "UTC") -> list:
+    w = month_window("2024-01", tz)
+    return [r for r in server.dataset.records if w.start <= r["created_at"] < w.end]
+
+
+def test_every_command_has_help_with_an_example():
+    for name, command in cli.commands.items():
+        result = invoke(name, "--help")
+        assert result.exit_code == 0
+        assert "Example" in result.output, name
+        assert command.help
+
+
+def test_export_writes_a_pack_that_matches_the_sandbox(sandbox, api_args, tmp_path):
+    result = export(api_args, tmp_path)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "2024-01"
+    expected = in_january(sandbox)
+
+    rows = read_csv(folder / "transactions.csv")
+    assert {r["id"]: r["amount"] for r in rows} == {r["id"]: format(r["amount"], "f") for r in expected}
+    assert [r["created_at"] for r in rows] == sorted(r["created_at"] for r in rows)
+    assert rows[-1]["created_at"] == "2024-01-31T23:59:59.999Z"
+
+    usage = sandbox.dataset.usage_by_model(month_window("2024-01").first_day, month_window("2024-01").last_day)
+    by_model = {r["model"]: (int(r["count"]), Decimal(r["amount"])) for r in read_csv(folder / "by_model.csv")}
+    assert by_model == {m: (u.requests, -u.cost) for m, u in usage.items()}
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["period"]["start"] == "2024-01-01T00:00:00.000Z"
+    assert manifest["period"]["end"] == "2024-02-01T00:00:00.000Z"
+    assert manifest["source"]["records_in_period"] == len(expected)
+    for entry in manifest["files"]:
+        data = (folder / entry["name"]).read_bytes()
+        assert entry["size"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
+    listed = {e["name"] for e in manifest["files"]}
+    assert listed >= {"transactions.csv", "by_model.csv", "by_day.csv", "wavespeed_2024-01.xlsx",
+                      "quickbooks.iif", "quickbooks_online_journal.csv", "source/billings.jsonl.gz"}
+
+    with gzip.open(folder / "source" / "billings.jsonl.gz", "rt", encoding="utf-8") as archive:
+        archived = [line.rstrip("\n") for line in archive]
+    served = {line.split('"id":"', 1)[1].split('"', 1)[0]: line for line in sandbox.dataset.lines()}
+    assert archived == [served[r["id"]] for r in expected]  # byte for byte as the API sent them
+
+    assert "wrote" in result.output and str(folder) in result.output
+    assert SECRET not in "".join(snapshot(folder).keys())
+
+
+def test_export_in_a_time_zone_keeps_local_midnights(sandbox, api_args, tmp_path):
+    result = export(api_args, tmp_path, "--timezone", "America/Los_Angeles", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(tmp_path / "2024-01" / "transactions.csv")
+    assert {r["id"] for r in rows} == {r["id"] for r in in_january(sandbox, "America/Los_Angeles")}
+    first_feb_utc = [r for r in rows if r["created_at"] == "2024-02-01T00:00:00.000Z"]
+    assert first_feb_utc and all(r["date"] == "2024-01-31" for r in first_feb_utc)
+
+
+def test_two_exports_give_identical_csv_bytes(api_args, tmp_path):
+    assert export(api_args, tmp_path / "a", "--format", "csv,quickbooks").exit_code == 0
+    assert export(api_args, tmp_path / "b", "--format", "csv,quickbooks").exit_code == 0
+    a, b = snapshot(tmp_path / "a" / "2024-01"), snapshot(tmp_path / "b" / "2024-01")
+    csvs = [name for name in a if name.endswith((".csv", ".iif", ".gz"))]
+    assert len(csvs) >= 6
+    assert all(a[name] == b[name] for name in csvs)
+
+
+def test_from_source_rebuilds_the_csv_files_offline(api_args, tmp_path):
+    assert export(api_args, tmp_path / "live").exit_code == 0
+    live = tmp_path / "live" / "2024-01"
+    result = invoke("export", "--from-source", str(live), "--out", str(tmp_path / "offline"),
+                    "--base-url", "http://127.0.0.1:9", "--quiet")  # nothing listens there
+    assert result.exit_code == 0, result.output
+    a, b = snapshot(live), snapshot(tmp_path / "offline" / "2024-01")
+    for name in a:
+        if name.endswith((".csv", ".iif", ".gz")):
+            assert a[name] == b[name], name
+    assert set(a) == set(b)
+
+
+def test_rejected_key_exits_3_names_no_key_and_writes_nothing(sandbox, tmp_path):
+    result = invoke("export", "--period", "2024-01", "--base-url", sandbox.url, "--api-key", SECRET, "--out", str(tmp_path))
+    assert result.exit_code == 3
+    assert "rejected the key" in result.output
+    assert SECRET not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_api_down_exits_4_quickly_and_writes_nothing(sandbox, api_args, tmp_path):
+    sandbox.faults.down = True
+    result = export(api_args, tmp_path, "--retries", "3", "--max-wait", "1")
+    assert result.exit_code == 4
+    assert "503" in result.output and len(result.output.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_malformed_record_exits_5_and_keeps_the_previous_export(sandbox, api_args, tmp_path):
+    assert export(api_args, tmp_path, "--format", "csv").exit_code == 0
+    before = snapshot(tmp_path / "2024-01")
+    victim = in_january(sandbox)[42]["id"]
+    sandbox.faults.malformed = {victim: "amount"}
+    result = export(api_args, tmp_path, "--format", "csv")
+    assert result.exit_code == 5
+    assert victim in result.output and "'amount'" in result.output
+    assert snapshot(tmp_path / "2024-01") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2024-01"]  # no temporary folder left
+
+
+def test_a_crash_while_writing_leaves_no_partial_folder(api_args, tmp_path, monkeypatch):
+    assert export(api_args, tmp_path, "--format", "csv").exit_code == 0
+    before = snapshot(tmp_path / "2024-01")
+
+    from exporter.writers import csv_files
+
+    def crash(self, report, folder):
+        (folder / "transactions.csv").write_text("half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(csv_files.CsvWriter, "write", crash)
+    with pytest.raises(OSError, match="disk full"):
+        export(api_args, tmp_path, "--format", "csv")
+    assert snapshot(tmp_path / "2024-01") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2024-01"]
+
+
+def test_strict_turns_warnings_into_exit_6(sandbox, api_args, tmp_path):
+    sandbox.faults.duplicate_across_pages = True
+    result = export(api_args, tmp_path, "--strict")
+    assert result.exit_code == 6
+    assert "duplicate record(s) dropped" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "csv,pdf"], "unknown format pdf"),
+        (["--period", "2024-13"], "--period must be YYYY-MM"),
+        (["--timezone", "Mars/Olympus"], "unknown time zone"),
+    ],
+)
+def test_bad_options_exit_2_before_any_request(sandbox, api_args, tmp_path, args, message):
+    result = invoke("export", "--period", "2024-01", "--out", str(tmp_path), *api_args, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(sandbox.requests) == 0
+
+
+def test_missing_key_exits_2(tmp_path, monkeypatch):
+    monkeypatch.delenv("WAVESPEED_API_KEY", raising=False)
+    result = invoke("export", "--period", "2024-01", "--out", str(tmp_path))
+    assert result.exit_code == 2 and "no API key" in result.output
+
+
+def test_key_from_the_environment(sandbox, tmp_path, monkeypatch):
+    from exporter.sandbox import DEMO_KEY
+
+    monkeypatch.setenv("WAVESPEED_API_KEY", DEMO_KEY)
+    monkeypatch.setenv("WAVESPEED_BASE_URL", sandbox.url)
+    result = invoke("export", "--period", "2024-01", "--out", str(tmp_path), "--format", "csv", "-q")
+    assert result.exit_code == 0, result.output
+
+
+def test_fetch_writes_exact_json_lines(sandbox, api_args, tmp_path):
+    target = tmp_path / "jan.jsonl"
+    result = invoke("fetch", "--period", "2024-01", "--output", str(target), *api_args)
+    assert result.exit_code == 0, result.output
+    lines = target.read_text(encoding="utf-8").splitlines()
+    expected = in_january(sandbox)
+    assert len(lines) == len(expected)
+    served = {line.split('"id":"', 1)[1].split('"', 1)[0]: line for line in sandbox.dataset.lines()}
+    assert lines == [served[r["id"]] for r in expected]
+
+
+def test_fetch_to_stdout(sandbox, api_args):
+    result = invoke("fetch", "--start", "2024-01-10", "--end", "2024-01-10", *api_args)
+    assert result.exit_code == 0
+    records = [json.loads(line, parse_float=Decimal) for line in io.StringIO(result.stdout)]
+    assert records and all(r["created_at"].startswith("2024-01-10") for r in records)
+
+
+def test_summary_prints_the_model_table_and_totals(sandbox, api_args, tmp_path):
+    result = invoke("summary", "--period", "2024-01", *api_args)
+    assert result.exit_code == 0, result.output
+    w = month_window("2024-01")
+    usage = sandbox.dataset.usage_by_model(w.first_day, w.last_day)
+    total = sum(u.cost for u in usage.values())
+    lines = result.stdout.splitlines()
+    total_line = next(line for line in lines if line.startswith("TOTAL usage"))
+    assert f"-{total:f}".rstrip("0") in total_line
+    top_model = max(usage.items(), key=lambda kv: kv[1].cost)[0]
+    assert any(line.startswith(top_model) for line in lines)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sandbox_flag_needs_no_key_or_network(tmp_path, monkeypatch):
+    monkeypatch.delenv("WAVESPEED_API_KEY", raising=False)
+    result = invoke("export", "--sandbox", "--period", "2024-01", "--out", str(tmp_path), "--format", "csv", "-q")
+    assert result.exit_code == 0, result.output
+    assert len(read_csv(tmp_path / "2024-01" / "transactions.csv")) > 1000
