@@ -236,3 +236,34 @@ def test_sandbox_flag_needs_no_key_or_network(tmp_path, monkeypatch):
     result = invoke("export", "--sandbox", "--period", "2024-01", "--out", str(tmp_path), "--format", "csv", "-q")
     assert result.exit_code == 0, result.output
     assert len(read_csv(tmp_path / "2024-01" / "transactions.csv")) > 1000
+
+
+def test_beancount_of_a_sandbox_export_passes_bean_check(api_args, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    result = export(api_args, tmp_path, "--format", "beancount,quickbooks", "--granularity", "daily")
+    assert result.exit_code == 0, result.output
+    ledger = tmp_path / "2024-01" / "wavespeed_2024-01.beancount"
+    bean_check = shutil.which("bean-check", path=str(Path(sys.executable).parent)) or shutil.which("bean-check")
+    assert bean_check, "bean-check comes with the test extra (beancount)"
+    checked = subprocess.run([bean_check, str(ledger)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert ledger.read_text().count(" * ") >= 31  # one usage entry per day, plus top-ups
+
+
+def test_reconciliation_flags_an_injected_mismatch(sandbox, api_args, tmp_path):
+    sandbox.faults.usage_skew = {"google/veo3": Decimal("0.05")}
+    result = export(api_args, tmp_path, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = {r["model"]: r for r in read_csv(tmp_path / "2024-01" / "reconciliation.csv")}
+    assert rows["google/veo3"]["status"] == "mismatch"
+    # exported exact spend minus (provider's rounded cost + 0.05): the skew, give or take the rounding
+    assert abs(Decimal(rows["google/veo3"]["difference"]) + Decimal("0.05")) <= Decimal("0.005")
+    assert all(r["status"] == "ok" for m, r in rows.items() if m != "google/veo3")
+    assert "google/veo3" in result.output  # the warning is shown
+    manifest = json.loads((tmp_path / "2024-01" / "manifest.json").read_text())
+    assert [r["model"] for r in manifest["reconciliation"] if r["status"] != "ok"] == ["google/veo3"]
+    strict = export(api_args, tmp_path / "strict", "--format", "csv", "--strict")
+    assert strict.exit_code == 6 and "google/veo3" in strict.output
