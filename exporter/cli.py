@@ -219,7 +219,7 @@ def fetch(**params: Any) -> None:
     with _api(params) as (base_url, api_key), _line_writer(params["output"]) as write:
         extraction = pipeline.fetch(_config(params, base_url, api_key), write)
     if not params["quiet"]:
-        click.echo(f"{len(extraction.rows):,} records in the period", err=True)
+        click.echo(f"{len(extraction.records):,} records in the period", err=True)
         for warning in extraction.warnings:
             click.echo(f"warning: {warning}", err=True)
 

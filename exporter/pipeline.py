@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
+
 from . import __version__
 from .accounts import AccountMapping, load_accounts
 from .api.client import BillingClient, RetryPolicy
@@ -26,12 +28,11 @@ from .manifest import write_manifest
 from .models import Report
 from .period import Window
 from .reconcile import reconcile
-from .records import Row, parse_record
 from .source import (
     ARCHIVE_NAME,
     ArchiveWriter,
     SourceContext,
-    iter_archive,
+    read_archive,
     read_context,
     resolve_source_folder,
     write_context,
@@ -89,13 +90,13 @@ def build(config: ExportConfig, accounts: AccountMapping, source_dir: Path | Non
     With ``source_dir`` the records are archived there as they are read, with their context.
     """
     if config.from_source is not None:
-        rows, context = _read_source(config.from_source, source_dir)
+        records, context = _read_source(config.from_source, source_dir)
     else:
-        rows, context = _fetch_live(config, source_dir)
+        records, context = _fetch_live(config, source_dir)
     if source_dir is not None:
         write_context(source_dir, context)
 
-    report = build_report(rows, context.window, context.stats, datetime.now(timezone.utc), __version__, context.warnings)
+    report = build_report(records, context.window, context.stats, datetime.now(timezone.utc), __version__, context.warnings)
     report.journal, journal_warnings = build_journal(report, accounts, config.granularity)
     report.warnings.extend(journal_warnings)
     if context.provider_usage is not None:
@@ -126,17 +127,17 @@ def _source_path(config: ExportConfig) -> Path:
     return config.from_source
 
 
-def _read_source(path: Path, copy_to: Path | None) -> tuple[list[Row], SourceContext]:
+def _read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext]:
     folder = resolve_source_folder(path)
     context = read_context(folder)
-    rows = [parse_record(raw, f"archive line {n}") for n, raw in iter_archive(folder)]
+    records = read_archive(folder)
     if copy_to is not None:
         copy_to.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(folder / ARCHIVE_NAME, copy_to / ARCHIVE_NAME)
-    return rows, context
+    return records, context
 
 
-def _fetch_live(config: ExportConfig, archive_to: Path | None) -> tuple[list[Row], SourceContext]:
+def _fetch_live(config: ExportConfig, archive_to: Path | None) -> tuple[pd.DataFrame, SourceContext]:
     assert config.window is not None
     archive = ArchiveWriter(archive_to) if archive_to is not None else None
     try:
@@ -151,7 +152,7 @@ def _fetch_live(config: ExportConfig, archive_to: Path | None) -> tuple[list[Row
         if archive is not None:
             archive.close()
     warnings = extraction.warnings + ([usage_warning] if usage_warning else [])
-    return extraction.rows, SourceContext(config.window, extraction.stats, usage, warnings)
+    return extraction.records, SourceContext(config.window, extraction.stats, usage, warnings)
 
 
 def _client(config: ExportConfig) -> BillingClient:

@@ -8,16 +8,18 @@ usage summary, so ``export --from-source`` rebuilds every file offline.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from . import jsonexact
 from .errors import ConfigError, DataError
 from .models import ExtractionStats
 from .period import Window
+from .records import parse_records
 
 ARCHIVE_NAME = "billings.jsonl.gz"
 CONTEXT_NAME = "context.json"
@@ -73,16 +75,29 @@ def write_context(folder: Path, context: SourceContext) -> Path:
     return path
 
 
-def iter_archive(folder: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, raw record) for every line of the archive."""
+def read_archive(folder: Path, chunk: int = 50_000) -> pd.DataFrame:
+    """Every archived record, validated as columns (records.RECORD_COLUMNS), in archive order."""
+    frames: list[pd.DataFrame] = []
+    raws: list[Any] = []
+    first_line = 1
+
+    def flush() -> None:
+        start = first_line
+        frames.append(parse_records(raws, lambda i: f"{ARCHIVE_NAME} line {start + i}"))
+        raws.clear()
+
     with gzip.open(folder / ARCHIVE_NAME, "rt", encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
             try:
-                yield number, jsonexact.loads(line)
+                raws.append(jsonexact.loads(line))
             except ValueError as exc:
                 raise DataError(f"{folder / ARCHIVE_NAME}: line {number} is not valid JSON ({exc})") from None
+            if len(raws) >= chunk:
+                flush()
+                first_line = number + 1
+    if raws or not frames:
+        flush()
+    return pd.concat(frames, ignore_index=True)
 
 
 def read_context(folder: Path) -> SourceContext:

@@ -15,7 +15,6 @@ import pandas as pd
 from .models import COMPLETED, TRANSACTION_COLUMNS, ExtractionStats, Report
 from .money import MICROS_PER_UNIT
 from .period import Window
-from .records import Row
 
 KNOWN_TYPES = ("topup", "usage", "refund")
 _CATEGORIES = ["type", "status", "model", "payment_method", "currency"]
@@ -23,10 +22,10 @@ _CATEGORIES = ["type", "status", "model", "payment_method", "currency"]
 _EXPECTED_SIGN = {"topup": 1, "usage": -1}
 
 
-def to_frame(rows: Iterable[Row], tz_name: str) -> pd.DataFrame:
-    """One row per record, columns as documented in :mod:`exporter.models`, sorted by time then id."""
-    frame = pd.DataFrame.from_records(list(rows), columns=list(Row._fields))
-    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+def to_frame(records: pd.DataFrame, tz_name: str) -> pd.DataFrame:
+    """Validated records (:func:`records.parse_records`) -> the transactions frame of
+    :mod:`exporter.models`: local dates added, categories for repeated text, sorted by time then id."""
+    frame = records.copy()
     frame["date"] = frame["created_at"].dt.tz_convert(tz_name).dt.tz_localize(None).dt.normalize()
     frame["amount_micros"] = frame["amount_micros"].astype("int64")
     for column in _CATEGORIES:
@@ -107,7 +106,7 @@ def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
 
 def data_warnings(frame: pd.DataFrame) -> list[str]:
     """Sign contradictions and unknown types: reported, never flipped or dropped."""
-    warnings: list[str] = []
+    warnings: list[str] = [] if len(frame) else ["no records in the period"]
     for record_type, sign in _EXPECTED_SIGN.items():
         of_type = frame[frame["type"] == record_type]
         wrong = of_type[(of_type["amount_micros"] * sign) < 0]
@@ -134,15 +133,15 @@ def _ratio(numerator: int, denominator: int, places: str) -> Decimal:
 
 
 def build_report(
-    rows: Iterable[Row],
+    records: pd.DataFrame,
     window: Window,
     stats: ExtractionStats,
     generated_at: datetime,
     tool_version: str,
     warnings: Iterable[str] = (),
 ) -> Report:
-    """Rows of the period -> a :class:`Report` with every summary; ``warnings`` come first."""
-    frame = to_frame(rows, window.tz_name)
+    """The period's validated records -> a :class:`Report` with every summary; ``warnings`` come first."""
+    frame = to_frame(records, window.tz_name)
     return Report(
         window=window,
         transactions=frame,

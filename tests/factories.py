@@ -9,7 +9,7 @@ from typing import Any
 from exporter import jsonexact
 from exporter.models import ExtractionStats, Report
 from exporter.period import Window, month_window
-from exporter.records import parse_record
+from exporter.records import parse_records
 from exporter.transform import build_report
 
 _ids = count(1)
@@ -60,9 +60,9 @@ def make_report(
 ) -> Report:
     """A Report built from raw records by the same functions the pipeline uses."""
     window = window or month_window("2024-01")
-    rows = [parse_record(raw, f"item {i}") for i, raw in enumerate(raws)]
+    records = parse_records(raws, lambda i: f"item {i}")
     stats = ExtractionStats(
-        source="test", server_total=len(rows), unique_fetched=len(rows),
-        duplicates_dropped=0, pages=1, in_period=len(rows),
+        source="test", server_total=len(records), unique_fetched=len(records),
+        duplicates_dropped=0, pages=1, in_period=len(records),
     )
-    return build_report(rows, window, stats, GENERATED_AT, "0.0.0-test", warnings or [])
+    return build_report(records, window, stats, GENERATED_AT, "0.0.0-test", warnings or [])

@@ -267,3 +267,13 @@ def test_reconciliation_flags_an_injected_mismatch(sandbox, api_args, tmp_path):
     assert [r["model"] for r in manifest["reconciliation"] if r["status"] != "ok"] == ["google/veo3"]
     strict = export(api_args, tmp_path / "strict", "--format", "csv", "--strict")
     assert strict.exit_code == 6 and "google/veo3" in strict.output
+
+
+def test_an_empty_period_still_gives_a_complete_pack(api_args, tmp_path):
+    result = invoke("export", "--period", "2022-01", "--out", str(tmp_path), *api_args)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "2022-01"
+    assert read_csv(folder / "transactions.csv") == []
+    assert (folder / "transactions.csv").read_text().startswith("id,created_at,date")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["warnings"] == ["no records in the period"] and manifest["totals"] == []

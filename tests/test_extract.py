@@ -28,7 +28,7 @@ def expected_ids(server: SandboxServer, start: datetime, end: datetime) -> list[
 def test_every_record_of_the_month_arrives_once_across_capped_pages(sandbox):
     window = month_window("2024-01")
     result = run(sandbox, window, page_size=500)  # the server caps pages at 100
-    ids = [row.id for row in result.rows]
+    ids = list(result.records["id"])
     assert ids == expected_ids(sandbox, window.start, window.end)
     assert len(ids) == len(set(ids)) > 1000
     assert result.stats.duplicates_dropped == 0
@@ -41,7 +41,7 @@ def test_every_record_of_the_month_arrives_once_across_capped_pages(sandbox):
 def test_amounts_are_exact_decimal_text(sandbox):
     result = run(sandbox)
     by_id = {r["id"]: r for r in sandbox.dataset.records}
-    for row in result.rows[:500]:
+    for row in result.records.itertuples():
         source = by_id[row.id]["amount"]
         assert row.amount == format(source, "f")
         assert row.amount_micros == int(source * 1_000_000)
@@ -49,7 +49,7 @@ def test_amounts_are_exact_decimal_text(sandbox):
 
 def test_month_boundaries_are_cut_exactly_in_utc(sandbox):
     result = run(sandbox)
-    times = [row.created_at for row in result.rows]
+    times = list(result.records["created_at"])
     assert max(times) == datetime(2024, 1, 31, 23, 59, 59, 999000, tzinfo=timezone.utc)
     assert min(times) >= datetime(2024, 1, 1, tzinfo=timezone.utc)
     assert all(t < datetime(2024, 2, 1, tzinfo=timezone.utc) for t in times)
@@ -59,9 +59,9 @@ def test_period_in_another_time_zone_uses_local_midnights(sandbox):
     window = month_window("2024-01", "America/Los_Angeles")
     result = run(sandbox, window)
     assert window.start == datetime(2024, 1, 1, 8, tzinfo=timezone.utc)
-    assert [row.id for row in result.rows] == expected_ids(sandbox, window.start, window.end)
+    assert list(result.records["id"]) == expected_ids(sandbox, window.start, window.end)
     # the UTC boundary records of 31 Jan 23:59:59.999 and 1 Feb 00:00 both fall inside in Los Angeles
-    assert {t.created_at for t in result.rows} >= {
+    assert set(result.records["created_at"]) >= {
         datetime(2024, 1, 31, 23, 59, 59, 999000, tzinfo=timezone.utc),
         datetime(2024, 2, 1, tzinfo=timezone.utc),
     }
@@ -70,9 +70,9 @@ def test_period_in_another_time_zone_uses_local_midnights(sandbox):
 def test_date_range_window(sandbox):
     window = range_window("2024-01-10", "2024-01-12")
     result = run(sandbox, window)
-    assert result.rows
-    assert {row.created_at.date() for row in result.rows} <= {date(2024, 1, 10), date(2024, 1, 11), date(2024, 1, 12)}
-    assert [row.id for row in result.rows] == expected_ids(sandbox, window.start, window.end)
+    assert len(result.records)
+    assert set(result.records["created_at"].dt.date) <= {date(2024, 1, 10), date(2024, 1, 11), date(2024, 1, 12)}
+    assert list(result.records["id"]) == expected_ids(sandbox, window.start, window.end)
 
 
 def test_concurrency_does_not_change_the_result(sandbox):
@@ -81,8 +81,8 @@ def test_concurrency_does_not_change_the_result(sandbox):
     lines_many: list[str] = []
     one = run(sandbox, concurrency=1, sink=lines_one.append)
     many = run(sandbox, concurrency=8, page_size=37, sink=lines_many.append)
-    assert one.rows == many.rows
-    assert lines_one == lines_many and len(lines_one) == len(one.rows)
+    assert one.records.equals(many.records)
+    assert lines_one == lines_many and len(lines_one) == len(one.records)
 
 
 def test_rate_limit_with_retry_after_is_honoured(sandbox):
@@ -91,7 +91,7 @@ def test_rate_limit_with_retry_after_is_honoured(sandbox):
     result = run(sandbox, concurrency=2)
     statuses = [r.status for r in sandbox.requests]
     assert statuses.count(429) >= 5
-    assert len(result.rows) == len(expected_ids(sandbox, *_bounds()))
+    assert len(result.records) == len(expected_ids(sandbox, *_bounds()))
 
 
 def test_transient_html_gateway_errors_are_retried(sandbox):
@@ -100,13 +100,13 @@ def test_transient_html_gateway_errors_are_retried(sandbox):
     sandbox.faults.error_html = True
     result = run(sandbox)
     assert [r.status for r in sandbox.requests].count(502) >= 5
-    assert len(result.rows) == len(expected_ids(sandbox, *_bounds()))
+    assert len(result.records) == len(expected_ids(sandbox, *_bounds()))
 
 
 def test_duplicates_across_pages_are_dropped_and_reported(sandbox):
     sandbox.faults.duplicate_across_pages = True
     result = run(sandbox)
-    ids = [row.id for row in result.rows]
+    ids = list(result.records["id"])
     assert len(ids) == len(set(ids))
     assert ids == expected_ids(sandbox, *_bounds())
     assert result.stats.duplicates_dropped == result.stats.pages - 1

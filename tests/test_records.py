@@ -6,7 +6,7 @@ import pytest
 
 from exporter import jsonexact
 from exporter.errors import DataError
-from exporter.records import parse_record
+from exporter.records import RECORD_COLUMNS, parse_record, parse_records
 
 GOOD = '{"id": "txn_1", "type": "usage", "amount": -0.0045, "currency": "USD", "status": "completed", "model": "google/veo3", "created_at": "2024-01-15T11:00:00.000Z"}'
 
@@ -55,3 +55,32 @@ def test_invalid_fields_are_named_with_the_record(changes, field):
 def test_a_record_without_id_is_named_by_position():
     with pytest.raises(DataError, match=r"page 3, item 9: field 'id'"):
         parse_record(raw(id=None), "page 3, item 9")
+
+
+def test_column_parsing_agrees_with_the_record_by_record_check():
+    raws = [raw(id=f"txn_{i}", amount=jsonexact.Number(a), created_at=c) for i, (a, c) in enumerate([
+        ("-0.0045", "2024-01-15T11:00:00.000Z"), ("100.00", "2024-01-15T12:00:00+01:00"),
+        ("1e-3", "2024-01-15T11:00:00"), ("-0.0045", "2024-01-16T00:00:00.123456Z"),
+    ])]
+    raws[1].pop("model")
+    frame = parse_records(raws, lambda i: f"item {i}")
+    rows = [parse_record(r, "x") for r in raws]
+    assert list(frame.columns) == RECORD_COLUMNS
+    for column in RECORD_COLUMNS:
+        assert list(frame[column]) == [getattr(row, column) for row in rows], column
+    assert frame["amount_micros"].dtype == "int64"
+
+
+@pytest.mark.parametrize("changes, field", [({"amount": "1"}, "amount"), ({"created_at": "15/01/2024"}, "created_at"),
+                                            ({"status": None}, "status"), ({"model": 5}, "model")])
+def test_column_parsing_names_the_first_bad_record(changes, field):
+    raws = [raw(id=f"txn_{i}") for i in range(5)]
+    raws[3] = raw(id="txn_3", **changes)
+    with pytest.raises(DataError, match=rf"'txn_3' \(page 7, item 4\).*'{field}'"):
+        parse_records(raws, lambda i: f"page 7, item {i + 1}")
+
+
+def test_no_records_give_typed_empty_columns():
+    frame = parse_records([], lambda i: "")
+    assert len(frame) == 0 and str(frame["created_at"].dtype) == "datetime64[us, UTC]"
+    assert frame["amount_micros"].dtype == "int64"
