@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import jsonexact
@@ -25,11 +26,11 @@ from .errors import ApiError, DataError
 from .models import ExtractionStats
 from .pagestore import PageStore
 from .period import Window
-from .records import parse_records
+from .records import RECORD_COLUMNS, parse_records
 
 BILLINGS_PATH = "/api/v3/account/billings"
 USAGE_PATH = "/api/v3/account/usage"
-PARSE_CHUNK = 50_000  # records validated per vectorised batch
+VALIDATE_BATCH = 5_000  # records validated at once while other pages are still on the wire
 
 # (pages done, pages in all, records received so far)
 ProgressCallback = Callable[[int, int, int], None]
@@ -67,9 +68,10 @@ def extract(
             return extract(client, window, page_size=page_size, concurrency=concurrency,
                            progress=progress, store_folder=Path(temporary), sink=sink)
     store = PageStore(store_folder)
-    total = _fetch_pages(client, window, store, page_size, concurrency, progress)
+    batches = _Batches()
     try:
-        result = _read_pages(store, window, total, client.base_url, sink)
+        total = _fetch_pages(client, window, store, batches, page_size, concurrency, progress)
+        result = _assemble(batches.frame(), store, window, total, client.base_url, sink)
     except DataError:
         store.remove()  # refetching would only bring the same bad record back
         raise
@@ -81,30 +83,39 @@ def _fetch_pages(
     client: BillingClient,
     window: Window,
     store: PageStore,
+    batches: _Batches,
     page_size: int,
     concurrency: int,
     progress: ProgressCallback | None,
 ) -> int:
-    """Every page of the query into ``store``; returns the server's total."""
+    """Every page of the query into ``store`` and ``batches``; returns the server's total.
+
+    Finished pages are validated on this thread while the pool waits on the network.
+    """
     paginator = PageNumberPaginator(page_size)
     params = window.query_params()
     first = _data_object(client.get_data(BILLINGS_PATH, {**params, **paginator.first_params()}), 1)
     info = page_info(first)
     have = store.open({**params, "page_size": info.page_size, "total": info.total})
-    store.save(1, page_items(first, 1))
+    first_items = page_items(first, 1)
+    batches.add(1, first_items, store.save(1, first_items))
+    for number in sorted(have - {1}):  # resuming: pages a previous run already stored
+        lines = list(store.lines(number))
+        batches.add(number, _decode_stored(lines, number), lines)
     remaining = [q for q in paginator.remaining_params(first) if q["page"] not in have]
     total_pages = max(info.page_count, 1)
     done = total_pages - len(remaining)
     if progress:
         progress(done, total_pages, done * info.page_size)
 
-    first_ids = _ids(page_items(first, 1))
+    first_ids = _ids(first_items)
 
-    def fetch(query: dict[str, int]) -> None:
-        items = page_items(_data_object(client.get_data(BILLINGS_PATH, {**params, **query}), query["page"]), query["page"])
+    def fetch(query: dict[str, int]) -> tuple[int, list[Any], list[str]]:
+        number = query["page"]
+        items = page_items(_data_object(client.get_data(BILLINGS_PATH, {**params, **query}), number), number)
         if first_ids and _ids(items) == first_ids:  # never walk a broken server to the end
-            raise ApiError(f"the API ignores the 'page' parameter: page {query['page']} repeats page 1")
-        store.save(query["page"], items)
+            raise ApiError(f"the API ignores the 'page' parameter: page {number} repeats page 1")
+        return number, items, store.save(number, items)
 
     if remaining:
         with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="page") as pool:
@@ -117,10 +128,51 @@ def _fetch_pages(
                         for other in pending:
                             other.cancel()
                         raise error
+                    batches.add(*future.result())
                     done += 1
                     if progress:
                         progress(done, total_pages, min(done * info.page_size, info.total))
     return info.total
+
+
+class _Batches:
+    """Pages validated a few thousand records at a time, in whatever order they arrive."""
+
+    def __init__(self) -> None:
+        self.frames: list[pd.DataFrame] = []
+        self.items: list[Any] = []
+        self.places: list[tuple[int, int]] = []  # (page, position) of each item
+        self.hashes: list[int] = []  # of each record's text: tells repeated copies that differ
+
+    def add(self, number: int, items: list[Any], lines: list[str]) -> None:
+        self.items.extend(items)
+        self.places.extend((number, position) for position in range(1, len(items) + 1))
+        self.hashes.extend(map(hash, lines))
+        if len(self.items) >= VALIDATE_BATCH:
+            self._flush()
+
+    def frame(self) -> pd.DataFrame:
+        """Every record validated, in page order, with ``_hash``."""
+        if self.items or not self.frames:
+            self._flush()
+        frame = pd.concat(self.frames, ignore_index=True)
+        return frame.sort_values(["_page", "_position"], kind="stable", ignore_index=True)
+
+    def _flush(self) -> None:
+        places = self.places
+        frame = parse_records(self.items, lambda i: f"page {places[i][0]}, item {places[i][1]}")
+        frame["_page"] = np.array([page for page, _ in places], dtype=np.int64)
+        frame["_position"] = np.array([position for _, position in places], dtype=np.int64)
+        frame["_hash"] = np.array(self.hashes, dtype=np.int64)
+        self.frames.append(frame)
+        self.items, self.places, self.hashes = [], [], []
+
+
+def _decode_stored(lines: list[str], number: int) -> list[Any]:
+    try:
+        return jsonexact.loads_lines(lines)
+    except jsonexact.LineError as exc:  # a stored page is written whole or not at all
+        raise DataError(f"stored page {number}, item {exc.index + 1}: {exc.reason}") from None
 
 
 def _data_object(data: Any, page: int) -> dict[str, Any]:
@@ -129,22 +181,23 @@ def _data_object(data: Any, page: int) -> dict[str, Any]:
     return data
 
 
-def _read_pages(store: PageStore, window: Window, server_total: int, source: str, sink: LineSink | None) -> Extraction:
-    """Validate in page order (in chunks, as columns), drop repeated ids, keep the window's records."""
-    pages = store.pages()
-    fetched, line_hashes = _parse_store(store, pages)
+def _assemble(
+    fetched: pd.DataFrame, store: PageStore, window: Window, server_total: int, source: str, sink: LineSink | None
+) -> Extraction:
+    """Drop repeated ids (the first copy wins), keep the window's records, report what happened."""
     repeated = fetched["id"].duplicated(keep="first")
-    first_hash = line_hashes.groupby(fetched["id"]).transform("first")
-    conflicting = fetched.loc[repeated & (line_hashes != first_hash), "id"].unique()
+    first_hash = fetched.groupby("id")["_hash"].transform("first")
+    conflicting = fetched.loc[repeated & (fetched["_hash"] != first_hash), "id"].unique()
     instants = fetched["created_at"]
     keep = (~repeated & (instants >= window.start) & (instants < window.end)).to_numpy()
     if sink is not None:  # a second pass over the pages on disk: the lines never all sit in memory
-        lines = (line for number in pages for line in store.lines(number))
+        lines = (line for number in store.pages() for line in store.lines(number))
         for line, kept in zip(lines, keep):
             if kept:
                 sink(line)
-    records = fetched[keep].reset_index(drop=True)
-    unique, duplicates = len(fetched) - int(repeated.sum()), int(repeated.sum())
+    records = fetched.loc[keep, RECORD_COLUMNS].reset_index(drop=True)
+    duplicates = int(repeated.sum())
+    unique = len(fetched) - duplicates
     warnings = []
     if duplicates:
         warnings.append(f"{duplicates} duplicate record(s) dropped (same id on more than one page)")
@@ -154,33 +207,9 @@ def _read_pages(store: PageStore, window: Window, server_total: int, source: str
         warnings.append(f"the API reported {server_total} records for the queried range but {unique} distinct ones were received")
     stats = ExtractionStats(
         source=source, server_total=server_total, unique_fetched=unique,
-        duplicates_dropped=duplicates, pages=len(pages), in_period=len(records),
+        duplicates_dropped=duplicates, pages=len(store.pages()), in_period=len(records),
     )
     return Extraction(records, stats, warnings)
-
-
-def _parse_store(store: PageStore, pages: list[int]) -> tuple[pd.DataFrame, pd.Series]:
-    """Every stored record as validated columns, and a hash of each record's text."""
-    frames: list[pd.DataFrame] = []
-    hashes: list[int] = []
-    raws: list[Any] = []
-    places: list[tuple[int, int]] = []
-
-    def flush() -> None:
-        frames.append(parse_records(raws, lambda i: f"page {places[i][0]}, item {places[i][1]}"))
-        raws.clear()
-        places.clear()
-
-    for number in pages:
-        for position, line in enumerate(store.lines(number), start=1):
-            raws.append(jsonexact.loads(line))
-            places.append((number, position))
-            hashes.append(hash(line))
-            if len(raws) >= PARSE_CHUNK:
-                flush()
-    if raws or not frames:
-        flush()
-    return pd.concat(frames, ignore_index=True), pd.Series(hashes, dtype="int64")
 
 
 def _ids(items: list[Any]) -> list[Any]:

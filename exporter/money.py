@@ -20,18 +20,19 @@ _SCALE = Decimal(MICROS_PER_UNIT)
 K = TypeVar("K", bound=Hashable)
 
 
-def parse_amount(text: str) -> tuple[int, str]:
-    """Exact JSON number text -> (micros, plain decimal text with the source's precision).
+def parse_amount(number: Decimal | int | str) -> tuple[int, str]:
+    """An exact JSON number -> (micros, plain decimal text with the source's precision).
 
-    >>> parse_amount("-0.0025")
+    >>> parse_amount(Decimal("-0.0025"))
     (-2500, '-0.0025')
     >>> parse_amount("1e2")
     (100000000, '100')
 
-    Raises ValueError when the text is not a finite number or has more precision than a micro.
+    Raises ValueError when it is not a finite number or has more precision than a micro.
     """
+    text = str(number)
     try:
-        value = Decimal(text)
+        value = number if isinstance(number, Decimal) else Decimal(text)
     except InvalidOperation:
         raise ValueError(f"{text!r} is not a number") from None
     if not value.is_finite():

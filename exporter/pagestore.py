@@ -39,8 +39,11 @@ class PageStore:
         _atomic_write(key_path, json.dumps(key, sort_keys=True))
         return set()
 
-    def save(self, page: int, items: list[Any]) -> None:
-        _atomic_write(self._path(page), "".join(jsonexact.dumps(item) + "\n" for item in items))
+    def save(self, page: int, items: list[Any]) -> list[str]:
+        """Store a page's records; returns their JSON text, one line each."""
+        lines = [jsonexact.dumps(item) for item in items]
+        _atomic_write(self._path(page), "".join(line + "\n" for line in lines))
+        return lines
 
     def pages(self) -> list[int]:
         return sorted(int(p.stem.split("-")[1]) for p in self.folder.glob("page-*.jsonl"))

@@ -1,6 +1,6 @@
 """Tie the exported usage out against the provider's own usage summary.
 
-``GET /api/v3/account/usage`` answers (``data``, numbers as :class:`~exporter.jsonexact.Number`)::
+``GET /api/v3/account/usage`` answers (``data``, numbers exact as :mod:`exporter.jsonexact` reads them)::
 
     {"period": "2024-01", "total_requests": 1250, "total_cost": 45.67,
      "by_model": [{"model": "wavespeed-ai/flux-dev", "requests": 500, "cost": 15.00}, ...]}
@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import DataError
-from .jsonexact import Number
+from .jsonexact import is_number
 from .money import MICROS_PER_CENT, format_micros, parse_amount
 
 RECONCILIATION_COLUMNS = ["model", "currency", "exported_micros", "provider_micros", "difference_micros", "status"]
@@ -100,7 +100,7 @@ def _provider_costs(provider: Any) -> tuple[dict[str, int], int | None]:
         if not isinstance(item, dict):
             raise DataError(f"{where} must be an object")
         model = item.get("model")
-        if not isinstance(model, str) or isinstance(model, Number):
+        if not isinstance(model, str):
             raise DataError(f"{where}: field 'model' is missing or not a string")
         costs[model] = costs.get(model, 0) + _amount(item.get("cost"), f"{where} ({model}): field 'cost'")
     total = provider.get("total_cost")
@@ -109,7 +109,7 @@ def _provider_costs(provider: Any) -> tuple[dict[str, int], int | None]:
 
 
 def _amount(value: Any, where: str) -> int:
-    if not isinstance(value, Number):
+    if not is_number(value):
         raise DataError(f"{where} must be a JSON number")
     try:
         micros, _ = parse_amount(value)

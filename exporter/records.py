@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .jsonexact import Number
+from .jsonexact import is_number
 from .money import parse_amount
 
 
@@ -48,10 +49,10 @@ def parse_record(raw: Any, where: str) -> Row:
     name = f"record {record_id!r} ({where})"
     for key in _TEXT_FIELDS:
         value = raw.get(key)
-        if not isinstance(value, str) or not value.strip() or isinstance(value, Number):
+        if not isinstance(value, str) or not value.strip():
             raise DataError(f"{name}: field {key!r} is missing or not a non-empty string")
     amount = raw.get("amount")
-    if not isinstance(amount, Number):
+    if not is_number(amount):
         raise DataError(f"{name}: field 'amount' must be a JSON number, got {_describe(amount)}")
     try:
         micros, text = parse_amount(amount)
@@ -75,13 +76,13 @@ def _optional_text(raw: dict[str, Any], key: str, name: str) -> str:
     value = raw.get(key)
     if value is None:
         return ""
-    if not isinstance(value, str) or isinstance(value, Number):
+    if not isinstance(value, str):
         raise DataError(f"{name}: field {key!r} must be a string, got {_describe(value)}")
     return value
 
 
 def _parse_instant(value: Any, name: str) -> datetime:
-    if not isinstance(value, str) or isinstance(value, Number):
+    if not isinstance(value, str):
         raise DataError(f"{name}: field 'created_at' must be an ISO 8601 string, got {_describe(value)}")
     try:
         instant = datetime.fromisoformat(value)
@@ -95,7 +96,7 @@ def _parse_instant(value: Any, name: str) -> datetime:
 def _describe(value: Any) -> str:
     if value is None:
         return "nothing"
-    if isinstance(value, Number):
+    if is_number(value):
         return f"the number {value}"
     if isinstance(value, str):
         return f"the string {value[:40]!r}"
@@ -148,16 +149,17 @@ def _fast_columns(raws: list[Any]) -> dict[str, Any] | None:
             return None
         columns[key] = ["" if value is None else value for value in values]
     amounts = [raw.get("amount") for raw in raws]
+    if not {type(number) for number in amounts} <= {Decimal, int}:
+        return None
+    texts = list(map(str, amounts))  # by text, not value: 0.0090 keeps its digits next to 0.009
     parsed: dict[str, tuple[int, str]] = {}
-    for text in set(amounts):  # prices repeat: a month has few distinct amounts
-        if type(text) is not Number:
-            return None
+    for text in set(texts):  # prices repeat: a month has few distinct amounts
         try:
             parsed[text] = parse_amount(text)
         except ValueError:
             return None
-    columns["amount"] = [parsed[text][1] for text in amounts]
-    columns["amount_micros"] = np.fromiter((parsed[text][0] for text in amounts), dtype=np.int64, count=len(amounts))
+    columns["amount"] = [parsed[text][1] for text in texts]
+    columns["amount_micros"] = np.fromiter((parsed[text][0] for text in texts), dtype=np.int64, count=len(texts))
     stamps = [raw.get("created_at") for raw in raws]
     if not all(type(value) is str for value in stamps):
         return None

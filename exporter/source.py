@@ -8,6 +8,7 @@ usage summary, so ``export --from-source`` rebuilds every file offline.
 from __future__ import annotations
 
 import gzip
+from itertools import islice
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -77,27 +78,18 @@ def write_context(folder: Path, context: SourceContext) -> Path:
 
 def read_archive(folder: Path, chunk: int = 50_000) -> pd.DataFrame:
     """Every archived record, validated as columns (records.RECORD_COLUMNS), in archive order."""
+    path = folder / ARCHIVE_NAME
     frames: list[pd.DataFrame] = []
-    raws: list[Any] = []
-    first_line = 1
-
-    def flush() -> None:
-        start = first_line
-        frames.append(parse_records(raws, lambda i: f"{ARCHIVE_NAME} line {start + i}"))
-        raws.clear()
-
-    with gzip.open(folder / ARCHIVE_NAME, "rt", encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    first = 1  # line number of the chunk's first line
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        while lines := list(islice(handle, chunk)):
             try:
-                raws.append(jsonexact.loads(line))
-            except ValueError as exc:
-                raise DataError(f"{folder / ARCHIVE_NAME}: line {number} is not valid JSON ({exc})") from None
-            if len(raws) >= chunk:
-                flush()
-                first_line = number + 1
-    if raws or not frames:
-        flush()
-    return pd.concat(frames, ignore_index=True)
+                raws = jsonexact.loads_lines(lines)
+            except jsonexact.LineError as exc:
+                raise DataError(f"{path}: line {first + exc.index} is not valid JSON ({exc.reason})") from None
+            frames.append(parse_records(raws, lambda i, first=first: f"{ARCHIVE_NAME} line {first + i}"))
+            first += len(lines)
+    return pd.concat(frames, ignore_index=True) if frames else parse_records([], str)
 
 
 def read_context(folder: Path) -> SourceContext:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 from itertools import count
 from typing import Any
 
-from exporter import jsonexact
 from exporter.models import ExtractionStats, Report
 from exporter.period import Window, month_window
 from exporter.records import parse_records
@@ -31,7 +31,7 @@ def record(
     raw: dict[str, Any] = {
         "id": id or f"txn_{next(_ids):07d}",
         "type": type,
-        "amount": jsonexact.Number(amount),
+        "amount": Decimal(amount),
         "currency": currency,
         "status": status,
         "created_at": created_at,

@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -56,7 +57,7 @@ def test_data_is_returned_with_exact_numbers(canned):
     url, answers, seen = canned
     answers.append(json_answer(200, '{"code": 200, "message": "success", "data": {"balance": 156.78}}'))
     with BillingClient(url, SECRET, retry=QUICK) as client:
-        assert client.get_data("/api/v3/account/balance", {}) == {"balance": "156.78"}
+        assert client.get_data("/api/v3/account/balance", {}) == {"balance": Decimal("156.78")}
     assert seen[0]["Authorization"] == f"Bearer {SECRET}"
 
 
@@ -101,7 +102,7 @@ def test_retry_then_success(canned):
         json_answer(200, '{"code": 200, "message": "success", "data": [1]}'),
     ])
     with BillingClient(url, SECRET, retry=QUICK) as client:
-        assert client.get_data("/x", {}) == ["1"]
+        assert client.get_data("/x", {}) == [1]
     assert len(seen) == 3
 
 

@@ -123,6 +123,9 @@ class SandboxServer(ThreadingHTTPServer):
     # Keep-alive connections park a handler thread until the client hangs up; closing the
     # server must not wait for them.
     block_on_close = False
+    # The stdlib's backlog of 5 overflows when a client opens 16 connections at once, and the
+    # kernel then retries the connection a second later: a stall that a real API would not show.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], dataset: Dataset, faults: Faults) -> None:
         super().__init__(address, _Handler)

@@ -9,6 +9,7 @@ always give the same bytes.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -17,8 +18,10 @@ import pandas as pd
 
 from ..models import Report
 from ..money import format_micros
-from .text import FORMULA_TRIGGERS, neutralize
+from .text import neutralize
 
+_CHUNK_ROWS = 100_000
+_NEEDS_QUOTES = re.compile('[,"\r\n]')
 TRANSACTION_HEADER = ["id", "created_at", "date", "type", "status", "model", "payment_method", "currency", "amount"]
 _FREE_TEXT = ["type", "status", "model", "payment_method", "currency"]
 
@@ -47,33 +50,38 @@ class CsvWriter:
 
     @staticmethod
     def _transactions(frame: pd.DataFrame, path: Path) -> Path:
-        """Vectorised: a million rows are formatted column by column, not row by row."""
+        """Column by column: each distinct text is neutralised and quoted once, then rows are joined.
+
+        A million rows this way take about a second; csv.writer or DataFrame.to_csv take several.
+        The quoting is csv.writer's QUOTE_MINIMAL (a field with , " CR or LF is quoted, "" inside).
+        """
         created = frame["created_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
-        table = pd.DataFrame(
-            {
-                "id": _neutralize_column(frame["id"]),
-                "created_at": np.char.add(np.datetime_as_string(created, unit="ms"), "Z"),
-                "date": np.datetime_as_string(frame["date"].to_numpy().astype("datetime64[D]"), unit="D"),
-                **{name: _neutralize_category(frame[name]) for name in _FREE_TEXT},
-                "amount": frame["amount"],
-            },
-            columns=TRANSACTION_HEADER,
-        )
-        table.to_csv(path, index=False, lineterminator="\r\n", encoding="utf-8")
+        columns = [
+            [_csv_field(neutralize(value)) for value in frame["id"].astype("str").tolist()],
+            [f"{stamp}Z" for stamp in np.datetime_as_string(created, unit="ms").tolist()],
+            np.datetime_as_string(frame["date"].to_numpy().astype("datetime64[D]"), unit="D").tolist(),
+            *(_category_cells(frame[name]) for name in _FREE_TEXT),
+            frame["amount"].astype("str").tolist(),  # validated decimal text: never needs quoting
+        ]
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(",".join(TRANSACTION_HEADER) + "\r\n")
+            for start in range(0, len(frame), _CHUNK_ROWS):
+                rows = zip(*(column[start : start + _CHUNK_ROWS] for column in columns))
+                handle.write("\r\n".join(map(",".join, rows)) + "\r\n")
         return path
 
 
-def _neutralize_category(column: pd.Series) -> np.ndarray:
-    """Neutralise each distinct value once, then expand by the category codes."""
+def _category_cells(column: pd.Series) -> list[str]:
+    """Neutralise and quote each distinct value once, then expand by the category codes."""
     categorical = column.astype("category")
-    values = np.array([neutralize(str(v)) for v in categorical.cat.categories] + [""], dtype=object)
-    return values[categorical.cat.codes.to_numpy()]  # code -1 (missing) picks the trailing ""
+    cells = np.array([_csv_field(neutralize(str(v))) for v in categorical.cat.categories] + [""], dtype=object)
+    return cells[categorical.cat.codes.to_numpy()].tolist()  # code -1 (missing) picks the trailing ""
 
 
-def _neutralize_column(column: pd.Series) -> pd.Series:
-    text = column.astype("str")
-    risky = text.str.startswith(FORMULA_TRIGGERS)
-    return text.where(~risky, "'" + text) if risky.any() else text
+def _csv_field(text: str) -> str:
+    if _NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
