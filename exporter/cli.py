@@ -29,8 +29,6 @@ class ExporterGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as exc:
-            raise click.UsageError(str(exc), ctx) from exc
         except ExportError as exc:
             error = click.ClickException(str(exc))
             error.exit_code = exc.exit_code

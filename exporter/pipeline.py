@@ -73,10 +73,8 @@ class ExportResult:
 
 def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
     """Every record of the window from the API; ``sink`` gets each record's JSON text."""
-    assert config.window is not None
     with _client(config) as client:
-        return extract(client, config.window, page_size=config.page_size,
-                       concurrency=config.concurrency, progress=config.progress, sink=sink)
+        return _extract(client, config, sink)
 
 
 def summarize(config: ExportConfig) -> Report:
@@ -108,7 +106,7 @@ def build(config: ExportConfig, accounts: AccountMapping, source_dir: Path | Non
 def run_export(config: ExportConfig) -> ExportResult:
     """Build the report and write the pack into ``<out>/<label>/`` atomically."""
     accounts = load_accounts(config.accounts)  # a bad mapping fails before any request
-    window = config.window or read_context(resolve_source_folder(_source_path(config))).window
+    window = _window(config)
     target = config.out / window.label
     with _staging(target) as staging:
         resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
@@ -122,9 +120,12 @@ def run_export(config: ExportConfig) -> ExportResult:
     return ExportResult(target, [target / f.relative_to(staging) for f in files], report)
 
 
-def _source_path(config: ExportConfig) -> Path:
+def _window(config: ExportConfig) -> Window:
+    """The period: from the options, or the archive's own with --from-source."""
+    if config.window is not None:
+        return config.window
     assert config.from_source is not None
-    return config.from_source
+    return read_context(resolve_source_folder(config.from_source)).window
 
 
 def _read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext]:
@@ -142,17 +143,19 @@ def _fetch_live(config: ExportConfig, archive_to: Path | None) -> tuple[pd.DataF
     archive = ArchiveWriter(archive_to) if archive_to is not None else None
     try:
         with _client(config) as client:
-            extraction = extract(
-                client, config.window, page_size=config.page_size, concurrency=config.concurrency,
-                progress=config.progress, store_folder=config.resume_folder,
-                sink=archive.write if archive else None,
-            )
+            extraction = _extract(client, config, archive.write if archive else None)
             usage, usage_warning = _provider_usage(client, config) if config.reconcile else (None, None)
     finally:
         if archive is not None:
             archive.close()
     warnings = extraction.warnings + ([usage_warning] if usage_warning else [])
     return extraction.records, SourceContext(config.window, extraction.stats, usage, warnings)
+
+
+def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None) -> Extraction:
+    assert config.window is not None
+    return extract(client, config.window, page_size=config.page_size, concurrency=config.concurrency,
+                   progress=config.progress, store_folder=config.resume_folder, sink=sink)
 
 
 def _client(config: ExportConfig) -> BillingClient:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from exporter.cli import cli
 from exporter.period import month_window
-from exporter.sandbox import SandboxServer
+from exporter.sandbox import DEMO_KEY, SandboxServer
 
 SECRET = "sk-live-never-print-me"
 
@@ -82,7 +82,9 @@ def test_export_writes_a_pack_that_matches_the_sandbox(sandbox, api_args, tmp_pa
     assert archived == [served[r["id"]] for r in expected]  # byte for byte as the API sent them
 
     assert "wrote" in result.output and str(folder) in result.output
-    assert SECRET not in "".join(snapshot(folder).keys())
+    key = DEMO_KEY.encode()
+    for name, data in snapshot(folder).items():  # the key is in no file, compressed or not
+        assert key not in data and key not in (gzip.decompress(data) if name.endswith(".gz") else b""), name
 
 
 def test_export_in_a_time_zone_keeps_local_midnights(sandbox, api_args, tmp_path):
@@ -277,3 +279,49 @@ def test_an_empty_period_still_gives_a_complete_pack(api_args, tmp_path):
     assert (folder / "transactions.csv").read_text().startswith("id,created_at,date")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["warnings"] == ["no records in the period"] and manifest["totals"] == []
+
+
+def test_verbose_logs_each_request_without_the_key(sandbox, tmp_path):
+    result = invoke("fetch", "--period", "2024-01", "--base-url", sandbox.url, "--api-key", DEMO_KEY,
+                    "--output", str(tmp_path / "x.jsonl"), "-v")
+    assert result.exit_code == 0
+    assert "GET /api/v3/account/billings?start_date=2023-12-30&end_date=2024-02-02&page=1&page_size=100 -> 200" in result.stderr
+    assert result.stderr.count("GET /api/v3/account/billings") == 44
+    assert DEMO_KEY not in result.output
+
+
+def test_a_failed_fetch_leaves_no_output_file(sandbox, api_args, tmp_path):
+    target = tmp_path / "jan.jsonl"
+    target.write_text("previous\n")
+    sandbox.faults.malformed = {in_january(sandbox)[3]["id"]: "created_at"}
+    result = invoke("fetch", "--period", "2024-01", "--output", str(target), *api_args)
+    assert result.exit_code == 5
+    assert target.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jan.jsonl"]
+
+
+def test_a_malformed_account_mapping_exits_2_naming_the_key(api_args, tmp_path):
+    from exporter.accounts import DEFAULT_ACCOUNTS_PATH
+
+    template = DEFAULT_ACCOUNTS_PATH.read_text()
+    assert 'type = "OCASSET"' in template
+    mapping = tmp_path / "accounts.toml"
+    mapping.write_text(template.replace('type = "OCASSET"', 'type = "NOPE"', 1))
+    result = export(api_args, tmp_path / "out", "--accounts", str(mapping))
+    assert result.exit_code == 2
+    assert "prepaid" in result.output and "NOPE" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_progress_bar_on_a_terminal(monkeypatch, capsys):
+    from exporter import cli as cli_module
+
+    monkeypatch.setattr(cli_module.sys.stderr, "isatty", lambda: True, raising=False)
+    show = cli_module._progress_printer(quiet=False)
+    assert show is not None and cli_module._progress_printer(quiet=True) is None
+    show(1, 4, 100)
+    show(4, 4, 400)
+    err = capsys.readouterr().err
+    assert "\rpages [#######.......................] 1/4  records 100" in err
+    assert err.endswith("4/4  records 400\n")
