@@ -31,7 +31,7 @@ class ExporterGroup(click.Group):
             return super().invoke(ctx)
         except ExportError as exc:
             error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code
+            error.exit_code = exc.exit_code  # type: ignore[misc]  # click declares it per class
             raise error from exc
 
 
@@ -133,12 +133,12 @@ def _api(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
 def _line_writer(path: Path | None) -> Iterator[Callable[[str], None]]:
     """Lines to a file (replaced only when complete) or to stdout."""
     if path is None:
-        yield lambda line: sys.stdout.write(line + "\n")
+        yield lambda line: print(line, file=sys.stdout)
         return
     partial = path.with_name(path.name + ".partial")
     try:
         with open(partial, "w", encoding="utf-8") as handle:
-            yield lambda line: handle.write(line + "\n")
+            yield lambda line: print(line, file=handle)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)

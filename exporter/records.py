@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ def parse_record(raw: Any, where: str) -> Row:
     if not is_number(amount):
         raise DataError(f"{name}: field 'amount' must be a JSON number, got {_describe(amount)}")
     try:
-        micros, text = parse_amount(amount)
+        micros, text = parse_amount(cast("Decimal | int", amount))
     except ValueError as exc:
         raise DataError(f"{name}: field 'amount' {exc}") from None
     created_at = _parse_instant(raw.get("created_at"), name)

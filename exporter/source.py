@@ -8,6 +8,7 @@ usage summary, so ``export --from-source`` rebuilds every file offline.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from itertools import islice
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -87,9 +88,13 @@ def read_archive(folder: Path, chunk: int = 50_000) -> pd.DataFrame:
                 raws = jsonexact.loads_lines(lines)
             except jsonexact.LineError as exc:
                 raise DataError(f"{path}: line {first + exc.index} is not valid JSON ({exc.reason})") from None
-            frames.append(parse_records(raws, lambda i, first=first: f"{ARCHIVE_NAME} line {first + i}"))
+            frames.append(parse_records(raws, _line_namer(first)))
             first += len(lines)
     return pd.concat(frames, ignore_index=True) if frames else parse_records([], str)
+
+
+def _line_namer(first: int) -> Callable[[int], str]:
+    return lambda i: f"{ARCHIVE_NAME} line {first + i}"
 
 
 def read_context(folder: Path) -> SourceContext:

@@ -530,7 +530,7 @@ def _middle(key: tuple[int, int, int, int, int], amounts: _AmountTable) -> str:
 
 def _expected_task_cost() -> Decimal:
     total_weight = sum(w for _, _, w in MODELS)
-    mean_price = sum(Decimal(p) * w for _, p, w in MODELS) / total_weight
+    mean_price = sum((Decimal(p) * w for _, p, w in MODELS), Decimal(0)) / total_weight
     mean_multiplier = Decimal(sum(m * w for m, w in zip(_MULTIPLIERS, _MULTIPLIER_WEIGHTS))) / sum(
         _MULTIPLIER_WEIGHTS
     )

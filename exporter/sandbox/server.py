@@ -138,7 +138,7 @@ class SandboxServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def serve_forever(self, poll_interval: float = 0.02) -> None:
         """As the stdlib's, with a short poll: ``shutdown()`` waits up to one interval, and

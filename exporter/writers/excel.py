@@ -552,7 +552,7 @@ def _register_styles(workbook: Workbook) -> _DetailStyles:
 
 def _detail_widths(frame: pd.DataFrame) -> list[float]:
     """Column widths from category lengths, a sample of ids and the largest amount; no cell scan."""
-    widths = []
+    widths: list[float] = []
     for header, column in zip(_DETAIL_HEADERS, _DETAIL_SOURCES):
         series = frame[column]
         if column in ("created_at", "date"):
