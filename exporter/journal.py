@@ -49,7 +49,13 @@ import pandas as pd
 from .accounts import AccountMapping
 from .errors import ConfigError, ExportError
 from .models import COMPLETED, EntryKind, JournalEntry, JournalLine, Report
-from .money import MICROS_PER_CENT, allocate_cents, format_cents, format_micros, round_to_cents
+from .money import (
+    MICROS_PER_CENT,
+    allocate_cents,
+    format_cents,
+    format_micros,
+    round_to_cents,
+)
 from .period import Window
 
 Granularity = Literal["monthly", "daily"]
@@ -350,18 +356,28 @@ def _base36(n: int, width: int) -> str:
 # -- the bug guard -----------------------------------------------------------------------------
 
 
-def _check(entries: Iterable[JournalEntry], done: pd.DataFrame, accounts: AccountMapping, dropped: list[tuple[str, str, int]]) -> None:
-    """Every entry balances, numbers are unique, and the balance side matches the records."""
-    balance_side = {accounts.prepaid} | ({accounts.payable} if accounts.postpaid else set())
-    posted: dict[str, int] = {}
-    groups: dict[str, int] = {}
+def check_entries(entries: Iterable[JournalEntry]) -> None:
+    """Bug guard before anything is written: balanced entries, short unique ASCII numbers."""
     seen: set[str] = set()
     for entry in entries:
         if entry.balance_cents:
             raise ExportError(f"internal error: journal entry {entry.number} does not balance by {format_cents(entry.balance_cents)}")
-        if entry.number in seen or len(entry.number) > MAX_NUMBER:
-            raise ExportError(f"internal error: journal number {entry.number!r} is repeated or too long")
+        if not entry.number or len(entry.number) > MAX_NUMBER or not entry.number.isascii() or not entry.number.isalnum():
+            raise ExportError(f"internal error: journal number {entry.number!r} is not 1-{MAX_NUMBER} ASCII letters/digits")
+        if entry.number in seen:
+            raise ExportError(f"internal error: journal number {entry.number} is used twice")
+        if len(entry.lines) < 2:
+            raise ExportError(f"internal error: journal entry {entry.number} has fewer than two lines")
         seen.add(entry.number)
+
+
+def _check(entries: list[JournalEntry], done: pd.DataFrame, accounts: AccountMapping, dropped: list[tuple[str, str, int]]) -> None:
+    """Every entry is well formed and balances, and the balance side matches the records."""
+    check_entries(entries)
+    balance_side = {accounts.prepaid} | ({accounts.payable} if accounts.postpaid else set())
+    posted: dict[str, int] = {}
+    groups: dict[str, int] = {}
+    for entry in entries:
         posted[entry.currency] = posted.get(entry.currency, 0) + sum(
             line.amount_cents for line in entry.lines if line.account in balance_side
         )

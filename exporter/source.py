@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable
-from itertools import islice
 from dataclasses import asdict, dataclass
 from datetime import date
+from itertools import islice
 from pathlib import Path
 from typing import Any
 

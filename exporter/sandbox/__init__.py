@@ -10,7 +10,14 @@ Stdlib only and importing nothing from the rest of ``exporter``: it plays the re
 from __future__ import annotations
 
 from .data import DEMO_KEY, Dataset, ModelUsage, Record, generate_dataset
-from .server import Faults, LoggedRequest, SandboxServer, make_server, run, serve_in_thread
+from .server import (
+    Faults,
+    LoggedRequest,
+    SandboxServer,
+    make_server,
+    run,
+    serve_in_thread,
+)
 
 __all__ = [
     "DEMO_KEY",

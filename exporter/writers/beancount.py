@@ -15,9 +15,9 @@ from pathlib import Path
 
 from ..accounts import ACCOUNT_ROOTS, AccountMapping, load_accounts
 from ..errors import DataError, ExportError
+from ..journal import check_entries
 from ..models import JournalEntry, Report
 from ..money import format_cents
-from .quickbooks import check_entries
 
 _CURRENCY = re.compile(r"^[A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]$")
 _NOT_COMPONENT = re.compile(r"[^A-Za-z0-9-]+")

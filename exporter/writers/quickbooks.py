@@ -26,10 +26,9 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
 
-
 from ..accounts import AccountMapping, load_accounts
 from ..errors import ExportError
-from ..journal import MAX_NUMBER, record_roles
+from ..journal import check_entries, record_roles
 from ..models import COMPLETED, JournalEntry, Report
 from ..money import allocate_cents, format_cents
 from .text import import_text
@@ -99,21 +98,6 @@ def _file_safe(text: str) -> str:
 
 
 # -- checks and field formats --------------------------------------------------------------------
-
-
-def check_entries(entries: Iterable[JournalEntry]) -> None:
-    """Bug guard before anything is written: balanced entries, short unique ASCII numbers."""
-    seen: set[str] = set()
-    for entry in entries:
-        if entry.balance_cents:
-            raise ExportError(f"internal error: journal entry {entry.number} does not balance by {format_cents(entry.balance_cents)}")
-        if not entry.number or len(entry.number) > MAX_NUMBER or not entry.number.isascii() or not entry.number.isalnum():
-            raise ExportError(f"internal error: journal number {entry.number!r} is not 1-{MAX_NUMBER} ASCII letters/digits")
-        if entry.number in seen:
-            raise ExportError(f"internal error: journal number {entry.number} is used twice")
-        if len(entry.lines) < 2:
-            raise ExportError(f"internal error: journal entry {entry.number} has fewer than two lines")
-        seen.add(entry.number)
 
 
 def _amount(cents: int) -> str:
@@ -295,7 +279,6 @@ __all__ = [
     "QBO_JOURNAL_HEADER",
     "QuickBooksWriter",
     "bank_rows",
-    "check_entries",
     "iif_text",
     "render_iif",
     "render_qbo_journal",
