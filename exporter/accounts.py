@@ -23,6 +23,7 @@ fetched (:class:`~exporter.errors.ConfigError`, exit 2, naming the file and the 
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,14 @@ from typing import Any
 
 from .errors import ConfigError
 
-DEFAULT_ACCOUNTS_PATH = Path(__file__).resolve().parents[1] / "templates" / "accounts.toml"
+def _default_accounts_path() -> Path:
+    """templates/accounts.toml of the checkout, or the copy a regular install puts in share/."""
+    checkout = Path(__file__).resolve().parents[1] / "templates" / "accounts.toml"
+    installed = Path(sys.prefix) / "share" / "wavespeed-export" / "accounts.toml"
+    return checkout if checkout.exists() or not installed.exists() else installed
+
+
+DEFAULT_ACCOUNTS_PATH = _default_accounts_path()
 
 # IIF ACCNTTYPE keywords that a journal line may post to, and the Beancount root of each.
 # NONPOSTING is a real keyword but cannot carry journal lines, so a mapping may not use it.
