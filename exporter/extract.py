@@ -9,6 +9,7 @@ records are cut here to the exact instants ``[window.start, window.end)``.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -30,6 +31,7 @@ from .records import RECORD_COLUMNS, parse_records
 
 BILLINGS_PATH = "/api/v3/account/billings"
 USAGE_PATH = "/api/v3/account/usage"
+log = logging.getLogger("exporter.extract")
 VALIDATE_BATCH = 5_000  # records validated at once while other pages are still on the wire
 
 # (pages done, pages in all, records received so far)
@@ -68,14 +70,25 @@ def extract(
             return extract(client, window, page_size=page_size, concurrency=concurrency,
                            progress=progress, store_folder=Path(temporary), sink=sink)
     store = PageStore(store_folder)
-    batches = _Batches()
     try:
-        total = _fetch_pages(client, window, store, batches, page_size, concurrency, progress)
-        result = _assemble(batches.frame(), store, window, total, client.base_url, sink)
+        for _walk in range(2):
+            batches = _Batches()
+            first_total, last_total = _fetch_pages(client, window, store, batches, page_size, concurrency, progress)
+            if first_total == last_total:
+                break
+            # Records arrived while paging: offsets shifted, so a record may have slipped past us
+            # between two pages. A second walk sees the new state whole (unless more arrive).
+            log.warning("the API's total went from %d to %d while paging; fetching again", first_total, last_total)
+        result = _assemble(batches.frame(), store, window, last_total, client.base_url, sink)
     except DataError:
         store.remove()  # refetching would only bring the same bad record back
         raise
     store.remove()
+    if first_total != last_total:
+        result.warnings.append(
+            f"records kept arriving while paging (the total went from {first_total} to {last_total} on the "
+            "second walk too): some may be missing; export again once the period is closed"
+        )
     return result
 
 
@@ -87,10 +100,12 @@ def _fetch_pages(
     page_size: int,
     concurrency: int,
     progress: ProgressCallback | None,
-) -> int:
-    """Every page of the query into ``store`` and ``batches``; returns the server's total.
+) -> tuple[int, int]:
+    """Every page of the query into ``store`` and ``batches``.
 
-    Finished pages are validated on this thread while the pool waits on the network.
+    Returns the total the first page reported and the largest any later page reported: they
+    differ when records arrived during the walk. Finished pages are validated on this thread
+    while the pool waits on the network.
     """
     paginator = PageNumberPaginator(page_size)
     params = window.query_params()
@@ -110,13 +125,15 @@ def _fetch_pages(
 
     first_ids = _ids(first_items)
 
-    def fetch(query: dict[str, int]) -> tuple[int, list[Any], list[str]]:
+    def fetch(query: dict[str, int]) -> tuple[int, list[Any], list[str], int]:
         number = query["page"]
-        items = page_items(_data_object(client.get_data(BILLINGS_PATH, {**params, **query}), number), number)
+        data = _data_object(client.get_data(BILLINGS_PATH, {**params, **query}), number)
+        items = page_items(data, number)
         if first_ids and _ids(items) == first_ids:  # never walk a broken server to the end
             raise ApiError(f"the API ignores the 'page' parameter: page {number} repeats page 1")
-        return number, items, store.save(number, items)
+        return number, items, store.save(number, items), page_info(data).total
 
+    last_total = info.total
     if remaining:
         with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="page") as pool:
             pending = {pool.submit(fetch, query) for query in remaining}
@@ -128,11 +145,13 @@ def _fetch_pages(
                         for other in pending:
                             other.cancel()
                         raise error
-                    batches.add(*future.result())
+                    number, items, lines, total = future.result()
+                    batches.add(number, items, lines)
+                    last_total = max(last_total, total)
                     done += 1
                     if progress:
                         progress(done, total_pages, min(done * info.page_size, info.total))
-    return info.total
+    return info.total, last_total
 
 
 class _Batches:

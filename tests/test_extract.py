@@ -159,3 +159,17 @@ def test_api_down_fails_within_bounded_attempts(sandbox):
 def _bounds() -> tuple[datetime, datetime]:
     window = month_window("2024-01")
     return window.start, window.end
+
+
+def test_records_arriving_while_paging_trigger_a_second_walk(sandbox):
+    window = month_window("2024-01")
+    everything = len(sandbox.dataset.select(None, date(2023, 12, 30), date(2024, 2, 2)))  # the queried days
+    sandbox.faults.arrivals = 3  # the 3 newest records appear after the 5th page request
+    sandbox.faults.arrive_after = 5
+    result = run(sandbox, window, concurrency=1)
+    first_pages = [r.query["page"] for r in sandbox.requests if r.path.endswith("/billings")].count("1")
+    assert first_pages == 2  # the walk saw the total change and went round once more
+    assert result.stats.server_total == result.stats.unique_fetched == everything
+    assert result.stats.duplicates_dropped == 0 and result.warnings == []
+    assert list(result.records["id"]) == expected_ids(sandbox, window.start, window.end)
+

@@ -60,6 +60,10 @@ class Faults:
     ignore_page: bool = False  # every page number serves page 1's items
     malformed: dict[str, str] | None = None  # record id -> field to break in its JSON
     wrong_total: int | None = None  # report this pagination total instead of the real one
+    # records arriving while a client pages: the `arrivals` newest records of every query appear
+    # only once `arrive_after` billings requests have been answered, shifting every page
+    arrivals: int = 0
+    arrive_after: int = 0
     usage_skew: dict[str, Decimal] = field(default_factory=dict)  # model -> amount added to its usage cost
 
 
@@ -151,6 +155,11 @@ class SandboxServer(ThreadingHTTPServer):
         with self._counter_lock:
             self._billings_count = 0
 
+    def billings_answered(self) -> int:
+        """Billings requests counted so far (the one being answered included)."""
+        with self._counter_lock:
+            return self._billings_count
+
     def _next_billings_number(self) -> int:
         with self._counter_lock:
             self._billings_count += 1
@@ -232,6 +241,8 @@ def _billings(server: SandboxServer, query: dict[str, str]) -> _Response:
         raise _BadParam(f"invalid type {type_!r}: expected one of {', '.join(TYPES)}")
     start, end = _date_range(query)
     index = server.dataset.select(type_, start, end)
+    if faults.arrivals and server.billings_answered() <= faults.arrive_after:
+        index = index[faults.arrivals :]  # newest first: the newest have not arrived yet
     total = len(index)
 
     first = 0 if faults.ignore_page else (page - 1) * size
