@@ -25,13 +25,10 @@ _EXPECTED_SIGN = {"topup": 1, "usage": -1}
 def to_frame(records: pd.DataFrame, tz_name: str) -> pd.DataFrame:
     """Validated records (:func:`records.parse_records`) -> the transactions frame of
     :mod:`exporter.models`: local dates added, categories for repeated text, sorted by time then id."""
-    frame = records.copy()
-    frame["date"] = frame["created_at"].dt.tz_convert(tz_name).dt.tz_localize(None).dt.normalize()
-    frame["amount_micros"] = frame["amount_micros"].astype("int64")
-    for column in _CATEGORIES:
-        frame[column] = frame[column].astype("str").astype("category")
-    frame["id"] = frame["id"].astype("str")
-    frame["amount"] = frame["amount"].astype("str")
+    frame = records.assign(
+        date=records["created_at"].dt.tz_convert(tz_name).dt.tz_localize(None).dt.normalize(),
+        **{column: records[column].astype("category") for column in _CATEGORIES},
+    )
     frame = frame.sort_values(["created_at", "id"], kind="stable", ignore_index=True)
     return frame[TRANSACTION_COLUMNS]
 
