@@ -42,7 +42,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from exporter.pipeline import ExportConfig, fetch  # noqa: E402
+from exporter.config import ExportConfig  # noqa: E402
+from exporter.pipeline import fetch  # noqa: E402
 from exporter.period import month_window  # noqa: E402
 from exporter.sandbox import DEMO_KEY  # noqa: E402
 
@@ -84,7 +85,7 @@ from pathlib import Path
 from exporter.models import ExtractionStats
 from exporter.period import month_window
 from exporter.sandbox import generate_dataset
-from exporter.source import SourceContext, write_context
+from exporter.archive import SourceContext, write_context
 n, folder = int(sys.argv[1]), Path(sys.argv[2])
 folder.mkdir(parents=True)
 kept = 0

@@ -15,12 +15,24 @@ from typing import Any
 import click
 
 from . import __version__, pipeline
-from .api.client import DEFAULT_BASE_URL, RetryPolicy
+from .config import (
+    CONNECT_TIMEOUT,
+    DEFAULT_BASE_URL,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_FORMATS,
+    DEFAULT_GRANULARITY,
+    DEFAULT_OUT,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_TIMEOUT,
+    GRANULARITIES,
+    ExportConfig,
+    RenderOptions,
+    RetryPolicy,
+)
 from .errors import ConfigError, ExportError
-from .models import Report
-from .money import format_micros
 from .period import resolve_window
-from .writers import DEFAULT_FORMATS, FORMATS
+from .writers import FORMATS
+from .writers.terminal import render_result, render_summary
 
 
 class ExporterGroup(click.Group):
@@ -72,17 +84,17 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--base-url", envvar="WAVESPEED_BASE_URL", show_envvar=True, default=DEFAULT_BASE_URL,
                      show_default=True, help="API base URL."),
         click.option("--sandbox", is_flag=True, help="Run against the built-in sandbox API (no key, no network)."),
-        click.option("--page-size", type=click.IntRange(1, 1000), default=100, show_default=True,
+        click.option("--page-size", type=click.IntRange(1, 1000), default=DEFAULT_PAGE_SIZE, show_default=True,
                      help="Records asked per page (the server may serve fewer)."),
-        click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+        click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True,
                      help="Pages fetched at once after the first."),
-        click.option("--retries", type=click.IntRange(1, 50), default=6, show_default=True,
+        click.option("--retries", type=click.IntRange(1, 50), default=RetryPolicy.attempts, show_default=True,
                      help="Attempts per request on 429/5xx/network errors."),
-        click.option("--backoff", type=click.FloatRange(0), default=0.5, show_default=True,
+        click.option("--backoff", type=click.FloatRange(0), default=RetryPolicy.backoff, show_default=True,
                      help="First retry wait in seconds (doubles each retry, with jitter)."),
-        click.option("--max-wait", type=click.FloatRange(0), default=120.0, show_default=True,
+        click.option("--max-wait", type=click.FloatRange(0), default=RetryPolicy.max_wait, show_default=True,
                      help="Most seconds spent waiting on retries in one run."),
-        click.option("--timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
+        click.option("--timeout", type=click.FloatRange(0.1), default=DEFAULT_TIMEOUT, show_default=True,
                      help="Read timeout per request in seconds."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar, no retry notices."),
         click.option("-v", "--verbose", is_flag=True, help="Log every request (URL, status, time) on stderr."),
@@ -92,7 +104,7 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -> pipeline.ExportConfig:
+def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -> ExportConfig:
     from_source = extra.get("from_source")
     window = None
     if from_source is None or params["period"] or params["start"] or params["end"]:
@@ -101,14 +113,14 @@ def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -
         window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"])
     if from_source is None and not api_key:
         raise ConfigError("no API key: pass --api-key, set WAVESPEED_API_KEY, or use --sandbox")
-    return pipeline.ExportConfig(
+    return ExportConfig(
         window=window,
         base_url=base_url,
         api_key=api_key,
         page_size=params["page_size"],
         concurrency=params["concurrency"],
         retry=RetryPolicy(attempts=params["retries"], backoff=params["backoff"], max_wait=params["max_wait"]),
-        timeout=(min(10.0, params["timeout"]), params["timeout"]),
+        timeout=(min(CONNECT_TIMEOUT, params["timeout"]), params["timeout"]),
         progress=_progress_printer(params["quiet"]),
         **extra,
     )
@@ -165,14 +177,14 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
 
 @cli.command()
 @_source_options
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("output"), show_default=True,
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="Folder that receives <out>/<label>/.")
 @click.option("--format", "formats", type=FormatList(), default=",".join(DEFAULT_FORMATS), show_default=True,
               help=f"Comma-separated subset of: {', '.join(FORMATS)}.")
 @click.option("--accounts", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Account mapping TOML (default: templates/accounts.toml).")
-@click.option("--granularity", type=click.Choice(["monthly", "daily"]), default="monthly", show_default=True,
-              help="One usage journal entry for the period, or one per day.")
+@click.option("--granularity", type=click.Choice(GRANULARITIES), default=DEFAULT_GRANULARITY, show_default=True,
+              help="One usage journal entry per calendar month, or one per day.")
 @click.option("--iif-lists", is_flag=True, help="Prepend !ACCNT/!CLASS blocks to the IIF file (fresh company files).")
 @click.option("--strict", is_flag=True, help="Fail (exit 6) instead of writing when there is any warning.")
 @click.option("--no-reconcile", is_flag=True, help="Skip the comparison with the provider's usage summary.")
@@ -195,11 +207,11 @@ def export(**params: Any) -> None:
         config = _config(
             params, base_url, api_key,
             out=params["out"], formats=params["formats"], accounts=params["accounts"],
-            granularity=params["granularity"], iif_lists=params["iif_lists"], strict=params["strict"],
+            granularity=params["granularity"], render=RenderOptions(iif_lists=params["iif_lists"]), strict=params["strict"],
             reconcile=not params["no_reconcile"], from_source=params["from_source"],
         )
         result = pipeline.run_export(config)
-    _print_result(result)
+    click.echo(render_result(result.report, result.folder, result.files))
 
 
 @cli.command()
@@ -252,49 +264,6 @@ def sandbox(host: str, port: int) -> None:
     from .sandbox.server import run
 
     run(host, port)
-
-
-def render_summary(report: Report) -> str:
-    """The per-model table with a totals row, then totals per currency and type."""
-    lines = [f"{report.window.label}  ({report.window.tz_name}, {report.stats.in_period:,} records)", ""]
-    header = ("model", "currency", "count", "amount", "share")
-    rows = [
-        (r.model or "(none)", r.currency, f"{r.count:,}", format_micros(r.amount_micros), f"{r.share * 100:.2f}%")
-        for r in report.by_model.itertuples(index=False)
-    ]
-    total_rows = [
-        ("TOTAL usage", str(currency), f"{int(group['count'].sum()):,}",
-         format_micros(int(group["amount_micros"].sum())), "100.00%")
-        for currency, group in report.by_model.groupby("currency")
-    ]
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, *total_rows)]
-    rule = "  ".join("-" * w for w in widths)
-
-    def fmt(row: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip()
-
-    lines += [fmt(header), rule, *map(fmt, rows), rule, *map(fmt, total_rows), ""]
-    for r in report.totals.itertuples(index=False):
-        lines.append(f"{r.type:<10} {r.currency:<4} {r.count:>9,}  {format_micros(r.amount_micros):>16}")
-    pending = report.status_counts[report.status_counts["status"] != "completed"]
-    for r in pending.itertuples(index=False):
-        lines.append(f"not counted: {r.count:,} {r.type} record(s) with status {r.status}")
-    for warning in report.warnings:
-        lines.append(f"warning: {warning}")
-    return "\n".join(lines)
-
-
-def _print_result(result: pipeline.ExportResult) -> None:
-    report = result.report
-    lines = [
-        f"wrote {len(result.files)} files to {result.folder}",
-        f"{report.stats.in_period:,} records in {report.window.label} ({report.window.tz_name})",
-    ]
-    for r in report.totals.itertuples(index=False):
-        lines.append(f"  {r.type:<10} {r.currency:<4} {r.count:>9,}  {format_micros(r.amount_micros):>16}")
-    lines.append(f"{len(report.journal)} journal entries; {len(report.warnings)} warning(s)")
-    lines.extend(f"warning: {w}" for w in report.warnings)
-    click.echo("\n".join(lines))
 
 
 def main() -> None:

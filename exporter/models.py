@@ -21,13 +21,16 @@ amount_micros   int64                        the same amount in micro-units (exa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
 from .period import Window
+
+if TYPE_CHECKING:
+    from .books.mapping import AccountMapping
 
 COMPLETED = "completed"
 TRANSACTION_COLUMNS = [
@@ -35,7 +38,16 @@ TRANSACTION_COLUMNS = [
     "payment_method", "currency", "amount", "amount_micros",
 ]
 
-EntryKind = Literal["topup", "usage", "credit", "suspense"]
+# How a completed record is booked (docs/booking.md, "The booking model"):
+# topup      a top-up (amount > 0): Dr prepaid / Cr the payment method's account, one entry each
+# payout     a refund paid out to the payer (amount < 0): Dr the payment account / Cr prepaid, one each
+# usage      usage (amount < 0): summarised, Dr expense per (account, class) / Cr prepaid
+# task_refund  a refunded task (amount > 0, names a model): summarised, Dr prepaid / Cr expense
+# credit     any other credit back (amount > 0, no model): Dr prepaid / Cr refunds, one each
+# suspense   anything the rules cannot place: the suspense account, one each, and a warning
+Role = Literal["topup", "payout", "usage", "task_refund", "credit", "suspense"]
+ROLES: tuple[Role, ...] = ("topup", "payout", "usage", "task_refund", "credit", "suspense")
+SUMMARY_ROLES: tuple[Role, ...] = ("usage", "task_refund")
 
 
 @dataclass(frozen=True)
@@ -57,9 +69,9 @@ class JournalEntry:
     date: date
     currency: str
     memo: str
-    kind: EntryKind
+    role: Role
     lines: tuple[JournalLine, ...]
-    source_ids: tuple[str, ...] = ()  # the record ids behind a top-up/credit entry
+    source_ids: tuple[str, ...] = ()  # the record ids behind a single entry or refunded tasks
 
     @property
     def balance_cents(self) -> int:
@@ -78,20 +90,57 @@ class ExtractionStats:
     in_period: int
 
 
-@dataclass
-class Report:
-    """Everything the writers need; writers read it and never change it."""
+@dataclass(frozen=True)
+class ProviderUsage:
+    """The provider's own usage summary for the period: positive spend in micros per model."""
 
-    window: Window
+    costs: dict[str, int]
+    total_cost: int | None
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """The transactions frame and what is summed from it (:mod:`exporter.transform`)."""
+
     transactions: pd.DataFrame
     by_model: pd.DataFrame  # model, currency, count, amount_micros, share (Decimal), average (Decimal)
     by_day: pd.DataFrame  # date, currency, topups_micros, usage_micros, net_micros, count
     totals: pd.DataFrame  # currency, type, count, amount_micros  (completed records only)
     status_counts: pd.DataFrame  # type, status, count  (every record)
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the writers need, complete when it leaves the pipeline; writers only read it."""
+
+    window: Window
+    summaries: Summaries
     stats: ExtractionStats
+    mapping: AccountMapping  # the mapping the journal was booked with
+    journal: tuple[JournalEntry, ...]
     generated_at: datetime
     tool_version: str
-    warnings: list[str] = field(default_factory=list)
-    journal: list[JournalEntry] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
     # model, currency, exported_micros, provider_micros, difference_micros, status  (or None)
     reconciliation: pd.DataFrame | None = None
+
+    @property
+    def transactions(self) -> pd.DataFrame:
+        return self.summaries.transactions
+
+    @property
+    def by_model(self) -> pd.DataFrame:
+        return self.summaries.by_model
+
+    @property
+    def by_day(self) -> pd.DataFrame:
+        return self.summaries.by_day
+
+    @property
+    def totals(self) -> pd.DataFrame:
+        return self.summaries.totals
+
+    @property
+    def status_counts(self) -> pd.DataFrame:
+        return self.summaries.status_counts

@@ -1,4 +1,4 @@
-"""The export, step by step: fetch -> validate -> transform -> journal -> write, all or nothing.
+"""The export, step by step: fetch -> validate -> transform -> book -> write, all or nothing.
 
 Files are written into a temporary folder beside the target and moved into place only when
 every file and the manifest are complete; a failure removes the temporary folder and leaves any
@@ -11,24 +11,14 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
 
 import pandas as pd
 
 from . import __version__
-from .accounts import AccountMapping, load_accounts
-from .api.client import BillingClient, RetryPolicy
-from .errors import ApiError, AuthError, StrictError
-from .extract import USAGE_PATH, Extraction, LineSink, ProgressCallback, extract
-from .journal import build_journal
-from .manifest import write_manifest
-from .models import Report
-from .period import Window
-from .reconcile import reconcile
-from .source import (
+from .archive import (
     ARCHIVE_NAME,
     ArchiveWriter,
     SourceContext,
@@ -37,31 +27,18 @@ from .source import (
     resolve_source_folder,
     write_context,
 )
-from .transform import build_report
-from .writers import DEFAULT_FORMATS, make_writer
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    """Everything an export needs; built by the CLI from options and the environment."""
-
-    window: Window | None  # None with from_source: the archive's own window is used
-    out: Path = Path("output")
-    formats: tuple[str, ...] = DEFAULT_FORMATS
-    base_url: str = "https://api.wavespeed.ai"
-    api_key: str = field(default="", repr=False)  # never printed, logged or written
-    page_size: int = 100
-    concurrency: int = 4
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout: tuple[float, float] = (5.0, 60.0)
-    accounts: Path | None = None
-    granularity: Literal["monthly", "daily"] = "monthly"
-    iif_lists: bool = False
-    strict: bool = False
-    reconcile: bool = True
-    from_source: Path | None = None
-    resume_folder: Path | None = None  # where pages wait between runs, so an interrupted fetch resumes
-    progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
+from .books.journal import build_journal
+from .books.mapping import AccountMapping
+from .books.mapping_toml import load_mapping
+from .books.reconcile import reconcile
+from .config import ExportConfig, Granularity
+from .errors import StrictError
+from .extract import BillingClient, Extraction, LineSink, extract, fetch_provider_usage, parse_provider_usage
+from .models import Report
+from .period import Window
+from .transform import summarize as summarize_records
+from .writers import check_mapping, write_formats
+from .writers.manifest import write_manifest
 
 
 @dataclass(frozen=True)
@@ -79,10 +56,10 @@ def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
 
 def summarize(config: ExportConfig) -> Report:
     """The Report of a period without writing anything (the ``summary`` command)."""
-    return build(config, load_accounts(config.accounts))
+    return build(config, load_mapping(config.accounts))
 
 
-def build(config: ExportConfig, accounts: AccountMapping, source_dir: Path | None = None) -> Report:
+def build(config: ExportConfig, mapping: AccountMapping, source_dir: Path | None = None) -> Report:
     """Records (from the API or an archive) -> a complete Report with journal and reconciliation.
 
     With ``source_dir`` the records are archived there as they are read, with their context.
@@ -93,29 +70,50 @@ def build(config: ExportConfig, accounts: AccountMapping, source_dir: Path | Non
         records, context = _fetch_live(config, source_dir)
     if source_dir is not None:
         write_context(source_dir, context)
+    return assemble_report(records, context, mapping, config.granularity, datetime.now(timezone.utc))
 
-    report = build_report(records, context.window, context.stats, datetime.now(timezone.utc), __version__, context.warnings)
-    report.journal, journal_warnings = build_journal(report, accounts, config.granularity)
-    report.warnings.extend(journal_warnings)
+
+def assemble_report(
+    records: pd.DataFrame,
+    context: SourceContext,
+    mapping: AccountMapping,
+    granularity: Granularity,
+    generated_at: datetime,
+) -> Report:
+    """Validated records and their context -> the complete, frozen Report (no I/O)."""
+    window = context.window
+    summaries = summarize_records(records, window)
+    journal = build_journal(summaries.transactions, window, mapping, granularity)
+    reconciliation: pd.DataFrame | None = None
+    reconcile_warnings: list[str] = []
     if context.provider_usage is not None:
-        report.reconciliation, reconcile_warnings = reconcile(report.by_model, context.provider_usage)
-        report.warnings.extend(reconcile_warnings)
-    return report
+        reconciliation, reconcile_warnings = reconcile(summaries.by_model, parse_provider_usage(context.provider_usage))
+    return Report(
+        window=window,
+        summaries=summaries,
+        stats=context.stats,
+        mapping=mapping,
+        journal=journal.entries,
+        generated_at=generated_at,
+        tool_version=__version__,
+        warnings=(*context.warnings, *summaries.warnings, *journal.warnings, *reconcile_warnings),
+        reconciliation=reconciliation,
+    )
 
 
 def run_export(config: ExportConfig) -> ExportResult:
     """Build the report and write the pack into ``<out>/<label>/`` atomically."""
-    accounts = load_accounts(config.accounts)  # a bad mapping fails before any request
+    mapping = load_mapping(config.accounts)  # a bad mapping fails before any request
+    check_mapping(config.formats, mapping)
     window = _window(config)
     target = config.out / window.label
     with _staging(target) as staging:
         resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
-        report = build(resumable, accounts, staging / "source")
+        report = build(resumable, mapping, staging / "source")
         if config.strict and report.warnings:
-            raise StrictError(report.warnings)
+            raise StrictError(list(report.warnings))
         files = sorted((staging / "source").iterdir())
-        for name in config.formats:
-            files += make_writer(name, iif_lists=config.iif_lists, accounts=accounts).write(report, staging)
+        files += write_formats(report, staging, config.formats, config.render)
         files.append(write_manifest(report, staging, files))
     return ExportResult(target, [target / f.relative_to(staging) for f in files], report)
 
@@ -144,7 +142,7 @@ def _fetch_live(config: ExportConfig, archive_to: Path | None) -> tuple[pd.DataF
     try:
         with _client(config) as client:
             extraction = _extract(client, config, archive.write if archive else None)
-            usage, usage_warning = _provider_usage(client, config) if config.reconcile else (None, None)
+            usage, usage_warning = fetch_provider_usage(client, config.window) if config.reconcile else (None, None)
     finally:
         if archive is not None:
             archive.close()
@@ -161,18 +159,6 @@ def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None)
 def _client(config: ExportConfig) -> BillingClient:
     return BillingClient(config.base_url, config.api_key, retry=config.retry,
                          timeout=config.timeout, pool_size=config.concurrency)
-
-
-def _provider_usage(client: BillingClient, config: ExportConfig) -> tuple[Any, str | None]:
-    """The provider's own per-model usage for the period, or a warning if it cannot be had."""
-    assert config.window is not None
-    params = {"start_date": config.window.first_day.isoformat(), "end_date": config.window.last_day.isoformat()}
-    try:
-        return client.get_data(USAGE_PATH, params), None
-    except AuthError:
-        raise
-    except ApiError as exc:
-        return None, f"reconciliation skipped: the usage summary could not be fetched ({exc})"
 
 
 @contextmanager

@@ -6,13 +6,11 @@ Money stays in int64 micro-units, so sums are exact and vectorised. Only records
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
-from .models import COMPLETED, TRANSACTION_COLUMNS, ExtractionStats, Report
+from .models import COMPLETED, TRANSACTION_COLUMNS, Summaries
 from .money import MICROS_PER_UNIT
 from .period import Window
 
@@ -23,7 +21,7 @@ _EXPECTED_SIGN = {"topup": 1, "usage": -1}
 
 
 def to_frame(records: pd.DataFrame, tz_name: str) -> pd.DataFrame:
-    """Validated records (:func:`records.parse_records`) -> the transactions frame of
+    """Validated records (:func:`exporter.extract.records.parse_records`) -> the transactions frame of
     :mod:`exporter.models`: local dates added, categories for repeated text, sorted by time then id."""
     frame = records.assign(
         date=records["created_at"].dt.tz_convert(tz_name).dt.tz_localize(None).dt.normalize(),
@@ -129,25 +127,14 @@ def _ratio(numerator: int, denominator: int, places: str) -> Decimal:
     return (Decimal(int(numerator)) / Decimal(int(denominator))).quantize(Decimal(places), ROUND_HALF_UP)
 
 
-def build_report(
-    records: pd.DataFrame,
-    window: Window,
-    stats: ExtractionStats,
-    generated_at: datetime,
-    tool_version: str,
-    warnings: Iterable[str] = (),
-) -> Report:
-    """The period's validated records -> a :class:`Report` with every summary; ``warnings`` come first."""
+def summarize(records: pd.DataFrame, window: Window) -> Summaries:
+    """The period's validated records -> the transactions frame and every summary of it."""
     frame = to_frame(records, window.tz_name)
-    return Report(
-        window=window,
+    return Summaries(
         transactions=frame,
         by_model=by_model(frame),
         by_day=by_day(frame),
         totals=totals(frame),
         status_counts=status_counts(frame),
-        stats=stats,
-        generated_at=generated_at,
-        tool_version=tool_version,
-        warnings=[*warnings, *data_warnings(frame)],
+        warnings=tuple(data_warnings(frame)),
     )

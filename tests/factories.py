@@ -7,10 +7,14 @@ from decimal import Decimal
 from itertools import count
 from typing import Any
 
+from exporter.archive import SourceContext
+from exporter.books.mapping import AccountMapping
+from exporter.books.mapping_toml import load_mapping
+from exporter.config import Granularity
+from exporter.extract.records import parse_records
 from exporter.models import ExtractionStats, Report
 from exporter.period import Window, month_window
-from exporter.records import parse_records
-from exporter.transform import build_report
+from exporter.pipeline import assemble_report
 
 _ids = count(1)
 GENERATED_AT = datetime(2024, 2, 1, 12, 0, tzinfo=timezone.utc)
@@ -57,12 +61,17 @@ def make_report(
     raws: list[dict[str, Any]],
     window: Window | None = None,
     warnings: list[str] | None = None,
+    *,
+    mapping: AccountMapping | None = None,
+    granularity: Granularity = "monthly",
+    provider_usage: Any = None,
 ) -> Report:
-    """A Report built from raw records by the same functions the pipeline uses."""
+    """A Report built from raw records by the same function the pipeline uses (default mapping)."""
     window = window or month_window("2024-01")
     records = parse_records(raws, lambda i: f"item {i}")
     stats = ExtractionStats(
         source="test", server_total=len(records), unique_fetched=len(records),
         duplicates_dropped=0, pages=1, in_period=len(records),
     )
-    return build_report(records, window, stats, GENERATED_AT, "0.0.0-test", warnings or [])
+    context = SourceContext(window, stats, provider_usage, warnings or [])
+    return assemble_report(records, context, mapping or load_mapping(), granularity, GENERATED_AT)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.accounts import DEFAULT_ACCOUNTS_PATH, load_accounts
+from exporter.books.mapping_toml import DEFAULT_ACCOUNTS_PATH, load_mapping as load_accounts
 from exporter.errors import ConfigError
 
 SAMPLE = Path(__file__).parent / "golden" / "accounts_sample.toml"

@@ -301,7 +301,7 @@ def test_a_failed_fetch_leaves_no_output_file(sandbox, api_args, tmp_path):
 
 
 def test_a_malformed_account_mapping_exits_2_naming_the_key(api_args, tmp_path):
-    from exporter.accounts import DEFAULT_ACCOUNTS_PATH
+    from exporter.books.mapping_toml import DEFAULT_ACCOUNTS_PATH
 
     template = DEFAULT_ACCOUNTS_PATH.read_text()
     assert 'type = "OCASSET"' in template

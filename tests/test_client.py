@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from exporter.api.client import BillingClient, RetryPolicy, _retry_after
+from exporter.extract.client import BillingClient, RetryPolicy, _retry_after
 from exporter.errors import ApiError, AuthError
 
 QUICK = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, max_wait=2)

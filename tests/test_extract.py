@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from exporter.api.client import BillingClient, RetryPolicy
+from exporter.extract.client import BillingClient, RetryPolicy
 from exporter.errors import ApiError, AuthError, DataError
 from exporter.extract import extract
 from exporter.period import month_window, range_window

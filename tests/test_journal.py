@@ -11,14 +11,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter import journal
-from exporter.accounts import AccountMapping, load_accounts
+from exporter.books import journal, numbering
+from exporter.books.mapping import AccountMapping
+from exporter.books.mapping_toml import load_mapping as load_accounts
 from exporter.errors import ConfigError, ExportError
-from exporter.journal import build_journal
 from exporter.models import JournalEntry, JournalLine
 from exporter.money import MICROS_PER_CENT, format_micros, round_to_cents
 from exporter.period import range_window
 from factories import make_report, record, topup_record, usage_record
+
+
+def build_journal(report, mapping, granularity="monthly"):
+    """(entries, warnings) of the report's records booked with ``mapping``."""
+    built = journal.build_journal(report.transactions, report.window, mapping, granularity)
+    return list(built.entries), list(built.warnings)
 
 SAMPLE = Path(__file__).parent / "golden" / "accounts_sample.toml"
 MAPPING = load_accounts(SAMPLE)
@@ -57,11 +63,11 @@ def test_the_sample_month_books_like_the_reference():
     assert warnings == []
     assert [e.number for e in entries] == ["WS2401T001", "WS2401P001", "WS2401U"]
     topup, payout, usage = entries
-    assert (topup.date, topup.kind, topup.source_ids) == (date(2024, 1, 3), "topup", ("tu_1001",))
+    assert (topup.date, topup.role, topup.source_ids) == (date(2024, 1, 3), "topup", ("tu_1001",))
     assert lines_of(topup) == [(PREPAID, 10000, ""), ("Company Visa", -10000, "")]
     assert "tu_1001" in topup.memo and "card" in topup.memo
     assert lines_of(payout) == [("Company Visa", 2000, ""), (PREPAID, -2000, "")]
-    assert (usage.date, usage.kind, usage.currency) == (date(2024, 1, 31), "usage", "USD")
+    assert (usage.date, usage.role, usage.currency) == (date(2024, 1, 31), "usage", "USD")
     assert lines_of(usage) == [
         ("AI API Usage", 1001, "AI Models:model-a"),
         ("AI API Usage", 500, "AI Models:model-b"),
@@ -85,9 +91,9 @@ def test_daily_granularity_gives_one_usage_entry_per_local_day():
 
     report = make_report(raws, window=month_window("2024-01", "Europe/Berlin"))
     entries, _ = build_journal(report, MAPPING, "daily")
-    assert [(e.number, e.date, e.kind) for e in entries] == [
+    assert [(e.number, e.date, e.role) for e in entries] == [
         ("WS2401U15", date(2024, 1, 15), "usage"),
-        ("WS2401R16", date(2024, 1, 16), "credit"),
+        ("WS2401R16", date(2024, 1, 16), "task_refund"),
         ("WS2401U16", date(2024, 1, 16), "usage"),
     ]
     assert lines_of(entries[2]) == [
@@ -105,7 +111,7 @@ def test_credits_back_with_a_model_are_summed_exactly_not_rounded_one_by_one():
     raws.append(record("refund", "5.00", model="google/veo3", id="rf_v"))
     entries, warnings = build_journal(make_report(raws), MAPPING)
     (credit,) = entries
-    assert (credit.number, credit.kind) == ("WS2401R", "credit")
+    assert (credit.number, credit.role) == ("WS2401R", "task_refund")
     assert set(credit.source_ids) == {"rf_0", "rf_1", "rf_2", "rf_b", "rf_v"}
     # exact 5.0115 -> 5.01; the spare cent goes to model-a's 0.0075, model-b's 0.004 gets no line
     assert lines_of(credit) == [
@@ -133,7 +139,7 @@ def test_suspense_takes_what_the_rules_cannot_place():
     ]
     entries, warnings = build_journal(make_report(raws), MAPPING)
     assert [e.number for e in entries] == ["WS2401S001", "WS2401S002"]
-    assert {e.kind for e in entries} == {"suspense"}
+    assert {e.role for e in entries} == {"suspense"}
     assert lines_of(entries[0]) == [("Ask My Accountant", 500, ""), (PREPAID, -500, "")]
     (warning,) = warnings
     assert "tu_neg" in warning and "cb_1" in warning and "Ask My Accountant" in warning
@@ -179,7 +185,7 @@ def test_currencies_are_never_mixed():
     assert len(by_number) == len(entries) == 4
     assert by_number["WS2401U1"].currency == "EUR" and by_number["WS2401U1"].lines[-1].amount_cents == -200
     assert by_number["WS2401U2"].currency == "USD" and by_number["WS2401U2"].lines[-1].amount_cents == -100
-    assert sorted((e.currency, e.lines[0].amount_cents) for e in entries if e.kind == "topup") == [("EUR", 1000), ("USD", 2000)]
+    assert sorted((e.currency, e.lines[0].amount_cents) for e in entries if e.role == "topup") == [("EUR", 1000), ("USD", 2000)]
 
 
 def test_postpaid_usage_is_owed_to_the_vendor(tmp_path):
@@ -189,7 +195,7 @@ def test_postpaid_usage_is_owed_to_the_vendor(tmp_path):
     accounts = load_accounts(path)
     raws = [usage_record("model-a", "-3.00"), usage_record("model-a", "0.50"), topup_record("10.00")]
     entries, _ = build_journal(make_report(raws), accounts)
-    credit, topup, usage = sorted(entries, key=lambda e: e.kind)
+    credit, topup, usage = sorted(entries, key=lambda e: e.role)
     assert usage.lines[-1] == JournalLine("Accounts Payable", -300, usage.lines[-1].memo, "", "WaveSpeedAI")
     assert credit.lines[0].account == "Accounts Payable" and credit.lines[0].name == "WaveSpeedAI"
     assert lines_of(topup)[0] == (PREPAID, 1000, "")
@@ -204,8 +210,12 @@ def test_range_windows_number_from_their_first_day():
         topup_record("5.00", created_at="2024-01-06T10:00:00Z"),
     ]
     monthly, _ = build_journal(make_report(raws, window=window), MAPPING)
-    assert [e.number for e in monthly] == ["W240105T001", "W240105U"]
-    assert monthly[1].lines[0].memo.startswith("Usage 2024-01-05 to 2024-02-10 ")
+    # monthly granularity over a range: one usage entry per calendar month, numbered by its offset
+    assert [(e.number, e.date) for e in monthly] == [
+        ("W240105T001", date(2024, 1, 6)), ("W240105U01", date(2024, 1, 31)), ("W240105U02", date(2024, 2, 10)),
+    ]
+    assert monthly[1].lines[0].memo.startswith("Usage 2024-01-05 to 2024-01-31 ")
+    assert monthly[2].lines[0].memo.startswith("Usage 2024-02-01 to 2024-02-10 ")
     daily, _ = build_journal(make_report(raws, window=window), MAPPING, "daily")
     assert [e.number for e in daily] == ["W240105U01", "W240105T001", "W240105U37"]
 
@@ -217,10 +227,10 @@ def test_more_than_999_of_a_kind_still_fit_eleven_characters():
     numbers = [e.number for e in entries]
     assert len(set(numbers)) == 1001 and max(map(len, numbers)) <= 11
     for count, room in [(999, 4), (1000, 4), (10_000, 4), (1000, 3), (46_655, 3)]:
-        codes = journal._sequence(count, room)
+        codes = numbering._sequence(count, room)
         assert len(set(codes)) == count and {len(c) for c in codes} == {min(room, max(3, len(str(count))))}
     with pytest.raises(ExportError):
-        journal._sequence(46_656, 3)
+        numbering._sequence(46_656, 3)
 
 
 def test_a_bad_granularity_is_a_config_error():
@@ -233,7 +243,7 @@ def test_an_unbalanced_entry_is_caught_as_a_bug():
     bad = JournalEntry("WS2401T001", date(2024, 1, 15), "USD", "x", "topup",
                        (JournalLine(PREPAID, 100, "x"), JournalLine("Stripe Clearing", -99, "x")))
     with pytest.raises(ExportError, match="WS2401T001 does not balance by 0.01"):
-        journal._check([bad], report.transactions, MAPPING, [])
+        journal._check_ties([bad], report.transactions, MAPPING, 0)
 
 
 def test_a_journal_that_loses_money_is_caught_as_a_bug():
@@ -241,7 +251,7 @@ def test_a_journal_that_loses_money_is_caught_as_a_bug():
     short = JournalEntry("WS2401T001", date(2024, 1, 15), "USD", "x", "topup",
                          (JournalLine(PREPAID, 99, "x"), JournalLine("Stripe Clearing", -99, "x")))
     with pytest.raises(ExportError, match="credit balance"):
-        journal._check([short], report.transactions, MAPPING, [])
+        journal._check_ties([short], report.transactions, MAPPING, 0)
 
 
 # -- properties --------------------------------------------------------------------------------
@@ -283,13 +293,13 @@ def test_property_entries_balance_and_lines_stay_within_a_cent(usage, credits, t
     assert all(e.balance_cents == 0 for e in entries)
     assert all(line.amount_cents != 0 for e in entries for line in e.lines)
 
-    for kind, records, sign in (("usage", usage, 1), ("credit", credits, -1)):
+    for kind, records, sign in (("usage", usage, 1), ("task_refund", credits, -1)):
         exact: dict[tuple[str, str], int] = defaultdict(int)
         for model, micros in records:
             account, klass, _ = accounts.expense_for(model)
             exact[(account, klass)] += abs(micros)
         total = round_to_cents(sum(exact.values()))
-        matching = [e for e in entries if e.kind == kind]
+        matching = [e for e in entries if e.role == kind]
         if not total:
             assert matching == []
             continue
@@ -300,9 +310,9 @@ def test_property_entries_balance_and_lines_stay_within_a_cent(usage, credits, t
         (balance_line,) = [l for l in entry.lines if l.account == accounts.prepaid]
         assert balance_line.amount_cents == -sign * total  # usage draws the credit, credits back add to it
 
-    booked_topups = sorted(e.lines[0].amount_cents for e in entries if e.kind == "topup")
+    booked_topups = sorted(e.lines[0].amount_cents for e in entries if e.role == "topup")
     assert booked_topups == sorted(round_to_cents(v) for v in topups)
-    assert all(e.lines[0].account == accounts.prepaid for e in entries if e.kind == "topup")
+    assert all(e.lines[0].account == accounts.prepaid for e in entries if e.role == "topup")
     effect = sum(v for _, v in usage) + sum(v for _, v in credits) + sum(topups)
     rounded_groups = len(entries) + 2  # at most one usage and one credit summary may round to nothing
     assert abs(prepaid_cents(entries, accounts) * MICROS_PER_CENT - effect) * 2 <= rounded_groups * MICROS_PER_CENT

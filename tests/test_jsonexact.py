@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter import jsonexact
+from exporter.extract import jsonexact
 
 
 def test_numbers_are_exact_and_keep_their_digits():

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter import jsonexact
+from exporter.extract import jsonexact
 from exporter.money import allocate_cents, format_cents, format_micros, parse_amount, round_to_cents
 
 

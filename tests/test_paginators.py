@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.api.paginators import PageNumberPaginator, page_info
+from exporter.extract.paginators import PageNumberPaginator, page_info
 from exporter.errors import ApiError
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from exporter import jsonexact
+from exporter.extract import jsonexact, parse_provider_usage
+from exporter.models import ProviderUsage
 from exporter.errors import DataError
-from exporter.reconcile import RECONCILIATION_COLUMNS, reconcile
+from exporter.books.reconcile import RECONCILIATION_COLUMNS, reconcile
 from factories import make_report, usage_record
 
 BY_MODEL = make_report(
@@ -18,10 +19,12 @@ BY_MODEL = make_report(
 ).by_model
 
 
-def summary(*models: tuple[str, str], total: str | None = None) -> dict:
+def summary(*models: tuple[str, str], total: str | None = None) -> ProviderUsage:
     items = ",".join(f'{{"model": "{m}", "requests": 1, "cost": {c}}}' for m, c in models)
     total_part = f'"total_cost": {total}, ' if total is not None else ""
-    return jsonexact.loads(f'{{"period": "2024-01", "total_requests": 3, {total_part}"by_model": [{items}]}}')
+    return parse_provider_usage(
+        jsonexact.loads(f'{{"period": "2024-01", "total_requests": 3, {total_part}"by_model": [{items}]}}')
+    )
 
 
 def test_equal_totals_are_all_ok():
@@ -86,5 +89,5 @@ def test_several_currencies_compare_per_model_and_never_add_currencies():
 )
 def test_a_malformed_summary_is_a_data_error(data):
     with pytest.raises(DataError) as caught:
-        reconcile(BY_MODEL, jsonexact.loads(data))
+        parse_provider_usage(jsonexact.loads(data))
     assert caught.value.exit_code == 5

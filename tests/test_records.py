@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from exporter import jsonexact
+from exporter.extract import jsonexact
 from exporter.errors import DataError
-from exporter.records import RECORD_COLUMNS, parse_record, parse_records
+from exporter.extract.records import RECORD_COLUMNS, parse_record, parse_records
 
 GOOD = '{"id": "txn_1", "type": "usage", "amount": -0.0045, "currency": "USD", "status": "completed", "model": "google/veo3", "created_at": "2024-01-15T11:00:00.000Z"}'
 

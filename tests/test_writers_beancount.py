@@ -12,8 +12,7 @@ import pytest
 from beancount import loader
 from beancount.core.data import Open, Transaction
 
-from exporter.accounts import load_accounts
-from exporter.journal import build_journal
+from exporter.books.mapping_toml import load_mapping as load_accounts
 from exporter.writers.beancount import BeancountWriter, beancount_names
 from factories import make_report, record, topup_record, usage_record
 
@@ -37,9 +36,7 @@ def mixed_report():
         usage_record("model-b", "-7.25", currency="EUR"),
         topup_record("20.00", currency="EUR"),
     ]
-    report = make_report(raws)
-    report.journal, _ = build_journal(report, MAPPING)
-    return report
+    return make_report(raws, mapping=MAPPING)
 
 
 def bean_check(path: Path) -> subprocess.CompletedProcess:
@@ -50,7 +47,7 @@ def bean_check(path: Path) -> subprocess.CompletedProcess:
 def ledger(tmp_path_factory):
     folder = tmp_path_factory.mktemp("beancount")
     report = mixed_report()
-    (path,) = BeancountWriter(MAPPING).write(report, folder)
+    (path,) = BeancountWriter().write(report, folder)
     return report, path
 
 

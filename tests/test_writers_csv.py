@@ -78,7 +78,9 @@ def test_reconciliation_csv_only_with_a_reconciliation(tmp_path):
     assert "reconciliation" not in write(report, tmp_path / "a")
     import pandas as pd
 
-    report.reconciliation = pd.DataFrame([{"model": "m", "currency": "USD", "exported_micros": 1_000_000,
-                                           "provider_micros": 1_020_000, "difference_micros": -20_000, "status": "mismatch"}])
-    (row,) = write(report, tmp_path / "b")["reconciliation"]
+    import dataclasses
+
+    reconciliation = pd.DataFrame([{"model": "m", "currency": "USD", "exported_micros": 1_000_000,
+                                    "provider_micros": 1_020_000, "difference_micros": -20_000, "status": "mismatch"}])
+    (row,) = write(dataclasses.replace(report, reconciliation=reconciliation), tmp_path / "b")["reconciliation"]
     assert row == {"model": "m", "currency": "USD", "exported": "1.00", "provider": "1.02", "difference": "-0.02", "status": "mismatch"}

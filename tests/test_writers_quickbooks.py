@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.accounts import load_accounts
+from exporter.books.mapping_toml import load_mapping as load_accounts
 from exporter.errors import ExportError
-from exporter.journal import build_journal
+from exporter.config import RenderOptions
 from exporter.models import Report
-from exporter.money import round_to_cents
+from exporter.money import format_cents
 from exporter.writers.quickbooks import BANK_MAX_BYTES, QBO_JOURNAL_HEADER, QuickBooksWriter
 from factories import make_report, record, topup_record, usage_record
 
@@ -26,9 +26,7 @@ HOSTILE_METHOD = '=HYPERLINK("http://x")\r\ntab\there'
 
 
 def with_journal(raws: list[dict], **kwargs) -> Report:
-    report = make_report(raws, **kwargs)
-    report.journal, _ = build_journal(report, MAPPING)
-    return report
+    return make_report(raws, mapping=kwargs.pop("mapping", MAPPING), **kwargs)
 
 
 def golden_report() -> Report:
@@ -103,14 +101,14 @@ def read_csv(path: Path) -> list[list[str]]:
 
 
 def test_iif_matches_the_golden_file(tmp_path):
-    paths = QuickBooksWriter(iif_lists=True, accounts=MAPPING).write(golden_report(), tmp_path)
+    paths = QuickBooksWriter(RenderOptions(iif_lists=True)).write(golden_report(), tmp_path)
     assert [p.name for p in paths] == ["quickbooks.iif", "quickbooks_online_journal.csv", "quickbooks_online_bank.csv"]
     assert (tmp_path / "quickbooks.iif").read_bytes() == (GOLDEN / "sample.iif").read_bytes()
 
 
 def test_iif_structure_sums_dates_and_hostile_text(tmp_path):
     report = with_journal(mixed_raws())
-    QuickBooksWriter(iif_lists=True, accounts=MAPPING).write(report, tmp_path)
+    QuickBooksWriter(RenderOptions(iif_lists=True)).write(report, tmp_path)
     rows = parse_iif((tmp_path / "quickbooks.iif").read_bytes())
     headers, blocks = iif_blocks(rows)
     columns = ["TRNSTYPE", "DATE", "ACCNT", "NAME", "CLASS", "AMOUNT", "DOCNUM", "MEMO"]
@@ -133,7 +131,7 @@ def test_iif_structure_sums_dates_and_hostile_text(tmp_path):
 
 
 def test_iif_lists_put_each_parent_once_before_its_children(tmp_path):
-    QuickBooksWriter(iif_lists=True, accounts=MAPPING).write(golden_report(), tmp_path)
+    QuickBooksWriter(RenderOptions(iif_lists=True)).write(golden_report(), tmp_path)
     rows = parse_iif((tmp_path / "quickbooks.iif").read_bytes())
     accounts = [(row[1], row[2]) for row in rows if row[0] == "ACCNT"]
     names = [name for name, _ in accounts]
@@ -148,13 +146,13 @@ def test_iif_lists_put_each_parent_once_before_its_children(tmp_path):
 
 
 def test_iif_without_lists_starts_with_the_journal_headers(tmp_path):
-    QuickBooksWriter(accounts=MAPPING).write(golden_report(), tmp_path)
+    QuickBooksWriter().write(golden_report(), tmp_path)
     assert (tmp_path / "quickbooks.iif").read_bytes().startswith(b"!TRNS\tTRNSID\tTRNSTYPE\t")
 
 
 def test_qbo_journal_csv_has_one_side_per_row_and_balances(tmp_path):
     report = with_journal(mixed_raws())
-    QuickBooksWriter(accounts=MAPPING).write(report, tmp_path)
+    QuickBooksWriter().write(report, tmp_path)
     header, *rows = read_csv(tmp_path / "quickbooks_online_journal.csv")
     assert header == QBO_JOURNAL_HEADER == ["JournalNo", "JournalDate", "AccountName", "Debits", "Credits", "Description", "Name", "Class"]
     assert len(rows) == sum(len(e.lines) for e in report.journal)
@@ -174,9 +172,8 @@ def test_postpaid_lines_carry_the_vendor_name(tmp_path):
     text = (GOLDEN / "accounts_sample.toml").read_text().replace("postpaid = false", "postpaid = true")
     (tmp_path / "m.toml").write_text(text)
     accounts = load_accounts(tmp_path / "m.toml")
-    report = make_report([usage_record("model-a", "-2.00")])
-    report.journal, _ = build_journal(report, accounts)
-    QuickBooksWriter(iif_lists=True, accounts=accounts).write(report, tmp_path / "out")
+    report = make_report([usage_record("model-a", "-2.00")], mapping=accounts)
+    QuickBooksWriter(RenderOptions(iif_lists=True)).write(report, tmp_path / "out")
     _, *rows = read_csv(tmp_path / "out" / "quickbooks_online_journal.csv")
     assert [(r[2], r[4], r[6]) for r in rows if r[4]] == [("Accounts Payable", "2.00", "WaveSpeedAI")]
     iif = parse_iif((tmp_path / "out" / "quickbooks.iif").read_bytes())
@@ -193,27 +190,26 @@ def bank_amounts(folder: Path, pattern: str = "quickbooks_online_bank*.csv") -> 
     return paths, rows
 
 
-def test_bank_csv_sums_exactly_to_the_rounded_net(tmp_path):
+def test_bank_csv_rows_are_the_journals_prepaid_lines(tmp_path):
     report = with_journal(mixed_raws())
-    QuickBooksWriter(accounts=MAPPING).write(report, tmp_path)
+    QuickBooksWriter().write(report, tmp_path)
     paths, rows = bank_amounts(tmp_path)
     assert [p.name for p in paths] == ["quickbooks_online_bank.csv"]
-    done = report.transactions[report.transactions["status"] == "completed"]
-    expected = round_to_cents(int(done["amount_micros"].sum()))
-    assert sum(Decimal(amount) for *_, amount in rows) * 100 == expected
+    prepaid = [(e, l) for e in report.journal for l in e.lines if l.account == MAPPING.prepaid]
+    assert [(day, amount) for day, _, amount in rows] == [
+        (e.date.strftime("%m/%d/%Y"), format_cents(l.amount_cents)) for e, l in prepaid
+    ]
+    assert [description.rsplit(" [", 1)[1] for _, description, _ in rows] == [f"{e.number}]" for e, _ in prepaid]
     for day, description, amount in rows:
         assert re.fullmatch(r"\d{2}/\d{2}/\d{4}", day) and re.fullmatch(r"-?\d+\.\d{2}", amount)
-        assert Decimal(amount) != 0 and not re.fullmatch(r"[\d\s.,-]*", description)
-        assert not description.startswith(("=", "+", "-", "@"))
-    assert ["01/02/2024", "WaveSpeedAI credit top-up via card", "100.00"] in rows
-    # usage is summarised per day and model: 28 days of model-a plus the other models
-    assert sum("usage model-a" in d for _, d, _ in rows) <= 28
+        assert Decimal(amount) != 0 and not description.startswith(("=", "+", "-", "@"))
+    assert any(d.startswith("WaveSpeedAI top-up") and a == "100.00" for _, d, a in rows)
 
 
 @pytest.mark.parametrize("count, parts", [(999, 1), (1000, 2)])
 def test_bank_csv_splits_above_999_data_rows(tmp_path, count, parts):
     raws = [topup_record("1.00", created_at=f"2024-01-{1 + i % 28:02d}T00:00:00Z") for i in range(count)]
-    QuickBooksWriter(accounts=MAPPING).write(with_journal(raws), tmp_path)
+    QuickBooksWriter().write(with_journal(raws), tmp_path)
     paths, rows = bank_amounts(tmp_path)
     assert len(rows) == count
     if parts == 1:
@@ -224,21 +220,22 @@ def test_bank_csv_splits_above_999_data_rows(tmp_path, count, parts):
 
 
 def test_bank_csv_splits_above_350_kb(tmp_path):
-    # 700 distinct long model names: one usage row each, ~560 bytes a row, about 390 KB in all
-    raws = [usage_record(f"vendor/{i:04d}-" + "x" * 500, "-1.00") for i in range(700)]
-    QuickBooksWriter(accounts=MAPPING).write(with_journal(raws), tmp_path)
+    # 700 top-ups paid with long method names: one row each, ~560 bytes a row, about 390 KB in all
+    raws = [topup_record("1.00", payment_method=f"card {i:04d} " + "x" * 500) for i in range(700)]
+    QuickBooksWriter().write(with_journal(raws), tmp_path)
     paths, rows = bank_amounts(tmp_path)
+    assert BANK_MAX_BYTES == 350_000  # Intuit's 350 KB, in bytes
     assert [p.name for p in paths] == ["quickbooks_online_bank_part1.csv", "quickbooks_online_bank_part2.csv"]
     assert all(p.stat().st_size <= BANK_MAX_BYTES for p in paths)
     assert paths[0].stat().st_size > BANK_MAX_BYTES - 1024  # filled up before splitting
-    assert len(rows) == 700 and sum(Decimal(a) for *_, a in rows) == Decimal("-700.00")
+    assert len(rows) == 700 and sum(Decimal(a) for *_, a in rows) == Decimal("700.00")
 
 
 def test_each_currency_gets_its_own_files(tmp_path):
     raws = [usage_record("model-a", "-1.004", currency="USD"), usage_record("model-a", "-2.50", currency="EUR"),
             topup_record("5.00", currency="EUR")]
     report = with_journal(raws)
-    names = [p.name for p in QuickBooksWriter(accounts=MAPPING).write(report, tmp_path)]
+    names = [p.name for p in QuickBooksWriter().write(report, tmp_path)]
     assert names == [
         "quickbooks_EUR.iif", "quickbooks_online_journal_EUR.csv", "quickbooks_online_bank_EUR.csv",
         "quickbooks_USD.iif", "quickbooks_online_journal_USD.csv", "quickbooks_online_bank_USD.csv",
@@ -254,18 +251,18 @@ def test_each_currency_gets_its_own_files(tmp_path):
 def test_a_broken_journal_is_refused_before_any_file_is_written(tmp_path):
     report = with_journal([topup_record("1.00")])
     entry = report.journal[0]
-    report.journal = [replace(entry, lines=(entry.lines[0], replace(entry.lines[1], amount_cents=-99)))]
+    unbalanced = replace(report, journal=(replace(entry, lines=(entry.lines[0], replace(entry.lines[1], amount_cents=-99))),))
     with pytest.raises(ExportError, match="does not balance"):
-        QuickBooksWriter(accounts=MAPPING).write(report, tmp_path)
-    report.journal = [replace(entry, number="WS2401T00001")]
+        QuickBooksWriter().write(unbalanced, tmp_path)
+    too_long = replace(report, journal=(replace(entry, number="WS2401T00001"),))
     with pytest.raises(ExportError, match="journal number"):
-        QuickBooksWriter(accounts=MAPPING).write(report, tmp_path)
+        QuickBooksWriter().write(too_long, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_an_empty_period_writes_headers_only(tmp_path):
     report = with_journal([usage_record("model-a", "-1.00", status="failed")])
-    QuickBooksWriter(accounts=MAPPING).write(report, tmp_path)
+    QuickBooksWriter().write(report, tmp_path)
     assert (tmp_path / "quickbooks.iif").read_bytes().count(b"\r\n") == 3
     assert read_csv(tmp_path / "quickbooks_online_bank.csv") == [["Date", "Description", "Amount"]]
 
@@ -273,6 +270,6 @@ def test_an_empty_period_writes_headers_only(tmp_path):
 def test_usage_rows_round_together_not_one_by_one(tmp_path):
     # 400 tasks of 0.0025 on one day: 1.00 exactly, though each task alone rounds to 0.00
     raws = [usage_record("model-a", "-0.0025") for _ in range(400)]
-    QuickBooksWriter(accounts=MAPPING).write(with_journal(raws), tmp_path)
+    QuickBooksWriter().write(with_journal(raws), tmp_path)
     _, rows = bank_amounts(tmp_path)
-    assert rows == [["01/15/2024", "WaveSpeedAI usage model-a 2024-01-15 (400 tasks)", "-1.00"]]
+    assert rows == [["01/31/2024", "WaveSpeedAI usage 2024-01 (400 tasks, UTC) [WS2401U]", "-1.00"]]

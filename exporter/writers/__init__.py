@@ -1,42 +1,57 @@
-"""Writers turn a finished :class:`~exporter.models.Report` into files in a folder.
+"""Writers lay out a finished :class:`~exporter.models.Report` as files in a folder.
 
-Every writer has ``write(report, folder) -> list[Path]`` and returns the files it wrote. The
-built-in formats are listed once, here; ``--format`` choices come from this table.
+Every format is one module here and one line in :data:`WRITERS`; ``--format`` choices come from
+this table. A writer is a :class:`~.base.Writer`: it takes the
+:class:`~exporter.config.RenderOptions`, has ``write(report, folder) -> list[Path]`` (the files
+it wrote), and may refuse a mapping it cannot carry in ``check_mapping`` (called before anything
+is fetched). Writers that lay out the journal
+call :func:`exporter.books.journal.check_entries` first. Modules are imported when a format is
+used, so a CSV-only export never loads openpyxl.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Protocol
 
-from ..accounts import AccountMapping
+from ..books.mapping import AccountMapping
+from ..config import DEFAULT_FORMATS, RenderOptions
 from ..models import Report
+from .base import Writer
+
+# format name -> (module in this package, class)
+WRITERS: dict[str, tuple[str, str]] = {
+    "csv": ("csv_files", "CsvWriter"),
+    "xlsx": ("excel", "ExcelWriter"),
+    "quickbooks": ("quickbooks", "QuickBooksWriter"),
+    "beancount": ("beancount", "BeancountWriter"),
+}
+FORMATS = tuple(WRITERS)
+assert set(DEFAULT_FORMATS) <= set(FORMATS)
 
 
-class Writer(Protocol):
-    def write(self, report: Report, folder: Path) -> list[Path]: ...
+def writer_class(name: str) -> type[Writer]:
+    """The writer class of a format name."""
+    try:
+        module, cls = WRITERS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}") from None
+    writer: type[Writer] = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+    return writer
 
 
-DEFAULT_FORMATS = ("csv", "xlsx", "quickbooks")
-FORMATS = (*DEFAULT_FORMATS, "beancount")
+def check_mapping(formats: tuple[str, ...], mapping: AccountMapping) -> None:
+    """Every chosen format can carry every name of the mapping (ConfigError otherwise)."""
+    for name in formats:
+        writer_class(name).check_mapping(mapping)
 
 
-def make_writer(name: str, *, iif_lists: bool = False, accounts: AccountMapping | None = None) -> Writer:
-    """The writer for a format name; ``accounts`` is the mapping the journal was built with."""
-    if name == "csv":
-        from .csv_files import CsvWriter
+def write_formats(report: Report, folder: Path, formats: tuple[str, ...], options: RenderOptions) -> list[Path]:
+    """Every chosen format into ``folder``; the files written, in format order."""
+    files: list[Path] = []
+    for name in formats:
+        files += writer_class(name)(options).write(report, folder)
+    return files
 
-        return CsvWriter()
-    if name == "xlsx":
-        from .excel import ExcelWriter
 
-        return ExcelWriter()
-    if name == "quickbooks":
-        from .quickbooks import QuickBooksWriter
-
-        return QuickBooksWriter(iif_lists=iif_lists, accounts=accounts)
-    if name == "beancount":
-        from .beancount import BeancountWriter
-
-        return BeancountWriter(accounts=accounts)
-    raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+__all__ = ["FORMATS", "WRITERS", "Writer", "check_mapping", "write_formats", "writer_class"]

@@ -4,7 +4,7 @@ Account names come from the QuickBooks name and the IIF type of the mapping: the
 root (``OCASSET`` -> ``Assets``, ``CCARD`` -> ``Liabilities``, ``EXP`` -> ``Expenses``, ...), each
 ``:`` level becomes a component (``Prepaid Expenses:WaveSpeedAI Credits`` ->
 ``Assets:Prepaid-Expenses:WaveSpeedAI-Credits``). Amounts are whole cents only: Beancount's
-tolerance would hide a sub-cent imbalance (accounting-formats.md §6.1). ``bean-check`` passes.
+tolerance would hide a sub-cent imbalance (docs/booking.md, "Beancount"). ``bean-check`` passes.
 """
 
 from __future__ import annotations
@@ -13,29 +13,23 @@ import re
 import unicodedata
 from pathlib import Path
 
-from ..accounts import ACCOUNT_ROOTS, AccountMapping, load_accounts
+from ..books.journal import check_entries
+from ..books.mapping import ACCOUNT_ROOTS, AccountMapping
 from ..errors import DataError, ExportError
-from ..journal import check_entries
 from ..models import JournalEntry, Report
 from ..money import format_cents
+from .base import Writer
 
 _CURRENCY = re.compile(r"^[A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]$")
 _NOT_COMPONENT = re.compile(r"[^A-Za-z0-9-]+")
 
 
-class BeancountWriter:
-    """Writes ``wavespeed_<label>.beancount`` from ``report.journal``.
-
-    ``accounts`` is the mapping the journal was built with (it gives each account's type, hence
-    its root); default: the template.
-    """
-
-    def __init__(self, accounts: AccountMapping | None = None) -> None:
-        self.accounts = accounts
+class BeancountWriter(Writer):
+    """Writes ``wavespeed_<label>.beancount`` from ``report.journal``; each account's root comes
+    from its type in ``report.mapping``."""
 
     def write(self, report: Report, folder: Path) -> list[Path]:
-        accounts = self.accounts or load_accounts(None)
-        text = render_beancount(report, accounts)
+        text = render_beancount(report, report.mapping)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"wavespeed_{report.window.label}.beancount"
         path.write_text(text, encoding="utf-8", newline="\n")

@@ -18,7 +18,8 @@ import pandas as pd
 
 from ..models import Report
 from ..money import format_micros
-from .text import neutralize
+from .base import Writer
+from .sanitize import neutralize
 
 _CHUNK_ROWS = 100_000
 _NEEDS_QUOTES = re.compile('[,"\r\n]')
@@ -26,7 +27,9 @@ TRANSACTION_HEADER = ["id", "created_at", "date", "type", "status", "model", "pa
 _FREE_TEXT = ["type", "status", "model", "payment_method", "currency"]
 
 
-class CsvWriter:
+class CsvWriter(Writer):
+    """transactions.csv, by_model.csv, by_day.csv and, when reconciled, reconciliation.csv."""
+
     def write(self, report: Report, folder: Path) -> list[Path]:
         paths = [
             self._transactions(report.transactions, folder / "transactions.csv"),

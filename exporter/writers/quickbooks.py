@@ -1,11 +1,11 @@
 """QuickBooks files: Desktop IIF journal, Online journal-entry CSV, Online bank-upload CSV.
 
-The two journal files are thin layouts over ``report.journal`` (built by
-:func:`exporter.journal.build_journal`). The bank CSV is a one-sided statement of the prepaid
-credit for users who keep it as a bank-type "wallet" account: money in positive, out negative.
-Its rows follow the journal's roles: top-ups, payouts, credits without a model and suspense
-records one row each; usage and refunded tasks (credits back naming a model) per local day and
-model, since one row per task would be thousands of sub-cent lines.
+All three are layouts of ``report.journal`` (:mod:`exporter.books.journal`); nothing here looks
+at the records. The bank CSV is a one-sided statement of the prepaid credit for users who keep
+it as a bank-type "wallet" account: one row per journal line on the prepaid account, in the
+entry's own granularity, money in positive. So it moves the prepaid account by exactly what the
+journal files do. The journal CSV and the bank upload are alternatives: import one, never both
+(docs/booking.md, "QuickBooks Online").
 
 Several currencies: QuickBooks' import files carry no currency, and a company's books are kept in
 one home currency, so each currency gets its own set of files with the code in the name
@@ -26,20 +26,21 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
 
-from ..accounts import AccountMapping, load_accounts
-from ..errors import ExportError
-from ..journal import check_entries, record_roles
-from ..models import COMPLETED, JournalEntry, Report
-from ..money import allocate_cents, format_cents
-from .text import import_text
+from ..books.journal import check_entries
+from ..books.mapping import AccountMapping
+from ..errors import ConfigError, ExportError
+from ..models import JournalEntry, Report
+from ..money import format_cents
+from .base import Writer
+from .sanitize import import_text
 
 IIF_FILE = "quickbooks.iif"
 QBO_JOURNAL_FILE = "quickbooks_online_journal.csv"
 QBO_BANK_FILE = "quickbooks_online_bank.csv"
 QBO_JOURNAL_HEADER = ["JournalNo", "JournalDate", "AccountName", "Debits", "Credits", "Description", "Name", "Class"]
 QBO_BANK_HEADER = ["Date", "Description", "Amount"]
-BANK_MAX_ROWS = 1000  # per file, header included [practice: converter vendors; not in Intuit's pages]
-BANK_MAX_BYTES = 350 * 1024  # per file [Intuit]
+BANK_MAX_ROWS = 1000  # per file, header included (docs/booking.md: converter practice, not Intuit's pages)
+BANK_MAX_BYTES = 350_000  # per file: Intuit's "350 KB" (docs/booking.md, "QuickBooks Online bank upload")
 IIF_MAX_MEMO = 4000
 
 _TRNS_COLUMNS = ["TRNSTYPE", "DATE", "ACCNT", "NAME", "CLASS", "AMOUNT", "DOCNUM", "MEMO"]
@@ -51,29 +52,34 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SPACES = re.compile(r" {2,}")
 
 
-class QuickBooksWriter:
+class QuickBooksWriter(Writer):
     """Writes ``quickbooks.iif``, ``quickbooks_online_journal.csv`` and the bank CSV (or its parts).
 
-    ``iif_lists`` puts ``!ACCNT``/``!CLASS`` (and ``!VEND`` for Names) blocks before the journal so
-    QuickBooks Desktop creates what is missing. ``accounts`` is the mapping the journal was built
-    with (account types for the lists, the vendor for bank descriptions); default: the template.
+    ``options.iif_lists`` puts ``!ACCNT``/``!CLASS`` (and ``!VEND`` for Names) blocks before the
+    journal so QuickBooks Desktop creates what is missing.
     """
 
-    def __init__(self, iif_lists: bool = False, accounts: AccountMapping | None = None) -> None:
-        self.iif_lists = iif_lists
-        self.accounts = accounts
+    @staticmethod
+    def check_mapping(mapping: AccountMapping) -> None:
+        """IIF is ASCII text: a name it cannot carry is refused here, never altered on the way out."""
+        for name, what in sorted(mapping.names().items()):
+            if not name.isascii():
+                raise ConfigError(
+                    f"{mapping.source}: the {what} name {name!r} is not plain ASCII, which QuickBooks Desktop "
+                    "IIF files cannot carry; rename it (or leave quickbooks out of --format)"
+                )
 
     def write(self, report: Report, folder: Path) -> list[Path]:
-        accounts = self.accounts or load_accounts(None)
-        currencies = _currencies(report)
+        mapping = report.mapping
         check_entries(report.journal)
+        currencies = sorted({entry.currency for entry in report.journal})
         files: list[tuple[str, bytes]] = []
         for currency in currencies or [""]:
             suffix = f"_{_file_safe(currency)}" if len(currencies) > 1 else ""
             entries = [e for e in report.journal if e.currency == currency or len(currencies) <= 1]
-            files.append((f"quickbooks{suffix}.iif", render_iif(entries, accounts if self.iif_lists else None)))
+            files.append((f"quickbooks{suffix}.iif", render_iif(entries, mapping if self.options.iif_lists else None)))
             files.append((f"quickbooks_online_journal{suffix}.csv", render_qbo_journal(entries)))
-            parts = split_bank_rows(bank_rows(report, currency, accounts.vendor) if currency else [])
+            parts = split_bank_rows(bank_rows(entries, mapping))
             for index, content in enumerate(parts, start=1):
                 part = f"_part{index}" if len(parts) > 1 else ""
                 files.append((f"quickbooks_online_bank{suffix}{part}.csv", content))
@@ -84,13 +90,6 @@ class QuickBooksWriter:
             path.write_bytes(content)
             paths.append(path)
         return paths
-
-
-def _currencies(report: Report) -> list[str]:
-    """Every currency with a journal entry or a completed non-zero record, sorted."""
-    frame = report.transactions
-    done = frame[(frame["status"] == COMPLETED) & (frame["amount_micros"] != 0)]
-    return sorted({e.currency for e in report.journal} | set(done["currency"].astype("str")))
 
 
 def _file_safe(text: str) -> str:
@@ -115,9 +114,18 @@ def _date(day: date) -> str:
 
 
 def iif_text(text: str) -> str:
-    """One IIF field: ASCII only (accents dropped), no TAB/CR/LF/control characters, ``"`` -> ``'``."""
+    """A free-text IIF field (a memo): ASCII only (accents dropped), no TAB/CR/LF/control
+    characters, ``"`` -> ``'``. Names are never passed through here: see :func:`_iif_name`."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return _SPACES.sub(" ", _CONTROL.sub("", _IIF_BREAKS.sub(" ", ascii_text)).replace('"', "'")).strip()
+
+
+def _iif_name(name: str) -> str:
+    """An account, class or vendor name as the mapping gave it: the check at load time
+    guarantees it fits, so an unfit one here is a bug, not something to repair."""
+    if name != iif_text(name):
+        raise ExportError(f"internal error: the name {name!r} cannot be written to IIF unchanged")
+    return name
 
 
 # -- IIF -----------------------------------------------------------------------------------------
@@ -134,8 +142,8 @@ def render_iif(entries: Sequence[JournalEntry], accounts: AccountMapping | None 
         for index, line in enumerate(entry.lines):
             memo = iif_text(import_text(line.memo))[:IIF_MAX_MEMO]
             rows.append([
-                "SPL" if index else "TRNS", "", "GENERAL JOURNAL", day, iif_text(line.account),
-                iif_text(line.name), iif_text(line.klass), _amount(line.amount_cents), number, memo,
+                "SPL" if index else "TRNS", "", "GENERAL JOURNAL", day, _iif_name(line.account),
+                _iif_name(line.name), _iif_name(line.klass), _amount(line.amount_cents), number, memo,
             ])
         rows.append(["ENDTRNS"])
     return "".join("\t".join(row) + "\r\n" for row in rows).encode("ascii")
@@ -159,15 +167,15 @@ def _iif_lists(entries: Sequence[JournalEntry], accounts: AccountMapping) -> lis
             known = accounts.accounts.get(path)
             types.setdefault(path, (known.type, known.description) if known else (kind, ""))
     rows = [["!ACCNT", "NAME", "ACCNTTYPE", "DESC"]]
-    rows.extend(["ACCNT", iif_text(path), kind, iif_text(desc)] for path, (kind, desc) in sorted(types.items()))
+    rows.extend(["ACCNT", _iif_name(path), kind, iif_text(desc)] for path, (kind, desc) in sorted(types.items()))
     classes = {line.klass for entry in entries for line in entry.lines if line.klass}
     if classes:
         rows.append(["!CLASS", "NAME"])
-        rows.extend(["CLASS", iif_text(path)] for path in sorted(_with_parents(classes)))
+        rows.extend(["CLASS", _iif_name(path)] for path in sorted(_with_parents(classes)))
     names = {line.name for entry in entries for line in entry.lines if line.name}
     if names:
         rows.append(["!VEND", "NAME"])
-        rows.extend(["VEND", iif_text(name)] for name in sorted(names))
+        rows.extend(["VEND", _iif_name(name)] for name in sorted(names))
     return rows
 
 
@@ -204,47 +212,14 @@ def render_qbo_journal(entries: Sequence[JournalEntry]) -> bytes:
 
 # -- QuickBooks Online bank CSV -------------------------------------------------------------------
 
-# order of rows within a day
-_BANK_ORDER = {"topup": 0, "credit": 1, "task_credit": 2, "payout": 3, "suspense": 4, "usage": 5}
-
-
-def bank_rows(report: Report, currency: str, vendor: str) -> list[tuple[date, str, int]]:
-    """(day, description, cents) for one currency, zero rows left out.
-
-    Top-ups, payouts, credits without a model and suspense records are one row each; usage and
-    refunded tasks are summed per local day and model. All rows are rounded together with the
-    largest-remainder method, so they add up exactly to the period's completed net, rounded once.
-    """
-    frame = report.transactions
-    done = frame[
-        (frame["status"] == COMPLETED) & (frame["amount_micros"] != 0) & (frame["currency"].astype("str") == currency)
+def bank_rows(entries: Sequence[JournalEntry], mapping: AccountMapping) -> list[tuple[date, str, int]]:
+    """(day, description, cents): the journal's lines on the prepaid account, money in positive."""
+    return [
+        (entry.date, import_text(f"{entry.memo} [{entry.number}]"), line.amount_cents)
+        for entry in entries
+        for line in entry.lines
+        if line.account == mapping.prepaid
     ]
-    roles = record_roles(done)
-    items: list[tuple[date, int, str, int]] = []  # day, order, description, exact micros
-    singles = done.assign(role=roles)[~roles.isin(["usage", "task_credit"])]
-    for row in singles.itertuples(index=False):
-        method = str(row.payment_method) or "unknown payment method"
-        description = {
-            "topup": f"{vendor} credit top-up via {method}",
-            "payout": f"{vendor} refund of credit paid out to {method}",
-            "credit": f"{vendor} credit back ({row.type})",
-        }.get(row.role, f"{vendor} {row.type} adjustment to review")
-        items.append((row.date.date(), _BANK_ORDER[row.role], description, int(row.amount_micros)))
-    for role, title in (("usage", "usage"), ("task_credit", "credit back")):
-        part = done[roles == role]
-        if part.empty:
-            continue
-        grouped = part.groupby(["date", "model"], observed=True).agg(
-            count=("id", "size"), micros=("amount_micros", "sum")
-        )
-        for (day, model), count, micros in zip(grouped.index, grouped["count"], grouped["micros"]):
-            tasks = f"{count} task" if count == 1 else f"{count} tasks"
-            label = str(model) or "(no model)"
-            description = f"{vendor} {title} {label} {day.date().isoformat()} ({tasks})"
-            items.append((day.date(), _BANK_ORDER[role], description, int(micros)))
-    items.sort(key=lambda item: item[:3])
-    cents = allocate_cents(dict(enumerate(micros for *_, micros in items)))
-    return [(day, import_text(text), cents[i]) for i, (day, _, text, _) in enumerate(items) if cents[i]]
 
 
 def split_bank_rows(rows: Sequence[tuple[date, str, int]]) -> list[bytes]:

@@ -20,22 +20,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import ProgressCallback
+from ..errors import ApiError, DataError
+from ..models import ExtractionStats
+from ..period import Window
 from . import jsonexact
-from .api.client import BillingClient
-from .api.paginators import PageNumberPaginator, page_info, page_items
-from .errors import ApiError, DataError
-from .models import ExtractionStats
+from .client import BillingClient
+from .endpoints import BILLINGS_PATH
 from .pagestore import PageStore
-from .period import Window
+from .paginators import PageNumberPaginator, page_info, page_items
 from .records import RECORD_COLUMNS, parse_records
 
-BILLINGS_PATH = "/api/v3/account/billings"
-USAGE_PATH = "/api/v3/account/usage"
 log = logging.getLogger("exporter.extract")
 VALIDATE_BATCH = 5_000  # records validated at once while other pages are still on the wire
 
-# (pages done, pages in all, records received so far)
-ProgressCallback = Callable[[int, int, int], None]
 # receives each kept record's JSON text, exactly as received, in page order
 LineSink = Callable[[str], None]
 

@@ -1,11 +1,7 @@
 """Tie the exported usage out against the provider's own usage summary.
 
-``GET /api/v3/account/usage`` answers (``data``, numbers exact as :mod:`exporter.jsonexact` reads them)::
-
-    {"period": "2024-01", "total_requests": 1250, "total_cost": 45.67,
-     "by_model": [{"model": "wavespeed-ai/flux-dev", "requests": 500, "cost": 15.00}, ...]}
-
-``cost`` is positive spend rounded by the provider (to cents), so a model is ``ok`` when the
+The provider's summary (``GET /api/v3/account/usage``, read by
+:func:`exporter.extract.endpoints.parse_provider_usage`) gives positive spend per model; ``cost`` is positive spend rounded by the provider (to cents), so a model is ``ok`` when the
 exact exported spend is within one cent of it.
 
 Currency: the summary has none. With one exported currency (the usual case) the summary is taken
@@ -24,22 +20,21 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import DataError
-from .jsonexact import is_number
-from .money import MICROS_PER_CENT, format_micros, parse_amount
+from ..models import ProviderUsage
+from ..money import MICROS_PER_CENT, format_micros
 
 RECONCILIATION_COLUMNS = ["model", "currency", "exported_micros", "provider_micros", "difference_micros", "status"]
 TOLERANCE_MICROS = MICROS_PER_CENT  # the provider rounds each model to the cent
 
 
-def reconcile(by_model: pd.DataFrame, provider: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+def reconcile(by_model: pd.DataFrame, provider: ProviderUsage) -> tuple[pd.DataFrame, list[str]]:
     """Compare ``Report.by_model`` with the provider's summary; one row per (model, currency).
 
     Returns the frame (columns :data:`RECONCILIATION_COLUMNS`, amounts as positive spend in
     micros, status ``ok``/``mismatch``/``only_exported``/``only_provider``) and a warning for
-    every row that is not ``ok``. Raises DataError when the provider's answer is malformed.
+    every row that is not ``ok``.
     """
-    costs, total_cost = _provider_costs(provider)
+    costs, total_cost = provider.costs, provider.total_cost
     exported: dict[tuple[str, str], int] = {}
     for model, currency, micros in zip(by_model["model"], by_model["currency"], by_model["amount_micros"]):
         key = (str(model), str(currency))
@@ -85,37 +80,6 @@ def reconcile(by_model: pd.DataFrame, provider: dict[str, Any]) -> tuple[pd.Data
                 f"total_cost {_money(total_cost, currencies)} by {format_micros(spend - total_cost)}"
             )
     return frame, warnings
-
-
-def _provider_costs(provider: Any) -> tuple[dict[str, int], int | None]:
-    """Model -> cost in micros (a model listed twice is added up), and total_cost if present."""
-    if not isinstance(provider, dict):
-        raise DataError("usage summary: 'data' must be an object")
-    items = provider.get("by_model")
-    if not isinstance(items, list):
-        raise DataError("usage summary: field 'by_model' is missing or not a list")
-    costs: dict[str, int] = {}
-    for index, item in enumerate(items):
-        where = f"usage summary: by_model[{index}]"
-        if not isinstance(item, dict):
-            raise DataError(f"{where} must be an object")
-        model = item.get("model")
-        if not isinstance(model, str):
-            raise DataError(f"{where}: field 'model' is missing or not a string")
-        costs[model] = costs.get(model, 0) + _amount(item.get("cost"), f"{where} ({model}): field 'cost'")
-    total = provider.get("total_cost")
-    total_cost = None if total is None else _amount(total, "usage summary: field 'total_cost'")
-    return costs, total_cost
-
-
-def _amount(value: Any, where: str) -> int:
-    if not is_number(value):
-        raise DataError(f"{where} must be a JSON number")
-    try:
-        micros, _ = parse_amount(value)
-    except ValueError as exc:
-        raise DataError(f"{where} {exc}") from None
-    return micros  # a negative cost is odd but comparable: it shows as a mismatch
 
 
 def _money(micros: int, currencies: list[str]) -> str:

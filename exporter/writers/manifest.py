@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .models import Report
-from .money import format_micros
+from ..models import Report
+from ..money import format_micros
 
 MANIFEST_NAME = "manifest.json"
 

@@ -1,64 +1,29 @@
-"""The account mapping: which QuickBooks account (and class) each kind of record is booked to.
-
-The mapping is a TOML file (``templates/accounts.toml`` is the commented default)::
-
-    vendor = "WaveSpeedAI"
-    postpaid = false
-    [prepaid]
-    account = "Prepaid Expenses:WaveSpeedAI Credits"
-    type = "OCASSET"
-    [usage]
-    account = "AI API Usage"
-    type = "EXP"
-    [usage.models]
-    "google/*" = { account = "AI API Usage:Video", class = "AI Models:Google" }
-    [payment_methods]
-    default = { account = "WaveSpeedAI Clearing", type = "BANK" }
-    stripe = { account = "Company Visa", type = "CCARD" }
-    [refunds]   ...   [suspense]   ...   [payable] (needed when postpaid = true)
+"""Loading the account mapping from TOML (``templates/accounts.toml`` is the commented default).
 
 Everything is checked when the file is loaded, so a bad file stops the export before anything is
-fetched (:class:`~exporter.errors.ConfigError`, exit 2, naming the file and the key).
+fetched (:class:`~exporter.errors.ConfigError`, exit 2, naming the file and the dotted key).
 """
 
 from __future__ import annotations
 
 import sys
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .mapping import ACCOUNT_ROOTS, Account, AccountMapping, ModelRule
+
 
 def _default_accounts_path() -> Path:
     """templates/accounts.toml of the checkout, or the copy a regular install puts in share/."""
-    checkout = Path(__file__).resolve().parents[1] / "templates" / "accounts.toml"
+    checkout = Path(__file__).resolve().parents[2] / "templates" / "accounts.toml"
     installed = Path(sys.prefix) / "share" / "wavespeed-export" / "accounts.toml"
     return checkout if checkout.exists() or not installed.exists() else installed
 
 
 DEFAULT_ACCOUNTS_PATH = _default_accounts_path()
 
-# IIF ACCNTTYPE keywords that a journal line may post to, and the Beancount root of each.
-# NONPOSTING is a real keyword but cannot carry journal lines, so a mapping may not use it.
-ACCOUNT_ROOTS = {
-    "BANK": "Assets",
-    "AR": "Assets",
-    "OCASSET": "Assets",
-    "OASSET": "Assets",
-    "FIXASSET": "Assets",
-    "CCARD": "Liabilities",
-    "AP": "Liabilities",
-    "OCLIAB": "Liabilities",
-    "LTLIAB": "Liabilities",
-    "EQUITY": "Equity",
-    "INC": "Income",
-    "EXINC": "Income",
-    "EXP": "Expenses",
-    "EXEXP": "Expenses",
-    "COGS": "Expenses",
-}
 _ASSET_TYPES = ("OCASSET", "OASSET", "BANK")
 _PAYABLE_TYPES = ("AP", "OCLIAB", "LTLIAB")
 
@@ -74,87 +39,7 @@ _USAGE_KEYS = _ACCOUNT_KEYS | {"class", "models"}
 _RULE_KEYS = _ACCOUNT_KEYS | {"class"}
 
 
-@dataclass(frozen=True)
-class Account:
-    """A QuickBooks account: full name (``Parent:Child``), IIF type keyword, optional description."""
-
-    name: str
-    type: str
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class ModelRule:
-    """A rule of ``[usage.models]``: ``pattern`` is an exact model id or a prefix ending in ``*``.
-
-    ``account``/``klass`` are ``""`` when the rule leaves them to a less specific rule.
-    """
-
-    pattern: str
-    account: str = ""
-    klass: str = ""
-
-    @property
-    def is_prefix(self) -> bool:
-        return self.pattern.endswith("*")
-
-    def matches(self, model: str) -> bool:
-        if self.is_prefix:
-            return model.startswith(self.pattern[:-1])
-        return model == self.pattern
-
-
-@dataclass(frozen=True)
-class AccountMapping:
-    """A loaded, validated mapping. All resolution methods return full QuickBooks account names."""
-
-    source: Path
-    vendor: str
-    postpaid: bool
-    prepaid: str
-    payable: str  # "" when the file has no [payable] (allowed only while postpaid = false)
-    usage: str
-    usage_class: str
-    rules: tuple[ModelRule, ...]  # most specific first: exact ids, then prefixes, longest first
-    payment_methods: dict[str, str]  # lower-case method -> account name
-    default_payment: str
-    refunds: str
-    suspense: str
-    accounts: dict[str, Account] = field(repr=False)  # every declared account, by full name
-
-    @property
-    def usage_side(self) -> str:
-        """The account usage draws on: the prepaid credit, or the payable when postpaid."""
-        return self.payable if self.postpaid else self.prepaid
-
-    def expense_for(self, model: str) -> tuple[str, str, bool]:
-        """(expense account, class, explicit) for a model id.
-
-        Account and class are resolved separately, each from the most specific rule that sets it
-        (exact id > longest matching prefix > ``[usage]``). ``explicit`` is False when no rule
-        matches the model at all: it is "unmapped" and lands on the default expense account.
-        """
-        account = klass = ""
-        explicit = False
-        for rule in self.rules:
-            if rule.matches(model):
-                explicit = True
-                account = account or rule.account
-                klass = klass or rule.klass
-                if account and klass:
-                    break
-        return account or self.usage, klass or self.usage_class, explicit
-
-    def payment_account(self, method: str) -> str:
-        """The account that paid for a top-up (or receives a refund), ``default`` when unknown."""
-        return self.payment_methods.get(method.strip().lower(), self.default_payment)
-
-    def account_type(self, name: str) -> str:
-        """The IIF type keyword of a declared account; KeyError for a name the mapping lacks."""
-        return self.accounts[name].type
-
-
-def load_accounts(path: Path | None = None) -> AccountMapping:
+def load_mapping(path: Path | None = None) -> AccountMapping:
     """Read and validate a mapping file; ``None`` reads the default template."""
     path = DEFAULT_ACCOUNTS_PATH if path is None else Path(path)
     try:
@@ -399,11 +284,5 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-__all__ = [
-    "ACCOUNT_ROOTS",
-    "DEFAULT_ACCOUNTS_PATH",
-    "Account",
-    "AccountMapping",
-    "ModelRule",
-    "load_accounts",
-]
+
+__all__ = ["DEFAULT_ACCOUNTS_PATH", "load_mapping"]

@@ -8,10 +8,8 @@ The key travels only in the Authorization header; no message or log line contain
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,34 +18,15 @@ from urllib.parse import urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
-from .. import __version__, jsonexact
+from .. import __version__
+from ..config import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, RetryPolicy
 from ..errors import ApiError, AuthError
+from . import jsonexact
 
-DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 log = logging.getLogger("exporter.api")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded retries: at most ``attempts`` tries and ``max_wait`` seconds of waiting in all.
-
-    Waits grow as ``backoff * 2**n`` (capped at ``max_backoff``) with full jitter, unless the
-    server names a wait in ``Retry-After``.
-    """
-
-    attempts: int = 6
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    max_wait: float = 120.0
-
-    def delay(self, retry: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return retry_after
-        ceiling = min(self.max_backoff, self.backoff * 2**retry)
-        return random.uniform(ceiling / 2, ceiling)
 
 
 class BillingClient:
@@ -59,7 +38,7 @@ class BillingClient:
         api_key: str,
         *,
         retry: RetryPolicy | None = None,
-        timeout: tuple[float, float] = (5.0, 60.0),
+        timeout: tuple[float, float] = (CONNECT_TIMEOUT, DEFAULT_TIMEOUT),
         pool_size: int = 16,
     ) -> None:
         self.base_url = base_url.rstrip("/")

@@ -14,9 +14,9 @@ from typing import Any, NamedTuple, cast
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from ..errors import DataError
+from ..money import parse_amount
 from .jsonexact import is_number
-from .money import parse_amount
 
 
 class Row(NamedTuple):

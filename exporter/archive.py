@@ -17,11 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from . import jsonexact
+from .extract import jsonexact
 from .errors import ConfigError, DataError
 from .models import ExtractionStats
 from .period import Window
-from .records import parse_records
+from .extract.records import parse_records
 
 ARCHIVE_NAME = "billings.jsonl.gz"
 CONTEXT_NAME = "context.json"

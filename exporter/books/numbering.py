@@ -1,0 +1,101 @@
+"""Journal numbers: deterministic, unique, at most 11 ASCII letters and digits (IIF DOCNUM).
+
+The prefix names the export window: ``WS`` + yymm for a calendar month (``WS2401``), ``W`` +
+yymmdd of the first day for any other range (``W240105``). Then the role letter (``T`` top-up,
+``U`` usage, ``R`` refunded tasks, ``C`` credit back, ``P`` payout, ``S`` suspense). Then:
+
+- summaries (usage, refunded tasks): the period part -- nothing for one entry per window,
+  the day (daily: day of the month, or the day's offset in a range), or the month's offset when
+  a range spans several calendar months -- plus one base-36 digit for the currency when there
+  are several (1 = first code alphabetically: ``WS2401U1`` EUR, ``WS2401U2`` USD). When that
+  would not fit, a sequence number instead;
+- the rest: a sequence number in date order, ``001``...``999``, four digits above 999 when they
+  fit, else base 36 of the room left.
+
+See docs/booking.md, "Journal numbers".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ExportError
+from ..models import SUMMARY_ROLES, Role
+from ..period import Window
+
+MAX_NUMBER = 11  # IIF DOCNUM / QuickBooks Desktop RefNumber (docs/booking.md, "IIF")
+LETTERS: dict[Role, str] = {"topup": "T", "usage": "U", "task_refund": "R", "credit": "C", "payout": "P", "suspense": "S"}
+_DIGITS36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class NumberRequest:
+    """What a number is made from: ``period`` is the summary's period part ("" for singles)."""
+
+    role: Role
+    currency: str
+    period: str
+    order: tuple[Any, ...]  # sorts the entries of one role (date first) for sequence numbers
+
+
+def is_month(window: Window) -> bool:
+    return bool(re.fullmatch(r"\d{4}-\d{2}", window.label)) and window.first_day.day == 1
+
+
+def journal_prefix(window: Window) -> str:
+    """``WS2401`` for the month 2024-01, ``W240105`` for a range starting 2024-01-05."""
+    if is_month(window):
+        return f"WS{window.first_day:%y%m}"
+    return f"W{window.first_day:%y%m%d}"
+
+
+def assign_numbers(requests: list[NumberRequest], window: Window) -> list[str]:
+    """A unique number for every request, in the order given."""
+    prefix = journal_prefix(window)
+    currencies = sorted({r.currency for r in requests if r.role in SUMMARY_ROLES})
+    numbers: list[str] = [""] * len(requests)
+    for role, letter in LETTERS.items():
+        of_role = sorted((i for i, r in enumerate(requests) if r.role == role), key=lambda i: requests[i].order)
+        if not of_role:
+            continue
+        head = prefix + letter
+        chosen: list[str] | None = None
+        if role in SUMMARY_ROLES:
+            chosen = [head + requests[i].period + _currency_part(requests[i].currency, currencies) for i in of_role]
+            if max(map(len, chosen)) > MAX_NUMBER or len(set(chosen)) < len(chosen):
+                chosen = None  # a long range, daily, several currencies: fall back to a sequence
+        if chosen is None:
+            chosen = [head + code for code in _sequence(len(of_role), MAX_NUMBER - len(head))]
+        for i, number in zip(of_role, chosen):
+            numbers[i] = number
+    return numbers
+
+
+def _currency_part(currency: str, currencies: list[str]) -> str:
+    if len(currencies) <= 1:
+        return ""
+    index = currencies.index(currency) + 1
+    return _DIGITS36[index] if index < len(_DIGITS36) else "??"  # "??" forces the fallback
+
+
+def _sequence(count: int, room: int) -> list[str]:
+    """``count`` distinct codes of one width fitting ``room`` characters: 001, 002, ... or base 36."""
+    width = max(3, len(str(count)))
+    if width <= room:
+        return [f"{n:0{width}d}" for n in range(1, count + 1)]
+    if 36**room > count:
+        return [_base36(n, room) for n in range(1, count + 1)]
+    raise ExportError(f"internal error: {count} journal entries of one kind do not fit {MAX_NUMBER}-character numbers")
+
+
+def _base36(n: int, width: int) -> str:
+    digits = ""
+    while n:
+        n, rest = divmod(n, 36)
+        digits = _DIGITS36[rest] + digits
+    return digits.rjust(width, "0")
+
+
+__all__ = ["LETTERS", "MAX_NUMBER", "NumberRequest", "assign_numbers", "is_month", "journal_prefix"]

@@ -1,0 +1,80 @@
+"""What an export is asked to do, and every default, defined once.
+
+The CLI builds an :class:`ExportConfig` from options and the environment; its option defaults
+come from the constants here, so ``--help``, the library and the tests agree.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .period import Window
+
+DEFAULT_BASE_URL = "https://api.wavespeed.ai"
+DEFAULT_OUT = Path("output")
+DEFAULT_PAGE_SIZE = 100
+DEFAULT_CONCURRENCY = 4
+DEFAULT_TIMEOUT = 60.0  # seconds: read timeout per request
+CONNECT_TIMEOUT = 10.0  # seconds: at most this, never more than the read timeout
+DEFAULT_FORMATS = ("csv", "xlsx", "quickbooks")
+
+Granularity = Literal["monthly", "daily"]
+GRANULARITIES: tuple[Granularity, ...] = ("monthly", "daily")
+DEFAULT_GRANULARITY: Granularity = "monthly"
+
+# (pages done, pages in all, records received so far)
+ProgressCallback = Callable[[int, int, int], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries: at most ``attempts`` tries and ``max_wait`` seconds of waiting in all.
+
+    Waits grow as ``backoff * 2**n`` (capped at ``max_backoff``) with full jitter, unless the
+    server names a wait in ``Retry-After``.
+    """
+
+    attempts: int = 6
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_wait: float = 120.0
+
+    def delay(self, retry: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after
+        ceiling = min(self.max_backoff, self.backoff * 2**retry)
+        return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Format options the writers read (each writer takes what concerns it)."""
+
+    iif_lists: bool = False  # prepend !ACCNT/!CLASS/!VEND blocks to the IIF file
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Everything an export needs; built by the CLI from options and the environment."""
+
+    window: Window | None  # None with from_source: the archive's own window is used
+    out: Path = DEFAULT_OUT
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str = field(default="", repr=False)  # never printed, logged or written
+    page_size: int = DEFAULT_PAGE_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: tuple[float, float] = (CONNECT_TIMEOUT, DEFAULT_TIMEOUT)  # (connect, read) seconds
+    accounts: Path | None = None  # the account mapping TOML; None: the shipped template
+    granularity: Granularity = DEFAULT_GRANULARITY
+    render: RenderOptions = field(default_factory=RenderOptions)
+    strict: bool = False
+    reconcile: bool = True
+    from_source: Path | None = None
+    resume_folder: Path | None = None  # where pages wait between runs, so an interrupted fetch resumes
+    progress: ProgressCallback | None = field(default=None, repr=False, compare=False)

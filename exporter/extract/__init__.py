@@ -1,0 +1,24 @@
+"""Extraction: the account API over HTTP, its pages, and the validation of what it returns.
+
+:func:`extract` walks every page of a window's billing records; :class:`BillingClient` is the
+one HTTP client (retries, timeouts, envelope); :mod:`.records` validates raw records into
+columns, the same rules for the API and for an archive read back.
+"""
+
+from __future__ import annotations
+
+from .billings import Extraction, LineSink, extract
+from .client import BillingClient
+from .endpoints import BALANCE_PATH, BILLINGS_PATH, USAGE_PATH, fetch_provider_usage, parse_provider_usage
+
+__all__ = [
+    "BALANCE_PATH",
+    "BILLINGS_PATH",
+    "USAGE_PATH",
+    "BillingClient",
+    "Extraction",
+    "LineSink",
+    "extract",
+    "fetch_provider_usage",
+    "parse_provider_usage",
+]
