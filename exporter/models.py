@@ -98,13 +98,45 @@ class ProviderUsage:
     total_cost: int | None
 
 
+ADJUSTMENT_COLUMNS = [
+    "id", "period", "change", "type", "model", "currency", "status_before", "status_after",
+    "amount_before_micros", "amount_after_micros", "delta_micros",
+]
+"""``Report.adjustments``: late changes to closed periods, posted in this period (docs/booking.md,
+"Closed periods"). ``period`` is the closed period's label; ``change`` one of completed_late,
+arrived_late, reversed, amount_changed, missing; ``delta_micros`` the signed effect on the credit
+balance (0 for missing: nothing is posted)."""
+
+
+@dataclass(frozen=True)
+class RollForward:
+    """The prepaid credit of one currency over the period, exact micros (docs/booking.md, "Roll-forward").
+
+    opening + topups + usage + refunds + other + adjustments = closing, where usage is negative,
+    refunds are credits back (positive) and payouts (negative), other is any type the API adds.
+    ``opening``/``closing`` are None when unknown.
+    """
+
+    currency: str
+    opening_micros: int | None
+    topups_micros: int
+    usage_micros: int
+    refunds_micros: int
+    other_micros: int
+    adjustments_micros: int
+    closing_micros: int | None
+    opening_source: str  # how the opening was obtained, for people (e.g. "closing of 2023-12 in the books")
+    provider_balance_micros: int | None = None  # the provider's balance now, when it was read
+    pending_micros: int = 0  # pending records of the period (the provider may reserve them)
+
+
 @dataclass(frozen=True)
 class Summaries:
     """The transactions frame and what is summed from it (:mod:`exporter.transform`)."""
 
     transactions: pd.DataFrame
-    by_model: pd.DataFrame  # model, currency, count, amount_micros, share (Decimal), average (Decimal)
-    by_day: pd.DataFrame  # date, currency, topups_micros, usage_micros, net_micros, count
+    by_model: pd.DataFrame  # transform.BY_MODEL_COLUMNS
+    by_day: pd.DataFrame  # date, currency, topups/usage/refunds/other/net _micros, count
     totals: pd.DataFrame  # currency, type, count, amount_micros  (completed records only)
     status_counts: pd.DataFrame  # type, status, count  (every record)
     warnings: tuple[str, ...] = ()
@@ -124,6 +156,12 @@ class Report:
     warnings: tuple[str, ...] = ()
     # model, currency, exported_micros, provider_micros, difference_micros, status  (or None)
     reconciliation: pd.DataFrame | None = None
+    account: str = "default"  # the books' name for the provider account
+    adjustments: pd.DataFrame | None = None  # ADJUSTMENT_COLUMNS; None without books
+    rollforward: tuple[RollForward, ...] = ()  # one per currency; empty when not computed
+    previous_label: str | None = None  # the previous contiguous period by_model compares with
+    # spend by month from the books, oldest first, at most 12: label, currency, usage_micros, refunds_micros
+    history: pd.DataFrame | None = None
 
     @property
     def transactions(self) -> pd.DataFrame:

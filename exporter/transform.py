@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+import numpy as np
 import pandas as pd
 
 from .models import COMPLETED, TRANSACTION_COLUMNS, Summaries
@@ -35,51 +36,91 @@ def completed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == COMPLETED]
 
 
-def by_model(frame: pd.DataFrame) -> pd.DataFrame:
-    """Completed usage per model and currency, biggest spend first.
+def record_roles(frame: pd.DataFrame) -> pd.Series:
+    """How each record is booked (:data:`~exporter.models.Role`), from its type and sign; ``zero`` for
+    amount 0. Status is not looked at: only completed records are booked (docs/booking.md)."""
+    amount = frame["amount_micros"]
+    kind = frame["type"].astype("str")
+    has_model = frame["model"].astype("str") != ""
+    positive_not_topup = (amount > 0) & (kind != "topup")
+    conditions = [
+        amount == 0,
+        (kind == "topup") & (amount > 0),
+        (kind == "usage") & (amount < 0),
+        (kind == "refund") & (amount < 0),
+        positive_not_topup & has_model,
+        positive_not_topup,
+    ]
+    choices = ["zero", "topup", "usage", "payout", "task_refund", "credit"]
+    return pd.Series(np.select(conditions, choices, default="suspense"), index=frame.index, dtype="str")
 
-    Columns: model, currency, count, amount_micros (signed, negative), share (Decimal fraction of
-    that currency's usage spend, 4 places), average (Decimal per record, 6 places).
+
+BY_MODEL_COLUMNS = ["model", "currency", "count", "amount_micros", "refunds_micros", "net_micros", "share", "unit_cost"]
+
+
+def by_model(frame: pd.DataFrame) -> pd.DataFrame:
+    """Completed usage and refunded tasks per model and currency, biggest spend first.
+
+    Columns (:data:`BY_MODEL_COLUMNS`): count (usage records), amount_micros (usage, negative),
+    refunds_micros (refunded tasks of the model, positive), net_micros (their sum), share (Decimal
+    fraction of that currency's usage, 4 places), unit_cost (positive Decimal average price of one
+    usage record, to the micro). A model with refunds but no usage this period has count 0.
     """
-    usage = completed(frame)
-    usage = usage[usage["type"] == "usage"]
-    grouped = (
-        usage.groupby(["model", "currency"], observed=True)
-        .agg(count=("id", "size"), amount_micros=("amount_micros", "sum"))
-        .reset_index()
-    )
-    grouped["model"] = grouped["model"].astype("str")
-    grouped["currency"] = grouped["currency"].astype("str")
+    done = completed(frame)
+    roles = record_roles(done)
+    booked = done[roles.isin(["usage", "task_refund"])]
+    is_usage = roles[booked.index] == "usage"
+    parts = pd.DataFrame({
+        "model": booked["model"].astype("str"),
+        "currency": booked["currency"].astype("str"),
+        "count": is_usage.astype("int64"),
+        "amount_micros": booked["amount_micros"].where(is_usage, 0),
+        "refunds_micros": booked["amount_micros"].where(~is_usage, 0),
+    })
+    grouped = parts.groupby(["model", "currency"]).sum().reset_index()
+    grouped = grouped.astype({"count": "int64", "amount_micros": "int64", "refunds_micros": "int64"})
+    grouped["net_micros"] = grouped["amount_micros"] + grouped["refunds_micros"]
     currency_total = grouped.groupby("currency")["amount_micros"].transform("sum")
     grouped["share"] = [
         _ratio(amount, total, "0.0001") for amount, total in zip(grouped["amount_micros"], currency_total)
     ]
-    grouped["average"] = [
-        _ratio(amount, count * MICROS_PER_UNIT, "0.000001") for amount, count in zip(grouped["amount_micros"], grouped["count"])
+    grouped["unit_cost"] = [
+        _ratio(-amount, count * MICROS_PER_UNIT, "0.000001") for amount, count in zip(grouped["amount_micros"], grouped["count"])
     ]
     grouped = grouped.sort_values(["currency", "amount_micros", "model"], ignore_index=True)
-    return grouped[["model", "currency", "count", "amount_micros", "share", "average"]]
+    return grouped[BY_MODEL_COLUMNS]
 
 
 def by_day(frame: pd.DataFrame) -> pd.DataFrame:
-    """Completed records per local day and currency: topups, usage, net (all types), count."""
+    """Completed records per local day and currency; each row foots: topups + usage + refunds + other = net.
+
+    ``refunds`` are records of type refund (credits back and payouts), ``other`` any type the API
+    adds; ``count`` is the number of completed records.
+    """
     done = completed(frame)
+    kind = done["type"].astype("str")
+    amount = done["amount_micros"]
     signed = pd.DataFrame(
         {
             "date": done["date"],
             "currency": done["currency"].astype("str"),
-            "topups_micros": done["amount_micros"].where(done["type"] == "topup", 0),
-            "usage_micros": done["amount_micros"].where(done["type"] == "usage", 0),
-            "net_micros": done["amount_micros"],
+            "topups_micros": amount.where(kind == "topup", 0),
+            "usage_micros": amount.where(kind == "usage", 0),
+            "refunds_micros": amount.where(kind == "refund", 0),
+            "other_micros": amount.where(~kind.isin(KNOWN_TYPES), 0),
+            "net_micros": amount,
         }
     )
     grouped = signed.groupby(["date", "currency"]).agg(
         topups_micros=("topups_micros", "sum"),
         usage_micros=("usage_micros", "sum"),
+        refunds_micros=("refunds_micros", "sum"),
+        other_micros=("other_micros", "sum"),
         net_micros=("net_micros", "sum"),
         count=("net_micros", "size"),
     )
-    return grouped.reset_index().astype({"topups_micros": "int64", "usage_micros": "int64", "net_micros": "int64"})
+    money = ["topups_micros", "usage_micros", "refunds_micros", "other_micros", "net_micros"]
+    return grouped.reset_index().astype(dict.fromkeys(money, "int64"))
 
 
 def totals(frame: pd.DataFrame) -> pd.DataFrame:
@@ -124,7 +165,8 @@ def data_warnings(frame: pd.DataFrame) -> list[str]:
 def _ratio(numerator: int, denominator: int, places: str) -> Decimal:
     if not denominator:
         return Decimal(0)
-    return (Decimal(int(numerator)) / Decimal(int(denominator))).quantize(Decimal(places), ROUND_HALF_UP)
+    ratio = (Decimal(int(numerator)) / Decimal(int(denominator))).quantize(Decimal(places), ROUND_HALF_UP)
+    return abs(ratio) if ratio == 0 else ratio  # never "-0.0000"
 
 
 def summarize(records: pd.DataFrame, window: Window) -> Summaries:

@@ -16,7 +16,7 @@ def test_sub_cent_prices_sum_exactly():
     report = make_report([usage_record("flux", "-0.0025") for _ in range(10_000)])
     row = report.by_model.iloc[0]
     assert (row["model"], row["count"], row["amount_micros"]) == ("flux", 10_000, -25_000_000)
-    assert row["average"] == Decimal("-0.002500") and row["share"] == Decimal("1.0000")
+    assert row["unit_cost"] == Decimal("0.002500") and row["share"] == Decimal("1.0000")
 
 
 def test_frame_columns_types_and_order():

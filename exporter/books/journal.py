@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..config import GRANULARITIES, Granularity
@@ -31,6 +30,7 @@ from ..errors import ConfigError, ExportError
 from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, JournalLine, Role
 from ..money import MICROS_PER_CENT, allocate_cents, format_cents, format_micros, round_to_cents
 from ..period import Window
+from ..transform import record_roles
 from .mapping import AccountMapping
 from .numbering import MAX_NUMBER, NumberRequest, assign_numbers, is_month
 
@@ -43,27 +43,6 @@ class Journal:
 
     entries: tuple[JournalEntry, ...]
     warnings: tuple[str, ...] = ()
-
-
-def record_roles(frame: pd.DataFrame) -> pd.Series:
-    """How each record is booked (:data:`~exporter.models.Role`); ``zero`` for amount 0.
-
-    Status is not checked: callers pass completed records.
-    """
-    amount = frame["amount_micros"]
-    kind = frame["type"].astype("str")
-    has_model = frame["model"].astype("str") != ""
-    positive_not_topup = (amount > 0) & (kind != "topup")
-    conditions = [
-        amount == 0,
-        (kind == "topup") & (amount > 0),
-        (kind == "usage") & (amount < 0),
-        (kind == "refund") & (amount < 0),
-        positive_not_topup & has_model,
-        positive_not_topup,
-    ]
-    choices = ["zero", "topup", "usage", "payout", "task_refund", "credit"]
-    return pd.Series(np.select(conditions, choices, default="suspense"), index=frame.index, dtype="str")
 
 
 def build_journal(
@@ -328,4 +307,4 @@ def _check_ties(entries: list[JournalEntry], done: pd.DataFrame, mapping: Accoun
             )
 
 
-__all__ = ["Journal", "balance_accounts", "build_journal", "check_entries", "record_roles"]
+__all__ = ["Journal", "balance_accounts", "build_journal", "check_entries"]

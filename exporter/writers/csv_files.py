@@ -23,6 +23,8 @@ from .sanitize import neutralize
 
 _CHUNK_ROWS = 100_000
 _NEEDS_QUOTES = re.compile('[,"\r\n]')
+BY_MODEL_HEADER = ["model", "currency", "count", "amount", "refunds", "net", "share", "unit_cost"]
+BY_DAY_HEADER = ["date", "currency", "topups", "usage", "refunds", "other", "net", "count"]
 TRANSACTION_HEADER = ["id", "created_at", "date", "type", "status", "model", "payment_method", "currency", "amount"]
 _FREE_TEXT = ["type", "status", "model", "payment_method", "currency"]
 
@@ -33,13 +35,15 @@ class CsvWriter(Writer):
     def write(self, report: Report, folder: Path) -> list[Path]:
         paths = [
             self._transactions(report.transactions, folder / "transactions.csv"),
-            _write_rows(folder / "by_model.csv", ["model", "currency", "count", "amount", "share"], (
-                [neutralize(r.model), r.currency, r.count, format_micros(r.amount_micros), str(r.share)]
+            _write_rows(folder / "by_model.csv", BY_MODEL_HEADER, (
+                [neutralize(r.model), neutralize(r.currency), r.count, format_micros(r.amount_micros),
+                 format_micros(r.refunds_micros), format_micros(r.net_micros), str(r.share), str(r.unit_cost)]
                 for r in report.by_model.itertuples(index=False)
             )),
-            _write_rows(folder / "by_day.csv", ["date", "currency", "topups", "usage", "net", "count"], (
-                [r.date.strftime("%Y-%m-%d"), r.currency, format_micros(r.topups_micros),
-                 format_micros(r.usage_micros), format_micros(r.net_micros), r.count]
+            _write_rows(folder / "by_day.csv", BY_DAY_HEADER, (
+                [r.date.strftime("%Y-%m-%d"), neutralize(r.currency), format_micros(r.topups_micros),
+                 format_micros(r.usage_micros), format_micros(r.refunds_micros), format_micros(r.other_micros),
+                 format_micros(r.net_micros), r.count]
                 for r in report.by_day.itertuples(index=False)
             )),
         ]

@@ -136,7 +136,7 @@ def write_by_model(ws: Worksheet, by_model: pd.DataFrame) -> None:
     rows = [
         (
             str(r.model), str(r.currency), int(r.count), micros_to_decimal(r.amount_micros),
-            Decimal(r.share), Decimal(r.average),
+            Decimal(r.share), -Decimal(r.unit_cost),
         )
         for r in frame.itertuples(index=False)
     ]
