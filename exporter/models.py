@@ -72,6 +72,7 @@ class JournalEntry:
     role: Role
     lines: tuple[JournalLine, ...]
     source_ids: tuple[str, ...] = ()  # the record ids behind a single entry or refunded tasks
+    adjusts: str = ""  # for a late change to a closed period: that period's label
 
     @property
     def balance_cents(self) -> int:
@@ -100,7 +101,7 @@ class ProviderUsage:
 
 ADJUSTMENT_COLUMNS = [
     "id", "period", "change", "type", "model", "currency", "status_before", "status_after",
-    "amount_before_micros", "amount_after_micros", "delta_micros",
+    "amount_before_micros", "amount_after_micros", "delta_micros", "payment_method",
 ]
 """``Report.adjustments``: late changes to closed periods, posted in this period (docs/booking.md,
 "Closed periods"). ``period`` is the closed period's label; ``change`` one of completed_late,

@@ -1,19 +1,17 @@
 """The journal: the one place that decides accounts, signs and rounding.
 
-Every book format (IIF, QuickBooks Online journal and bank upload, Beancount, the workbook's
+Every book format (IIF, QuickBooks Online journal and bank upload, Beancount, Xero, the workbook's
 Journal sheet) is a layout of the entries built here; none of them looks at the records.
 
 Only completed, non-zero records are booked, per currency, by the sign of ``amount_micros`` (the
 record's effect on the prepaid credit balance); the roles are listed in :data:`exporter.models.Role`
 and explained in docs/booking.md ("The booking model"). In short: the prepaid account (for usage
 of a postpaid account: the payable) moves by the record's amount, the counter account by the
-opposite. Top-ups, payouts, credits back without a model and suspense records are one entry each;
-usage and refunded tasks are summarised per currency and calendar month (or local day), one line
-per (expense account, class).
-
-Rounding (docs/booking.md, "Rounding"): amounts are summed exactly and rounded once per entry: a
-single entry is its amount rounded half-up to the cent; a summary's balance line is its exact
-total rounded, and its counter lines share that total by the largest-remainder method.
+opposite. Top-ups, payouts, credits back without a model and suspense records are one entry each,
+rounded half-up; usage and refunded tasks are summarised per currency and calendar month (or
+local day), one line per (expense account, class), rounded by the cumulative rule of
+:mod:`.carry`. Late changes to closed periods (:mod:`.adjustments`) are booked the same way in
+entries of their own (docs/booking.md, "Closed periods and late changes").
 """
 
 from __future__ import annotations
@@ -21,38 +19,50 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
 from ..config import GRANULARITIES, Granularity
 from ..errors import ConfigError, ExportError
 from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, JournalLine, Role
-from ..money import MICROS_PER_CENT, allocate_cents, format_cents, format_micros, round_to_cents
+from ..money import MICROS_PER_CENT, format_cents, format_micros, round_to_cents
 from ..period import Window
 from ..transform import record_roles
+from .carry import Carry, LineKey
 from .mapping import AccountMapping
 from .numbering import MAX_NUMBER, NumberRequest, assign_numbers, is_month
 
 _MEMO_MODELS = 3  # models named in a summary line's memo before "+N more"
+_ORDER = {"usage": 0, "task_refund": 1, "adjustment": 2}  # summaries of one day post in this order
 
 
 @dataclass(frozen=True)
 class Journal:
-    """The entries, in date and number order, and what the accountant should look at."""
+    """The entries, in date and number order; what the accountant should look at; and the
+    rounding state after the last entry (for the books database to carry on)."""
 
     entries: tuple[JournalEntry, ...]
     warnings: tuple[str, ...] = ()
+    carry: Carry = field(default_factory=Carry)
 
 
 def build_journal(
-    transactions: pd.DataFrame, window: Window, mapping: AccountMapping, granularity: Granularity = "monthly"
+    transactions: pd.DataFrame,
+    window: Window,
+    mapping: AccountMapping,
+    granularity: Granularity = "monthly",
+    *,
+    carry: Carry | None = None,
+    adjustments: pd.DataFrame | None = None,
 ) -> Journal:
     """The journal entries of the completed records of ``transactions`` (the transactions frame).
 
-    Every entry balances to the cent; per currency, the lines on the prepaid (and, when postpaid,
-    payable) account add up to the records' exact effect on the balance within half a cent per
-    entry. Raises ExportError if that does not hold (a bug), ConfigError for a bad granularity.
+    ``carry`` is the rounding state the books left at the end of the previous period (none: a
+    fresh start); ``adjustments`` the late changes to closed periods to post in this window
+    (:data:`exporter.models.ADJUSTMENT_COLUMNS`). Every entry balances to the cent. Raises
+    ExportError if the posted balance does not tie to the records (a bug), ConfigError for a bad
+    granularity.
     """
     if granularity not in GRANULARITIES:
         raise ConfigError(f"journal granularity must be 'monthly' or 'daily', got {granularity!r}")
@@ -60,12 +70,17 @@ def build_journal(
     roles = record_roles(done)
     builder = _Builder(window, mapping, granularity)
     for row in done.assign(role=roles)[~roles.isin([*SUMMARY_ROLES, "zero"])].itertuples(index=False):
-        builder.single(row)
+        builder.single(row.role, str(row.id), str(row.currency), int(row.amount_micros), str(row.payment_method),
+                       str(row.type), row.date.date(), (row.date.date(), row.created_at, str(row.id)))
     for role in SUMMARY_ROLES:
         builder.summaries(done[roles == role], role)
+    if adjustments is not None and len(adjustments):
+        builder.adjustments(adjustments)
+    state = (carry or Carry()).copy()
+    builder.post_summaries(state)
     entries = _numbered(builder.drafts, window)
-    _check_ties(entries, done, mapping, len(builder.dropped))
-    return Journal(tuple(entries), tuple(builder.warnings()))
+    _check_ties(entries, done, adjustments, mapping, len(builder.singles_rounded) + len(builder.dropped))
+    return Journal(tuple(entries), tuple(builder.warnings()), state)
 
 
 @dataclass
@@ -79,7 +94,7 @@ class _Draft:
 
 @dataclass
 class _Group:
-    """The models of one (account, class) line of a summary entry."""
+    """The models of one (account, class) line of a summary entry; ``micros`` debit-positive."""
 
     micros: int = 0
     count: int = 0
@@ -88,13 +103,28 @@ class _Group:
     def add(self, model: str, count: int, micros: int) -> None:
         self.micros += micros
         self.count += count
-        self.models.append((micros, model))
+        self.models.append((abs(micros), model))
 
     def label(self) -> str:
-        """The models by spend, e.g. ``wavespeed-ai/flux-dev, google/veo3 +2 more``."""
+        """The models by size, e.g. ``wavespeed-ai/flux-dev, google/veo3 +2 more``."""
         names = [model or "(no model)" for _, model in sorted(self.models, key=lambda m: (-m[0], m[1]))]
         shown = ", ".join(names[:_MEMO_MODELS])
         return shown + (f" +{len(names) - _MEMO_MODELS} more" if len(names) > _MEMO_MODELS else "")
+
+
+@dataclass
+class _Summary:
+    """A summary entry before rounding: counter groups per (account, class), debit-positive micros."""
+
+    kind: str  # "usage", "task_refund" or "adjustment"
+    role: Role
+    currency: str
+    day: date
+    label: str  # the period in memos, e.g. "2024-01" or "2024-01-15"
+    number_part: str
+    groups: dict[tuple[str, str], _Group]
+    source_ids: tuple[str, ...] = ()
+    adjusts: str = ""
 
 
 class _Builder:
@@ -103,38 +133,40 @@ class _Builder:
         self.mapping = mapping
         self.granularity = granularity
         self.drafts: list[_Draft] = []
+        self.pending: list[_Summary] = []
         self.unmapped: set[str] = set()
-        self.dropped: list[tuple[str, str, int]] = []  # (id or summary label, currency, micros)
+        self.dropped: list[tuple[str, str, int]] = []  # (record id, currency, micros) under half a cent
         self.suspense: list[str] = []
+        self.singles_rounded: list[str] = []
 
     # -- one entry per record ----------------------------------------------------------------
 
-    def single(self, row: Any) -> None:
-        """A top-up, payout, credit without a model or suspense record: ``row`` is a frame tuple."""
-        record_id, currency, micros, role = str(row.id), str(row.currency), int(row.amount_micros), row.role
-        method, kind, day = str(row.payment_method), str(row.type), row.date.date()
+    def single(self, role: str, record_id: str, currency: str, micros: int, method: str, kind: str,
+               day: date, order: tuple[Any, ...], adjusts: str = "", change: str = "") -> None:
+        """A top-up, payout, credit without a model or suspense record (or a late change to one):
+        the prepaid credit moves by ``micros``, the counter account by the opposite."""
         cents = round_to_cents(micros)
         if cents == 0:
             self.dropped.append((record_id, currency, micros))
             return
+        self.singles_rounded.append(record_id)
         mapping, vendor = self.mapping, self.mapping.vendor
+        via = method or "unknown payment method"
         if role == "topup":
-            memo = f"{vendor} top-up {record_id} via {method or 'unknown payment method'}"
-            counter = mapping.payment_account(method)
+            memo, counter = f"{vendor} top-up {record_id} via {via}", mapping.payment_account(method)
         elif role == "payout":
-            memo = f"{vendor} refund {record_id} paid out to {method or 'unknown payment method'}"
-            counter = mapping.payment_account(method)
+            memo, counter = f"{vendor} refund {record_id} paid out to {via}", mapping.payment_account(method)
         elif role == "credit":
-            memo = f"{vendor} credit back {record_id} ({kind}, no model)"
-            counter = mapping.refunds
+            memo, counter = f"{vendor} credit back {record_id} ({kind}, no model)", mapping.refunds
         else:
             memo = f"{vendor} {kind} {record_id} of {format_micros(micros)} {currency}: needs review"
             counter = mapping.suspense
             self.suspense.append(f"{record_id} ({kind}, {format_micros(micros)} {currency})")
-        # the prepaid credit moves by the record's signed amount; the counter account by the opposite
+        if adjusts:
+            memo = f"{vendor} late change to {adjusts}: {record_id} {change.replace('_', ' ')} ({memo})"
         lines = (self.line(mapping.prepaid, cents, memo), self.line(counter, -cents, memo))
-        entry = JournalEntry("", day, currency, memo, role, _debit_first(lines), (record_id,))
-        self.drafts.append(_Draft(entry, "", (day, row.created_at, record_id)))
+        entry = JournalEntry("", day, currency, memo, cast(Role, role), _debit_first(lines), (record_id,), adjusts)
+        self.drafts.append(_Draft(entry, "", order))
 
     # -- summaries ---------------------------------------------------------------------------
 
@@ -143,48 +175,71 @@ class _Builder:
         if records.empty:
             return
         unit = "D" if self.granularity == "daily" else "M"
-        periods = records["date"].to_numpy().astype(f"datetime64[{unit}]")
-        keyed = records.assign(_period=periods)
+        keyed = records.assign(_period=records["date"].to_numpy().astype(f"datetime64[{unit}]"))
         for (currency, period), part in keyed.groupby(["currency", "_period"], observed=True, sort=True):
-            models = (
-                part.groupby("model", observed=True)
-                .agg(count=("id", "size"), micros=("amount_micros", "sum"))
-                .reset_index()
-            )
+            models = part.groupby("model", observed=True).agg(count=("id", "size"), micros=("amount_micros", "sum"))
+            groups = self.groups(zip(models.index.astype("str"), models["count"], models["micros"]))
+            label, day, number_part = self.period_of(pd.Timestamp(period).date())
             # refunded tasks are few next to usage (millions of ids): keep theirs so each can be traced
             source_ids = tuple(part["id"]) if role == "task_refund" else ()
-            self.summary(role, str(currency), pd.Timestamp(period).date(), models, source_ids)
+            self.pending.append(_Summary(role, role, str(currency), day, label, number_part, groups, source_ids))
 
-    def summary(self, role: Role, currency: str, start: date, models: pd.DataFrame, source_ids: tuple[str, ...]) -> None:
-        """One summary entry: ``start`` is the local day (daily) or the first day of the month."""
-        sign = -1 if role == "usage" else 1  # usage draws the balance down: its expense is -amount
+    def adjustments(self, frame: pd.DataFrame) -> None:
+        """Late changes to closed periods: summarised per (closed period, currency) when they are
+        usage or refunded tasks, one entry each otherwise; all dated the window's last day."""
+        posted = frame[frame["delta_micros"] != 0]
+        # the role of what is being changed: the booked amount's, or the new one's for a first booking
+        late = posted["change"].isin(["completed_late", "arrived_late"])
+        reference = posted["amount_after_micros"].where(late, posted["amount_before_micros"])
+        roles = record_roles(posted.assign(amount_micros=reference))
+        day = self.window.last_day
+        summary = posted[roles.isin(SUMMARY_ROLES)]
+        for (period, currency), part in summary.groupby(["period", "currency"], sort=True):
+            groups = self.groups(zip(part["model"].astype("str"), [1] * len(part), part["delta_micros"]))
+            self.pending.append(_Summary("adjustment", "usage", str(currency), day, f"late changes to {period}",
+                                         "", groups, tuple(part["id"]), str(period)))
+        singles = posted.assign(role=roles)[~roles.isin(SUMMARY_ROLES)]
+        for row in singles.sort_values(["period", "id"]).itertuples(index=False):
+            self.single(row.role, str(row.id), str(row.currency), int(row.delta_micros), str(row.payment_method),
+                        str(row.type), day, (day, str(row.period), str(row.id)), str(row.period), str(row.change))
+
+    def groups(self, models: Iterable[tuple[str, Any, Any]]) -> dict[tuple[str, str], _Group]:
+        """(model, count, signed micros) -> counter groups per (account, class), debit-positive."""
         groups: dict[tuple[str, str], _Group] = {}
-        for model, count, micros in zip(models["model"].astype("str"), models["count"], models["micros"]):
+        for model, count, micros in models:
             account, klass, explicit = self.mapping.expense_for(model)
             if not explicit:
                 self.unmapped.add(model)
-            groups.setdefault((account, klass), _Group()).add(model, int(count), sign * int(micros))
-        cents = allocate_cents({key: group.micros for key, group in groups.items()})
-        label, entry_day, period_part = self.period_of(start)
-        title = "Usage" if role == "usage" else "Credits back"
-        tz = self.window.tz_name
-        tasks = sum(group.count for group in groups.values())
-        total = sum(cents.values())
-        if total == 0:
-            exact = sum(group.micros for group in groups.values())
-            self.dropped.append((f"{title.lower()} {label}", currency, sign * exact))
-            return
-        expense_sign = 1 if role == "usage" else -1  # usage debits expense, credits back credit it
-        lines = [
-            self.line(account, expense_sign * cents[(account, klass)],
-                      f"{title} {label} {group.label()} ({_tasks(group.count)}, {tz})", klass)
-            for (account, klass), group in sorted(groups.items())
-            if cents[(account, klass)]  # a group under half a cent may get no cent: nothing to post
-        ]
-        balance_line = self.line(self.mapping.usage_side, -expense_sign * total, f"{title} {label} total ({_tasks(tasks)}, {tz})")
-        memo = f"{self.mapping.vendor} {title.lower()} {label} ({_tasks(tasks)}, {tz})"
-        entry = JournalEntry("", entry_day, currency, memo, role, _debit_first([*lines, balance_line]), source_ids)
-        self.drafts.append(_Draft(entry, period_part, (entry_day, currency)))
+            groups.setdefault((account, klass), _Group()).add(model, int(count), -int(micros))
+        return groups
+
+    def post_summaries(self, carry: Carry) -> None:
+        """Round every summary through the running totals, in date order, and make its entry."""
+        for summary in sorted(self.pending, key=lambda s: (s.currency, s.day, _ORDER[s.kind], s.adjusts)):
+            balance: LineKey = (self.mapping.usage_side, "", summary.currency)
+            counters = {(account, klass, summary.currency): g.micros for (account, klass), g in summary.groups.items()}
+            balance_cents, cents = carry.post(balance, counters)
+            self.summary_entry(summary, balance_cents, cents)
+
+    def summary_entry(self, summary: _Summary, balance_cents: int, cents: dict[LineKey, int]) -> None:
+        tz, currency = self.window.tz_name, summary.currency
+        title = {"usage": "Usage", "task_refund": "Credits back", "adjustment": "Late changes"}[summary.kind]
+        unit = "record" if summary.kind == "adjustment" else "task"
+        period = summary.label if summary.kind != "adjustment" else f"to {summary.adjusts}"
+        lines = []
+        for (account, klass, _), amount in sorted(cents.items()):
+            group = summary.groups.get((account, klass))
+            detail = f"{group.label()} ({_count(group.count, unit)}, {tz})" if group else "cent carried from earlier entries"
+            lines.append(self.line(account, amount, f"{title} {period} {detail}", klass))
+        total = _count(sum(group.count for group in summary.groups.values()), unit)
+        if balance_cents:
+            lines.append(self.line(self.mapping.usage_side, balance_cents, f"{title} {period} total ({total}, {tz})"))
+        if not lines:
+            return  # under a cent so far: it waits in the running totals
+        memo = f"{self.mapping.vendor} {title.lower()} {period} ({total}, {tz})"
+        entry = JournalEntry("", summary.day, currency, memo, summary.role, _debit_first(lines),
+                             summary.source_ids, summary.adjusts)
+        self.drafts.append(_Draft(entry, summary.number_part, (summary.day, currency, summary.adjusts)))
 
     def period_of(self, start: date) -> tuple[str, date, str]:
         """(label for memos, entry date, period part of the number) of a summary period."""
@@ -231,7 +286,7 @@ class _Builder:
                 totals[currency] = totals.get(currency, 0) + micros
             amounts = ", ".join(f"{format_micros(v)} {c}" for c, v in sorted(totals.items()))
             found.append(
-                f"{len(self.dropped)} amount(s) under half a cent round to 0.00 and were not posted "
+                f"{len(self.dropped)} record(s) under half a cent round to 0.00 and were not posted "
                 f"({amounts} in all): {_listing([label for label, _, _ in self.dropped])}"
             )
         return found
@@ -243,8 +298,8 @@ def _debit_first(lines: Iterable[JournalLine]) -> tuple[JournalLine, ...]:
     return tuple([line for line in ordered if line.amount_cents > 0] + [line for line in ordered if line.amount_cents < 0])
 
 
-def _tasks(count: int) -> str:
-    return f"{count} task" if count == 1 else f"{count} tasks"
+def _count(count: int, unit: str) -> str:
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
 
 
 def _listing(items: list[str], limit: int = 20) -> str:
@@ -253,7 +308,7 @@ def _listing(items: list[str], limit: int = 20) -> str:
 
 
 def _numbered(drafts: list[_Draft], window: Window) -> list[JournalEntry]:
-    requests = [NumberRequest(d.entry.role, d.entry.currency, d.period, d.order) for d in drafts]
+    requests = [NumberRequest(d.entry.role, d.entry.currency, d.period, d.order, bool(d.entry.adjusts)) for d in drafts]
     numbers = assign_numbers(requests, window)
     entries = [replace(d.entry, number=number) for d, number in zip(drafts, numbers)]
     return sorted(entries, key=lambda e: (e.date, e.number))
@@ -285,25 +340,32 @@ def balance_accounts(mapping: AccountMapping) -> set[str]:
     return {mapping.prepaid} | ({mapping.payable} if mapping.postpaid else set())
 
 
-def _check_ties(entries: list[JournalEntry], done: pd.DataFrame, mapping: AccountMapping, dropped: int) -> None:
-    """Every entry is well formed and balances, and the balance side matches the records."""
+def _check_ties(entries: list[JournalEntry], done: pd.DataFrame, adjustments: pd.DataFrame | None,
+                mapping: AccountMapping, singles: int) -> None:
+    """Every entry is well formed and balances, and the balance side matches the records.
+
+    Allowed difference per currency: half a cent per single record (each rounds on its own, or
+    is too small to post), plus one cent for the summaries (their running total is within half a
+    cent of the exact one at the start and at the end of the window).
+    """
     check_entries(entries)
     balance_side = balance_accounts(mapping)
     posted: dict[str, int] = {}
-    rounded: dict[str, int] = {}  # entries (or dropped amounts) per currency: each rounds once
     for entry in entries:
         posted[entry.currency] = posted.get(entry.currency, 0) + sum(
             line.amount_cents for line in entry.lines if line.account in balance_side
         )
-        rounded[entry.currency] = rounded.get(entry.currency, 0) + 1
-    exact = done.groupby(done["currency"].astype("str"))["amount_micros"].sum()
-    for currency, micros in exact.items():
-        difference = posted.get(str(currency), 0) * MICROS_PER_CENT - int(micros)
-        allowed = (rounded.get(str(currency), 0) + dropped) * MICROS_PER_CENT
-        if abs(difference) * 2 > allowed:  # at most half a cent per rounding
+    exact = done.groupby(done["currency"].astype("str"))["amount_micros"].sum().to_dict()
+    if adjustments is not None and len(adjustments):
+        for currency, micros in adjustments.groupby("currency")["delta_micros"].sum().items():
+            exact[currency] = exact.get(currency, 0) + int(micros)
+    for currency in set(exact) | set(posted):
+        difference = posted.get(str(currency), 0) * MICROS_PER_CENT - int(exact.get(currency, 0))
+        if abs(difference) * 2 > (singles + 2) * MICROS_PER_CENT:
             raise ExportError(
                 f"internal error: the journal moves the {currency} credit balance by "
-                f"{format_micros(posted.get(str(currency), 0) * MICROS_PER_CENT)} but the records by {format_micros(int(micros))}"
+                f"{format_micros(posted.get(str(currency), 0) * MICROS_PER_CENT)} but the records by "
+                f"{format_micros(int(exact.get(currency, 0)))}"
             )
 
 

@@ -2,7 +2,8 @@
 
 The prefix names the export window: ``WS`` + yymm for a calendar month (``WS2401``), ``W`` +
 yymmdd of the first day for any other range (``W240105``). Then the role letter (``T`` top-up,
-``U`` usage, ``R`` refunded tasks, ``C`` credit back, ``P`` payout, ``S`` suspense). Then:
+``U`` usage, ``R`` refunded tasks, ``C`` credit back, ``P`` payout, ``S`` suspense; ``A`` for
+every late change to a closed period). Then:
 
 - summaries (usage, refunded tasks): the period part -- nothing for one entry per window,
   the day (daily: day of the month, or the day's offset in a range), or the month's offset when
@@ -10,7 +11,9 @@ yymmdd of the first day for any other range (``W240105``). Then the role letter 
   are several (1 = first code alphabetically: ``WS2401U1`` EUR, ``WS2401U2`` USD). When that
   would not fit, a sequence number instead;
 - the rest: a sequence number in date order, ``001``...``999``, four digits above 999 when they
-  fit, else base 36 of the room left.
+  fit, else base 36 of the room left;
+- late changes: a summary is ``WS2402A`` (``WS2402A1``, ``WS2402A2``... when there are several:
+  one per closed period and currency), the single ones ``WS2402A001``....
 
 See docs/booking.md, "Journal numbers".
 """
@@ -27,6 +30,7 @@ from ..period import Window
 
 MAX_NUMBER = 11  # IIF DOCNUM / QuickBooks Desktop RefNumber (docs/booking.md, "IIF")
 LETTERS: dict[Role, str] = {"topup": "T", "usage": "U", "task_refund": "R", "credit": "C", "payout": "P", "suspense": "S"}
+ADJUSTMENT_LETTER = "A"
 _DIGITS36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -38,6 +42,7 @@ class NumberRequest:
     currency: str
     period: str
     order: tuple[Any, ...]  # sorts the entries of one role (date first) for sequence numbers
+    adjustment: bool = False  # a late change to a closed period
 
 
 def is_month(window: Window) -> bool:
@@ -54,10 +59,12 @@ def journal_prefix(window: Window) -> str:
 def assign_numbers(requests: list[NumberRequest], window: Window) -> list[str]:
     """A unique number for every request, in the order given."""
     prefix = journal_prefix(window)
-    currencies = sorted({r.currency for r in requests if r.role in SUMMARY_ROLES})
+    currencies = sorted({r.currency for r in requests if r.role in SUMMARY_ROLES and not r.adjustment})
     numbers: list[str] = [""] * len(requests)
+    _number_adjustments(requests, prefix + ADJUSTMENT_LETTER, numbers)
     for role, letter in LETTERS.items():
-        of_role = sorted((i for i, r in enumerate(requests) if r.role == role), key=lambda i: requests[i].order)
+        of_role = sorted((i for i, r in enumerate(requests) if r.role == role and not r.adjustment),
+                         key=lambda i: requests[i].order)
         if not of_role:
             continue
         head = prefix + letter
@@ -71,6 +78,20 @@ def assign_numbers(requests: list[NumberRequest], window: Window) -> list[str]:
         for i, number in zip(of_role, chosen):
             numbers[i] = number
     return numbers
+
+
+def _number_adjustments(requests: list[NumberRequest], head: str, numbers: list[str]) -> None:
+    """``WS2402A`` (or ``A1``, ``A2``...) for summaries, ``WS2402A001``... for single late changes."""
+    summaries = sorted((i for i, r in enumerate(requests) if r.adjustment and r.role in SUMMARY_ROLES),
+                       key=lambda i: requests[i].order)
+    singles = sorted((i for i, r in enumerate(requests) if r.adjustment and r.role not in SUMMARY_ROLES),
+                     key=lambda i: requests[i].order)
+    if len(summaries) >= len(_DIGITS36):
+        raise ExportError(f"internal error: {len(summaries)} late-change summaries do not fit {MAX_NUMBER}-character numbers")
+    for n, i in enumerate(summaries, start=1):
+        numbers[i] = head + (_DIGITS36[n] if len(summaries) > 1 else "")
+    for i, code in zip(singles, _sequence(len(singles), MAX_NUMBER - len(head))):
+        numbers[i] = head + code
 
 
 def _currency_part(currency: str, currencies: list[str]) -> str:
