@@ -1,8 +1,10 @@
 """The audit trail: the period's records exactly as received, and what is needed to re-render.
 
 ``source/billings.jsonl.gz`` holds one record per line, numbers written back exactly as the API
-sent them. ``source/context.json`` holds the window, the extraction figures and the provider's
-usage summary, so ``export --from-source`` rebuilds every file offline.
+sent them. ``source/closed.jsonl.gz`` (when the books hold closed periods to re-check) holds what
+the API returned for those periods at the time, the evidence of the late changes posted.
+``source/context.json`` holds the window, the extraction figures, the provider's usage summary and
+balance, so ``export --from-source`` rebuilds every file offline.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,13 @@ import pandas as pd
 
 from .extract import jsonexact
 from .errors import ConfigError, DataError
-from .models import ExtractionStats
+from .models import ExtractionStats, ProviderBalance
+from .money import format_micros, parse_amount
 from .period import Window
 from .extract.records import parse_records
 
 ARCHIVE_NAME = "billings.jsonl.gz"
+CLOSED_NAME = "closed.jsonl.gz"
 CONTEXT_NAME = "context.json"
 
 
@@ -33,14 +37,15 @@ class SourceContext:
     stats: ExtractionStats
     provider_usage: Any  # the /usage answer's data (jsonexact numbers), or None if unavailable
     warnings: list[str]
+    provider_balance: ProviderBalance | None = None
 
 
 class ArchiveWriter:
     """Appends records' JSON text to ``billings.jsonl.gz``; the same lines give the same bytes."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, name: str = ARCHIVE_NAME) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / ARCHIVE_NAME
+        self.path = folder / name
         self._file = open(self.path, "wb")
         # mtime=0 and no file name in the gzip header keep the bytes reproducible
         self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._file, mtime=0, compresslevel=6)
@@ -71,15 +76,38 @@ def write_context(folder: Path, context: SourceContext) -> Path:
         "stats": asdict(context.stats),
         "warnings": context.warnings,
         "provider_usage": context.provider_usage,  # numbers kept exactly as the API sent them
+        "provider_balance": _balance_json(context.provider_balance),
     }
     path = folder / CONTEXT_NAME
     path.write_text(jsonexact.dumps(payload) + "\n", encoding="utf-8")
     return path
 
 
-def read_archive(folder: Path, chunk: int = 50_000) -> pd.DataFrame:
+def _balance_json(balance: ProviderBalance | None) -> dict[str, Any] | None:
+    if balance is None:
+        return None
+    return {
+        "balance": format_micros(balance.balance_micros), "currency": balance.currency,
+        "read_at": balance.read_at.isoformat(), "records_after": balance.after_records,
+        "net_after": None if balance.after_net_micros is None else format_micros(balance.after_net_micros),
+        "skipped": balance.skipped,
+    }
+
+
+def _balance_from(data: Any) -> ProviderBalance | None:
+    if data is None:
+        return None
+    net = data["net_after"]
+    return ProviderBalance(
+        balance_micros=parse_amount(str(data["balance"]))[0], currency=str(data["currency"]),
+        read_at=datetime.fromisoformat(data["read_at"]), after_records=int(data["records_after"]),
+        after_net_micros=None if net is None else parse_amount(str(net))[0], skipped=str(data["skipped"]),
+    )
+
+
+def read_archive(folder: Path, chunk: int = 50_000, name: str = ARCHIVE_NAME) -> pd.DataFrame:
     """Every archived record, validated as columns (records.RECORD_COLUMNS), in archive order."""
-    path = folder / ARCHIVE_NAME
+    path = folder / name
     frames: list[pd.DataFrame] = []
     first = 1  # line number of the chunk's first line
     with gzip.open(path, "rt", encoding="utf-8") as handle:
@@ -88,13 +116,13 @@ def read_archive(folder: Path, chunk: int = 50_000) -> pd.DataFrame:
                 raws = jsonexact.loads_lines(lines)
             except jsonexact.LineError as exc:
                 raise DataError(f"{path}: line {first + exc.index} is not valid JSON ({exc.reason})") from None
-            frames.append(parse_records(raws, _line_namer(first)))
+            frames.append(parse_records(raws, _line_namer(name, first)))
             first += len(lines)
     return pd.concat(frames, ignore_index=True) if frames else parse_records([], str)
 
 
-def _line_namer(first: int) -> Callable[[int], str]:
-    return lambda i: f"{ARCHIVE_NAME} line {first + i}"
+def _line_namer(name: str, first: int) -> Callable[[int], str]:
+    return lambda i: f"{name} line {first + i}"
 
 
 def read_context(folder: Path) -> SourceContext:
@@ -110,7 +138,8 @@ def read_context(folder: Path) -> SourceContext:
             unique_fetched=int(s["unique_fetched"]), duplicates_dropped=int(s["duplicates_dropped"]),
             pages=int(s["pages"]), in_period=int(s["in_period"]),
         )
-        return SourceContext(window, stats, data.get("provider_usage"), [str(w) for w in data.get("warnings", [])])
+        return SourceContext(window, stats, data.get("provider_usage"), [str(w) for w in data.get("warnings", [])],
+                             _balance_from(data.get("provider_balance")))
     except FileNotFoundError:
         raise ConfigError(f"--from-source: {path} does not exist (give the source/ folder of an export)") from None
     except (ValueError, KeyError, TypeError) as exc:

@@ -21,6 +21,8 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT = 60.0  # seconds: read timeout per request
 CONNECT_TIMEOUT = 10.0  # seconds: at most this, never more than the read timeout
 DEFAULT_FORMATS = ("csv", "xlsx", "quickbooks")
+DEFAULT_LOOKBACK_DAYS = 90  # closed periods that ended this long before an export are re-checked
+DEFAULT_BALANCE_MAX_RECORDS = 200_000  # records after a period fetched to derive its closing balance
 
 Granularity = Literal["monthly", "daily"]
 GRANULARITIES: tuple[Granularity, ...] = ("monthly", "daily")
@@ -77,4 +79,9 @@ class ExportConfig:
     reconcile: bool = True
     from_source: Path | None = None
     resume_folder: Path | None = None  # where pages wait between runs, so an interrupted fetch resumes
+    books: Path | None = None  # the books database; None: <out>/books.sqlite
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
+    close: bool = False  # close the period once exported (month-end automation)
+    opening_balance: int | None = None  # micros, given with --opening-balance
+    balance_max_records: int = DEFAULT_BALANCE_MAX_RECORDS
     progress: ProgressCallback | None = field(default=None, repr=False, compare=False)

@@ -30,6 +30,7 @@ import pandas as pd
 from .period import Window
 
 if TYPE_CHECKING:
+    from .books.carry import Carry
     from .books.mapping import AccountMapping
 
 COMPLETED = "completed"
@@ -132,6 +133,22 @@ class RollForward:
 
 
 @dataclass(frozen=True)
+class ProviderBalance:
+    """The provider's credit balance as read now, and what happened after the period ended.
+
+    ``after_net_micros`` is the net of the completed records created between the period's end and
+    ``read_at`` (None when that range was too large to fetch: ``skipped`` says why).
+    """
+
+    balance_micros: int
+    currency: str
+    read_at: datetime
+    after_net_micros: int | None
+    after_records: int = 0
+    skipped: str = ""
+
+
+@dataclass(frozen=True)
 class Summaries:
     """The transactions frame and what is summed from it (:mod:`exporter.transform`)."""
 
@@ -158,9 +175,12 @@ class Report:
     # model, currency, exported_micros, provider_micros, difference_micros, status  (or None)
     reconciliation: pd.DataFrame | None = None
     account: str = "default"  # the books' name for the provider account
+    granularity: str = "monthly"  # of the summary entries
+    carry: Carry | None = None  # the rounding state after the journal, for the books database
     adjustments: pd.DataFrame | None = None  # ADJUSTMENT_COLUMNS; None without books
     rollforward: tuple[RollForward, ...] = ()  # one per currency; empty when not computed
     previous_label: str | None = None  # the previous contiguous period by_model compares with
+    notes: tuple[str, ...] = ()  # information worth a line (e.g. a model seen for the first time); not warnings
     # spend by month from the books, oldest first, at most 12: label, currency, usage_micros, refunds_micros
     history: pd.DataFrame | None = None
 

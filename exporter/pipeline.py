@@ -1,18 +1,19 @@
 """The export, step by step: fetch -> validate -> transform -> book -> write, all or nothing.
 
-Files are written into a temporary folder beside the target and moved into place only when
-every file and the manifest are complete; a failure removes the temporary folder and leaves any
-previous export of the same period untouched.
+Files are written into a temporary folder beside the target. The books database records the
+export, and the folder replaces the target, in one transaction: both change or neither does; a
+failure removes the temporary folder and leaves any previous export of the period untouched.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +21,7 @@ import pandas as pd
 from . import __version__
 from .archive import (
     ARCHIVE_NAME,
+    CLOSED_NAME,
     ArchiveWriter,
     SourceContext,
     read_archive,
@@ -27,14 +29,24 @@ from .archive import (
     resolve_source_folder,
     write_context,
 )
-from .books.journal import build_journal
+from .books.database import BOOKS_NAME, Books
+from .books.ledger import BooksView, book_period, close_period, read_view, record_export
 from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.reconcile import reconcile
 from .config import ExportConfig, Granularity
-from .errors import StrictError
-from .extract import BillingClient, Extraction, LineSink, extract, fetch_provider_usage, parse_provider_usage
-from .models import Report
+from .errors import ApiError, AuthError, ConfigError, StrictError
+from .extract import (
+    BillingClient,
+    Extraction,
+    LineSink,
+    TooManyRecords,
+    extract,
+    fetch_balance,
+    fetch_provider_usage,
+    parse_provider_usage,
+)
+from .models import COMPLETED, ProviderBalance, Report
 from .period import Window
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
@@ -56,21 +68,22 @@ def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
 
 def summarize(config: ExportConfig) -> Report:
     """The Report of a period without writing anything (the ``summary`` command)."""
-    return build(config, load_mapping(config.accounts))
+    return build(config, load_mapping(config.accounts), BooksView())
 
 
-def build(config: ExportConfig, mapping: AccountMapping, source_dir: Path | None = None) -> Report:
-    """Records (from the API or an archive) -> a complete Report with journal and reconciliation.
+def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source_dir: Path | None = None) -> Report:
+    """Records (from the API or an archive) -> a complete Report booked against the books' ``view``.
 
     With ``source_dir`` the records are archived there as they are read, with their context.
     """
     if config.from_source is not None:
-        records, context = _read_source(config.from_source, source_dir)
+        records, context, closed = _read_source(config.from_source, source_dir)
     else:
-        records, context = _fetch_live(config, source_dir)
+        records, context, closed = _fetch_live(config, view, source_dir)
     if source_dir is not None:
         write_context(source_dir, context)
-    return assemble_report(records, context, mapping, config.granularity, datetime.now(timezone.utc))
+    return assemble_report(records, context, mapping, config.granularity, datetime.now(timezone.utc),
+                           view, closed, config.opening_balance)
 
 
 def assemble_report(
@@ -79,43 +92,85 @@ def assemble_report(
     mapping: AccountMapping,
     granularity: Granularity,
     generated_at: datetime,
+    view: BooksView | None = None,
+    closed_records: pd.DataFrame | None = None,
+    given_opening: int | None = None,
 ) -> Report:
-    """Validated records and their context -> the complete, frozen Report (no I/O)."""
+    """Validated records and their context -> the complete, frozen Report (no I/O).
+
+    ``view`` is what the books knew before (none: a fresh start); ``closed_records`` what the API
+    returns now for the closed periods the view lists.
+    """
     window = context.window
+    view = view or BooksView()
     summaries = summarize_records(records, window)
-    journal = build_journal(summaries.transactions, window, mapping, granularity)
+    booked = book_period(summaries, window, mapping, granularity, view, closed_records=closed_records,
+                         provider=context.provider_balance, given_opening=given_opening)
     reconciliation: pd.DataFrame | None = None
     reconcile_warnings: list[str] = []
     if context.provider_usage is not None:
         reconciliation, reconcile_warnings = reconcile(summaries.by_model, parse_provider_usage(context.provider_usage))
     return Report(
         window=window,
-        summaries=summaries,
+        summaries=replace(summaries, by_model=booked.by_model),
         stats=context.stats,
         mapping=mapping,
-        journal=journal.entries,
+        journal=booked.journal.entries,
         generated_at=generated_at,
         tool_version=__version__,
-        warnings=(*context.warnings, *summaries.warnings, *journal.warnings, *reconcile_warnings),
+        warnings=(*context.warnings, *summaries.warnings, *booked.warnings, *reconcile_warnings),
         reconciliation=reconciliation,
+        granularity=granularity,
+        carry=booked.journal.carry,
+        adjustments=booked.adjustments,
+        rollforward=booked.rollforward,
+        previous_label=view.previous.label if view.previous_models is not None and view.previous else None,
+        history=view.history,
+        notes=booked.notes,
     )
 
 
 def run_export(config: ExportConfig) -> ExportResult:
-    """Build the report and write the pack into ``<out>/<label>/`` atomically."""
+    """Build the report, write the pack into ``<out>/<label>/`` and record it in the books, atomically."""
     mapping = load_mapping(config.accounts)  # a bad mapping fails before any request
     check_mapping(config.formats, mapping)
     window = _window(config)
     target = config.out / window.label
-    with _staging(target) as staging:
+    books_path = config.books or config.out / BOOKS_NAME
+    view = BooksView()
+    if books_path.exists():  # a failed first run must not leave an empty database behind
+        with Books(books_path) as books:
+            refuse_closed(books, window.label)
+            view = read_view(books, window, config.lookback_days)
+    with _staging(target) as pack:
         resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
-        report = build(resumable, mapping, staging / "source")
+        report = build(resumable, mapping, view, pack.folder / "source")
         if config.strict and report.warnings:
             raise StrictError(list(report.warnings))
-        files = sorted((staging / "source").iterdir())
-        files += write_formats(report, staging, config.formats, config.render)
-        files.append(write_manifest(report, staging, files))
-    return ExportResult(target, [target / f.relative_to(staging) for f in files], report)
+        files = sorted((pack.folder / "source").iterdir())
+        files += write_formats(report, pack.folder, config.formats, config.render)
+        manifest = write_manifest(report, pack.folder, files)
+        files.append(manifest)
+        with Books(books_path) as books, books.transaction():
+            refuse_closed(books, window.label)  # closed by someone else meanwhile
+            now = datetime.now(timezone.utc)
+            assert report.carry is not None
+            record_export(books, report, report.carry, _sha256(manifest), str(target), now)
+            if config.close:
+                close_period(books, report, now)
+            pack.publish()
+    return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report)
+
+
+def refuse_closed(books: Books, label: str) -> None:
+    """A closed period is never exported again: its late changes go into the next open period."""
+    period = books.period(label)
+    if period is not None and period.closed:
+        when = f"{period.closed_at:%Y-%m-%d %H:%M} UTC" if period.closed_at else "earlier"
+        raise ConfigError(
+            f"{label} was closed on {when}; late changes to it are booked in the next open period. "
+            f"To restate it: wavespeed-export reopen --period {label} --reason \"...\""
+        )
 
 
 def _window(config: ExportConfig) -> Window:
@@ -126,28 +181,72 @@ def _window(config: ExportConfig) -> Window:
     return read_context(resolve_source_folder(config.from_source)).window
 
 
-def _read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext]:
+def _read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext, pd.DataFrame | None]:
     folder = resolve_source_folder(path)
     context = read_context(folder)
     records = read_archive(folder)
+    closed = read_archive(folder, name=CLOSED_NAME) if (folder / CLOSED_NAME).exists() else None
     if copy_to is not None:
         copy_to.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / ARCHIVE_NAME, copy_to / ARCHIVE_NAME)
-    return records, context
+        for name in (ARCHIVE_NAME, CLOSED_NAME):
+            if (folder / name).exists():
+                shutil.copyfile(folder / name, copy_to / name)
+    return records, context, closed
 
 
-def _fetch_live(config: ExportConfig, archive_to: Path | None) -> tuple[pd.DataFrame, SourceContext]:
-    assert config.window is not None
+def _fetch_live(
+    config: ExportConfig, view: BooksView, archive_to: Path | None
+) -> tuple[pd.DataFrame, SourceContext, pd.DataFrame | None]:
+    window = config.window
+    assert window is not None
     archive = ArchiveWriter(archive_to) if archive_to is not None else None
+    closed_archive = ArchiveWriter(archive_to, CLOSED_NAME) if archive_to is not None and view.closed else None
+    warnings: list[str] = []
     try:
         with _client(config) as client:
             extraction = _extract(client, config, archive.write if archive else None)
-            usage, usage_warning = fetch_provider_usage(client, config.window) if config.reconcile else (None, None)
+            warnings += extraction.warnings
+            closed = None
+            if view.closed:  # one ranged fetch over the closed periods to re-check
+                span = Window(min(p.start_utc for p in view.closed).date(), max(p.end_utc for p in view.closed).date(),
+                              "UTC", "closed")
+                closed = extract(client, span, page_size=config.page_size, concurrency=config.concurrency,
+                                 sink=closed_archive.write if closed_archive else None).records
+            usage, balance = None, None
+            if config.reconcile:
+                usage, usage_warning = fetch_provider_usage(client, window)
+                warnings += [usage_warning] if usage_warning else []
+                balance, balance_warning = _provider_balance(client, config, window)
+                warnings += [balance_warning] if balance_warning else []
     finally:
-        if archive is not None:
-            archive.close()
-    warnings = extraction.warnings + ([usage_warning] if usage_warning else [])
-    return extraction.records, SourceContext(config.window, extraction.stats, usage, warnings)
+        for writer in (archive, closed_archive):
+            if writer is not None:
+                writer.close()
+    return extraction.records, SourceContext(window, extraction.stats, usage, warnings, balance), closed
+
+
+def _provider_balance(client: BillingClient, config: ExportConfig, window: Window) -> tuple[ProviderBalance | None, str | None]:
+    """The provider's balance now and the net of the completed records since the window ended
+    (one ranged fetch, skipped above ``balance_max_records``), or a warning."""
+    try:
+        micros, currency = fetch_balance(client)
+    except AuthError:
+        raise
+    except ApiError as exc:
+        return None, f"roll-forward: the provider's balance could not be read ({exc})"
+    now = datetime.now(timezone.utc)
+    today = now.astimezone(window.tz).date()
+    if window.last_day >= today:  # the period is not over: nothing was created after it yet
+        return ProviderBalance(micros, currency, now, 0, 0), None
+    after = Window(window.last_day + timedelta(days=1), today, window.tz_name, "after")
+    try:
+        records = extract(client, after, page_size=config.page_size, concurrency=config.concurrency,
+                          max_total=config.balance_max_records).records
+    except TooManyRecords as exc:
+        skipped = f"{exc.total} records after the period, over --balance-max-records {config.balance_max_records}"
+        return ProviderBalance(micros, currency, now, None, exc.total, skipped), None
+    done = records[(records["status"] == COMPLETED) & (records["currency"] == currency)]
+    return ProviderBalance(micros, currency, now, int(done["amount_micros"].sum()), len(done)), None
 
 
 def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None) -> Extraction:
@@ -161,26 +260,60 @@ def _client(config: ExportConfig) -> BillingClient:
                          timeout=config.timeout, pool_size=config.concurrency)
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _Pack:
+    """A pack being written in ``folder`` beside ``target``; :meth:`publish` swaps it into place."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.folder = target.parent / f".{target.name}.writing-{secrets.token_hex(4)}"
+        self.retired: Path | None = None
+        self.published = False
+
+    def publish(self) -> None:
+        """Move the previous pack aside and this one into place (undone if that fails)."""
+        if self.target.exists():
+            self.retired = self.target.parent / f".{self.target.name}.old-{secrets.token_hex(4)}"
+            self.retired.mkdir()
+            self.target.rename(self.retired / self.target.name)
+        try:
+            self.folder.rename(self.target)
+        except OSError:
+            self._restore()
+            raise
+        self.published = True
+
+    def undo(self) -> None:
+        """After a failure: the previous pack back in place, nothing of this one left."""
+        if self.published:
+            self.target.rename(self.folder)
+            self.published = False
+        self._restore()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _restore(self) -> None:
+        if self.retired is not None:
+            (self.retired / self.target.name).rename(self.target)
+            shutil.rmtree(self.retired, ignore_errors=True)
+            self.retired = None
+
+
 @contextmanager
-def _staging(target: Path) -> Iterator[Path]:
-    """A temporary folder beside ``target`` that replaces it only if the block succeeds."""
+def _staging(target: Path) -> Iterator[_Pack]:
+    """A temporary folder beside ``target`` that replaces it only if the block succeeds
+    (publishing it itself, or at the end)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.writing-{secrets.token_hex(4)}"
-    staging.mkdir()  # unlike mkdtemp, keeps the user's umask: the pack is as readable as any file
+    pack = _Pack(target)
+    pack.folder.mkdir()  # unlike mkdtemp, keeps the user's umask: the pack is as readable as any file
     try:
-        yield staging
-        if target.exists():
-            retired = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
-            retired.mkdir()
-            target.rename(retired / target.name)
-            try:
-                staging.rename(target)
-            except OSError:
-                (retired / target.name).rename(target)  # put the previous export back
-                raise
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(target)
+        yield pack
+        if not pack.published:
+            pack.publish()
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        pack.undo()
         raise
+    if pack.retired is not None:
+        shutil.rmtree(pack.retired, ignore_errors=True)

@@ -143,7 +143,7 @@ def test_malformed_record_exits_5_and_keeps_the_previous_export(sandbox, api_arg
     assert result.exit_code == 5
     assert victim in result.output and "'amount'" in result.output
     assert snapshot(tmp_path / "2024-01") == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2024-01"]  # no temporary folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2024-01", "books.sqlite"]  # no temporary folder left
 
 
 def test_a_crash_while_writing_leaves_no_partial_folder(api_args, tmp_path, monkeypatch):
@@ -160,7 +160,7 @@ def test_a_crash_while_writing_leaves_no_partial_folder(api_args, tmp_path, monk
     with pytest.raises(OSError, match="disk full"):
         export(api_args, tmp_path, "--format", "csv")
     assert snapshot(tmp_path / "2024-01") == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2024-01"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2024-01", "books.sqlite"]
 
 
 def test_strict_turns_warnings_into_exit_6(sandbox, api_args, tmp_path):

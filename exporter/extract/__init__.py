@@ -7,9 +7,9 @@ columns, the same rules for the API and for an archive read back.
 
 from __future__ import annotations
 
-from .billings import Extraction, LineSink, extract
+from .billings import Extraction, LineSink, TooManyRecords, extract
 from .client import BillingClient
-from .endpoints import BALANCE_PATH, BILLINGS_PATH, USAGE_PATH, fetch_provider_usage, parse_provider_usage
+from .endpoints import BALANCE_PATH, BILLINGS_PATH, USAGE_PATH, fetch_balance, fetch_provider_usage, parse_provider_usage
 
 __all__ = [
     "BALANCE_PATH",
@@ -17,8 +17,10 @@ __all__ = [
     "USAGE_PATH",
     "BillingClient",
     "Extraction",
+    "TooManyRecords",
     "LineSink",
     "extract",
+    "fetch_balance",
     "fetch_provider_usage",
     "parse_provider_usage",
 ]

@@ -38,6 +38,14 @@ VALIDATE_BATCH = 5_000  # records validated at once while other pages are still 
 LineSink = Callable[[str], None]
 
 
+class TooManyRecords(Exception):
+    """The first page says the range holds more records than the caller is willing to fetch."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(f"{total} records")
+        self.total = total
+
+
 @dataclass
 class Extraction:
     """The period's records in the API's order (newest first), each once, as validated columns."""
@@ -56,30 +64,34 @@ def extract(
     progress: ProgressCallback | None = None,
     store_folder: Path | None = None,
     sink: LineSink | None = None,
+    max_total: int | None = None,
 ) -> Extraction:
     """Fetch, validate, deduplicate and cut every record of ``window``.
 
     With ``store_folder`` the pages stay there if the fetch fails on the network (or is
     interrupted), and the next call with the same folder fetches only the missing pages; the
     folder is removed once the records are read. ``sink`` receives the kept records' JSON text.
+    With ``max_total``, a first page reporting more records raises TooManyRecords before any
+    other page is asked for.
     """
     if store_folder is None:
         with tempfile.TemporaryDirectory(prefix="wavespeed-pages-") as temporary:
             return extract(client, window, page_size=page_size, concurrency=concurrency,
-                           progress=progress, store_folder=Path(temporary), sink=sink)
+                           progress=progress, store_folder=Path(temporary), sink=sink, max_total=max_total)
     store = PageStore(store_folder)
     try:
         for _walk in range(2):
             batches = _Batches()
-            first_total, last_total = _fetch_pages(client, window, store, batches, page_size, concurrency, progress)
+            first_total, last_total = _fetch_pages(client, window, store, batches, page_size, concurrency, progress,
+                                                   max_total)
             if first_total == last_total:
                 break
             # Records arrived while paging: offsets shifted, so a record may have slipped past us
             # between two pages. A second walk sees the new state whole (unless more arrive).
             log.warning("the API's total went from %d to %d while paging; fetching again", first_total, last_total)
         result = _assemble(batches.frame(), store, window, last_total, client.base_url, sink)
-    except DataError:
-        store.remove()  # refetching would only bring the same bad record back
+    except (DataError, TooManyRecords):
+        store.remove()  # refetching would only bring the same answer back
         raise
     store.remove()
     if first_total != last_total:
@@ -98,6 +110,7 @@ def _fetch_pages(
     page_size: int,
     concurrency: int,
     progress: ProgressCallback | None,
+    max_total: int | None = None,
 ) -> tuple[int, int]:
     """Every page of the query into ``store`` and ``batches``.
 
@@ -109,6 +122,8 @@ def _fetch_pages(
     params = window.query_params()
     first = _data_object(client.get_data(BILLINGS_PATH, {**params, **paginator.first_params()}), 1)
     info = page_info(first)
+    if max_total is not None and info.total > max_total:
+        raise TooManyRecords(info.total)
     have = store.open({**params, "page_size": info.page_size, "total": info.total})
     first_items = page_items(first, 1)
     batches.add(1, first_items, store.save(1, first_items))

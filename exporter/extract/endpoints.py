@@ -68,3 +68,17 @@ def _amount(value: Any, where: str) -> int:
     except ValueError as exc:
         raise DataError(f"{where} {exc}") from None
     return micros  # a negative cost is odd but comparable: it shows as a mismatch
+
+
+def fetch_balance(client: BillingClient) -> tuple[int, str]:
+    """The provider's credit balance now: (exact micros, currency). DataError when malformed.
+
+    Shape: ``{"balance": 156.78, "currency": "USD"}``.
+    """
+    data = client.get_data(BALANCE_PATH, {})
+    if not isinstance(data, dict):
+        raise DataError("balance: 'data' must be an object")
+    currency = data.get("currency")
+    if not isinstance(currency, str) or not currency.strip():
+        raise DataError("balance: field 'currency' is missing or not a string")
+    return _amount(data.get("balance"), "balance: field 'balance'"), currency.strip()

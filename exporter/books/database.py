@@ -1,0 +1,315 @@
+"""The books database: what the books already contain, so closed periods stay closed.
+
+One SQLite file (``<out>/books.sqlite`` by default), WAL mode, a schema version with forward
+migrations. Every table has an ``account`` column ("default" for now: several provider accounts
+may share one file later). It records every period exported (window, when, the pack's manifest
+sha256, open or closed), the roll-forward and per-model figures of each export, the rounding
+state (running totals) at the end of each period, every record as it was booked when its period
+was closed (pending ones included), the late changes posted as adjustments, and who reopened what
+and why. The packs and their archives stay the audit trail; this is their index.
+
+Writes happen in one transaction (:meth:`Books.transaction`, ``BEGIN IMMEDIATE``) that the
+pipeline commits only after the pack's final rename, so the pack and the books change together
+or not at all. A second writer waits up to the busy timeout, then gets a one-line error.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError
+from .carry import Carry, Total
+
+BOOKS_NAME = "books.sqlite"
+DEFAULT_ACCOUNT = "default"
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one before giving up
+
+# Forward migrations: MIGRATIONS[n] takes the schema from version n to n + 1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE periods (
+        account TEXT NOT NULL, label TEXT NOT NULL,
+        first_day TEXT NOT NULL, last_day TEXT NOT NULL, time_zone TEXT NOT NULL,
+        start_utc TEXT NOT NULL, end_utc TEXT NOT NULL, granularity TEXT NOT NULL,
+        exported_at TEXT NOT NULL, pack TEXT NOT NULL, manifest_sha256 TEXT NOT NULL,
+        records INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+        closed_at TEXT,
+        PRIMARY KEY (account, label));
+    CREATE TABLE rollforward (
+        account TEXT NOT NULL, label TEXT NOT NULL, currency TEXT NOT NULL,
+        opening INTEGER, topups INTEGER NOT NULL, usage INTEGER NOT NULL, refunds INTEGER NOT NULL,
+        other INTEGER NOT NULL, adjustments INTEGER NOT NULL, closing INTEGER,
+        opening_source TEXT NOT NULL, provider_balance INTEGER, pending INTEGER NOT NULL,
+        PRIMARY KEY (account, label, currency));
+    CREATE TABLE period_models (
+        account TEXT NOT NULL, label TEXT NOT NULL, model TEXT NOT NULL, currency TEXT NOT NULL,
+        count INTEGER NOT NULL, amount INTEGER NOT NULL, refunds INTEGER NOT NULL,
+        PRIMARY KEY (account, label, model, currency));
+    CREATE TABLE carry (
+        account TEXT NOT NULL, label TEXT NOT NULL,
+        side TEXT NOT NULL CHECK (side IN ('balance', 'counter')),
+        line_account TEXT NOT NULL, line_class TEXT NOT NULL, currency TEXT NOT NULL,
+        exact INTEGER NOT NULL, posted INTEGER NOT NULL,
+        PRIMARY KEY (account, label, side, line_account, line_class, currency));
+    CREATE TABLE booked (
+        account TEXT NOT NULL, id TEXT NOT NULL, period TEXT NOT NULL, status TEXT NOT NULL,
+        type TEXT NOT NULL, model TEXT NOT NULL, payment_method TEXT NOT NULL, currency TEXT NOT NULL,
+        amount INTEGER NOT NULL, entry TEXT,
+        PRIMARY KEY (account, id)) WITHOUT ROWID;
+    CREATE INDEX booked_period ON booked (account, period);
+    CREATE TABLE adjustments (
+        account TEXT NOT NULL, label TEXT NOT NULL, id TEXT NOT NULL, period TEXT NOT NULL,
+        change TEXT NOT NULL, type TEXT NOT NULL, model TEXT NOT NULL, payment_method TEXT NOT NULL,
+        currency TEXT NOT NULL, status_before TEXT NOT NULL, status_after TEXT NOT NULL,
+        amount_before INTEGER NOT NULL, amount_after INTEGER NOT NULL, delta INTEGER NOT NULL,
+        PRIMARY KEY (account, label, id, period));
+    CREATE TABLE ledger_accounts (
+        account TEXT NOT NULL, name TEXT NOT NULL, currency TEXT NOT NULL, first_label TEXT NOT NULL,
+        PRIMARY KEY (account, name, currency));
+    CREATE TABLE events (
+        account TEXT NOT NULL, at TEXT NOT NULL, label TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Period:
+    """One exported period as the books know it."""
+
+    label: str
+    first_day: date
+    last_day: date
+    time_zone: str
+    start_utc: datetime
+    end_utc: datetime
+    granularity: str
+    exported_at: datetime
+    pack: str
+    manifest_sha256: str
+    records: int
+    status: str
+    closed_at: datetime | None
+
+    @property
+    def closed(self) -> bool:
+        return self.status == "closed"
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _parse_instant(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class Books:
+    """The open database; use as a context manager (closes the connection)."""
+
+    def __init__(self, path: Path, account: str = DEFAULT_ACCOUNT) -> None:
+        self.path = path
+        self.account = account
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{path}: cannot use the books database: {exc}") from None
+
+    def __enter__(self) -> Books:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{self.path} was written by a newer wavespeed-export (schema {version}, this one knows "
+                    f"{SCHEMA_VERSION}): upgrade the tool"
+                )
+            for script in MIGRATIONS[version:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``: one writer at a time; a rollback on any error."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise ConfigError(f"{self.path}: the books database is busy ({exc}); another export or close "
+                              "is writing to it, try again when it has finished") from None
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def periods(self) -> list[Period]:
+        rows = self.db.execute(
+            "SELECT label, first_day, last_day, time_zone, start_utc, end_utc, granularity, exported_at, pack, "
+            "manifest_sha256, records, status, closed_at FROM periods WHERE account = ? ORDER BY start_utc, label",
+            (self.account,),
+        ).fetchall()
+        return [
+            Period(r[0], date.fromisoformat(r[1]), date.fromisoformat(r[2]), r[3], datetime.fromisoformat(r[4]),
+                   datetime.fromisoformat(r[5]), r[6], datetime.fromisoformat(r[7]), r[8], r[9], r[10], r[11],
+                   _parse_instant(r[12]))
+            for r in rows
+        ]
+
+    def period(self, label: str) -> Period | None:
+        return next((p for p in self.periods() if p.label == label), None)
+
+    def before(self, start: datetime) -> Period | None:
+        """The latest period that ends at or before ``start`` (the one whose running totals carry on)."""
+        earlier = [p for p in self.periods() if p.end_utc <= start]
+        return max(earlier, key=lambda p: p.end_utc) if earlier else None
+
+    def carry(self, label: str) -> Carry:
+        """The running totals at the end of period ``label``."""
+        carry = Carry()
+        for side, account, klass, currency, exact, posted in self.db.execute(
+            "SELECT side, line_account, line_class, currency, exact, posted FROM carry WHERE account = ? AND label = ?",
+            (self.account, label),
+        ):
+            (carry.balances if side == "balance" else carry.counters)[(account, klass, currency)] = Total(exact, posted)
+        return carry
+
+    def closings(self, label: str) -> dict[str, int | None]:
+        """Currency -> the closing balance the books recorded for period ``label`` (None: unknown)."""
+        return dict(self.db.execute(
+            "SELECT currency, closing FROM rollforward WHERE account = ? AND label = ?", (self.account, label)
+        ).fetchall())
+
+    def models(self, label: str) -> pd.DataFrame:
+        """Per-model figures recorded for period ``label``: model, currency, count, amount, refunds."""
+        return pd.read_sql_query(
+            "SELECT model, currency, count, amount, refunds FROM period_models WHERE account = ? AND label = ?",
+            self.db, params=(self.account, label),
+        )
+
+    def history(self, end: datetime, months: int = 12) -> pd.DataFrame:
+        """Usage and refunds of up to ``months`` earlier periods ending at or before ``end``, oldest first."""
+        frame = pd.read_sql_query(
+            "SELECT p.label, r.currency, r.usage AS usage_micros, r.refunds AS refunds_micros FROM periods p "
+            "JOIN rollforward r ON r.account = p.account AND r.label = p.label "
+            "WHERE p.account = ? AND p.end_utc <= ? ORDER BY p.end_utc DESC",
+            self.db, params=(self.account, _instant(end)),
+        )
+        labels = list(dict.fromkeys(frame["label"]))[:months]
+        return frame[frame["label"].isin(labels)].iloc[::-1].reset_index(drop=True)
+
+    def booked(self, labels: list[str]) -> pd.DataFrame:
+        """Every record of the closed periods ``labels`` as the books hold it now: the state at
+        close, overlaid by the late changes posted in closed periods since (latest wins)."""
+        if not labels:
+            return pd.DataFrame(columns=["id", "period", "status", "type", "model", "payment_method", "currency", "amount"])
+        marks = ",".join("?" * len(labels))
+        snapshot = pd.read_sql_query(
+            f"SELECT id, period, status, type, model, payment_method, currency, amount FROM booked "
+            f"WHERE account = ? AND period IN ({marks})", self.db, params=(self.account, *labels),
+        )
+        later = pd.read_sql_query(
+            f"SELECT a.id, a.period, a.status_after AS status, a.type, a.model, a.payment_method, a.currency, "
+            f"a.amount_after AS amount FROM adjustments a JOIN periods p ON p.account = a.account AND p.label = a.label "
+            f"WHERE a.account = ? AND p.status = 'closed' AND a.period IN ({marks}) AND a.change != 'missing' "
+            f"ORDER BY p.end_utc", self.db, params=(self.account, *labels),
+        )
+        both = pd.concat([snapshot, later], ignore_index=True)
+        return both.drop_duplicates("id", keep="last").reset_index(drop=True)
+
+    def adjustments(self, label: str) -> pd.DataFrame:
+        return pd.read_sql_query(
+            "SELECT * FROM adjustments WHERE account = ? AND label = ?", self.db, params=(self.account, label)
+        )
+
+    def ledger_accounts(self) -> list[tuple[str, str, str]]:
+        """(Beancount account, currency, first period label) of every account the ledger used so far."""
+        return self.db.execute(
+            "SELECT name, currency, first_label FROM ledger_accounts WHERE account = ? ORDER BY name, currency",
+            (self.account,),
+        ).fetchall()
+
+    def events(self, label: str | None = None) -> list[tuple[str, str, str, str]]:
+        query = "SELECT at, label, action, detail FROM events WHERE account = ?"
+        params: tuple[str, ...] = (self.account,)
+        if label is not None:
+            query, params = query + " AND label = ?", (*params, label)
+        return self.db.execute(query + " ORDER BY rowid", params).fetchall()
+
+    # -- writing (inside a transaction) --------------------------------------------------------
+
+    def forget(self, label: str) -> None:
+        """Drop what an earlier export of an open period recorded (a re-export replaces it)."""
+        for table in ("periods", "rollforward", "period_models", "carry", "adjustments"):
+            self.db.execute(f"DELETE FROM {table} WHERE account = ? AND label = ?", (self.account, label))
+
+    def add_period(self, period: Period) -> None:
+        self.db.execute(
+            "INSERT INTO periods VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.account, period.label, period.first_day.isoformat(), period.last_day.isoformat(), period.time_zone,
+             _instant(period.start_utc), _instant(period.end_utc), period.granularity, _instant(period.exported_at),
+             period.pack, period.manifest_sha256, period.records, period.status,
+             None if period.closed_at is None else _instant(period.closed_at)),
+        )
+
+    def add_rows(self, table: str, label: str, rows: Sequence[tuple[object, ...]]) -> None:
+        """Rows of a per-period table, each given without its leading (account, label)."""
+        if rows:
+            marks = ",".join("?" * (len(rows[0]) + 2))
+            self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", [(self.account, label, *row) for row in rows])
+
+    def add_carry(self, label: str, carry: Carry) -> None:
+        rows = [("balance", *key, t.exact, t.posted) for key, t in carry.balances.items()]
+        rows += [("counter", *key, t.exact, t.posted) for key, t in carry.counters.items()]
+        self.add_rows("carry", label, rows)
+
+    def add_ledger_accounts(self, label: str, names: list[tuple[str, str]]) -> None:
+        self.db.executemany(
+            "INSERT OR IGNORE INTO ledger_accounts VALUES (?, ?, ?, ?)",
+            [(self.account, name, currency, label) for name, currency in names],
+        )
+
+    def add_booked(self, rows: Sequence[tuple[object, ...]]) -> None:
+        """Records as booked at close: (id, period, status, type, model, payment_method, currency, amount, entry)."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO booked VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((self.account, *row) for row in rows),
+        )
+
+    def set_status(self, label: str, status: str, when: datetime | None) -> None:
+        self.db.execute(
+            "UPDATE periods SET status = ?, closed_at = ? WHERE account = ? AND label = ?",
+            (status, None if when is None else _instant(when), self.account, label),
+        )
+
+    def drop_booked(self, label: str) -> None:
+        self.db.execute("DELETE FROM booked WHERE account = ? AND period = ?", (self.account, label))
+
+    def log(self, label: str, action: str, detail: str, when: datetime) -> None:
+        self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (self.account, _instant(when), label, action, detail))
+
+
+__all__ = ["BOOKS_NAME", "DEFAULT_ACCOUNT", "SCHEMA_VERSION", "Books", "Period"]

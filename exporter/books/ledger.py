@@ -1,0 +1,198 @@
+"""An export as one page of continuous books: what the books say before it, what it adds after.
+
+:func:`read_view` gathers what the books database knows that matters to period P (the running
+totals to carry on from, the previous contiguous period, the closed periods to re-check for late
+changes, the history); :func:`book_period` books P against it (pure); :func:`record_export` and
+:func:`close_period` write the result back inside the pipeline's transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from ..config import Granularity
+from ..models import SUMMARY_ROLES, JournalEntry, ProviderBalance, Report, RollForward, Summaries
+from ..period import Window
+from ..transform import record_roles
+from .adjustments import detect_changes
+from .carry import Carry
+from .database import Books, Period
+from .journal import Journal, build_journal
+from .mapping import AccountMapping
+from .rollforward import Previous, roll_forward
+
+
+@dataclass(frozen=True)
+class BooksView:
+    """What the books know before period P is booked."""
+
+    carry: Carry = field(default_factory=Carry)
+    previous: Previous | None = None  # the contiguous period just before P
+    previous_models: pd.DataFrame | None = None  # its per-model figures (model, currency, count, amount, refunds)
+    closed: tuple[Period, ...] = ()  # closed periods ended within the lookback, to re-check
+    booked: pd.DataFrame | None = None  # their records as the books hold them (Books.booked)
+    history: pd.DataFrame | None = None  # earlier periods' usage (Books.history)
+    known_models: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Booked:
+    """Period P booked: its journal, late changes, roll-forward, and what people should read."""
+
+    journal: Journal
+    adjustments: pd.DataFrame | None
+    rollforward: tuple[RollForward, ...]
+    by_model: pd.DataFrame
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def read_view(books: Books, window: Window, lookback_days: int) -> BooksView:
+    """The books' view for ``window``; closed periods ending within ``lookback_days`` before it start."""
+    before = books.before(window.start)
+    carry = books.carry(before.label) if before is not None else Carry()
+    contiguous = before if before is not None and before.end_utc == window.start else None
+    previous = Previous(contiguous.label, books.closings(contiguous.label)) if contiguous else None
+    horizon = window.start - timedelta(days=lookback_days)
+    closed = tuple(p for p in books.periods() if p.closed and horizon <= p.end_utc <= window.start)
+    history = books.history(window.start)
+    known = frozenset(pd.read_sql_query("SELECT DISTINCT model FROM period_models WHERE account = ?",
+                                        books.db, params=(books.account,))["model"])
+    return BooksView(
+        carry=carry,
+        previous=previous,
+        previous_models=books.models(contiguous.label) if contiguous and _same_kind(contiguous, window) else None,
+        closed=closed,
+        booked=books.booked([p.label for p in closed]) if closed else None,
+        history=history if len(history) else None,
+        known_models=known,
+    )
+
+
+def _same_kind(period: Period, window: Window) -> bool:
+    """Month after month (or range after range of the same length): comparable figures."""
+    length = (window.last_day - window.first_day).days
+    return (len(period.label) == 7) == (len(window.label) == 7) and (
+        len(window.label) == 7 or (period.last_day - period.first_day).days == length
+    )
+
+
+def book_period(
+    summaries: Summaries,
+    window: Window,
+    mapping: AccountMapping,
+    granularity: Granularity,
+    view: BooksView,
+    *,
+    closed_records: pd.DataFrame | None = None,
+    provider: ProviderBalance | None = None,
+    given_opening: int | None = None,
+) -> Booked:
+    """Book P: late changes to the closed periods (``closed_records``: what the API returns for
+    them now), the journal carrying on the running totals, the roll-forward, month-over-month."""
+    warnings: list[str] = []
+    adjustments = None
+    if view.closed and closed_records is not None and view.booked is not None:
+        adjustments, found = detect_changes(closed_records, view.booked, list(view.closed))
+        warnings += found
+    journal = build_journal(summaries.transactions, window, mapping, granularity,
+                            carry=view.carry, adjustments=adjustments)
+    rollforward, checks = roll_forward(summaries, adjustments, previous=view.previous,
+                                       given_opening=given_opening, provider=provider)
+    by_model = _with_previous(summaries.by_model, view.previous_models)
+    new = sorted(set(summaries.by_model["model"]) - view.known_models - {""}) if view.known_models else []
+    notes = tuple(f"new model: {model}" for model in new)
+    return Booked(journal, adjustments, rollforward, by_model, (*warnings, *journal.warnings, *checks), notes)
+
+
+def _with_previous(by_model: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """by_model with previous_amount_micros and change_micros (nullable) when the previous period
+    is known; a model that disappeared appears with amount 0."""
+    if previous is None:
+        return by_model
+    before = previous.rename(columns={"amount": "previous_amount_micros"})[["model", "currency", "previous_amount_micros"]]
+    merged = by_model.merge(before, on=["model", "currency"], how="outer")
+    for column in ("count", "amount_micros", "refunds_micros", "net_micros"):
+        merged[column] = merged[column].fillna(0).astype("int64")
+    merged["share"] = merged["share"].where(merged["share"].notna(), 0)
+    merged["unit_cost"] = merged["unit_cost"].where(merged["unit_cost"].notna(), 0)
+    merged["previous_amount_micros"] = merged["previous_amount_micros"].fillna(0).astype("int64")
+    merged["change_micros"] = merged["amount_micros"] - merged["previous_amount_micros"]
+    return merged.sort_values(["currency", "amount_micros", "model"], ignore_index=True)
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+
+def record_export(books: Books, report: Report, carry: Carry, manifest_sha256: str, pack: str, when: datetime) -> None:
+    """Replace what the books hold for this (open) period by this export. Inside a transaction."""
+    window, label = report.window, report.window.label
+    books.forget(label)
+    books.add_period(Period(label, window.first_day, window.last_day, window.tz_name, window.start, window.end,
+                            report.granularity, when, pack, manifest_sha256, int(report.stats.in_period), "open", None))
+    books.add_rows("rollforward", label, [
+        (r.currency, r.opening_micros, r.topups_micros, r.usage_micros, r.refunds_micros, r.other_micros,
+         r.adjustments_micros, r.closing_micros, r.opening_source, r.provider_balance_micros, r.pending_micros)
+        for r in report.rollforward
+    ])
+    books.add_rows("period_models", label, [
+        (str(r.model), str(r.currency), int(r.count), int(r.amount_micros), int(r.refunds_micros))
+        for r in report.by_model.itertuples(index=False) if r.count or r.amount_micros or r.refunds_micros
+    ])
+    books.add_carry(label, carry)
+    if report.adjustments is not None:
+        books.add_rows("adjustments", label, [
+            (str(r.id), str(r.period), str(r.change), str(r.type), str(r.model), str(r.payment_method),
+             str(r.currency), str(r.status_before), str(r.status_after), int(r.amount_before_micros),
+             int(r.amount_after_micros), int(r.delta_micros))
+            for r in report.adjustments.itertuples(index=False)
+        ])
+    books.log(label, "export", f"{report.stats.in_period} records, pack {pack}", when)
+
+
+def close_period(books: Books, report: Report, when: datetime) -> None:
+    """Mark the period closed and keep every record as booked (pending ones included)."""
+    label = report.window.label
+    books.drop_booked(label)
+    books.add_booked(snapshot_rows(report))
+    books.set_status(label, "closed", when)
+    books.log(label, "close", f"{len(report.transactions)} records kept as booked", when)
+
+
+def snapshot_rows(report: Report) -> list[tuple[object, ...]]:
+    """(id, period, status, type, model, payment_method, currency, amount, entry) of every record."""
+    frame = report.transactions
+    roles = record_roles(frame)
+    summaries, singles = _entry_numbers(report.journal)
+    days = frame["date"].to_numpy().astype("datetime64[D]")
+    if report.granularity == "monthly":
+        month_end = (days.astype("datetime64[M]") + 1).astype("datetime64[D]") - 1
+        days = np.minimum(month_end, np.datetime64(report.window.last_day.isoformat(), "D"))
+    keyed = pd.DataFrame({"role": roles.to_numpy(), "currency": frame["currency"].astype("str").to_numpy(),
+                          "day": days, "id": frame["id"].to_numpy()})
+    summary = pd.DataFrame(summaries, columns=["role", "currency", "day", "entry"])
+    summary["day"] = summary["day"].astype("datetime64[s]").astype(keyed["day"].dtype)
+    merged = keyed.merge(summary, on=["role", "currency", "day"], how="left")
+    entry = merged["entry"].where(merged["entry"].notna(), merged["id"].map(singles))
+    entry = entry.where(entry.notna(), None)
+    return list(zip(
+        frame["id"].astype("str"), [report.window.label] * len(frame), frame["status"].astype("str"),
+        frame["type"].astype("str"), frame["model"].astype("str"), frame["payment_method"].astype("str"),
+        frame["currency"].astype("str"), frame["amount_micros"].astype("int64").tolist(), entry.tolist(),
+    ))
+
+
+def _entry_numbers(journal: tuple[JournalEntry, ...]) -> tuple[list[tuple[str, str, object, str]], dict[str, str]]:
+    """(role, currency, day, number) of the summary entries, and record id -> number of the singles."""
+    summary: list[tuple[str, str, object, str]] = [(e.role, e.currency, np.datetime64(e.date.isoformat(), "D"), e.number)
+               for e in journal if e.role in SUMMARY_ROLES and not e.adjusts]
+    single = {record_id: e.number for e in journal if e.role not in SUMMARY_ROLES and not e.adjusts
+              for record_id in e.source_ids}
+    return summary, single
+
+
+__all__ = ["Booked", "BooksView", "book_period", "close_period", "read_view", "record_export", "snapshot_rows"]

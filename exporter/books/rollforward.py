@@ -1,0 +1,116 @@
+"""The credit roll-forward: opening + top-ups + usage + refunds + other + adjustments = closing.
+
+docs/booking.md, "Roll-forward". Exact micros throughout (usage is negative, refunds are credits
+back and payouts, other is any record type the API adds). The opening of a period is, in order:
+the amount given with ``--opening-balance``; the closing the books recorded for the previous
+contiguous period; or, derived from the provider, its balance now less the net of the completed
+records created after the period ended. Otherwise it is unknown, and so is the closing.
+
+Tie-out: whenever the provider's balance was read, the closing computed here is compared with
+the provider's figure for the period end; a difference over one cent is a warning naming both
+(and the pending amount, in case the provider reserves pending tasks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..models import ProviderBalance, RollForward, Summaries
+from ..money import MICROS_PER_CENT, format_micros
+
+_COLUMNS = {"topup": "topups", "usage": "usage", "refund": "refunds"}
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The previous contiguous period in the books and the closings it recorded."""
+
+    label: str
+    closings: dict[str, int | None]
+
+
+def roll_forward(
+    summaries: Summaries,
+    adjustments: pd.DataFrame | None,
+    *,
+    previous: Previous | None,
+    given_opening: int | None,
+    provider: ProviderBalance | None,
+) -> tuple[tuple[RollForward, ...], list[str]]:
+    """One RollForward per currency met (records, adjustments or the provider's balance)."""
+    totals = summaries.totals
+    frame = summaries.transactions
+    pending = frame[frame["status"] == "pending"].groupby(frame["currency"].astype("str"))["amount_micros"].sum()
+    deltas = (adjustments.groupby("currency")["delta_micros"].sum()
+              if adjustments is not None and len(adjustments) else pd.Series(dtype="int64"))
+    currencies = sorted(set(totals["currency"]) | set(deltas.index) | ({provider.currency} if provider else set()))
+    rows: list[RollForward] = []
+    warnings: list[str] = []
+    for currency in currencies:
+        of_currency = totals[totals["currency"] == currency]
+        moves = {"topups": 0, "usage": 0, "refunds": 0, "other": 0}
+        for kind, micros in zip(of_currency["type"], of_currency["amount_micros"]):
+            moves[_COLUMNS.get(str(kind), "other")] += int(micros)
+        adjusted = int(deltas.get(currency, 0))
+        movement = sum(moves.values()) + adjusted
+        expected = None  # the provider's figure for the period's closing
+        if provider is not None and provider.currency == currency and provider.after_net_micros is not None:
+            expected = provider.balance_micros - provider.after_net_micros
+        opening, source = _opening(currency, len(currencies), previous, given_opening, expected, movement, provider)
+        closing = None if opening is None else opening + movement
+        row = RollForward(
+            currency=currency, opening_micros=opening, topups_micros=moves["topups"], usage_micros=moves["usage"],
+            refunds_micros=moves["refunds"], other_micros=moves["other"], adjustments_micros=adjusted,
+            closing_micros=closing, opening_source=source,
+            provider_balance_micros=provider.balance_micros if provider and provider.currency == currency else None,
+            pending_micros=int(pending.get(currency, 0)),
+        )
+        rows.append(row)
+        warnings += _checks(row, expected, previous, adjustments)
+    return tuple(rows), warnings
+
+
+def _opening(
+    currency: str, count: int, previous: Previous | None, given: int | None, expected: int | None,
+    movement: int, provider: ProviderBalance | None,
+) -> tuple[int | None, str]:
+    if given is not None and count == 1:
+        return given, "given with --opening-balance"
+    if previous is not None and previous.closings.get(currency) is not None:
+        return previous.closings[currency], f"closing of {previous.label} in the books"
+    if expected is not None and provider is not None:
+        return expected - movement, (
+            f"derived from the provider's balance ({format_micros(provider.balance_micros)} {currency} at "
+            f"{provider.read_at:%Y-%m-%d %H:%M} UTC) less {provider.after_records} completed record(s) after the period"
+        )
+    if provider is not None and provider.currency == currency and provider.after_net_micros is None:
+        return None, f"unknown: {provider.skipped}; give --opening-balance"
+    return None, "unknown: no earlier period in the books and no provider balance; give --opening-balance"
+
+
+def _checks(row: RollForward, expected: int | None, previous: Previous | None, adjustments: pd.DataFrame | None) -> list[str]:
+    warnings = []
+    if expected is not None and row.closing_micros is not None and abs(row.closing_micros - expected) > MICROS_PER_CENT:
+        pending = f"; {format_micros(row.pending_micros)} {row.currency} is pending" if row.pending_micros else ""
+        warnings.append(
+            f"roll-forward: the closing {format_micros(row.closing_micros)} {row.currency} does not tie to the "
+            f"provider's balance, which gives {format_micros(expected)} for the period end "
+            f"(difference {format_micros(row.closing_micros - expected)}{pending})"
+        )
+    recorded = previous.closings.get(row.currency) if previous is not None else None
+    if recorded is not None and row.opening_micros is not None and row.opening_micros != recorded:
+        gap = row.opening_micros - recorded
+        late = 0 if adjustments is None else int(adjustments.loc[adjustments["currency"] == row.currency, "delta_micros"].sum())
+        cause = (f"explained by the late changes posted here ({format_micros(late)})" if late == gap
+                 else "nothing in the books explains it")
+        assert previous is not None
+        warnings.append(
+            f"roll-forward: the opening {format_micros(row.opening_micros)} {row.currency} breaks the chain: "
+            f"{previous.label} closed at {format_micros(recorded)} ({cause})"
+        )
+    return warnings
+
+
+__all__ = ["Previous", "roll_forward"]
