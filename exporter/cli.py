@@ -20,7 +20,9 @@ from .config import (
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
     DEFAULT_FORMATS,
+    DEFAULT_BALANCE_MAX_RECORDS,
     DEFAULT_GRANULARITY,
+    DEFAULT_LOOKBACK_DAYS,
     DEFAULT_OUT,
     DEFAULT_PAGE_SIZE,
     DEFAULT_TIMEOUT,
@@ -29,7 +31,9 @@ from .config import (
     RenderOptions,
     RetryPolicy,
 )
+from .cli_books import COMMANDS as BOOKS_COMMANDS
 from .errors import ConfigError, ExportError
+from .money import parse_amount
 from .period import resolve_window
 from .writers import FORMATS
 from .writers.terminal import render_result, render_summary
@@ -45,6 +49,20 @@ class ExporterGroup(click.Group):
             error = click.ClickException(str(exc))
             error.exit_code = exc.exit_code  # type: ignore[misc]  # click declares it per class
             raise error from exc
+
+
+class AmountType(click.ParamType):
+    """An exact decimal amount (``123.45``, ``-0.0025``) -> micros; never through float."""
+
+    name = "amount"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_amount(str(value).strip())[0]
+        except ValueError as exc:
+            self.fail(f"{value!r} is not an amount: {exc}", param, ctx)
 
 
 class FormatList(click.ParamType):
@@ -190,6 +208,15 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
 @click.option("--no-reconcile", is_flag=True, help="Skip the comparison with the provider's usage summary.")
 @click.option("--from-source", type=click.Path(exists=True, path_type=Path),
               help="Re-render offline from an earlier export's source/ archive (no API).")
+@click.option("--books", "books_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The books database (default: <out>/books.sqlite).")
+@click.option("--close", "close_after", is_flag=True, help="Close the period once exported (month-end automation).")
+@click.option("--lookback", type=click.IntRange(0), default=DEFAULT_LOOKBACK_DAYS, show_default=True,
+              help="Re-check closed periods that ended up to this many days before the period for late changes.")
+@click.option("--opening-balance", type=AmountType(), metavar="AMOUNT",
+              help="The credit balance at the start of the period, when the books and the provider cannot tell.")
+@click.option("--balance-max-records", type=click.IntRange(0), default=DEFAULT_BALANCE_MAX_RECORDS, show_default=True,
+              help="Most records after the period fetched to derive its closing from the provider's balance.")
 def export(**params: Any) -> None:
     """Write the accountant pack for a period into <out>/<label>/.
 
@@ -209,6 +236,8 @@ def export(**params: Any) -> None:
             out=params["out"], formats=params["formats"], accounts=params["accounts"],
             granularity=params["granularity"], render=RenderOptions(iif_lists=params["iif_lists"]), strict=params["strict"],
             reconcile=not params["no_reconcile"], from_source=params["from_source"],
+            books=params["books_file"], close=params["close_after"], lookback_days=params["lookback"],
+            opening_balance=params["opening_balance"], balance_max_records=params["balance_max_records"],
         )
         result = pipeline.run_export(config)
     click.echo(render_result(result.report, result.folder, result.files))
@@ -264,6 +293,10 @@ def sandbox(host: str, port: int) -> None:
     from .sandbox.server import run
 
     run(host, port)
+
+
+for _command in BOOKS_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -130,6 +130,7 @@ class RollForward:
     opening_source: str  # how the opening was obtained, for people (e.g. "closing of 2023-12 in the books")
     provider_balance_micros: int | None = None  # the provider's balance now, when it was read
     pending_micros: int = 0  # pending records of the period (the provider may reserve them)
+    chained: bool = False  # the opening is the previous period's closing in the books
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,9 @@ class Report:
     rollforward: tuple[RollForward, ...] = ()  # one per currency; empty when not computed
     previous_label: str | None = None  # the previous contiguous period by_model compares with
     notes: tuple[str, ...] = ()  # information worth a line (e.g. a model seen for the first time); not warnings
+    # (account, currency) the books' earlier periods posted to, and the first day of the books
+    ledger_accounts: tuple[tuple[str, str], ...] = ()
+    books_start: date | None = None
     # spend by month from the books, oldest first, at most 12: label, currency, usage_micros, refunds_micros
     history: pd.DataFrame | None = None
 

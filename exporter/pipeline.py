@@ -7,7 +7,6 @@ failure removes the temporary folder and leaves any previous export of the perio
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -50,7 +49,7 @@ from .models import COMPLETED, ProviderBalance, Report
 from .period import Window
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
-from .writers.manifest import write_manifest
+from .writers.manifest import sha256_of, write_manifest
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
     With ``source_dir`` the records are archived there as they are read, with their context.
     """
     if config.from_source is not None:
-        records, context, closed = _read_source(config.from_source, source_dir)
+        records, context, closed = read_source(config.from_source, source_dir)
     else:
         records, context, closed = _fetch_live(config, view, source_dir)
     if source_dir is not None:
@@ -127,6 +126,8 @@ def assemble_report(
         previous_label=view.previous.label if view.previous_models is not None and view.previous else None,
         history=view.history,
         notes=booked.notes,
+        ledger_accounts=view.ledger_accounts,
+        books_start=view.start,
     )
 
 
@@ -155,7 +156,7 @@ def run_export(config: ExportConfig) -> ExportResult:
             refuse_closed(books, window.label)  # closed by someone else meanwhile
             now = datetime.now(timezone.utc)
             assert report.carry is not None
-            record_export(books, report, report.carry, _sha256(manifest), str(target), now)
+            record_export(books, report, report.carry, sha256_of(manifest), str(target), now)
             if config.close:
                 close_period(books, report, now)
             pack.publish()
@@ -181,7 +182,9 @@ def _window(config: ExportConfig) -> Window:
     return read_context(resolve_source_folder(config.from_source)).window
 
 
-def _read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext, pd.DataFrame | None]:
+def read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext, pd.DataFrame | None]:
+    """An earlier export's archive: its records, context and closed-period records (if any);
+    copied into ``copy_to`` when given."""
     folder = resolve_source_folder(path)
     context = read_context(folder)
     records = read_archive(folder)
@@ -258,10 +261,6 @@ def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None)
 def _client(config: ExportConfig) -> BillingClient:
     return BillingClient(config.base_url, config.api_key, retry=config.retry,
                          timeout=config.timeout, pool_size=config.concurrency)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class _Pack:

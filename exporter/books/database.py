@@ -197,6 +197,13 @@ class Books:
             (carry.balances if side == "balance" else carry.counters)[(account, klass, currency)] = Total(exact, posted)
         return carry
 
+    def figures(self, label: str) -> pd.DataFrame:
+        """The roll-forward recorded for period ``label``, one row per currency (exact micros)."""
+        return pd.read_sql_query(
+            "SELECT currency, opening, topups, usage, refunds, other, adjustments, closing, pending "
+            "FROM rollforward WHERE account = ? AND label = ? ORDER BY currency", self.db, params=(self.account, label),
+        )
+
     def closings(self, label: str) -> dict[str, int | None]:
         """Currency -> the closing balance the books recorded for period ``label`` (None: unknown)."""
         return dict(self.db.execute(

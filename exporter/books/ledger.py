@@ -9,17 +9,18 @@ changes, the history); :func:`book_period` books P against it (pure); :func:`rec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from ..config import Granularity
 from ..models import SUMMARY_ROLES, JournalEntry, ProviderBalance, Report, RollForward, Summaries
+from ..money import round_to_cents
 from ..period import Window
 from ..transform import record_roles
 from .adjustments import detect_changes
-from .carry import Carry
+from .carry import Carry, Total
 from .database import Books, Period
 from .journal import Journal, build_journal
 from .mapping import AccountMapping
@@ -37,6 +38,8 @@ class BooksView:
     booked: pd.DataFrame | None = None  # their records as the books hold them (Books.booked)
     history: pd.DataFrame | None = None  # earlier periods' usage (Books.history)
     known_models: frozenset[str] = frozenset()
+    ledger_accounts: tuple[tuple[str, str], ...] = ()  # (account, currency) earlier periods posted to
+    start: date | None = None  # first day of the earliest period in the books
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ def read_view(books: Books, window: Window, lookback_days: int) -> BooksView:
     horizon = window.start - timedelta(days=lookback_days)
     closed = tuple(p for p in books.periods() if p.closed and horizon <= p.end_utc <= window.start)
     history = books.history(window.start)
+    periods = books.periods()
     known = frozenset(pd.read_sql_query("SELECT DISTINCT model FROM period_models WHERE account = ?",
                                         books.db, params=(books.account,))["model"])
     return BooksView(
@@ -70,6 +74,8 @@ def read_view(books: Books, window: Window, lookback_days: int) -> BooksView:
         booked=books.booked([p.label for p in closed]) if closed else None,
         history=history if len(history) else None,
         known_models=known,
+        ledger_accounts=tuple((name, currency) for name, currency, _ in books.ledger_accounts()),
+        start=min((p.first_day for p in periods), default=None),
     )
 
 
@@ -99,14 +105,26 @@ def book_period(
     if view.closed and closed_records is not None and view.booked is not None:
         adjustments, found = detect_changes(closed_records, view.booked, list(view.closed))
         warnings += found
-    journal = build_journal(summaries.transactions, window, mapping, granularity,
-                            carry=view.carry, adjustments=adjustments)
     rollforward, checks = roll_forward(summaries, adjustments, previous=view.previous,
                                        given_opening=given_opening, provider=provider)
+    journal = build_journal(summaries.transactions, window, mapping, granularity,
+                            carry=_seeded(view, rollforward, mapping), adjustments=adjustments)
     by_model = _with_previous(summaries.by_model, view.previous_models)
     new = sorted(set(summaries.by_model["model"]) - view.known_models - {""}) if view.known_models else []
     notes = tuple(f"new model: {model}" for model in new)
     return Booked(journal, adjustments, rollforward, by_model, (*warnings, *journal.warnings, *checks), notes)
+
+
+def _seeded(view: BooksView, rollforward: tuple[RollForward, ...], mapping: AccountMapping) -> Carry:
+    """The running totals to start from. A ledger's first period starts the prepaid account's
+    running total at its opening balance, so postings keep it at the exact balance rounded."""
+    if view.previous is not None or view.carry.balances:
+        return view.carry
+    carry = view.carry.copy()
+    for row in rollforward:
+        if row.opening_micros is not None:
+            carry.balances[(mapping.prepaid, "", row.currency)] = Total(row.opening_micros, round_to_cents(row.opening_micros))
+    return carry
 
 
 def _with_previous(by_model: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
@@ -144,6 +162,7 @@ def record_export(books: Books, report: Report, carry: Carry, manifest_sha256: s
         for r in report.by_model.itertuples(index=False) if r.count or r.amount_micros or r.refunds_micros
     ])
     books.add_carry(label, carry)
+    books.add_ledger_accounts(label, sorted({(line.account, e.currency) for e in report.journal for line in e.lines}))
     if report.adjustments is not None:
         books.add_rows("adjustments", label, [
             (str(r.id), str(r.period), str(r.change), str(r.type), str(r.model), str(r.payment_method),

@@ -65,7 +65,7 @@ def roll_forward(
             refunds_micros=moves["refunds"], other_micros=moves["other"], adjustments_micros=adjusted,
             closing_micros=closing, opening_source=source,
             provider_balance_micros=provider.balance_micros if provider and provider.currency == currency else None,
-            pending_micros=int(pending.get(currency, 0)),
+            pending_micros=int(pending.get(currency, 0)), chained=source.startswith("closing of"),
         )
         rows.append(row)
         warnings += _checks(row, expected, previous, adjustments)

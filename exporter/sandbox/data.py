@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 DEMO_KEY = "ws-sandbox-demo-key"
 DEFAULT_MONTHS = ("2023-11", "2023-12", "2024-01", "2024-02", "2024-03")
 DEFAULT_SEED = 2024
+DEFAULT_OPENING_BALANCE = Decimal("100.00")  # credit the account held before its first generated record
 CURRENCY = "USD"
 
 TYPES = ("usage", "topup", "refund")
@@ -171,9 +172,11 @@ class Dataset:
         seed: int | str,
         columns: _Columns,
         amounts: _AmountTable,
+        opening_balance: Decimal = DEFAULT_OPENING_BALANCE,
     ) -> None:
         self.months = months
         self.seed = seed
+        self.opening_balance = opening_balance
         self._ts = columns.ts
         self._type = columns.type
         self._status = columns.status
@@ -248,9 +251,10 @@ class Dataset:
 
     @cached_property
     def balance(self) -> Decimal:
-        """Exact sum of every completed amount: the account's credit balance."""
+        """The account's credit balance now: the opening balance plus every completed amount, exactly
+        (every generated record lies in the past)."""
         counts = Counter(a for a, s in zip(self._amount, self._status) if s == _COMPLETED)
-        return sum((self._amounts.values[a] * n for a, n in counts.items()), Decimal(0))
+        return self.opening_balance + sum((self._amounts.values[a] * n for a, n in counts.items()), Decimal(0))
 
     # -- what the server uses ----------------------------------------------------------
 
@@ -482,6 +486,24 @@ def _generate_edges(
 def _usage_amount(amounts: _AmountTable, model: int, multiplier: int) -> int:
     price = Decimal(MODELS[model][1])
     return amounts.add("-" + _decimal_text(price * multiplier))
+
+
+def dataset_from_records(
+    records: Iterable[Record], months: tuple[str, ...], seed: int | str, opening_balance: Decimal
+) -> Dataset:
+    """A dataset holding exactly ``records`` (any order; served newest first)."""
+    amounts, columns = _AmountTable(), _Columns()
+    ordered = sorted(records, key=lambda r: (r.created_at, r.id), reverse=True)
+    for record in ordered:
+        columns.ts.append((record.created_at - _EPOCH) // _MS)
+        columns.type.append(TYPES.index(record.type))
+        columns.status.append(STATUSES.index(record.status))
+        columns.model.append(_NONE if record.model is None else MODEL_NAMES.index(record.model))
+        columns.payment.append(_NONE if record.payment_method is None else PAYMENT_METHODS.index(record.payment_method))
+        columns.amount.append(amounts.add(_decimal_text(record.amount)))
+        columns.blob += (record_json(record) + ",").encode("ascii")
+        columns.offsets.append(len(columns.blob))
+    return Dataset(months, seed, columns, amounts, opening_balance)
 
 
 def _append_month(ym: tuple[int, int], month: _Month, amounts: _AmountTable, columns: _Columns) -> None:

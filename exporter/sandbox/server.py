@@ -65,6 +65,7 @@ class Faults:
     arrivals: int = 0
     arrive_after: int = 0
     usage_skew: dict[str, Decimal] = field(default_factory=dict)  # model -> amount added to its usage cost
+    balance_skew: Decimal = Decimal(0)  # added to the balance answer: a provider that disagrees with its records
 
 
 class LoggedRequest(NamedTuple):
@@ -286,8 +287,9 @@ def _usage(server: SandboxServer, query: dict[str, str]) -> _Response:
 
 
 def _balance(server: SandboxServer, query: dict[str, str]) -> _Response:
-    """The current credit balance: every completed amount, summed exactly."""
-    return _envelope(200, "success", {"balance": server.dataset.balance, "currency": "USD"})
+    """The current credit balance: the opening balance plus every completed amount, exactly."""
+    balance = server.dataset.balance + Decimal(server.faults.balance_skew)
+    return _envelope(200, "success", {"balance": balance, "currency": "USD"})
 
 
 _ROUTES = {BILLINGS: _billings, USAGE: _usage, BALANCE: _balance}

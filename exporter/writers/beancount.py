@@ -1,4 +1,11 @@
-"""The journal as a Beancount ledger, ``wavespeed_<label>.beancount``: a machine-checkable copy.
+"""The journal as Beancount: one page of a plain-text ledger that runs across months.
+
+Each pack writes ``accounts.beancount`` (the options and an ``open`` for every account the books
+have used so far, dated the books' first day) and ``wavespeed_<label>.beancount`` (the period's
+transactions and, when the roll-forward knows the closing, a ``balance`` assertion on the prepaid
+account the day after the period). A ledger that includes the latest ``accounts.beancount`` once
+and every month's file passes ``bean-check``; so does one pack's two files together. The first
+period of the books also carries the opening balance (against ``Equity:Opening-Balances``).
 
 Account names come from the QuickBooks name and the IIF type of the mapping: the type picks the
 root (``OCASSET`` -> ``Assets``, ``CCARD`` -> ``Liabilities``, ``EXP`` -> ``Expenses``, ...), each
@@ -11,52 +18,97 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import timedelta
 from pathlib import Path
 
 from ..books.journal import check_entries
 from ..books.mapping import ACCOUNT_ROOTS, AccountMapping
 from ..errors import DataError, ExportError
-from ..models import JournalEntry, Report
-from ..money import format_cents
+from ..models import JournalEntry, Report, RollForward
+from ..money import format_cents, round_to_cents
 from .base import Writer
 
 _CURRENCY = re.compile(r"^[A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]$")
 _NOT_COMPONENT = re.compile(r"[^A-Za-z0-9-]+")
 
 
+OPENING_EQUITY = "Equity:Opening-Balances"
+ACCOUNTS_FILE = "accounts.beancount"
+
+
 class BeancountWriter(Writer):
-    """Writes ``wavespeed_<label>.beancount`` from ``report.journal``; each account's root comes
-    from its type in ``report.mapping``."""
+    """Writes ``accounts.beancount`` and ``wavespeed_<label>.beancount`` from ``report.journal``;
+    each account's root comes from its type in ``report.mapping``."""
 
     def write(self, report: Report, folder: Path) -> list[Path]:
-        text = render_beancount(report, report.mapping)
+        check_entries(report.journal)
+        names = beancount_names(_ledger_accounts(report), report.mapping)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"wavespeed_{report.window.label}.beancount"
-        path.write_text(text, encoding="utf-8", newline="\n")
-        return [path]
+        paths = [folder / ACCOUNTS_FILE, folder / f"wavespeed_{report.window.label}.beancount"]
+        for path, text in zip(paths, (render_accounts(report, names), render_transactions(report, names))):
+            path.write_text(text, encoding="utf-8", newline="\n")
+        return paths
 
 
-def render_beancount(report: Report, accounts: AccountMapping) -> str:
-    entries = report.journal
-    check_entries(entries)
-    names = beancount_names({line.account for entry in entries for line in entry.lines}, accounts)
+def _ledger_accounts(report: Report) -> set[str]:
+    """Every account the ledger may meet: the mapping's, the books' earlier ones, this journal's.
+    Naming them all at once keeps each Beancount name the same from month to month."""
+    return (set(report.mapping.accounts) | {name for name, _ in report.ledger_accounts}
+            | {line.account for entry in report.journal for line in entry.lines})
+
+
+def _openings(report: Report) -> list[RollForward]:
+    """Currencies whose opening balance this file must post: the books' first period, opening known."""
+    if report.mapping.postpaid:
+        return []
+    return [row for row in report.rollforward if row.opening_micros is not None and not row.chained]
+
+
+def render_accounts(report: Report, names: dict[str, str]) -> str:
+    """Options and an ``open`` for every account the books used so far (and this period)."""
+    vendor = report.mapping.vendor
     currencies_of: dict[str, set[str]] = {}
-    for entry in entries:
+    for name, currency in report.ledger_accounts:
+        currencies_of.setdefault(names[name], set()).add(_currency(currency))
+    for entry in report.journal:
         for line in entry.lines:
-            currencies_of.setdefault(line.account, set()).add(_currency(entry.currency))
-    window = report.window
+            currencies_of.setdefault(names[line.account], set()).add(_currency(entry.currency))
+    for row in report.rollforward:
+        for account in (names[report.mapping.prepaid], OPENING_EQUITY):
+            currencies_of.setdefault(account, set()).add(_currency(row.currency))
+    first = min(filter(None, (report.books_start, report.window.first_day)))
     out = [
-        f"; {accounts.vendor} billing export {window.label} ({window.tz_name}), "
-        f"wavespeed-export {report.tool_version}",
-        f'option "title" {_string(f"{accounts.vendor} billing {window.label}")}',
+        f"; {vendor} accounts for the Beancount ledger, wavespeed-export {report.tool_version}: include this",
+        "; file once, with the transaction file of every period (wavespeed_<period>.beancount)",
+        f'option "title" {_string(f"{vendor} billing")}',
     ]
     out.extend(f'option "operating_currency" "{c}"' for c in sorted(set().union(*currencies_of.values())))
     out.append("")
-    for account in sorted(names, key=names.__getitem__):
-        out.append(f"{window.first_day.isoformat()} open {names[account]} {','.join(sorted(currencies_of[account]))}")
-    for entry in entries:
+    out.extend(f"{first.isoformat()} open {account} {','.join(sorted(currencies))}"
+               for account, currencies in sorted(currencies_of.items()))
+    return "\n".join(out) + "\n"
+
+
+def render_transactions(report: Report, names: dict[str, str]) -> str:
+    """The period's transactions (and opening balance, and closing ``balance`` assertion)."""
+    window, vendor = report.window, report.mapping.vendor
+    prepaid = names[report.mapping.prepaid]
+    out = [f"; {vendor} billing {window.label} ({window.tz_name}), wavespeed-export {report.tool_version}:",
+           f"; transactions only, the accounts are opened in {ACCOUNTS_FILE}"]
+    for row in _openings(report):
+        cents, currency = round_to_cents(int(row.opening_micros or 0)), _currency(row.currency)
+        out += ["", f"{window.first_day.isoformat()} * {_string(vendor)} {_string('Opening balance of the prepaid credit')}",
+                f"  source: {_string(row.opening_source)}",
+                f"  {prepaid}  {format_cents(cents)} {currency}", f"  {OPENING_EQUITY}  {format_cents(-cents)} {currency}"]
+    for entry in report.journal:
         out.append("")
-        out.extend(_transaction(entry, names, accounts.vendor))
+        out.extend(_transaction(entry, names, vendor))
+    if not report.mapping.postpaid:
+        after = (window.last_day + timedelta(days=1)).isoformat()
+        for row in report.rollforward:
+            if row.closing_micros is not None:
+                out += ["", f"{after} balance {prepaid}  {format_cents(round_to_cents(row.closing_micros))} "
+                            f"{_currency(row.currency)}"]
     return "\n".join(out) + "\n"
 
 
@@ -125,4 +177,4 @@ def _string(text: str) -> str:
     return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-__all__ = ["BeancountWriter", "beancount_names", "render_beancount"]
+__all__ = ["ACCOUNTS_FILE", "BeancountWriter", "beancount_names", "render_accounts", "render_transactions"]

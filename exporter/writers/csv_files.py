@@ -23,21 +23,31 @@ from .sanitize import neutralize
 
 _CHUNK_ROWS = 100_000
 _NEEDS_QUOTES = re.compile('[,"\r\n]')
-BY_MODEL_HEADER = ["model", "currency", "count", "amount", "refunds", "net", "share", "unit_cost"]
+BY_MODEL_HEADER = [
+    "model", "currency", "count", "amount", "refunds", "net", "share", "unit_cost", "previous_amount", "change",
+]
+ADJUSTMENTS_HEADER = [
+    "id", "period", "change", "type", "model", "currency", "status_before", "status_after",
+    "amount_before", "amount_after", "delta",
+]
 BY_DAY_HEADER = ["date", "currency", "topups", "usage", "refunds", "other", "net", "count"]
 TRANSACTION_HEADER = ["id", "created_at", "date", "type", "status", "model", "payment_method", "currency", "amount"]
 _FREE_TEXT = ["type", "status", "model", "payment_method", "currency"]
 
 
 class CsvWriter(Writer):
-    """transactions.csv, by_model.csv, by_day.csv and, when reconciled, reconciliation.csv."""
+    """transactions.csv, by_model.csv, by_day.csv; reconciliation.csv when reconciled, and
+    adjustments.csv when the books had closed periods to re-check."""
 
     def write(self, report: Report, folder: Path) -> list[Path]:
+        compared = "previous_amount_micros" in report.by_model.columns  # the books hold the previous period
         paths = [
             self._transactions(report.transactions, folder / "transactions.csv"),
             _write_rows(folder / "by_model.csv", BY_MODEL_HEADER, (
                 [neutralize(r.model), neutralize(r.currency), r.count, format_micros(r.amount_micros),
-                 format_micros(r.refunds_micros), format_micros(r.net_micros), str(r.share), str(r.unit_cost)]
+                 format_micros(r.refunds_micros), format_micros(r.net_micros), str(r.share), str(r.unit_cost),
+                 format_micros(r.previous_amount_micros) if compared else "",
+                 format_micros(r.change_micros) if compared else ""]
                 for r in report.by_model.itertuples(index=False)
             )),
             _write_rows(folder / "by_day.csv", BY_DAY_HEADER, (
@@ -52,6 +62,13 @@ class CsvWriter(Writer):
                 [neutralize(r.model), r.currency, format_micros(r.exported_micros),
                  format_micros(r.provider_micros), format_micros(r.difference_micros), r.status]
                 for r in report.reconciliation.itertuples(index=False)
+            )))
+        if report.adjustments is not None:
+            paths.append(_write_rows(folder / "adjustments.csv", ADJUSTMENTS_HEADER, (
+                [neutralize(str(r.id)), r.period, r.change, neutralize(str(r.type)), neutralize(str(r.model)),
+                 neutralize(str(r.currency)), neutralize(str(r.status_before)), neutralize(str(r.status_after)),
+                 format_micros(r.amount_before_micros), format_micros(r.amount_after_micros), format_micros(r.delta_micros)]
+                for r in report.adjustments.itertuples(index=False)
             )))
         return paths
 

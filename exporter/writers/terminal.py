@@ -46,9 +46,31 @@ def render_result(report: Report, folder: Path, files: list[Path]) -> str:
     ]
     for r in report.totals.itertuples(index=False):
         lines.append(f"  {r.type:<10} {r.currency:<4} {r.count:>9,}  {format_micros(r.amount_micros):>16}")
+    lines.extend(render_rollforward(report))
     lines.append(f"{len(report.journal)} journal entries; {len(report.warnings)} warning(s)")
+    lines.extend(report.notes)
     lines.extend(f"warning: {w}" for w in report.warnings)
     return "\n".join(lines)
+
+
+def render_rollforward(report: Report) -> list[str]:
+    """The credit roll-forward per currency, and the late changes posted, one line each."""
+    lines = []
+    for r in report.rollforward:
+        opening = "unknown" if r.opening_micros is None else format_micros(r.opening_micros)
+        closing = "unknown" if r.closing_micros is None else format_micros(r.closing_micros)
+        lines.append(
+            f"credit {r.currency}: opening {opening} + top-ups {format_micros(r.topups_micros)} "
+            f"- usage {format_micros(-r.usage_micros)} + refunds {format_micros(r.refunds_micros)}"
+            + (f" + other {format_micros(r.other_micros)}" if r.other_micros else "")
+            + f" + adjustments {format_micros(r.adjustments_micros)} = closing {closing}"
+        )
+        lines.append(f"  opening: {r.opening_source}")
+    if report.adjustments is not None and len(report.adjustments):
+        for (period, currency), part in report.adjustments.groupby(["period", "currency"], sort=True):
+            lines.append(f"late changes to {period}: {len(part)} record(s), "
+                         f"{format_micros(int(part['delta_micros'].sum()))} {currency} posted in {report.window.label}")
+    return lines
 
 
 __all__ = ["render_result", "render_summary"]

@@ -1,0 +1,124 @@
+"""Commands on the books database: ``close``, ``reopen`` and ``books`` (``books check``).
+
+Registered on the main group by :mod:`exporter.cli`, whose ``ExporterGroup`` turns errors into
+exit codes; nothing here catches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import closing
+from .config import DEFAULT_OUT
+from .period import resolve_window
+
+
+def _books_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
+                     help="The export folder (its books.sqlite is used unless --books is given)."),
+        click.option("--books", "books_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="The books database (default: <out>/books.sqlite)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _period_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--period", metavar="YYYY-MM", help="The calendar month, e.g. 2024-01."),
+        click.option("--start", metavar="YYYY-MM-DD", help="First day of a date range (inclusive)."),
+        click.option("--end", metavar="YYYY-MM-DD", help="Last day of a date range (inclusive)."),
+        click.option("--timezone", "tz_name", default="UTC", show_default=True, help="As given to export."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _label(params: dict[str, Any]) -> str:
+    return resolve_window(params["period"], params["start"], params["end"], params["tz_name"]).label
+
+
+@click.command()
+@_period_options
+@_books_options
+@click.option("--accounts", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The account mapping the period was exported with (default: templates/accounts.toml).")
+def close(**params: Any) -> None:
+    """Mark an exported period as handed off: it stays closed, late changes go to the next period.
+
+    Refused (exit 2) for a period never exported or whose pack was changed since.
+
+    \b
+    Example:
+        wavespeed-export close --period 2024-01
+    """
+    path = closing.books_path(params["out"], params["books_file"])
+    period = closing.close(path, _label(params), params["accounts"])
+    click.echo(f"closed {period.label} ({period.records:,} records, pack {period.pack})")
+
+
+@click.command()
+@_period_options
+@_books_options
+@click.option("--reason", required=True, help="Why the period is restated (kept in the books).")
+def reopen(**params: Any) -> None:
+    """Reopen a closed period for a deliberate restatement (the reason is kept in the books).
+
+    \b
+    Example:
+        wavespeed-export reopen --period 2024-01 --reason "provider re-billed two video tasks"
+    """
+    path = closing.books_path(params["out"], params["books_file"])
+    label = _label(params)
+    for warning in closing.reopen(path, label, params["reason"]):
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"reopened {label}: export it again to restate it")
+
+
+@click.group(invoke_without_command=True)
+@_books_options
+@click.pass_context
+def books(ctx: click.Context, **params: Any) -> None:
+    """List the periods in the books: exported, closed, records, usage, top-ups, adjustments, pending.
+
+    \b
+    Examples:
+        wavespeed-export books
+        wavespeed-export books check
+    """
+    ctx.obj = closing.books_path(params["out"], params["books_file"])
+    if ctx.invoked_subcommand is not None:
+        return
+    header = ("period", "exported", "closed", "records", "usage", "top-ups", "adjustments", "pending")
+    rows = [
+        (line.period.label, f"{line.period.exported_at:%Y-%m-%d %H:%M}",
+         f"{line.period.closed_at:%Y-%m-%d %H:%M}" if line.period.closed_at else "open",
+         f"{line.period.records:,}", line.usage, line.topups, line.adjustments, line.pending)
+        for line in closing.list_periods(ctx.obj)
+    ]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@books.command()
+@click.pass_obj
+def check(path: Path) -> None:
+    """Verify that every closed pack still matches what the books recorded (exit 5 naming the file).
+
+    \b
+    Example:
+        wavespeed-export books check
+    """
+    checked = closing.check(path)
+    click.echo(f"{len(checked)} closed period(s) match the books" + (f": {', '.join(checked)}" if checked else ""))
+
+
+COMMANDS = (close, reopen, books)
