@@ -5,7 +5,8 @@ charges sums exactly and fast. Text is produced only at the edges (writers).
 
 Rounding rule, applied once, at the edge: totals are rounded to cents ROUND_HALF_UP; the lines of
 a journal entry share the rounding by the largest-remainder method (:func:`allocate_cents`), so
-every line is within one cent of its exact amount and the lines add up to the rounded total.
+every line is within one cent of its exact amount and the lines add up to the rounded total
+(docs/booking.md, "Rounding").
 """
 
 from __future__ import annotations

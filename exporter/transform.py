@@ -38,7 +38,8 @@ def completed(frame: pd.DataFrame) -> pd.DataFrame:
 
 def record_roles(frame: pd.DataFrame) -> pd.Series:
     """How each record is booked (:data:`~exporter.models.Role`), from its type and sign; ``zero`` for
-    amount 0. Status is not looked at: only completed records are booked (docs/booking.md)."""
+    amount 0. Status is not looked at: only completed records are booked (docs/booking.md, "The
+    booking model")."""
     amount = frame["amount_micros"]
     kind = frame["type"].astype("str")
     has_model = frame["model"].astype("str") != ""

@@ -27,11 +27,13 @@ DEFAULT_ACCOUNTS_PATH = _default_accounts_path()
 _ASSET_TYPES = ("OCASSET", "OASSET", "BANK")
 _PAYABLE_TYPES = ("AP", "OCLIAB", "LTLIAB")
 
-MAX_LEVEL = 31  # QuickBooks Desktop: account / class name per level [SDK]
-MAX_FULL_NAME = 159  # full "A:B:C" account or class name [SDK]
-MAX_VENDOR = 41  # vendor name [SDK]
-MAX_DESCRIPTION = 200  # account description [SDK]
-_LEADING_TRIGGERS = ("=", "+", "-", "@")  # a spreadsheet would run the cell as a formula
+# QuickBooks Desktop field limits, the qbXML SDK's taken as IIF's (docs/booking.md, "IIF": field limits)
+MAX_LEVEL = 31  # account / class name, each ":" level
+MAX_FULL_NAME = 159  # full "A:B:C" account or class name
+MAX_VENDOR = 41  # vendor name
+MAX_DESCRIPTION = 200  # account description
+# a spreadsheet would run the cell as a formula (docs/booking.md, "CSV and spreadsheet safety")
+_LEADING_TRIGGERS = ("=", "+", "-", "@")
 
 _TOP_KEYS = {"vendor", "postpaid", "prepaid", "payable", "usage", "payment_methods", "refunds", "suspense"}
 _ACCOUNT_KEYS = {"account", "type", "description"}

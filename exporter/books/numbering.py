@@ -28,7 +28,7 @@ from ..errors import ExportError
 from ..models import SUMMARY_ROLES, Role
 from ..period import Window
 
-MAX_NUMBER = 11  # IIF DOCNUM / QuickBooks Desktop RefNumber (docs/booking.md, "IIF")
+MAX_NUMBER = 11  # IIF DOCNUM / QuickBooks Desktop RefNumber (docs/booking.md, "Journal numbers")
 LETTERS: dict[Role, str] = {"topup": "T", "usage": "U", "task_refund": "R", "credit": "C", "payout": "P", "suspense": "S"}
 ADJUSTMENT_LETTER = "A"
 _DIGITS36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -2,8 +2,8 @@
 
 UTF-8 without BOM, RFC 4180 quoting, CRLF line ends. Amounts are exact plain decimal text
 (never floats, never exponents); free text that a spreadsheet would execute is prefixed with
-``'`` (see :mod:`.text`). The files contain no timestamps of the run, so the same records
-always give the same bytes.
+``'`` (see :mod:`.sanitize` and docs/booking.md, "CSV and spreadsheet safety"). The files contain
+no timestamps of the run, so the same records always give the same bytes.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ at the records. The bank CSV is a one-sided statement of the prepaid credit for 
 it as a bank-type "wallet" account: one row per journal line on the prepaid account, in the
 entry's own granularity, money in positive. So it moves the prepaid account by exactly what the
 journal files do. The journal CSV and the bank upload are alternatives: import one, never both
-(docs/booking.md, "QuickBooks Online").
+(docs/booking.md, "The QuickBooks Online journal and the bank upload are alternatives"). The
+format rules are in docs/booking.md, "IIF", "QuickBooks Online journal" and "QuickBooks Online
+bank upload".
 
 Several currencies: QuickBooks' import files carry no currency, and a company's books are kept in
 one home currency, so each currency gets its own set of files with the code in the name
@@ -39,9 +41,9 @@ QBO_JOURNAL_FILE = "quickbooks_online_journal.csv"
 QBO_BANK_FILE = "quickbooks_online_bank.csv"
 QBO_JOURNAL_HEADER = ["JournalNo", "JournalDate", "AccountName", "Debits", "Credits", "Description", "Name", "Class"]
 QBO_BANK_HEADER = ["Date", "Description", "Amount"]
-BANK_MAX_ROWS = 1000  # per file, header included (docs/booking.md: converter practice, not Intuit's pages)
+BANK_MAX_ROWS = 1000  # per file, header included: converter practice (docs/booking.md, "QuickBooks Online bank upload")
 BANK_MAX_BYTES = 350_000  # per file: Intuit's "350 KB" (docs/booking.md, "QuickBooks Online bank upload")
-IIF_MAX_MEMO = 4000
+IIF_MAX_MEMO = 4000  # under the SDK's 4,095 (docs/booking.md, "IIF": field limits)
 
 _TRNS_COLUMNS = ["TRNSTYPE", "DATE", "ACCNT", "NAME", "CLASS", "AMOUNT", "DOCNUM", "MEMO"]
 _IIF_HEADERS = [["!TRNS", "TRNSID", *_TRNS_COLUMNS], ["!SPL", "SPLID", *_TRNS_COLUMNS], ["!ENDTRNS"]]

@@ -4,6 +4,7 @@ A spreadsheet runs a cell as a formula when it starts with = + - @ TAB CR or LF 
 injection). Human-facing CSVs prefix such free text with ``'``; import files (IIF, QuickBooks
 Online CSVs) cannot carry that prefix into a memo, so they drop the leading trigger characters.
 Amounts, dates and generated ids never pass through here: they are validated, not altered.
+See docs/booking.md, "CSV and spreadsheet safety".
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Every amount is a numeric cell made exactly from micros (``Decimal``, never float arithmetic),
 every date a real date cell, and every piece of text from the data a plain string, so a model
-named ``=cmd|' /C calc'!A0`` stays text (openpyxl would otherwise store any ``=…`` as a formula).
+named ``=cmd|' /C calc'!A0`` stays text (openpyxl would otherwise store any ``=…`` as a formula;
+docs/booking.md, "CSV and spreadsheet safety").
 """
 
 from __future__ import annotations
