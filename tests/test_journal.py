@@ -157,6 +157,16 @@ def test_unmapped_models_are_listed_once():
     assert warning.count("new/model") == 1 and "other/model" in warning and "model-a" not in warning
 
 
+def test_without_model_rules_every_model_goes_to_usage_silently():
+    raws = [usage_record("new/model", "-1.00"), usage_record("other/model", "-2.00")]
+    default = load_accounts()  # the shipped template: [usage.models] has no rules
+    assert default.rules == ()
+    entries, warnings = build_journal(make_report(raws), default)
+    assert warnings == []
+    (usage,) = entries
+    assert [(line.account, line.amount_cents) for line in usage.lines] == [(default.usage, 300), (default.prepaid, -300)]
+
+
 def test_only_completed_non_zero_records_are_posted():
     raws = [
         usage_record("model-a", "-1.00", status="failed"),

@@ -161,7 +161,7 @@ class _Builder:
         groups: dict[tuple[str, str], _Group] = {}
         for model, count, micros in zip(models["model"].astype("str"), models["count"], models["micros"]):
             account, klass, explicit = self.mapping.expense_for(model)
-            if not explicit:
+            if not explicit and self.mapping.rules:  # no rules: everything goes to [usage] by choice
                 self.unmapped.add(model)
             groups.setdefault((account, klass), _Group()).add(model, int(count), sign * int(micros))
         cents = allocate_cents({key: group.micros for key, group in groups.items()})
