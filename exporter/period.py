@@ -50,6 +50,15 @@ class Window:
     def contains(self, instant: datetime) -> bool:
         return self.start <= instant < self.end
 
+    @property
+    def provider_days(self) -> tuple[datetime, datetime]:
+        """``[first_day 00:00Z, last_day + 1 00:00Z)``: the whole days the provider's usage summary
+        covers when asked for ``first_day``..``last_day``; its days are taken to be UTC days."""
+        return _local_midnight_utc(self.first_day, _UTC), _local_midnight_utc(self.last_day + timedelta(days=1), _UTC)
+
+
+_UTC = ZoneInfo("UTC")
+
 
 def _local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(timezone.utc)

@@ -87,7 +87,14 @@ def assemble_report(
     reconciliation: pd.DataFrame | None = None
     reconcile_warnings: list[str] = []
     if context.provider_usage is not None:
-        reconciliation, reconcile_warnings = reconcile(summaries.by_model, parse_provider_usage(context.provider_usage))
+        exported = _provider_days_usage(context, summaries.by_model)
+        if exported is None:
+            reconcile_warnings.append(
+                "reconciliation skipped: this archive predates the record of usage in the provider's UTC days, "
+                f"which a {window.tz_name} period cannot stand in for (export from the API again to reconcile)"
+            )
+        else:
+            reconciliation, reconcile_warnings = reconcile(exported, parse_provider_usage(context.provider_usage))
     return Report(
         window=window,
         summaries=summaries,
@@ -99,6 +106,18 @@ def assemble_report(
         warnings=(*context.warnings, *summaries.warnings, *journal.warnings, *reconcile_warnings),
         reconciliation=reconciliation,
     )
+
+
+def _provider_days_usage(context: SourceContext, by_model: pd.DataFrame) -> pd.DataFrame | None:
+    """What the provider's usage summary is compared with: usage of the provider's own (UTC) days.
+
+    An older archive lacks it; then the period's own usage stands in if the period is the
+    provider's days (a UTC period), else there is nothing like-for-like (None).
+    """
+    if context.provider_days_usage is not None:
+        return context.provider_days_usage
+    window = context.window
+    return by_model if (window.start, window.end) == window.provider_days else None
 
 
 def run_export(config: ExportConfig) -> ExportResult:
@@ -147,7 +166,8 @@ def _fetch_live(config: ExportConfig, archive_to: Path | None) -> tuple[pd.DataF
         if archive is not None:
             archive.close()
     warnings = extraction.warnings + ([usage_warning] if usage_warning else [])
-    return extraction.records, SourceContext(config.window, extraction.stats, usage, warnings)
+    return extraction.records, SourceContext(config.window, extraction.stats, usage, warnings,
+                                             extraction.provider_days_usage)
 
 
 def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None) -> Extraction:

@@ -1,0 +1,77 @@
+"""Warnings worth trusting, through the CLI against the sandbox: each one means "look at this"."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from test_cli import export, invoke, read_csv
+
+from exporter.period import month_window
+
+NEW_YORK = "America/New_York"
+
+
+def test_the_default_export_has_no_warning_in_utc_or_a_local_time_zone(api_args, tmp_path):
+    for tz in ("UTC", NEW_YORK):
+        result = export(api_args, tmp_path / tz, "--timezone", tz, "--strict")
+        assert result.exit_code == 0, result.output
+        manifest = json.loads((tmp_path / tz / "2024-01" / "manifest.json").read_text())
+        assert manifest["warnings"] == []
+        assert {r["status"] for r in manifest["reconciliation"]} == {"ok"}
+
+
+def test_reconciliation_in_a_local_time_zone_compares_the_providers_utc_days(sandbox, api_args, tmp_path):
+    result = export(api_args, tmp_path, "--timezone", NEW_YORK, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "2024-01"
+    utc = month_window("2024-01")
+    provider_days = {m: u.cost for m, u in sandbox.dataset.usage_by_model(utc.first_day, utc.last_day).items()}
+    reconciled = {r["model"]: r for r in read_csv(folder / "reconciliation.csv")}
+    assert {m: Decimal(r["exported"]) for m, r in reconciled.items()} == provider_days
+    assert all(r["status"] == "ok" for r in reconciled.values())
+    # the local-time period is a different set of records: comparing it would have been wrong
+    local = {r["model"]: -Decimal(r["amount"]) for r in read_csv(folder / "by_model.csv")}
+    assert sum(local.values()) != sum(provider_days.values())
+    context = json.loads((folder / "source" / "context.json").read_text())
+    assert {r["model"]: -Decimal(r["amount"]) for r in context["provider_days_usage"]} == provider_days
+    assert {r["currency"] for r in context["provider_days_usage"]} == {"USD"}
+
+    rerendered = invoke("export", "--from-source", str(folder), "--out", str(tmp_path / "again"),
+                        "--format", "csv", "--quiet")
+    assert rerendered.exit_code == 0, rerendered.output
+    assert (tmp_path / "again" / "2024-01" / "reconciliation.csv").read_bytes() == (folder / "reconciliation.csv").read_bytes()
+
+
+def _strip_provider_days(folder: Path) -> None:
+    """Make ``folder``'s context look like one written before provider_days_usage existed."""
+    path = folder / "source" / "context.json"
+    context = json.loads(path.read_text())
+    del context["provider_days_usage"]
+    path.write_text(json.dumps(context))
+
+
+def test_an_older_archive_still_reconciles_a_utc_period_and_says_why_it_cannot_otherwise(api_args, tmp_path):
+    for tz in ("UTC", NEW_YORK):
+        assert export(api_args, tmp_path / tz, "--timezone", tz, "--format", "csv").exit_code == 0
+        _strip_provider_days(tmp_path / tz / "2024-01")
+        result = invoke("export", "--from-source", str(tmp_path / tz / "2024-01"), "--out", str(tmp_path / f"{tz}-again"),
+                        "--format", "csv", "--quiet")
+        assert result.exit_code == 0, result.output
+        manifest = json.loads((tmp_path / f"{tz}-again" / "2024-01" / "manifest.json").read_text())
+        if tz == "UTC":
+            assert manifest["warnings"] == [] and {r["status"] for r in manifest["reconciliation"]} == {"ok"}
+        else:
+            assert manifest["reconciliation"] is None
+            (warning,) = manifest["warnings"]
+            assert warning.startswith("reconciliation skipped") and NEW_YORK in warning
+
+
+def test_repeated_records_count_once_in_the_providers_days(sandbox, api_args, tmp_path):
+    sandbox.faults.duplicate_across_pages = True
+    result = export(api_args, tmp_path, "--timezone", NEW_YORK, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "2024-01" / "manifest.json").read_text())
+    assert {r["status"] for r in manifest["reconciliation"]} == {"ok"}
+    assert [w for w in manifest["warnings"] if "duplicate" not in w] == []
