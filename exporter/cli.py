@@ -9,6 +9,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import click
 from . import __version__, pipeline
 from .config import (
     CONNECT_TIMEOUT,
+    Clock,
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
     DEFAULT_FORMATS,
@@ -28,6 +30,7 @@ from .config import (
     ExportConfig,
     RenderOptions,
     RetryPolicy,
+    system_clock,
 )
 from .errors import ConfigError, ExportError
 from .period import resolve_window
@@ -60,6 +63,18 @@ class FormatList(click.ParamType):
         return names
 
 
+@dataclass(frozen=True)
+class CliState:
+    """What the commands share: the clock (tests pass ``obj=CliState(clock=...)`` to the runner)."""
+
+    clock: Clock = system_clock
+
+
+def _clock() -> Clock:
+    state = click.get_current_context().find_object(CliState)
+    return state.clock if state is not None else system_clock
+
+
 @click.group(cls=ExporterGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="wavespeed-export")
 def cli() -> None:
@@ -74,7 +89,8 @@ def cli() -> None:
 def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that reads billing records."""
     options = [
-        click.option("--period", metavar="YYYY-MM", help="Calendar month to export, e.g. 2024-01."),
+        click.option("--period", metavar="PERIOD",
+                     help="Calendar month (2024-01), quarter (2024-Q1), last-month or this-month (in --timezone)."),
         click.option("--start", metavar="YYYY-MM-DD", help="First day of a date range (inclusive)."),
         click.option("--end", metavar="YYYY-MM-DD", help="Last day of a date range (inclusive)."),
         click.option("--timezone", "tz_name", default="UTC", show_default=True,
@@ -110,7 +126,7 @@ def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -
     if from_source is None or params["period"] or params["start"] or params["end"]:
         if from_source is not None:
             raise ConfigError("--from-source re-renders the archive's own period: drop --period/--start/--end")
-        window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"])
+        window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"], _clock()())
     if from_source is None and not api_key:
         raise ConfigError("no API key: pass --api-key, set WAVESPEED_API_KEY, or use --sandbox")
     return ExportConfig(
@@ -122,6 +138,7 @@ def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -
         retry=RetryPolicy(attempts=params["retries"], backoff=params["backoff"], max_wait=params["max_wait"]),
         timeout=(min(CONNECT_TIMEOUT, params["timeout"]), params["timeout"]),
         progress=_progress_printer(params["quiet"]),
+        clock=_clock(),
         **extra,
     )
 

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +35,7 @@ from .config import ExportConfig, Granularity
 from .errors import StrictError
 from .extract import BillingClient, Extraction, LineSink, extract, fetch_provider_usage, parse_provider_usage
 from .models import Report
-from .period import Window
+from .period import Window, check_started, period_not_over
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
 from .writers.manifest import write_manifest
@@ -50,12 +50,14 @@ class ExportResult:
 
 def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
     """Every record of the window from the API; ``sink`` gets each record's JSON text."""
+    _check_started(config)
     with _client(config) as client:
         return _extract(client, config, sink)
 
 
 def summarize(config: ExportConfig) -> Report:
     """The Report of a period without writing anything (the ``summary`` command)."""
+    _check_started(config)
     return build(config, load_mapping(config.accounts))
 
 
@@ -70,7 +72,7 @@ def build(config: ExportConfig, mapping: AccountMapping, source_dir: Path | None
         records, context = _fetch_live(config, source_dir)
     if source_dir is not None:
         write_context(source_dir, context)
-    return assemble_report(records, context, mapping, config.granularity, datetime.now(timezone.utc))
+    return assemble_report(records, context, mapping, config.granularity, config.clock())
 
 
 def assemble_report(
@@ -124,6 +126,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     """Build the report and write the pack into ``<out>/<label>/`` atomically."""
     mapping = load_mapping(config.accounts)  # a bad mapping fails before any request
     check_mapping(config.formats, mapping)
+    _check_started(config)
     window = _window(config)
     target = config.out / window.label
     with _staging(target) as staging:
@@ -143,6 +146,12 @@ def _window(config: ExportConfig) -> Window:
         return config.window
     assert config.from_source is not None
     return read_context(resolve_source_folder(config.from_source)).window
+
+
+def _check_started(config: ExportConfig) -> None:
+    """A period entirely in the future is a mistake in the options (exit 2, before any request)."""
+    if config.window is not None and config.from_source is None:
+        check_started(config.window, config.clock())
 
 
 def _read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext]:
@@ -166,6 +175,9 @@ def _fetch_live(config: ExportConfig, archive_to: Path | None) -> tuple[pd.DataF
         if archive is not None:
             archive.close()
     warnings = extraction.warnings + ([usage_warning] if usage_warning else [])
+    not_over = period_not_over(config.window, config.clock())  # archived: it describes these records
+    if not_over:
+        warnings.append(not_over)
     return extraction.records, SourceContext(config.window, extraction.stats, usage, warnings,
                                              extraction.provider_days_usage)
 

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from click.testing import CliRunner
 from test_cli import export, invoke, read_csv
 
+from exporter.cli import CliState, cli
 from exporter.period import month_window
 
 NEW_YORK = "America/New_York"
+
+
+def invoke_at(now: datetime, *args: str):
+    """The CLI with its clock stopped at ``now``."""
+    return CliRunner().invoke(cli, list(args), obj=CliState(clock=lambda: now), catch_exceptions=False)
+
+
+def utc(*fields: int) -> datetime:
+    return datetime(*fields, tzinfo=timezone.utc)
 
 
 def test_the_default_export_has_no_warning_in_utc_or_a_local_time_zone(api_args, tmp_path):
@@ -75,3 +87,39 @@ def test_repeated_records_count_once_in_the_providers_days(sandbox, api_args, tm
     manifest = json.loads((tmp_path / "2024-01" / "manifest.json").read_text())
     assert {r["status"] for r in manifest["reconciliation"]} == {"ok"}
     assert [w for w in manifest["warnings"] if "duplicate" not in w] == []
+
+
+def test_a_period_not_over_warns_so_strict_refuses_it(sandbox, api_args, tmp_path):
+    for now, tz, end in [(utc(2024, 1, 20, 12), "UTC", "2024-02-01 00:00 UTC"),
+                         (utc(2024, 2, 1, 4, 59), NEW_YORK, f"2024-02-01 00:00 {NEW_YORK}")]:  # the last day, local
+        out = tmp_path / tz
+        result = invoke_at(now, "export", "--period", "2024-01", "--timezone", tz, "--out", str(out), *api_args)
+        assert result.exit_code == 0, result.output
+        expected = f"period not over: ends {end}; export again once it has ended"
+        assert json.loads((out / "2024-01" / "manifest.json").read_text())["warnings"] == [expected]
+        assert f"warning: {expected}" in result.output
+        # the archive keeps the warning: the records were fetched before the period ended
+        rerendered = invoke("export", "--from-source", str(out / "2024-01"), "--out", str(out / "again"), "--quiet")
+        assert rerendered.exit_code == 0, rerendered.output
+        assert expected in json.loads((out / "again" / "2024-01" / "manifest.json").read_text())["warnings"]
+
+        strict = invoke_at(now, "export", "--period", "2024-01", "--timezone", tz, "--out", str(out / "strict"),
+                           "--strict", *api_args)
+        assert strict.exit_code == 6 and "period not over" in strict.output
+        assert list((out / "strict").iterdir()) == []
+
+
+def test_a_period_that_has_ended_does_not_warn(api_args, tmp_path):
+    result = invoke_at(utc(2024, 2, 1), "export", "--period", "2024-01", "--out", str(tmp_path), "--strict", *api_args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "2024-01" / "manifest.json").read_text())
+    assert manifest["warnings"] == [] and manifest["generated_at"] == "2024-02-01T00:00:00.000Z"
+
+
+def test_a_period_in_the_future_is_exit_2_before_any_request(sandbox, api_args, tmp_path):
+    for command in (["export", "--out", str(tmp_path / "out")], ["summary"], ["fetch"]):
+        result = invoke_at(utc(2024, 1, 1, 4, 59), *command, "--period", "2024-01", "--timezone", NEW_YORK, *api_args)
+        assert result.exit_code == 2, command
+        assert result.output.strip() == f"Error: the period 2024-01 is in the future: it starts 2024-01-01 00:00 {NEW_YORK}"
+    assert len(sandbox.requests) == 0
+    assert not (tmp_path / "out").exists()

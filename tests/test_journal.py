@@ -230,6 +230,30 @@ def test_range_windows_number_from_their_first_day():
     assert [e.number for e in daily] == ["W240105U01", "W240105T001", "W240105U37"]
 
 
+def test_a_quarter_posts_one_usage_entry_per_month_numbered_within_eleven_characters():
+    from exporter.period import quarter_window
+
+    window = quarter_window("2024-Q1")
+    raws = [
+        usage_record(model, "-1.00", currency=currency, created_at=f"2024-{month:02d}-10T10:00:00Z")
+        for month in (1, 2, 3) for model in ("model-a", "new/model") for currency in ("EUR", "USD")
+    ] + [topup_record("5.00", created_at="2024-02-06T10:00:00Z")]
+    monthly, _ = build_journal(make_report(raws, window=window), MAPPING)
+    usage = [(e.number, e.date, e.currency) for e in monthly if e.role == "usage"]
+    assert usage == [
+        ("WS24Q1U011", date(2024, 1, 31), "EUR"), ("WS24Q1U012", date(2024, 1, 31), "USD"),
+        ("WS24Q1U021", date(2024, 2, 29), "EUR"), ("WS24Q1U022", date(2024, 2, 29), "USD"),
+        ("WS24Q1U031", date(2024, 3, 31), "EUR"), ("WS24Q1U032", date(2024, 3, 31), "USD"),
+    ]
+    assert [e.number for e in monthly if e.role == "topup"] == ["WS24Q1T001"]
+    assert all(e.lines[0].memo.startswith(f"Usage 2024-{e.date.month:02d} ") for e in monthly if e.role == "usage")
+    daily, _ = build_journal(make_report(raws, window=window), MAPPING, "daily")
+    numbers = [e.number for e in daily if e.role == "usage"]
+    assert numbers[:2] == ["WS24Q1U101", "WS24Q1U102"]  # day 10 of the quarter, then the currency
+    assert max(map(len, numbers)) <= 11 and len(set(numbers)) == len(numbers)
+    assert numbering.journal_prefix(quarter_window("2023-Q4")) == "WS23Q4"
+
+
 def test_more_than_999_of_a_kind_still_fit_eleven_characters():
     window = range_window("2024-01-01", "2024-01-31")  # the longest prefix: W240101 leaves 3 characters
     raws = [topup_record("1.00", created_at=f"2024-01-{1 + i % 28:02d}T00:00:00Z") for i in range(1001)]
