@@ -226,8 +226,8 @@ def test_summary_prints_the_model_table_and_totals(sandbox, api_args, tmp_path):
     usage = sandbox.dataset.usage_by_model(w.first_day, w.last_day)
     total = sum(u.cost for u in usage.values())
     lines = result.stdout.splitlines()
-    total_line = next(line for line in lines if line.startswith("TOTAL usage"))
-    assert f"-{total:f}".rstrip("0") in total_line
+    total_line = next(line for line in lines if line.startswith("TOTAL"))
+    assert f" {total:,f}".rstrip("0") in total_line  # spend is positive on the terminal
     top_model = max(usage.items(), key=lambda kv: kv[1].cost)[0]
     assert any(line.startswith(top_model) for line in lines)
     assert list(tmp_path.iterdir()) == []
