@@ -6,6 +6,7 @@ This is the only place where an :class:`~exporter.errors.ExportError` becomes an
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -35,7 +36,8 @@ from .config import (
 from .errors import ConfigError, ExportError
 from .period import resolve_window
 from .writers import FORMATS
-from .writers.terminal import render_result, render_summary
+from .writers.manifest import MANIFEST_NAME, export_summary, report_summary
+from .writers.terminal import render_result, render_summary, replaced_line
 
 
 class ExporterGroup(click.Group):
@@ -112,7 +114,8 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Most seconds spent waiting on retries in one run."),
         click.option("--timeout", type=click.FloatRange(0.1), default=DEFAULT_TIMEOUT, show_default=True,
                      help="Read timeout per request in seconds."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar, no retry notices."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="No progress bar, no notices; export prints nothing on success but warnings (stderr)."),
         click.option("-v", "--verbose", is_flag=True, help="Log every request (URL, status, time) on stderr."),
     ]
     for option in reversed(options):
@@ -207,6 +210,8 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
 @click.option("--no-reconcile", is_flag=True, help="Skip the comparison with the provider's usage summary.")
 @click.option("--from-source", type=click.Path(exists=True, path_type=Path),
               help="Re-render offline from an earlier export's source/ archive (no API).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object for scripts (period, formats, totals, warnings, files) instead of text.")
 def export(**params: Any) -> None:
     """Write the accountant pack for a period into <out>/<label>/.
 
@@ -228,7 +233,15 @@ def export(**params: Any) -> None:
             reconcile=not params["no_reconcile"], from_source=params["from_source"],
         )
         result = pipeline.run_export(config)
-    click.echo(render_result(result.report, result.folder, result.files))
+    if params["as_json"]:
+        manifest = json.loads((result.folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+        _echo_json(export_summary(manifest, result.folder, result.replaced))
+    elif params["quiet"]:  # cron: nothing to mail unless there is something to look at
+        for warning in result.report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    else:
+        replaced = replaced_line(result.replaced) if result.replaced else None
+        click.echo(render_result(result.report, result.folder, result.files, replaced))
 
 
 @cli.command()
@@ -255,6 +268,10 @@ def fetch(**params: Any) -> None:
 @_source_options
 @click.option("--from-source", type=click.Path(exists=True, path_type=Path),
               help="Read an earlier export's source/ archive instead of the API.")
+@click.option("--accounts", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Account mapping TOML (default: templates/accounts.toml).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object for scripts (period, totals, warnings, spend per model) instead of the table.")
 def summary(**params: Any) -> None:
     """Show spend per model and the period's totals; writes no files.
 
@@ -263,8 +280,17 @@ def summary(**params: Any) -> None:
         wavespeed-export summary --sandbox --period 2024-01
     """
     with _api(params) as (base_url, api_key):
-        report = pipeline.summarize(_config(params, base_url, api_key, from_source=params["from_source"]))
-    click.echo(render_summary(report))
+        report = pipeline.summarize(
+            _config(params, base_url, api_key, from_source=params["from_source"], accounts=params["accounts"])
+        )
+    if params["as_json"]:
+        _echo_json(report_summary(report))
+    else:
+        click.echo(render_summary(report))
+
+
+def _echo_json(value: dict[str, Any]) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 @cli.command()

@@ -38,7 +38,7 @@ from .models import Report
 from .period import Window, check_started, period_not_over
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
-from .writers.manifest import write_manifest
+from .writers.manifest import PreviousPack, describe_pack, write_manifest
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class ExportResult:
     folder: Path
     files: list[Path]
     report: Report
+    replaced: PreviousPack | None = None  # the pack this export replaced, if there was one
 
 
 def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
@@ -129,6 +130,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     _check_started(config)
     window = _window(config)
     target = config.out / window.label
+    previous = describe_pack(target)
     with _staging(target) as staging:
         resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
         report = build(resumable, mapping, staging / "source")
@@ -136,8 +138,8 @@ def run_export(config: ExportConfig) -> ExportResult:
             raise StrictError(list(report.warnings))
         files = sorted((staging / "source").iterdir())
         files += write_formats(report, staging, config.formats, config.render)
-        files.append(write_manifest(report, staging, files))
-    return ExportResult(target, [target / f.relative_to(staging) for f in files], report)
+        files.append(write_manifest(report, staging, files, config.formats))
+    return ExportResult(target, [target / f.relative_to(staging) for f in files], report, previous)
 
 
 def _window(config: ExportConfig) -> Window:

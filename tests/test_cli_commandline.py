@@ -41,3 +41,65 @@ def test_last_month_and_this_month_count_from_today_in_the_time_zone(api_args, t
     manifest = json.loads((tmp_path / "la" / "2024-01" / "manifest.json").read_text())
     assert manifest["period"]["start"] == "2024-01-01T08:00:00.000Z"
     assert manifest["warnings"] == ["period not over: ends 2024-02-01 00:00 America/Los_Angeles; export again once it has ended"]
+
+
+def test_quiet_prints_nothing_on_success_and_only_warnings_otherwise(sandbox, api_args, tmp_path):
+    args = ["export", "--period", "2024-01", "--format", "csv", "-q", *api_args]
+    result = invoke(*args, "--out", str(tmp_path / "a"))
+    assert result.exit_code == 0 and result.output == ""
+    assert read_csv(tmp_path / "a" / "2024-01" / "transactions.csv")
+
+    sandbox.faults.duplicate_across_pages = True
+    warned = invoke(*args, "--out", str(tmp_path / "b"))
+    assert warned.exit_code == 0 and warned.stdout == ""
+    manifest = json.loads((tmp_path / "b" / "2024-01" / "manifest.json").read_text())
+    assert manifest["warnings"] and warned.stderr.splitlines() == [f"warning: {w}" for w in manifest["warnings"]]
+
+
+def test_json_prints_the_manifests_summary_and_what_a_re_export_replaced(api_args, tmp_path):
+    args = ["export", "--period", "2024-01", "--out", str(tmp_path), "--format", "csv,quickbooks", *api_args]
+    first = invoke_at(utc(2024, 2, 3, 9), *args, "--json")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    folder = tmp_path / "2024-01"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["formats"] == ["csv", "quickbooks"]
+    for key in ("period", "formats", "counts", "totals", "warnings", "files"):
+        assert summary[key] == manifest[key], key
+    assert "rollforward" not in summary  # not computed: left out rather than empty
+    assert summary["folder"] == str(folder) and summary["replaced"] is None
+    assert {t["type"]: t["amount"] for t in summary["totals"]}["usage"].startswith("-")  # signed, as in the CSVs
+    assert {f["name"] for f in summary["files"]} >= {"transactions.csv", "quickbooks.iif", "source/billings.jsonl.gz"}
+
+    files = sum(1 for p in folder.rglob("*") if p.is_file())
+    again = invoke_at(utc(2024, 2, 5), *args, "--json")
+    assert json.loads(again.stdout)["replaced"] == {"folder": str(folder), "files": files, "generated_at": "2024-02-03T09:00:00.000Z"}
+    text = invoke_at(utc(2024, 2, 6), *[a for a in args if a != "--quiet"])
+    assert text.exit_code == 0, text.output
+    assert f"replaced {folder} (previous: {files} files, 2024-02-05)" in text.stdout.splitlines()
+
+
+def test_summary_json_and_accounts(sandbox, api_args, tmp_path):
+    assert invoke("export", "--period", "2024-01", "--out", str(tmp_path), "--format", "csv", *api_args).exit_code == 0
+    manifest = json.loads((tmp_path / "2024-01" / "manifest.json").read_text())
+    result = invoke("summary", "--period", "2024-01", "--json", *api_args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    for key in ("period", "counts", "totals", "warnings"):
+        assert summary[key] == manifest[key], key
+    by_model = read_csv(tmp_path / "2024-01" / "by_model.csv")
+    assert summary["by_model"] == [{**row, "count": int(row["count"])} for row in by_model]
+
+    mapping = tmp_path / "accounts.toml"
+    from exporter.books.mapping_toml import DEFAULT_ACCOUNTS_PATH
+
+    mapping.write_text(DEFAULT_ACCOUNTS_PATH.read_text().replace(
+        '# "google/*"              = { account = "AI API Usage:Video", type = "EXP", class = "AI Models:Google" }',
+        '"google/*" = { class = "AI Models:Google" }'))
+    mapped = invoke("summary", "--period", "2024-01", "--json", "--accounts", str(mapping), *api_args)
+    assert mapped.exit_code == 0, mapped.output
+    (warning,) = json.loads(mapped.stdout)["warnings"]  # a rule exists now: the other models are unmapped
+    unmapped = [row["model"] for row in by_model if not row["model"].startswith("google/")]
+    assert warning.startswith(f"{len(unmapped)} model(s) matched no rule") and "google/" not in warning
+    table = invoke("summary", "--period", "2024-01", "--accounts", str(mapping), *api_args)
+    assert f"warning: {warning}" in table.stdout.splitlines()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..models import Report
 from ..money import format_micros
+from .manifest import PreviousPack
 
 SUMMARY_HEADER = ("model", "currency", "tasks", "spend", "refunds", "net spend", "share")
 # the totals' record types, as people call them; usage is shown as spend (positive)
@@ -75,6 +76,12 @@ def render_result(report: Report, folder: Path, files: list[Path], replaced: str
     return "\n".join(lines)
 
 
+def replaced_line(previous: PreviousPack) -> str:
+    """``replaced output/2024-01 (previous: 11 files, 2026-11-20)``."""
+    when = f", {previous.generated_at[:10]}" if previous.generated_at else ""
+    return f"replaced {previous.folder} (previous: {previous.files} files{when})"
+
+
 def _totals_lines(report: Report, indent: str) -> list[str]:
     """One line per (currency, type) of completed records: count and amount, spend positive."""
     return [
@@ -84,4 +91,4 @@ def _totals_lines(report: Report, indent: str) -> list[str]:
     ]
 
 
-__all__ = ["SUMMARY_HEADER", "money", "people_amount", "render_result", "render_summary"]
+__all__ = ["SUMMARY_HEADER", "money", "people_amount", "render_result", "render_summary", "replaced_line"]
