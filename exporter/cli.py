@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from . import __version__, pipeline
 from .config import (
@@ -35,7 +36,7 @@ from .config import (
 )
 from .errors import ConfigError, ExportError
 from .period import resolve_window
-from .writers import FORMATS
+from .writers import FORMATS, JOURNAL_FORMATS
 from .writers.manifest import MANIFEST_NAME, export_summary, report_summary
 from .writers.terminal import render_result, render_summary, replaced_line
 
@@ -123,12 +124,39 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+# what reading billing records from the API takes; --from-source reads none of it
+_API_OPTIONS = ("period", "start", "end", "tz_name", "api_key", "base_url", "sandbox", "page_size", "concurrency",
+                "retries", "backoff", "max_wait", "timeout")
+
+
+def _refuse_ignored(params: dict[str, Any]) -> None:
+    """Options given on the command line that this run would ignore: exit 2, so nobody believes
+    they took effect. Values from the environment (WAVESPEED_API_KEY, ...) are not refused."""
+    ctx = click.get_current_context()
+    flags = {param.name: max(param.opts, key=len) for param in ctx.command.params}
+    formats = set(params.get("formats") or ())
+    rules = [
+        (params.get("from_source") is not None, "--from-source (it re-renders the archive's own period, offline)",
+         _API_OPTIONS),
+        (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
+        (params["quiet"], "--quiet", ("verbose",)),
+        ("quickbooks" not in formats, "a --format without quickbooks", ("iif_lists",)),
+        (not formats & set(JOURNAL_FORMATS), f"a --format without a journal ({', '.join(JOURNAL_FORMATS)})",
+         ("granularity",)),
+    ]
+    for applies, reason, names in rules:
+        ignored = [flags[name] for name in names
+                   if name in params and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+        if applies and ignored:
+            one = len(ignored) == 1
+            raise ConfigError(f"{', '.join(ignored)} {'has' if one else 'have'} no effect with {reason}: "
+                              f"drop {'it' if one else 'them'}")
+
+
 def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -> ExportConfig:
     from_source = extra.get("from_source")
     window = None
-    if from_source is None or params["period"] or params["start"] or params["end"]:
-        if from_source is not None:
-            raise ConfigError("--from-source re-renders the archive's own period: drop --period/--start/--end")
+    if from_source is None:  # with --from-source the archive's own window is used
         window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"], _clock()())
     if from_source is None and not api_key:
         raise ConfigError("no API key: pass --api-key, set WAVESPEED_API_KEY, or use --sandbox")
@@ -225,6 +253,7 @@ def export(**params: Any) -> None:
         wavespeed-export export --start 2024-01-01 --end 2024-03-31 --format csv,quickbooks
         wavespeed-export export --from-source output/2024-01
     """
+    _refuse_ignored(params)
     with _api(params) as (base_url, api_key):
         config = _config(
             params, base_url, api_key,
@@ -256,6 +285,7 @@ def fetch(**params: Any) -> None:
         wavespeed-export fetch --sandbox --period 2024-01 --output jan.jsonl
         wavespeed-export fetch --period 2024-01 | jq -c 'select(.type == "topup")'
     """
+    _refuse_ignored(params)
     with _api(params) as (base_url, api_key), _line_writer(params["output"]) as write:
         extraction = pipeline.fetch(_config(params, base_url, api_key), write)
     if not params["quiet"]:
@@ -279,6 +309,7 @@ def summary(**params: Any) -> None:
     Example:
         wavespeed-export summary --sandbox --period 2024-01
     """
+    _refuse_ignored(params)
     with _api(params) as (base_url, api_key):
         report = pipeline.summarize(
             _config(params, base_url, api_key, from_source=params["from_source"], accounts=params["accounts"])

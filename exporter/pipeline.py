@@ -73,6 +73,8 @@ def build(config: ExportConfig, mapping: AccountMapping, source_dir: Path | None
         records, context = _fetch_live(config, source_dir)
     if source_dir is not None:
         write_context(source_dir, context)
+    if not config.reconcile:  # --no-reconcile on an archive: the archived summary stays archived
+        context = replace(context, provider_usage=None)
     return assemble_report(records, context, mapping, config.granularity, config.clock())
 
 

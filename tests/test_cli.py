@@ -105,11 +105,11 @@ def test_two_exports_give_identical_csv_bytes(api_args, tmp_path):
     assert all(a[name] == b[name] for name in csvs)
 
 
-def test_from_source_rebuilds_the_csv_files_offline(api_args, tmp_path):
+def test_from_source_rebuilds_the_csv_files_offline(api_args, tmp_path, monkeypatch):
     assert export(api_args, tmp_path / "live").exit_code == 0
     live = tmp_path / "live" / "2024-01"
-    result = invoke("export", "--from-source", str(live), "--out", str(tmp_path / "offline"),
-                    "--base-url", "http://127.0.0.1:9", "--quiet")  # nothing listens there
+    monkeypatch.setenv("WAVESPEED_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    result = invoke("export", "--from-source", str(live), "--out", str(tmp_path / "offline"), "--quiet")
     assert result.exit_code == 0, result.output
     a, b = snapshot(live), snapshot(tmp_path / "offline" / "2024-01")
     for name in a:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import pytest
 from test_cli import invoke, read_csv
 from test_cli_warnings import invoke_at, utc
 
@@ -103,3 +105,63 @@ def test_summary_json_and_accounts(sandbox, api_args, tmp_path):
     assert warning.startswith(f"{len(unmapped)} model(s) matched no rule") and "google/" not in warning
     table = invoke("summary", "--period", "2024-01", "--accounts", str(mapping), *api_args)
     assert f"warning: {warning}" in table.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--from-source", "{pack}", "--timezone", "Europe/Berlin"], "--timezone has no effect with --from-source"),
+        (["--from-source", "{pack}", "--period", "2024-01"], "--period has no effect with --from-source"),
+        (["--from-source", "{pack}", "--page-size", "50", "--concurrency", "2", "--base-url", "http://127.0.0.1:9",
+          "--api-key", "sk-x", "--retries", "2", "--backoff", "1", "--max-wait", "3", "--timeout", "5"],
+         "--api-key, --base-url, --page-size, --concurrency, --retries, --backoff, --max-wait, --timeout have no effect"
+         " with --from-source (it re-renders the archive's own period, offline): drop them"),
+        (["--from-source", "{pack}", "--sandbox"], "--sandbox has no effect with --from-source"),
+        (["--sandbox", "--period", "2024-01", "--base-url", "http://127.0.0.1:9"], "--base-url has no effect with --sandbox"),
+        (["--sandbox", "--period", "2024-01", "--api-key", "sk-x"], "--api-key has no effect with --sandbox"),
+        (["--sandbox", "--period", "2024-01", "-q", "-v"], "--verbose has no effect with --quiet"),
+        (["--sandbox", "--period", "2024-01", "--format", "csv", "--iif-lists"],
+         "--iif-lists has no effect with a --format without quickbooks"),
+        (["--sandbox", "--period", "2024-01", "--format", "csv", "--granularity", "daily"],
+         "--granularity has no effect with a --format without a journal (xlsx, quickbooks, beancount)"),
+    ],
+)
+def test_options_an_export_would_ignore_are_refused_in_one_line(tmp_path, args, message):
+    pack = tmp_path / "pack"
+    (pack / "source").mkdir(parents=True)
+    (pack / "source" / "billings.jsonl.gz").write_bytes(b"")  # never read: refused before
+    out = tmp_path / "out"
+    result = invoke("export", "--out", str(out), *[a.replace("{pack}", str(pack)) for a in args])
+    assert result.exit_code == 2
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"Error: {message}") and "sk-x" not in line
+    assert not out.exists()
+
+
+def test_options_from_the_environment_are_not_refused(sandbox, tmp_path, monkeypatch):
+    monkeypatch.setenv("WAVESPEED_API_KEY", "sk-from-the-environment")
+    monkeypatch.setenv("WAVESPEED_BASE_URL", "http://127.0.0.1:9")
+    result = invoke("export", "--sandbox", "--period", "2024-01", "--out", str(tmp_path), "--format", "csv", "-q")
+    assert result.exit_code == 0 and result.output == ""
+    again = invoke("export", "--from-source", str(tmp_path / "2024-01"), "--out", str(tmp_path / "again"),
+                   "--format", "csv,quickbooks", "--granularity", "monthly", "--iif-lists", "-q")
+    assert again.exit_code == 0 and again.output == ""
+    assert (tmp_path / "again" / "2024-01" / "quickbooks.iif").read_text().startswith("!ACCNT")
+
+
+def test_summary_and_fetch_refuse_ignored_options_too(tmp_path):
+    for command in (["summary", "--from-source", str(tmp_path), "--timezone", "UTC"],
+                    ["fetch", "--sandbox", "--period", "2024-01", "--base-url", "http://127.0.0.1:9"]):
+        result = invoke(*command)
+        assert result.exit_code == 2 and "has no effect with" in result.output and len(result.output.splitlines()) == 1
+
+
+def test_no_reconcile_applies_to_a_re_render_and_keeps_the_archived_summary(api_args, tmp_path):
+    assert invoke("export", "--period", "2024-01", "--out", str(tmp_path), "--format", "csv", *api_args).exit_code == 0
+    result = invoke("export", "--from-source", str(tmp_path / "2024-01"), "--out", str(tmp_path / "again"),
+                    "--format", "csv", "--no-reconcile", "-q")
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "again" / "2024-01"
+    assert not (folder / "reconciliation.csv").exists()
+    assert json.loads((folder / "manifest.json").read_text())["reconciliation"] is None
+    assert json.loads((folder / "source" / "context.json").read_text())["provider_usage"]["by_model"]
