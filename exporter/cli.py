@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
+from click.shell_completion import CompletionItem
 
 from . import __version__, pipeline
 from .config import (
@@ -35,7 +36,7 @@ from .config import (
     system_clock,
 )
 from .errors import ConfigError, ExportError
-from .period import resolve_window
+from .period import RELATIVE_PERIODS, resolve_window
 from .writers import FORMATS, JOURNAL_FORMATS
 from .writers.manifest import MANIFEST_NAME, export_summary, report_summary
 from .writers.terminal import render_result, render_summary, replaced_line
@@ -65,6 +66,16 @@ class FormatList(click.ParamType):
             self.fail(f"unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}", param, ctx)
         return names
 
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        done, _, last = incomplete.rpartition(",")
+        prefix = done + "," if done else ""
+        return [CompletionItem(prefix + name) for name in FORMATS if name.startswith(last)]
+
+
+def _complete_period(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """The words of --period (months and quarters are typed)."""
+    return [word for word in RELATIVE_PERIODS if word.startswith(incomplete)]
+
 
 @dataclass(frozen=True)
 class CliState:
@@ -92,7 +103,7 @@ def cli() -> None:
 def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that reads billing records."""
     options = [
-        click.option("--period", metavar="PERIOD",
+        click.option("--period", metavar="PERIOD", shell_complete=_complete_period,
                      help="Calendar month (2024-01), quarter (2024-Q1), last-month or this-month (in --timezone)."),
         click.option("--start", metavar="YYYY-MM-DD", help="First day of a date range (inclusive)."),
         click.option("--end", metavar="YYYY-MM-DD", help="Last day of a date range (inclusive)."),
@@ -250,7 +261,9 @@ def export(**params: Any) -> None:
     Examples:
         wavespeed-export export --sandbox --period 2024-01
         WAVESPEED_API_KEY=... wavespeed-export export --period 2024-01 --timezone Europe/Berlin
-        wavespeed-export export --start 2024-01-01 --end 2024-03-31 --format csv,quickbooks
+        wavespeed-export export --period 2024-Q1 --format csv,quickbooks
+        wavespeed-export export --period last-month --strict -q     # cron: silent unless something is wrong
+        wavespeed-export export --period last-month --json | jq .totals
         wavespeed-export export --from-source output/2024-01
     """
     _refuse_ignored(params)
@@ -306,8 +319,9 @@ def summary(**params: Any) -> None:
     """Show spend per model and the period's totals; writes no files.
 
     \b
-    Example:
+    Examples:
         wavespeed-export summary --sandbox --period 2024-01
+        wavespeed-export summary --period this-month --json | jq '.by_model[0]'
     """
     _refuse_ignored(params)
     with _api(params) as (base_url, api_key):

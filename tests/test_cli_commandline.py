@@ -165,3 +165,30 @@ def test_no_reconcile_applies_to_a_re_render_and_keeps_the_archived_summary(api_
     assert not (folder / "reconciliation.csv").exists()
     assert json.loads((folder / "manifest.json").read_text())["reconciliation"] is None
     assert json.loads((folder / "source" / "context.json").read_text())["provider_usage"]["by_model"]
+
+
+def _completion(**env: str) -> str:
+    """``python -m exporter`` (prog name wavespeed-export) with click's completion variables set."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "exporter"], env={**os.environ, **env}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_shell_completion_scripts_and_completions():
+    script = _completion(_WAVESPEED_EXPORT_COMPLETE="bash_source")
+    assert "complete -o nosort -F _wavespeed_export_completion wavespeed-export" in script
+    assert "_WAVESPEED_EXPORT_COMPLETE=bash_complete" in script
+    assert _completion(_WAVESPEED_EXPORT_COMPLETE="zsh_source").startswith("#compdef wavespeed-export")
+    assert "complete --no-files --command wavespeed-export" in _completion(_WAVESPEED_EXPORT_COMPLETE="fish_source")
+
+    def complete(line: str) -> list[str]:
+        words = line.split(" ")
+        return _completion(_WAVESPEED_EXPORT_COMPLETE="bash_complete", COMP_WORDS=line, COMP_CWORD=str(len(words) - 1)).splitlines()
+
+    assert complete("wavespeed-export su") == ["plain,summary"]
+    assert complete("wavespeed-export export --period l") == ["plain,last-month"]
+    assert complete("wavespeed-export export --format csv,q") == ["plain,csv,quickbooks"]
