@@ -53,7 +53,12 @@ def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
     """Every record of the window from the API; ``sink`` gets each record's JSON text."""
     _check_started(config)
     with _client(config) as client:
-        return _extract(client, config, sink)
+        extraction = _extract(client, config, sink)
+    assert config.window is not None
+    not_over = period_not_over(config.window, config.clock())
+    if not_over:
+        extraction.warnings.append(not_over)
+    return extraction
 
 
 def summarize(config: ExportConfig) -> Report:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from click.testing import CliRunner
 from test_cli import invoke, read_csv
 from test_cli_warnings import invoke_at, utc
 
+from exporter.cli import cli
 from exporter.period import quarter_window
 
 
@@ -167,27 +169,29 @@ def test_no_reconcile_applies_to_a_re_render_and_keeps_the_archived_summary(api_
     assert json.loads((folder / "source" / "context.json").read_text())["provider_usage"]["by_model"]
 
 
-def _completion(**env: str) -> str:
-    """``python -m exporter`` (prog name wavespeed-export) with click's completion variables set."""
+def test_shell_completion_scripts_and_completions():
     import os
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "exporter"], env={**os.environ, **env}, capture_output=True, text=True)
+    # the real entry point: click derives the variable from the program name main() gives
+    env = {**os.environ, "_WAVESPEED_EXPORT_COMPLETE": "bash_source"}
+    done = subprocess.run([sys.executable, "-m", "exporter"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    assert "complete -o nosort -F _wavespeed_export_completion wavespeed-export" in done.stdout
+    assert "_WAVESPEED_EXPORT_COMPLETE=bash_complete" in done.stdout
 
+    def run(**variables: str) -> str:
+        result = CliRunner().invoke(cli, [], prog_name="wavespeed-export", env=variables)
+        assert result.exit_code == 0, result.output
+        return result.stdout
 
-def test_shell_completion_scripts_and_completions():
-    script = _completion(_WAVESPEED_EXPORT_COMPLETE="bash_source")
-    assert "complete -o nosort -F _wavespeed_export_completion wavespeed-export" in script
-    assert "_WAVESPEED_EXPORT_COMPLETE=bash_complete" in script
-    assert _completion(_WAVESPEED_EXPORT_COMPLETE="zsh_source").startswith("#compdef wavespeed-export")
-    assert "complete --no-files --command wavespeed-export" in _completion(_WAVESPEED_EXPORT_COMPLETE="fish_source")
+    assert run(_WAVESPEED_EXPORT_COMPLETE="zsh_source").startswith("#compdef wavespeed-export")
+    assert "complete --no-files --command wavespeed-export" in run(_WAVESPEED_EXPORT_COMPLETE="fish_source")
 
     def complete(line: str) -> list[str]:
         words = line.split(" ")
-        return _completion(_WAVESPEED_EXPORT_COMPLETE="bash_complete", COMP_WORDS=line, COMP_CWORD=str(len(words) - 1)).splitlines()
+        return run(_WAVESPEED_EXPORT_COMPLETE="bash_complete", COMP_WORDS=line, COMP_CWORD=str(len(words) - 1)).splitlines()
 
     assert complete("wavespeed-export su") == ["plain,summary"]
     assert complete("wavespeed-export export --period l") == ["plain,last-month"]

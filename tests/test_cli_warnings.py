@@ -123,3 +123,12 @@ def test_a_period_in_the_future_is_exit_2_before_any_request(sandbox, api_args, 
         assert result.output.strip() == f"Error: the period 2024-01 is in the future: it starts 2024-01-01 00:00 {NEW_YORK}"
     assert len(sandbox.requests) == 0
     assert not (tmp_path / "out").exists()
+
+
+def test_fetch_warns_about_a_period_not_over_on_stderr(api_args, tmp_path):
+    target = tmp_path / "jan.jsonl"
+    result = invoke_at(utc(2024, 1, 31, 23), "fetch", "--period", "2024-01", "--output", str(target),
+                       *[a for a in api_args if a != "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert target.read_text().count("\n") > 1000
+    assert "warning: period not over: ends 2024-02-01 00:00 UTC; export again once it has ended" in result.stderr.splitlines()

@@ -58,7 +58,7 @@ def _table(text: str) -> tuple[list[list[str]], list[list[str]]]:
     return body, totals
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records)
 def test_every_summary_table_foots(raws):
     report = make_report(raws)
