@@ -1,9 +1,9 @@
 """The audit trail: the period's records exactly as received, and what is needed to re-render.
 
 ``source/billings.jsonl.gz`` holds one record per line, numbers written back exactly as the API
-sent them. ``source/context.json`` holds the window, the extraction figures, the provider's usage summary
-and the exported usage of the provider's days it is compared with, so ``export --from-source``
-rebuilds every file offline.
+sent them. ``source/context.json`` holds the window, the extraction figures, the provider's
+usage summary and the exported usage of the provider's days it is compared with, so
+``export --from-source`` rebuilds every file offline.
 """
 
 from __future__ import annotations
