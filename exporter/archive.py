@@ -1,10 +1,12 @@
 """The audit trail: the period's records exactly as received, and what is needed to re-render.
 
 ``source/billings.jsonl.gz`` holds one record per line, numbers written back exactly as the API
+``source/billings.jsonl.gz`` holds one record per line, numbers written back exactly as the API
 sent them. ``source/closed.jsonl.gz`` (when the books hold closed periods to re-check) holds what
 the API returned for those periods at the time, the evidence of the late changes posted.
-``source/context.json`` holds the window, the extraction figures, the provider's usage summary and
-balance, so ``export --from-source`` rebuilds every file offline.
+``source/context.json`` holds the window, the extraction figures, the provider's usage summary,
+the exported usage of the provider's days it is compared with, and the provider's balance, so
+``export --from-source`` rebuilds every file offline.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from .extract import jsonexact
+from .extract import USAGE_COLUMNS, jsonexact
 from .errors import ConfigError, DataError
 from .models import ExtractionStats, ProviderBalance
 from .money import format_micros, parse_amount
@@ -38,6 +40,9 @@ class SourceContext:
     provider_usage: Any  # the /usage answer's data (jsonexact numbers), or None if unavailable
     warnings: list[str]
     provider_balance: ProviderBalance | None = None
+    # what the provider's summary is compared with: completed usage of the provider's UTC days
+    # (extract.USAGE_COLUMNS); None in a context written before it was recorded
+    provider_days_usage: pd.DataFrame | None = None
 
 
 class ArchiveWriter:
@@ -78,6 +83,8 @@ def write_context(folder: Path, context: SourceContext) -> Path:
         "provider_usage": context.provider_usage,  # numbers kept exactly as the API sent them
         "provider_balance": _balance_json(context.provider_balance),
     }
+    if context.provider_days_usage is not None:
+        payload["provider_days_usage"] = _usage_rows(context.provider_days_usage)
     path = folder / CONTEXT_NAME
     path.write_text(jsonexact.dumps(payload) + "\n", encoding="utf-8")
     return path
@@ -138,12 +145,32 @@ def read_context(folder: Path) -> SourceContext:
             unique_fetched=int(s["unique_fetched"]), duplicates_dropped=int(s["duplicates_dropped"]),
             pages=int(s["pages"]), in_period=int(s["in_period"]),
         )
+        usage = data.get("provider_days_usage")
         return SourceContext(window, stats, data.get("provider_usage"), [str(w) for w in data.get("warnings", [])],
-                             _balance_from(data.get("provider_balance")))
+                             provider_days_usage=None if usage is None else _usage_frame(usage),
+                             provider_balance=_balance_from(data.get("provider_balance")))
     except FileNotFoundError:
         raise ConfigError(f"--from-source: {path} does not exist (give the source/ folder of an export)") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path} is not a valid source context ({type(exc).__name__}: {exc})") from None
+
+
+def _usage_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"model": str(model), "currency": str(currency), "count": int(count), "amount": format_micros(micros)}
+        for model, currency, count, micros in zip(frame["model"], frame["currency"], frame["count"], frame["amount_micros"])
+    ]
+
+
+def _usage_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """context.json's ``provider_days_usage`` back to a frame (ValueError/KeyError/TypeError if malformed)."""
+    if not isinstance(rows, list):
+        raise TypeError("provider_days_usage must be a list")
+    frame = pd.DataFrame(
+        [(str(r["model"]), str(r["currency"]), int(r["count"]), parse_amount(str(r["amount"]))[0]) for r in rows],
+        columns=USAGE_COLUMNS,
+    )
+    return frame.astype({"model": "str", "currency": "str", "count": "int64", "amount_micros": "int64"})
 
 
 def resolve_source_folder(path: Path) -> Path:

@@ -6,17 +6,22 @@ This is the only place where an :class:`~exporter.errors.ExportError` becomes an
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
+from click.shell_completion import CompletionItem
 
 from . import __version__, pipeline
 from .config import (
     CONNECT_TIMEOUT,
+    Clock,
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
     DEFAULT_FORMATS,
@@ -30,13 +35,15 @@ from .config import (
     ExportConfig,
     RenderOptions,
     RetryPolicy,
+    system_clock,
 )
 from .cli_books import COMMANDS as BOOKS_COMMANDS
 from .errors import ConfigError, ExportError
 from .money import parse_amount
-from .period import resolve_window
-from .writers import FORMATS
-from .writers.terminal import render_result, render_summary
+from .period import RELATIVE_PERIODS, resolve_window
+from .writers import FORMATS, JOURNAL_FORMATS
+from .writers.manifest import MANIFEST_NAME, export_summary, report_summary
+from .writers.terminal import render_result, render_summary, replaced_line
 
 
 class ExporterGroup(click.Group):
@@ -77,6 +84,28 @@ class FormatList(click.ParamType):
             self.fail(f"unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}", param, ctx)
         return names
 
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        done, _, last = incomplete.rpartition(",")
+        prefix = done + "," if done else ""
+        return [CompletionItem(prefix + name) for name in FORMATS if name.startswith(last)]
+
+
+def _complete_period(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """The words of --period (months and quarters are typed)."""
+    return [word for word in RELATIVE_PERIODS if word.startswith(incomplete)]
+
+
+@dataclass(frozen=True)
+class CliState:
+    """What the commands share: the clock (tests pass ``obj=CliState(clock=...)`` to the runner)."""
+
+    clock: Clock = system_clock
+
+
+def _clock() -> Clock:
+    state = click.get_current_context().find_object(CliState)
+    return state.clock if state is not None else system_clock
+
 
 @click.group(cls=ExporterGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="wavespeed-export")
@@ -92,7 +121,8 @@ def cli() -> None:
 def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that reads billing records."""
     options = [
-        click.option("--period", metavar="YYYY-MM", help="Calendar month to export, e.g. 2024-01."),
+        click.option("--period", metavar="PERIOD", shell_complete=_complete_period,
+                     help="Calendar month (2024-01), quarter (2024-Q1), last-month or this-month (in --timezone)."),
         click.option("--start", metavar="YYYY-MM-DD", help="First day of a date range (inclusive)."),
         click.option("--end", metavar="YYYY-MM-DD", help="Last day of a date range (inclusive)."),
         click.option("--timezone", "tz_name", default="UTC", show_default=True,
@@ -114,7 +144,8 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Most seconds spent waiting on retries in one run."),
         click.option("--timeout", type=click.FloatRange(0.1), default=DEFAULT_TIMEOUT, show_default=True,
                      help="Read timeout per request in seconds."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar, no retry notices."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="No progress bar, no notices; export prints nothing on success but warnings (stderr)."),
         click.option("-v", "--verbose", is_flag=True, help="Log every request (URL, status, time) on stderr."),
     ]
     for option in reversed(options):
@@ -122,13 +153,40 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+# what reading billing records from the API takes; --from-source reads none of it
+_API_OPTIONS = ("period", "start", "end", "tz_name", "api_key", "base_url", "sandbox", "page_size", "concurrency",
+                "retries", "backoff", "max_wait", "timeout")
+
+
+def _refuse_ignored(params: dict[str, Any]) -> None:
+    """Options given on the command line that this run would ignore: exit 2, so nobody believes
+    they took effect. Values from the environment (WAVESPEED_API_KEY, ...) are not refused."""
+    ctx = click.get_current_context()
+    flags = {param.name: max(param.opts, key=len) for param in ctx.command.params}
+    formats = set(params.get("formats") or ())
+    rules = [
+        (params.get("from_source") is not None, "--from-source (it re-renders the archive's own period, offline)",
+         _API_OPTIONS),
+        (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
+        (params["quiet"], "--quiet", ("verbose",)),
+        ("quickbooks" not in formats, "a --format without quickbooks", ("iif_lists",)),
+        (not formats & set(JOURNAL_FORMATS), f"a --format without a journal ({', '.join(JOURNAL_FORMATS)})",
+         ("granularity",)),
+    ]
+    for applies, reason, names in rules:
+        ignored = [flags[name] for name in names
+                   if name in params and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+        if applies and ignored:
+            one = len(ignored) == 1
+            raise ConfigError(f"{', '.join(ignored)} {'has' if one else 'have'} no effect with {reason}: "
+                              f"drop {'it' if one else 'them'}")
+
+
 def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -> ExportConfig:
     from_source = extra.get("from_source")
     window = None
-    if from_source is None or params["period"] or params["start"] or params["end"]:
-        if from_source is not None:
-            raise ConfigError("--from-source re-renders the archive's own period: drop --period/--start/--end")
-        window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"])
+    if from_source is None:  # with --from-source the archive's own window is used
+        window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"], _clock()())
     if from_source is None and not api_key:
         raise ConfigError("no API key: pass --api-key, set WAVESPEED_API_KEY, or use --sandbox")
     return ExportConfig(
@@ -140,6 +198,7 @@ def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -
         retry=RetryPolicy(attempts=params["retries"], backoff=params["backoff"], max_wait=params["max_wait"]),
         timeout=(min(CONNECT_TIMEOUT, params["timeout"]), params["timeout"]),
         progress=_progress_printer(params["quiet"]),
+        clock=_clock(),
         **extra,
     )
 
@@ -217,6 +276,8 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
               help="The credit balance at the start of the period, when the books and the provider cannot tell.")
 @click.option("--balance-max-records", type=click.IntRange(0), default=DEFAULT_BALANCE_MAX_RECORDS, show_default=True,
               help="Most records after the period fetched to derive its closing from the provider's balance.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object for scripts (period, formats, totals, warnings, files) instead of text.")
 def export(**params: Any) -> None:
     """Write the accountant pack for a period into <out>/<label>/.
 
@@ -227,9 +288,12 @@ def export(**params: Any) -> None:
     Examples:
         wavespeed-export export --sandbox --period 2024-01
         WAVESPEED_API_KEY=... wavespeed-export export --period 2024-01 --timezone Europe/Berlin
-        wavespeed-export export --start 2024-01-01 --end 2024-03-31 --format csv,quickbooks
+        wavespeed-export export --period 2024-Q1 --format csv,quickbooks
+        wavespeed-export export --period last-month --strict -q     # cron: silent unless something is wrong
+        wavespeed-export export --period last-month --json | jq .totals
         wavespeed-export export --from-source output/2024-01
     """
+    _refuse_ignored(params)
     with _api(params) as (base_url, api_key):
         config = _config(
             params, base_url, api_key,
@@ -240,7 +304,15 @@ def export(**params: Any) -> None:
             opening_balance=params["opening_balance"], balance_max_records=params["balance_max_records"],
         )
         result = pipeline.run_export(config)
-    click.echo(render_result(result.report, result.folder, result.files))
+    if params["as_json"]:
+        manifest = json.loads((result.folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+        _echo_json(export_summary(manifest, result.folder, result.replaced))
+    elif params["quiet"]:  # cron: nothing to mail unless there is something to look at
+        for warning in result.report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    else:
+        replaced = replaced_line(result.replaced) if result.replaced else None
+        click.echo(render_result(result.report, result.folder, result.files, replaced))
 
 
 @cli.command()
@@ -255,6 +327,7 @@ def fetch(**params: Any) -> None:
         wavespeed-export fetch --sandbox --period 2024-01 --output jan.jsonl
         wavespeed-export fetch --period 2024-01 | jq -c 'select(.type == "topup")'
     """
+    _refuse_ignored(params)
     with _api(params) as (base_url, api_key), _line_writer(params["output"]) as write:
         extraction = pipeline.fetch(_config(params, base_url, api_key), write)
     if not params["quiet"]:
@@ -267,16 +340,31 @@ def fetch(**params: Any) -> None:
 @_source_options
 @click.option("--from-source", type=click.Path(exists=True, path_type=Path),
               help="Read an earlier export's source/ archive instead of the API.")
+@click.option("--accounts", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Account mapping TOML (default: templates/accounts.toml).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object for scripts (period, totals, warnings, spend per model) instead of the table.")
 def summary(**params: Any) -> None:
     """Show spend per model and the period's totals; writes no files.
 
     \b
-    Example:
+    Examples:
         wavespeed-export summary --sandbox --period 2024-01
+        wavespeed-export summary --period this-month --json | jq '.by_model[0]'
     """
+    _refuse_ignored(params)
     with _api(params) as (base_url, api_key):
-        report = pipeline.summarize(_config(params, base_url, api_key, from_source=params["from_source"]))
-    click.echo(render_summary(report))
+        report = pipeline.summarize(
+            _config(params, base_url, api_key, from_source=params["from_source"], accounts=params["accounts"])
+        )
+    if params["as_json"]:
+        _echo_json(report_summary(report))
+    else:
+        click.echo(render_summary(report))
+
+
+def _echo_json(value: dict[str, Any]) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 @cli.command()

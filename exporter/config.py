@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +31,12 @@ DEFAULT_GRANULARITY: Granularity = "monthly"
 
 # (pages done, pages in all, records received so far)
 ProgressCallback = Callable[[int, int, int], None]
+# the current instant, timezone-aware; injected so "now" is a parameter, not a hidden input
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -85,3 +92,4 @@ class ExportConfig:
     opening_balance: int | None = None  # micros, given with --opening-balance
     balance_max_records: int = DEFAULT_BALANCE_MAX_RECORDS
     progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
+    clock: Clock = field(default=system_clock, repr=False, compare=False)  # generated_at, periods not over

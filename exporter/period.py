@@ -1,4 +1,4 @@
-"""The export window: a month or a range of whole days in a time zone, as exact UTC instants."""
+"""The export window: a month, a quarter or a range of whole days in a time zone, as exact UTC instants."""
 
 from __future__ import annotations
 
@@ -50,12 +50,24 @@ class Window:
     def contains(self, instant: datetime) -> bool:
         return self.start <= instant < self.end
 
+    @property
+    def provider_days(self) -> tuple[datetime, datetime]:
+        """``[first_day 00:00Z, last_day + 1 00:00Z)``: the whole days the provider's usage summary
+        covers when asked for ``first_day``..``last_day``; its days are taken to be UTC days."""
+        return _local_midnight_utc(self.first_day, _UTC), _local_midnight_utc(self.last_day + timedelta(days=1), _UTC)
+
+
+_UTC = ZoneInfo("UTC")
+
 
 def _local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(timezone.utc)
 
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
+RELATIVE_PERIODS = ("last-month", "this-month")
+PERIOD_FORMS = "YYYY-MM, YYYY-Qn, last-month or this-month"
 
 
 def parse_timezone(name: str) -> str:
@@ -70,11 +82,41 @@ def month_window(period: str, tz_name: str = "UTC") -> Window:
     """``2024-01`` -> the calendar month in ``tz_name``; label ``2024-01``."""
     match = _MONTH.match(period)
     if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ConfigError(f"--period must be YYYY-MM, got {period!r}")
+        raise ConfigError(f"--period must be {PERIOD_FORMS}, got {period!r}")
     year, month = int(match.group(1)), int(match.group(2))
     first = date(year, month, 1)
     last = (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
     return Window(first, last, parse_timezone(tz_name), period)
+
+
+def quarter_window(period: str, tz_name: str = "UTC") -> Window:
+    """``2024-Q1`` -> January to March 2024 in ``tz_name``; label ``2024-Q1``."""
+    match = _QUARTER.match(period)
+    if not match:
+        raise ConfigError(f"--period must be {PERIOD_FORMS}, got {period!r}")
+    year, quarter = int(match.group(1)), int(match.group(2))
+    first = date(year, 3 * quarter - 2, 1)
+    last = (date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)) - timedelta(days=1)
+    return Window(first, last, parse_timezone(tz_name), f"{year}-Q{quarter}")
+
+
+def relative_month(period: str, today: date) -> str:
+    """``last-month``/``this-month`` -> ``YYYY-MM`` of the month before ``today``'s, or of ``today``'s."""
+    if period == "this-month":
+        return f"{today:%Y-%m}"
+    previous = today.replace(day=1) - timedelta(days=1)
+    return f"{previous:%Y-%m}"
+
+
+def period_window(period: str, tz_name: str = "UTC", now: datetime | None = None) -> Window:
+    """Any --period form (:data:`PERIOD_FORMS`); the relative ones count from ``now`` (default: the
+    system clock) as a day in ``tz_name``."""
+    if period in RELATIVE_PERIODS:
+        instant = now if now is not None else datetime.now(timezone.utc)
+        return month_window(relative_month(period, instant.astimezone(ZoneInfo(parse_timezone(tz_name))).date()), tz_name)
+    if _QUARTER.match(period):
+        return quarter_window(period, tz_name)
+    return month_window(period, tz_name)
 
 
 def range_window(start: str, end: str, tz_name: str = "UTC") -> Window:
@@ -88,12 +130,34 @@ def range_window(start: str, end: str, tz_name: str = "UTC") -> Window:
     return Window(first, last, parse_timezone(tz_name), f"{first.isoformat()}_{last.isoformat()}")
 
 
-def resolve_window(period: str | None, start: str | None, end: str | None, tz_name: str) -> Window:
-    """Exactly one of --period or --start/--end."""
+def resolve_window(
+    period: str | None, start: str | None, end: str | None, tz_name: str, now: datetime | None = None
+) -> Window:
+    """Exactly one of --period or --start/--end; ``now`` anchors last-month/this-month."""
     if period and (start or end):
         raise ConfigError("give either --period or --start/--end, not both")
     if period:
-        return month_window(period, tz_name)
+        return period_window(period, tz_name, now)
     if start and end:
         return range_window(start, end, tz_name)
-    raise ConfigError("give --period YYYY-MM, or both --start and --end")
+    raise ConfigError(f"give --period ({PERIOD_FORMS}), or both --start and --end")
+
+
+def is_quarter(window: Window) -> bool:
+    """Whether the window is a calendar quarter chosen as ``YYYY-Qn``."""
+    return bool(_QUARTER.match(window.label)) and window.first_day.day == 1 and window.first_day.month % 3 == 1
+
+
+def period_not_over(window: Window, now: datetime) -> str | None:
+    """The warning for a window that has not ended at ``now`` (its records may still change)."""
+    if now < window.end:
+        end = window.end.astimezone(window.tz)
+        return f"period not over: ends {end:%Y-%m-%d %H:%M} {window.tz_name}; export again once it has ended"
+    return None
+
+
+def check_started(window: Window, now: datetime) -> None:
+    """ConfigError for a window entirely in the future: there is nothing to export yet."""
+    if now < window.start:
+        start = window.start.astimezone(window.tz)
+        raise ConfigError(f"the period {window.label} is in the future: it starts {start:%Y-%m-%d %H:%M} {window.tz_name}")

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -46,10 +46,10 @@ from .extract import (
     parse_provider_usage,
 )
 from .models import COMPLETED, ProviderBalance, Report
-from .period import Window
+from .period import Window, check_started, period_not_over
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
-from .writers.manifest import sha256_of, write_manifest
+from .writers.manifest import PreviousPack, describe_pack, sha256_of, write_manifest
 
 
 @dataclass(frozen=True)
@@ -57,16 +57,24 @@ class ExportResult:
     folder: Path
     files: list[Path]
     report: Report
+    replaced: PreviousPack | None = None  # the pack this export replaced, if there was one
 
 
 def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
     """Every record of the window from the API; ``sink`` gets each record's JSON text."""
+    _check_started(config)
     with _client(config) as client:
-        return _extract(client, config, sink)
+        extraction = _extract(client, config, sink)
+    assert config.window is not None
+    not_over = period_not_over(config.window, config.clock())
+    if not_over:
+        extraction.warnings.append(not_over)
+    return extraction
 
 
 def summarize(config: ExportConfig) -> Report:
     """The Report of a period without writing anything (the ``summary`` command)."""
+    _check_started(config)
     return build(config, load_mapping(config.accounts), BooksView())
 
 
@@ -81,7 +89,9 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
         records, context, closed = _fetch_live(config, view, source_dir)
     if source_dir is not None:
         write_context(source_dir, context)
-    return assemble_report(records, context, mapping, config.granularity, datetime.now(timezone.utc),
+    if not config.reconcile:  # --no-reconcile on an archive: the archived summary stays archived
+        context = replace(context, provider_usage=None, provider_balance=None)
+    return assemble_report(records, context, mapping, config.granularity, config.clock(),
                            view, closed, config.opening_balance)
 
 
@@ -108,7 +118,14 @@ def assemble_report(
     reconciliation: pd.DataFrame | None = None
     reconcile_warnings: list[str] = []
     if context.provider_usage is not None:
-        reconciliation, reconcile_warnings = reconcile(summaries.by_model, parse_provider_usage(context.provider_usage))
+        exported = _provider_days_usage(context, summaries.by_model)
+        if exported is None:
+            reconcile_warnings.append(
+                "reconciliation skipped: this archive predates the record of usage in the provider's UTC days, "
+                f"which a {window.tz_name} period cannot stand in for (export from the API again to reconcile)"
+            )
+        else:
+            reconciliation, reconcile_warnings = reconcile(exported, parse_provider_usage(context.provider_usage))
     return Report(
         window=window,
         summaries=replace(summaries, by_model=booked.by_model),
@@ -131,12 +148,26 @@ def assemble_report(
     )
 
 
+def _provider_days_usage(context: SourceContext, by_model: pd.DataFrame) -> pd.DataFrame | None:
+    """What the provider's usage summary is compared with: usage of the provider's own (UTC) days.
+
+    An older archive lacks it; then the period's own usage stands in if the period is the
+    provider's days (a UTC period), else there is nothing like-for-like (None).
+    """
+    if context.provider_days_usage is not None:
+        return context.provider_days_usage
+    window = context.window
+    return by_model if (window.start, window.end) == window.provider_days else None
+
+
 def run_export(config: ExportConfig) -> ExportResult:
     """Build the report, write the pack into ``<out>/<label>/`` and record it in the books, atomically."""
     mapping = load_mapping(config.accounts)  # a bad mapping fails before any request
     check_mapping(config.formats, mapping)
+    _check_started(config)
     window = _window(config)
     target = config.out / window.label
+    previous = describe_pack(target)
     books_path = config.books or config.out / BOOKS_NAME
     view = BooksView()
     if books_path.exists():  # a failed first run must not leave an empty database behind
@@ -150,17 +181,17 @@ def run_export(config: ExportConfig) -> ExportResult:
             raise StrictError(list(report.warnings))
         files = sorted((pack.folder / "source").iterdir())
         files += write_formats(report, pack.folder, config.formats, config.render)
-        manifest = write_manifest(report, pack.folder, files)
+        manifest = write_manifest(report, pack.folder, files, config.formats)
         files.append(manifest)
         with Books(books_path) as books, books.transaction():
             refuse_closed(books, window.label)  # closed by someone else meanwhile
-            now = datetime.now(timezone.utc)
+            now = config.clock()
             assert report.carry is not None
             record_export(books, report, report.carry, sha256_of(manifest), str(target), now)
             if config.close:
                 close_period(books, report, now)
             pack.publish()
-    return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report)
+    return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, previous)
 
 
 def refuse_closed(books: Books, label: str) -> None:
@@ -180,6 +211,12 @@ def _window(config: ExportConfig) -> Window:
         return config.window
     assert config.from_source is not None
     return read_context(resolve_source_folder(config.from_source)).window
+
+
+def _check_started(config: ExportConfig) -> None:
+    """A period entirely in the future is a mistake in the options (exit 2, before any request)."""
+    if config.window is not None and config.from_source is None:
+        check_started(config.window, config.clock())
 
 
 def read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext, pd.DataFrame | None]:
@@ -225,7 +262,12 @@ def _fetch_live(
         for writer in (archive, closed_archive):
             if writer is not None:
                 writer.close()
-    return extraction.records, SourceContext(window, extraction.stats, usage, warnings, balance), closed
+    not_over = period_not_over(window, config.clock())  # archived: it describes these records
+    if not_over:
+        warnings.append(not_over)
+    context = SourceContext(window, extraction.stats, usage, warnings,
+                            provider_days_usage=extraction.provider_days_usage, provider_balance=balance)
+    return extraction.records, context, closed
 
 
 def _provider_balance(client: BillingClient, config: ExportConfig, window: Window) -> tuple[ProviderBalance | None, str | None]:
@@ -237,7 +279,7 @@ def _provider_balance(client: BillingClient, config: ExportConfig, window: Windo
         raise
     except ApiError as exc:
         return None, f"roll-forward: the provider's balance could not be read ({exc})"
-    now = datetime.now(timezone.utc)
+    now = config.clock()
     today = now.astimezone(window.tz).date()
     if window.last_day >= today:  # the period is not over: nothing was created after it yet
         return ProviderBalance(micros, currency, now, 0, 0), None

@@ -155,6 +155,16 @@ def test_unmapped_models_are_listed_once():
     assert warning.count("new/model") == 1 and "other/model" in warning and "model-a" not in warning
 
 
+def test_without_model_rules_every_model_goes_to_usage_silently():
+    raws = [usage_record("new/model", "-1.00"), usage_record("other/model", "-2.00")]
+    default = load_accounts()  # the shipped template: [usage.models] has no rules
+    assert default.rules == ()
+    entries, warnings = build_journal(make_report(raws), default)
+    assert warnings == []
+    (usage,) = entries
+    assert [(line.account, line.amount_cents) for line in usage.lines] == [(default.usage, 300), (default.prepaid, -300)]
+
+
 def test_only_completed_non_zero_records_are_posted():
     raws = [
         usage_record("model-a", "-1.00", status="failed"),
@@ -224,6 +234,30 @@ def test_range_windows_number_from_their_first_day():
     assert monthly[2].lines[0].memo.startswith("Usage 2024-02-01 to 2024-02-10 ")
     daily, _ = build_journal(make_report(raws, window=window), MAPPING, "daily")
     assert [e.number for e in daily] == ["W240105U01", "W240105T001", "W240105U37"]
+
+
+def test_a_quarter_posts_one_usage_entry_per_month_numbered_within_eleven_characters():
+    from exporter.period import quarter_window
+
+    window = quarter_window("2024-Q1")
+    raws = [
+        usage_record(model, "-1.00", currency=currency, created_at=f"2024-{month:02d}-10T10:00:00Z")
+        for month in (1, 2, 3) for model in ("model-a", "new/model") for currency in ("EUR", "USD")
+    ] + [topup_record("5.00", created_at="2024-02-06T10:00:00Z")]
+    monthly, _ = build_journal(make_report(raws, window=window), MAPPING)
+    usage = [(e.number, e.date, e.currency) for e in monthly if e.role == "usage"]
+    assert usage == [
+        ("WS24Q1U011", date(2024, 1, 31), "EUR"), ("WS24Q1U012", date(2024, 1, 31), "USD"),
+        ("WS24Q1U021", date(2024, 2, 29), "EUR"), ("WS24Q1U022", date(2024, 2, 29), "USD"),
+        ("WS24Q1U031", date(2024, 3, 31), "EUR"), ("WS24Q1U032", date(2024, 3, 31), "USD"),
+    ]
+    assert [e.number for e in monthly if e.role == "topup"] == ["WS24Q1T001"]
+    assert all(e.lines[0].memo.startswith(f"Usage 2024-{e.date.month:02d} ") for e in monthly if e.role == "usage")
+    daily, _ = build_journal(make_report(raws, window=window), MAPPING, "daily")
+    numbers = [e.number for e in daily if e.role == "usage"]
+    assert numbers[:2] == ["WS24Q1U101", "WS24Q1U102"]  # day 10 of the quarter, then the currency
+    assert max(map(len, numbers)) <= 11 and len(set(numbers)) == len(numbers)
+    assert numbering.journal_prefix(quarter_window("2023-Q4")) == "WS23Q4"
 
 
 def test_more_than_999_of_a_kind_still_fit_eleven_characters():

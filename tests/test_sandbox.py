@@ -302,11 +302,13 @@ def test_usage_skew_and_model_filter(server: SandboxServer, small: Dataset) -> N
     assert only["total_cost"] == rows["wavespeed-ai/flux-dev"]["cost"]
 
 
-def test_balance_is_the_exact_sum_of_completed_amounts(server: SandboxServer, small: Dataset) -> None:
+def test_balance_is_the_opening_plus_the_exact_sum_of_completed_amounts(server: SandboxServer, small: Dataset) -> None:
     data = data_of(get(server, BALANCE))
-    expected = sum(r.amount for r in small.records if r.status == "completed")
+    expected = small.opening_balance + sum(r.amount for r in small.records if r.status == "completed")
     assert data == {"balance": expected, "currency": "USD"}
-    assert data["balance"] > 0
+    assert small.opening_balance == Decimal("100.00") and data["balance"] > 0
+    server.faults.balance_skew = Decimal("0.05")  # a provider that disagrees with its own records
+    assert data_of(get(server, BALANCE))["balance"] == expected + Decimal("0.05")
 
 
 # -- faults ------------------------------------------------------------------------------

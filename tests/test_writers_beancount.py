@@ -13,7 +13,7 @@ from beancount import loader
 from beancount.core.data import Open, Transaction
 
 from exporter.books.mapping_toml import load_mapping as load_accounts
-from exporter.writers.beancount import BeancountWriter, beancount_names
+from exporter.writers.beancount import ACCOUNTS_FILE, BeancountWriter, beancount_names
 from factories import make_report, record, topup_record, usage_record
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -39,15 +39,23 @@ def mixed_report():
     return make_report(raws, mapping=MAPPING)
 
 
+def with_accounts(path: Path) -> Path:
+    """A ledger file including the pack's accounts.beancount and ``path`` (how a user loads them)."""
+    main = path.with_name(f"ledger-{path.stem}.beancount")
+    main.write_text(f'include "{ACCOUNTS_FILE}"\ninclude "{path.name}"\n')
+    return main
+
+
 def bean_check(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([BEAN_CHECK, str(path)], capture_output=True, text=True, timeout=60)
+    return subprocess.run([BEAN_CHECK, str(with_accounts(path))], capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory):
     folder = tmp_path_factory.mktemp("beancount")
     report = mixed_report()
-    (path,) = BeancountWriter().write(report, folder)
+    accounts, path = BeancountWriter().write(report, folder)
+    assert accounts.name == ACCOUNTS_FILE and " open " not in path.read_text()  # opened once, in accounts
     return report, path
 
 
@@ -60,7 +68,7 @@ def test_bean_check_passes_and_fails_on_a_tampered_posting(ledger, tmp_path):
 
     text = path.read_text()
     assert "  100.00 USD" in text
-    tampered = tmp_path / "tampered.beancount"
+    tampered = path.with_name("tampered.beancount")
     tampered.write_text(text.replace("  100.00 USD", "  100.01 USD", 1))
     result = bean_check(tampered)
     assert result.returncode != 0 and "balance" in (result.stdout + result.stderr).lower()
@@ -68,7 +76,7 @@ def test_bean_check_passes_and_fails_on_a_tampered_posting(ledger, tmp_path):
 
 def test_the_ledger_holds_the_journal(ledger):
     report, path = ledger
-    entries, errors, options = loader.load_file(str(path))
+    entries, errors, options = loader.load_file(str(with_accounts(path)))
     assert errors == []
     assert options["operating_currency"] == ["EUR", "USD"]
     transactions = [e for e in entries if isinstance(e, Transaction)]

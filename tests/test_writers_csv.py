@@ -48,13 +48,14 @@ def test_summaries_are_exact_and_signed(tmp_path):
     report = make_report([usage_record("flux", "-0.0025") for _ in range(10_000)] + [usage_record("veo", "-3.20")]
                          + [record("refund", "0.0075", model="flux"), record("refund", "0.50", model="kling")])
     files = write(report, tmp_path)
+    no_previous = {"previous_amount": "", "change": ""}  # no books: nothing to compare with
     assert files["by_model"] == [  # biggest spend first; a model with only refunds has count 0
         {"model": "flux", "currency": "USD", "count": "10000", "amount": "-25.00", "refunds": "0.0075",
-         "net": "-24.9925", "share": "0.8865", "unit_cost": "0.002500"},
+         "net": "-24.9925", "share": "0.8865", "unit_cost": "0.002500", **no_previous},
         {"model": "veo", "currency": "USD", "count": "1", "amount": "-3.20", "refunds": "0.00", "net": "-3.20",
-         "share": "0.1135", "unit_cost": "3.200000"},
+         "share": "0.1135", "unit_cost": "3.200000", **no_previous},
         {"model": "kling", "currency": "USD", "count": "0", "amount": "0.00", "refunds": "0.50", "net": "0.50",
-         "share": "0.0000", "unit_cost": "0"},
+         "share": "0.0000", "unit_cost": "0", **no_previous},
     ]
     (day,) = files["by_day"]
     assert day == {"date": "2024-01-15", "currency": "USD", "topups": "0.00", "usage": "-28.20", "refunds": "0.5075",

@@ -208,7 +208,7 @@ class _Builder:
         groups: dict[tuple[str, str], _Group] = {}
         for model, count, micros in models:
             account, klass, explicit = self.mapping.expense_for(model)
-            if not explicit:
+            if not explicit and self.mapping.rules:  # no rules: everything goes to [usage] by choice
                 self.unmapped.add(model)
             groups.setdefault((account, klass), _Group()).add(model, int(count), -int(micros))
         return groups

@@ -1,9 +1,11 @@
 """Journal numbers: deterministic, unique, at most 11 ASCII letters and digits (IIF DOCNUM).
 
-The prefix names the export window: ``WS`` + yymm for a calendar month (``WS2401``), ``W`` +
-yymmdd of the first day for any other range (``W240105``). Then the role letter (``T`` top-up,
-``U`` usage, ``R`` refunded tasks, ``C`` credit back, ``P`` payout, ``S`` suspense; ``A`` for
-every late change to a closed period). Then:
+The prefix names the export window: ``WS`` + yymm for a calendar month (``WS2401``), ``WS`` +
+yy + ``Q`` + quarter for a quarter (``WS24Q1``: a summary number is then at most
+``WS24Q1U031`` -- month offset, currency digit -- 10 characters), ``W`` + yymmdd of the first
+day for any other range (``W240105``). Then the role letter (``T`` top-up, ``U`` usage, ``R``
+refunded tasks, ``C`` credit back, ``P`` payout, ``S`` suspense; ``A`` for every late change to a
+closed period). Then:
 
 - summaries (usage, refunded tasks): the period part -- nothing for one entry per window,
   the day (daily: day of the month, or the day's offset in a range), or the month's offset when
@@ -26,7 +28,7 @@ from typing import Any
 
 from ..errors import ExportError
 from ..models import SUMMARY_ROLES, Role
-from ..period import Window
+from ..period import Window, is_quarter
 
 MAX_NUMBER = 11  # IIF DOCNUM / QuickBooks Desktop RefNumber (docs/booking.md, "Journal numbers")
 LETTERS: dict[Role, str] = {"topup": "T", "usage": "U", "task_refund": "R", "credit": "C", "payout": "P", "suspense": "S"}
@@ -50,9 +52,12 @@ def is_month(window: Window) -> bool:
 
 
 def journal_prefix(window: Window) -> str:
-    """``WS2401`` for the month 2024-01, ``W240105`` for a range starting 2024-01-05."""
+    """``WS2401`` for the month 2024-01, ``WS24Q1`` for the quarter 2024-Q1, ``W240105`` for a
+    range starting 2024-01-05."""
     if is_month(window):
         return f"WS{window.first_day:%y%m}"
+    if is_quarter(window):
+        return f"WS{window.first_day:%y}Q{(window.first_day.month + 2) // 3}"
     return f"W{window.first_day:%y%m%d}"
 
 

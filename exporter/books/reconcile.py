@@ -28,7 +28,11 @@ TOLERANCE_MICROS = MICROS_PER_CENT  # the provider rounds each model to the cent
 
 
 def reconcile(by_model: pd.DataFrame, provider: ProviderUsage) -> tuple[pd.DataFrame, list[str]]:
-    """Compare ``Report.by_model`` with the provider's summary; one row per (model, currency).
+    """Compare exported usage with the provider's summary; one row per (model, currency).
+
+    ``by_model`` has columns model, currency and amount_micros (negative spend), like
+    ``Report.by_model``; the pipeline passes the usage of the provider's own days, which is the
+    period's when the period is in UTC (the provider's days are UTC days).
 
     Returns the frame (columns :data:`RECONCILIATION_COLUMNS`, amounts as positive spend in
     micros, status ``ok``/``mismatch``/``only_exported``/``only_provider``) and a warning for

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 from .billings import Extraction, LineSink, TooManyRecords, extract
 from .client import BillingClient
-from .endpoints import BALANCE_PATH, BILLINGS_PATH, USAGE_PATH, fetch_balance, fetch_provider_usage, parse_provider_usage
+from .endpoints import (
+    BALANCE_PATH,
+    BILLINGS_PATH,
+    USAGE_COLUMNS,
+    USAGE_PATH,
+    fetch_balance,
+    fetch_provider_usage,
+    parse_provider_usage,
+    usage_in_provider_days,
+)
 
 __all__ = [
     "BALANCE_PATH",
     "BILLINGS_PATH",
+    "USAGE_COLUMNS",
+    "USAGE_COLUMNS",
     "USAGE_PATH",
     "BillingClient",
     "Extraction",
@@ -23,4 +34,5 @@ __all__ = [
     "fetch_balance",
     "fetch_provider_usage",
     "parse_provider_usage",
+    "usage_in_provider_days",
 ]

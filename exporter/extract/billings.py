@@ -26,7 +26,7 @@ from ..models import ExtractionStats
 from ..period import Window
 from . import jsonexact
 from .client import BillingClient
-from .endpoints import BILLINGS_PATH
+from .endpoints import BILLINGS_PATH, usage_in_provider_days
 from .pagestore import PageStore
 from .paginators import PageNumberPaginator, page_info, page_items
 from .records import RECORD_COLUMNS, parse_records
@@ -53,6 +53,8 @@ class Extraction:
     records: pd.DataFrame  # records.RECORD_COLUMNS
     stats: ExtractionStats
     warnings: list[str] = field(default_factory=list)
+    # completed usage of the provider's UTC days (endpoints.usage_in_provider_days), for reconciliation
+    provider_days_usage: pd.DataFrame | None = None
 
 
 def extract(
@@ -241,7 +243,8 @@ def _assemble(
         source=source, server_total=server_total, unique_fetched=unique,
         duplicates_dropped=duplicates, pages=len(store.pages()), in_period=len(records),
     )
-    return Extraction(records, stats, warnings)
+    provider_days_usage = usage_in_provider_days(fetched[~repeated], window)
+    return Extraction(records, stats, warnings, provider_days_usage)
 
 
 def _ids(items: list[Any]) -> list[Any]:

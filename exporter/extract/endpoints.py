@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from ..errors import ApiError, AuthError, DataError
 from ..models import ProviderUsage
 from ..money import parse_amount
@@ -33,6 +35,38 @@ def fetch_provider_usage(client: BillingClient, window: Window) -> tuple[Any, st
         raise
     except ApiError as exc:
         return None, f"reconciliation skipped: the usage summary could not be fetched ({exc})"
+
+
+USAGE_COLUMNS = ["model", "currency", "count", "amount_micros"]
+
+
+def usage_in_provider_days(records: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """Completed usage per (model, currency) of the records in the provider's days of ``window``.
+
+    What the provider's usage summary should equal: its days are whole UTC days
+    (:attr:`~exporter.period.Window.provider_days`), which differ from the export's local-time
+    period when ``--timezone`` is not UTC. ``records`` must span them (the billing query is wider
+    than the window) and hold each record once. Columns :data:`USAGE_COLUMNS`; ``amount_micros``
+    is negative spend, as in ``by_model``. Usage is what the journal books as usage: type
+    ``usage``, status ``completed``, amount below zero.
+    """
+    start, end = window.provider_days
+    instants = records["created_at"]
+    usage = records[
+        (instants >= start) & (instants < end) & (records["type"] == "usage")
+        & (records["status"] == "completed") & (records["amount_micros"] < 0)
+    ]
+    grouped = (
+        pd.DataFrame({
+            "model": usage["model"].astype("str"),
+            "currency": usage["currency"].astype("str"),
+            "amount_micros": usage["amount_micros"],
+        })
+        .groupby(["model", "currency"])
+        .agg(count=("amount_micros", "size"), amount_micros=("amount_micros", "sum"))
+        .reset_index()
+    )
+    return grouped.astype({"count": "int64", "amount_micros": "int64"})[USAGE_COLUMNS]
 
 
 def parse_provider_usage(data: Any) -> ProviderUsage:

@@ -27,6 +27,7 @@ WRITERS: dict[str, tuple[str, str]] = {
     "beancount": ("beancount", "BeancountWriter"),
 }
 FORMATS = tuple(WRITERS)
+JOURNAL_FORMATS = ("xlsx", "quickbooks", "beancount")  # the formats that lay out the journal
 assert set(DEFAULT_FORMATS) <= set(FORMATS)
 
 
@@ -54,4 +55,4 @@ def write_formats(report: Report, folder: Path, formats: tuple[str, ...], option
     return files
 
 
-__all__ = ["FORMATS", "WRITERS", "Writer", "check_mapping", "write_formats", "writer_class"]
+__all__ = ["FORMATS", "JOURNAL_FORMATS", "WRITERS", "Writer", "check_mapping", "write_formats", "writer_class"]

@@ -40,15 +40,11 @@ class CsvWriter(Writer):
     adjustments.csv when the books had closed periods to re-check."""
 
     def write(self, report: Report, folder: Path) -> list[Path]:
-        compared = "previous_amount_micros" in report.by_model.columns  # the books hold the previous period
         paths = [
             self._transactions(report.transactions, folder / "transactions.csv"),
             _write_rows(folder / "by_model.csv", BY_MODEL_HEADER, (
-                [neutralize(r.model), neutralize(r.currency), r.count, format_micros(r.amount_micros),
-                 format_micros(r.refunds_micros), format_micros(r.net_micros), str(r.share), str(r.unit_cost),
-                 format_micros(r.previous_amount_micros) if compared else "",
-                 format_micros(r.change_micros) if compared else ""]
-                for r in report.by_model.itertuples(index=False)
+                [neutralize(str(row["model"])), neutralize(str(row["currency"])), *list(row.values())[2:]]
+                for row in by_model_rows(report.by_model)
             )),
             _write_rows(folder / "by_day.csv", BY_DAY_HEADER, (
                 [r.date.strftime("%Y-%m-%d"), neutralize(r.currency), format_micros(r.topups_micros),
@@ -93,6 +89,20 @@ class CsvWriter(Writer):
                 rows = zip(*(column[start : start + _CHUNK_ROWS] for column in columns))
                 handle.write("\r\n".join(map(",".join, rows)) + "\r\n")
         return path
+
+
+def by_model_rows(by_model: pd.DataFrame) -> list[dict[str, object]]:
+    """by_model as the CSV's columns (:data:`BY_MODEL_HEADER`), amounts as exact text;
+    previous_amount and change are None unless the books hold the previous period."""
+    compared = "previous_amount_micros" in by_model.columns
+    return [
+        {"model": str(r.model), "currency": str(r.currency), "count": int(r.count),
+         "amount": format_micros(r.amount_micros), "refunds": format_micros(r.refunds_micros),
+         "net": format_micros(r.net_micros), "share": str(r.share), "unit_cost": str(r.unit_cost),
+         "previous_amount": format_micros(r.previous_amount_micros) if compared else None,
+         "change": format_micros(r.change_micros) if compared else None}
+        for r in by_model.itertuples(index=False)
+    ]
 
 
 def _category_cells(column: pd.Series) -> list[str]:

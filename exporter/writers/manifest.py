@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..models import Report, RollForward
+from .csv_files import by_model_rows
 from ..money import format_micros
 
 MANIFEST_NAME = "manifest.json"
@@ -53,7 +55,8 @@ def pack_problem(folder: Path, manifest_sha256: str) -> str | None:
     return None
 
 
-def build_manifest(report: Report, folder: Path, files: list[Path]) -> dict[str, Any]:
+def build_manifest(report: Report, folder: Path, files: list[Path], formats: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The manifest: amounts signed as in the CSV files (usage negative); ``formats`` the pack holds."""
     window, stats = report.window, report.stats
     reconciliation = None
     if report.reconciliation is not None:
@@ -63,7 +66,7 @@ def build_manifest(report: Report, folder: Path, files: list[Path]) -> dict[str,
              "status": r.status}
             for r in report.reconciliation.itertuples(index=False)
         ]
-    return {
+    manifest = {
         "tool": {"name": "wavespeed-export", "version": report.tool_version},
         "generated_at": _instant(report.generated_at),
         "period": {
@@ -94,41 +97,87 @@ def build_manifest(report: Report, folder: Path, files: list[Path]) -> dict[str,
         ],
         "journal_entries": len(report.journal),
         "reconciliation": reconciliation,
-        "rollforward": [rollforward_json(row) for row in report.rollforward] or None,
-        "adjustments": adjustments_json(report),
-        "warnings": report.warnings,
-        "notes": report.notes,
-        "files": [file_entry(path, folder) for path in sorted(files)],
+        "warnings": list(report.warnings),
+        "notes": list(report.notes),
     }
+    if report.rollforward:
+        manifest["rollforward"] = [_rollforward_entry(r) for r in report.rollforward]
+    if report.adjustments is not None:
+        manifest["adjustments"] = _adjustments_entry(report.adjustments)
+    manifest["formats"] = list(formats)
+    manifest["files"] = [file_entry(path, folder) for path in sorted(files)]
+    return manifest
 
 
-def rollforward_json(row: RollForward) -> dict[str, Any]:
-    """One currency's roll-forward, exact decimal strings (None where unknown)."""
-    def money(micros: int | None) -> str | None:
+def _rollforward_entry(r: RollForward) -> dict[str, Any]:
+    def amount(micros: int | None) -> str | None:
         return None if micros is None else format_micros(micros)
 
     return {
-        "currency": row.currency, "opening": money(row.opening_micros), "topups": money(row.topups_micros),
-        "usage": money(row.usage_micros), "refunds": money(row.refunds_micros), "other": money(row.other_micros),
-        "adjustments": money(row.adjustments_micros), "closing": money(row.closing_micros),
-        "opening_source": row.opening_source, "provider_balance": money(row.provider_balance_micros),
-        "pending": money(row.pending_micros),
+        "currency": r.currency, "opening": amount(r.opening_micros), "opening_source": r.opening_source,
+        "topups": amount(r.topups_micros), "usage": amount(r.usage_micros), "refunds": amount(r.refunds_micros),
+        "other": amount(r.other_micros), "adjustments": amount(r.adjustments_micros), "closing": amount(r.closing_micros),
+        "provider_balance": amount(r.provider_balance_micros), "pending": amount(r.pending_micros),
     }
 
 
-def adjustments_json(report: Report) -> list[dict[str, Any]] | None:
+def _adjustments_entry(frame: Any) -> list[dict[str, Any]]:
     """Late changes posted in this period: count and total per closed period and currency."""
-    if report.adjustments is None:
-        return None
     return [
         {"period": str(period), "currency": str(currency), "count": len(part),
          "total": format_micros(int(part["delta_micros"].sum()))}
-        for (period, currency), part in report.adjustments.groupby(["period", "currency"], sort=True)
+        for (period, currency), part in frame.groupby(["period", "currency"], sort=True)
     ]
 
 
-def write_manifest(report: Report, folder: Path, files: list[Path]) -> Path:
+def write_manifest(report: Report, folder: Path, files: list[Path], formats: tuple[str, ...] = ()) -> Path:
     path = folder / MANIFEST_NAME
-    text = json.dumps(build_manifest(report, folder, files), indent=2, ensure_ascii=False)
+    text = json.dumps(build_manifest(report, folder, files, formats), indent=2, ensure_ascii=False)
     path.write_text(text + "\n", encoding="utf-8")
     return path
+
+
+# -- the short summary for scripts (--json) and what a re-export replaces ------------------------
+
+SUMMARY_KEYS = ("period", "formats", "counts", "totals", "rollforward", "warnings", "files")
+
+
+def summary_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's summary: period, formats, counts, totals, roll-forward (when known), warnings, files."""
+    return {key: manifest[key] for key in SUMMARY_KEYS if key in manifest}
+
+
+def export_summary(manifest: dict[str, Any], folder: Path, previous: PreviousPack | None) -> dict[str, Any]:
+    """What ``export --json`` prints: the manifest's summary, the pack's folder and what it replaced."""
+    replaced = None
+    if previous is not None:
+        replaced = {"folder": str(previous.folder), "files": previous.files, "generated_at": previous.generated_at}
+    return {**summary_of(manifest), "folder": str(folder), "replaced": replaced}
+
+
+def report_summary(report: Report) -> dict[str, Any]:
+    """``summary_of`` a manifest of no files, plus spend per model (``summary --json``); amounts signed."""
+    summary = {k: v for k, v in summary_of(build_manifest(report, Path(), [])).items() if k not in ("formats", "files")}
+    summary["by_model"] = by_model_rows(report.by_model)
+    return summary
+
+
+@dataclass(frozen=True)
+class PreviousPack:
+    """A pack about to be replaced: its folder, how many files it held, when it was generated."""
+
+    folder: Path
+    files: int
+    generated_at: str | None  # the manifest's generated_at, None when unreadable
+
+
+def describe_pack(folder: Path) -> PreviousPack | None:
+    """What is in ``folder`` now (None if nothing is), read before a re-export replaces it."""
+    if not folder.is_dir():
+        return None
+    files = sum(1 for path in folder.rglob("*") if path.is_file())
+    try:
+        generated = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))["generated_at"]
+    except (OSError, ValueError, KeyError, TypeError):
+        generated = None
+    return PreviousPack(folder, files, generated if isinstance(generated, str) else None)

@@ -1,4 +1,9 @@
-"""What the terminal shows: the per-model table of ``summary`` and the lines after an export."""
+"""What the terminal shows: the per-model table of ``summary`` and the lines after an export.
+
+One sign convention for people: spend is positive. Usage (negative in the records and the CSV
+files) is shown as spend; top-ups and refunds as the credit they add (a refund paid out to the
+card shows negative). Amounts are exact, with thousands separators.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +11,51 @@ from pathlib import Path
 
 from ..models import Report
 from ..money import format_micros
+from .manifest import PreviousPack
+
+SUMMARY_HEADER = ("model", "currency", "tasks", "spend", "refunds", "net spend", "share")
+# the totals' record types, as people call them; usage is shown as spend (positive)
+_TYPE_LABELS = {"topup": "top-ups", "usage": "usage spend", "refund": "refunds"}
+
+
+def money(micros: int) -> str:
+    """Exact amount with thousands separators: ``1,234.5678``."""
+    text = format_micros(micros)
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, _, fraction = digits.partition(".")
+    return f"{sign}{int(whole):,}" + (f".{fraction}" if fraction else "")
+
+
+def people_amount(record_type: str, micros: int) -> int:
+    """A signed total of ``record_type`` as people read it: usage as positive spend."""
+    return -micros if record_type == "usage" else micros
 
 
 def render_summary(report: Report) -> str:
-    """The per-model table with a totals row, then totals per currency and type."""
+    """The per-model table with a totals row per currency, then totals per currency and type.
+
+    Per row: spend (usage, positive) - refunds (refunded tasks) = net spend.
+    """
     lines = [f"{report.window.label}  ({report.window.tz_name}, {report.stats.in_period:,} records)", ""]
-    header = ("model", "currency", "count", "amount", "share")
+    by_model = report.by_model
     rows = [
-        (r.model or "(none)", r.currency, f"{r.count:,}", format_micros(r.amount_micros), f"{r.share * 100:.2f}%")
-        for r in report.by_model.itertuples(index=False)
+        (r.model or "(none)", r.currency, f"{r.count:,}", money(-r.amount_micros), money(r.refunds_micros),
+         money(-r.net_micros), f"{r.share * 100:.2f}%")
+        for r in by_model.itertuples(index=False)
     ]
     total_rows = [
-        ("TOTAL usage", str(currency), f"{int(group['count'].sum()):,}",
-         format_micros(int(group["amount_micros"].sum())), "100.00%")
-        for currency, group in report.by_model.groupby("currency")
+        ("TOTAL", str(currency), f"{int(group['count'].sum()):,}", money(-int(group["amount_micros"].sum())),
+         money(int(group["refunds_micros"].sum())), money(-int(group["net_micros"].sum())), "100.00%")
+        for currency, group in by_model.groupby("currency")
     ]
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, *total_rows)]
+    widths = [max(len(cell) for cell in column) for column in zip(SUMMARY_HEADER, *rows, *total_rows)]
     rule = "  ".join("-" * w for w in widths)
 
     def fmt(row: tuple[str, ...]) -> str:
         return "  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip()
 
-    lines += [fmt(header), rule, *map(fmt, rows), rule, *map(fmt, total_rows), ""]
-    for r in report.totals.itertuples(index=False):
-        lines.append(f"{r.type:<10} {r.currency:<4} {r.count:>9,}  {format_micros(r.amount_micros):>16}")
+    lines += [fmt(SUMMARY_HEADER), rule, *map(fmt, rows), rule, *map(fmt, total_rows), ""]
+    lines += _totals_lines(report, "")
     pending = report.status_counts[report.status_counts["status"] != "completed"]
     for r in pending.itertuples(index=False):
         lines.append(f"not counted: {r.count:,} {r.type} record(s) with status {r.status}")
@@ -38,14 +64,14 @@ def render_summary(report: Report) -> str:
     return "\n".join(lines)
 
 
-def render_result(report: Report, folder: Path, files: list[Path]) -> str:
-    """The lines printed after an export: where, how many records, totals, warnings."""
-    lines = [
-        f"wrote {len(files)} files to {folder}",
-        f"{report.stats.in_period:,} records in {report.window.label} ({report.window.tz_name})",
-    ]
-    for r in report.totals.itertuples(index=False):
-        lines.append(f"  {r.type:<10} {r.currency:<4} {r.count:>9,}  {format_micros(r.amount_micros):>16}")
+def render_result(report: Report, folder: Path, files: list[Path], replaced: str | None = None) -> str:
+    """The lines printed after an export: where, what it replaced, how many records, totals, the
+    roll-forward, notes and warnings."""
+    lines = [f"wrote {len(files)} files to {folder}"]
+    if replaced:
+        lines.append(replaced)
+    lines.append(f"{report.stats.in_period:,} records in {report.window.label} ({report.window.tz_name})")
+    lines += _totals_lines(report, "  ")
     lines.extend(render_rollforward(report))
     lines.append(f"{len(report.journal)} journal entries; {len(report.warnings)} warning(s)")
     lines.extend(report.notes)
@@ -54,23 +80,38 @@ def render_result(report: Report, folder: Path, files: list[Path]) -> str:
 
 
 def render_rollforward(report: Report) -> list[str]:
-    """The credit roll-forward per currency, and the late changes posted, one line each."""
+    """The credit roll-forward per currency, and the late changes posted, one line each (spend positive)."""
     lines = []
     for r in report.rollforward:
-        opening = "unknown" if r.opening_micros is None else format_micros(r.opening_micros)
-        closing = "unknown" if r.closing_micros is None else format_micros(r.closing_micros)
+        opening = "unknown" if r.opening_micros is None else money(r.opening_micros)
+        closing = "unknown" if r.closing_micros is None else money(r.closing_micros)
         lines.append(
-            f"credit {r.currency}: opening {opening} + top-ups {format_micros(r.topups_micros)} "
-            f"- usage {format_micros(-r.usage_micros)} + refunds {format_micros(r.refunds_micros)}"
-            + (f" + other {format_micros(r.other_micros)}" if r.other_micros else "")
-            + f" + adjustments {format_micros(r.adjustments_micros)} = closing {closing}"
+            f"credit {r.currency}: opening {opening} + top-ups {money(r.topups_micros)} "
+            f"- usage {money(-r.usage_micros)} + refunds {money(r.refunds_micros)}"
+            + (f" + other {money(r.other_micros)}" if r.other_micros else "")
+            + f" + adjustments {money(r.adjustments_micros)} = closing {closing}"
         )
         lines.append(f"  opening: {r.opening_source}")
     if report.adjustments is not None and len(report.adjustments):
         for (period, currency), part in report.adjustments.groupby(["period", "currency"], sort=True):
             lines.append(f"late changes to {period}: {len(part)} record(s), "
-                         f"{format_micros(int(part['delta_micros'].sum()))} {currency} posted in {report.window.label}")
+                         f"{money(int(part['delta_micros'].sum()))} {currency} posted in {report.window.label}")
     return lines
 
 
-__all__ = ["render_result", "render_summary"]
+def replaced_line(previous: PreviousPack) -> str:
+    """``replaced output/2024-01 (previous: 11 files, 2026-11-20)``."""
+    when = f", {previous.generated_at[:10]}" if previous.generated_at else ""
+    return f"replaced {previous.folder} (previous: {previous.files} files{when})"
+
+
+def _totals_lines(report: Report, indent: str) -> list[str]:
+    """One line per (currency, type) of completed records: count and amount, spend positive."""
+    return [
+        f"{indent}{_TYPE_LABELS.get(r.type, r.type):<12} {r.currency:<4} {r.count:>9,}  "
+        f"{money(people_amount(r.type, r.amount_micros)):>18}"
+        for r in report.totals.itertuples(index=False)
+    ]
+
+
+__all__ = ["SUMMARY_HEADER", "money", "people_amount", "render_result", "render_rollforward", "render_summary", "replaced_line"]
