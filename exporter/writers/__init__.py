@@ -26,6 +26,7 @@ WRITERS: dict[str, tuple[str, str]] = {
     "quickbooks": ("quickbooks", "QuickBooksWriter"),
     "beancount": ("beancount", "BeancountWriter"),
     "xero": ("xero", "XeroWriter"),
+    "focus": ("focus", "FocusWriter"),
 }
 FORMATS = tuple(WRITERS)
 assert set(DEFAULT_FORMATS) <= set(FORMATS)
