@@ -184,9 +184,9 @@ def test_postable_accounts_leave_out_an_unused_payable(tmp_path):
     "change, key, words",
     [
         (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = 620\n', 1), "prepaid.code", 'code = "620"'),
-        (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = "12345678901"\n', 1), "prepaid.code", "1-10"),
+        (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = "1234567890123456789012345678901"\n', 1), "prepaid.code", "1-30"),
         (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = "=1+2"\n', 1), "prepaid.code", "'=1+2'"),
-        (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = ""\n', 1), "prepaid.code", "1-10"),
+        (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = ""\n', 1), "prepaid.code", "1-30"),
         (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\nxero_tax_rate = ""\n', 1), "prepaid.xero_tax_rate", "tax rate"),
         (lambda t: 'xero_tax_rate = "=cmd"\n' + t, "xero_tax_rate", "tax rate"),
         (lambda t: 'xero_tax_rate = 0\n' + t, "xero_tax_rate", "string"),

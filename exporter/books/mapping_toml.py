@@ -33,7 +33,7 @@ MAX_FULL_NAME = 159  # full "A:B:C" account or class name [SDK]
 MAX_VENDOR = 41  # vendor name [SDK]
 MAX_DESCRIPTION = 200  # account description [SDK]
 _LEADING_TRIGGERS = ("=", "+", "-", "@")  # a spreadsheet would run the cell as a formula
-MAX_XERO_CODE = 10  # Xero account code (docs/xero.md)
+MAX_XERO_CODE = 30  # Xero account code: its screens take 10, older organisations have longer (docs/xero.md)
 MAX_XERO_TAX_RATE = 50  # Xero tax rate name (docs/xero.md)
 _XERO_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -217,7 +217,7 @@ class _Loader:
         return name
 
     def code(self, value: Any, key: str) -> str:
-        """A Xero account code: 1-10 letters, digits, '.', '_' or '-', starting with a letter or digit."""
+        """A Xero account code: letters, digits, '.', '_' or '-', starting with a letter or digit."""
         if isinstance(value, int) and not isinstance(value, bool):
             raise self.fail(key, f'write the account code as a string: code = "{value}"')
         code = self.text(value, key).strip()
