@@ -156,7 +156,7 @@ def _complete(charges: pd.DataFrame) -> pd.DataFrame:
         if column not in charges:
             charges[column] = ""
     for column in ["role", "currency", "model", "id", "method", "period", "reason"]:
-        charges[column] = ["" if pd.isna(value) else str(value) for value in charges[column]]
+        charges[column] = charges[column].astype("object").fillna("").astype("str")
     charges["start"] = charges["start"].astype("datetime64[s]")
     charges["end"] = charges["end"].astype("datetime64[s]")
     return charges[_CHARGE_COLUMNS]
