@@ -177,34 +177,43 @@ def _closed_window(label: str, context: _Context) -> tuple[pd.Timestamp, pd.Time
 
 
 def render_rows(charges: pd.DataFrame, context: _Context, account: str) -> list[list[str]]:
-    """The CSV rows (``""`` is null), sorted by charge period, category, currency, SKU and id."""
+    """The CSV rows in :data:`HEADER` order (``""`` is null), sorted by charge period, category,
+    currency, model and id."""
     charges = charges.assign(category=charges["role"].map(_CATEGORY))
     if charges["category"].isna().any():
         raise ExportError(f"internal error: no FOCUS charge category for role(s) {sorted(set(charges['role']) - set(_CATEGORY))}")
-    bad = sorted(set(charges["currency"]) - {c for c in set(charges["currency"]) if _CURRENCY.match(c)})
+    bad = sorted(code for code in set(charges["currency"]) if not _CURRENCY.match(code))
     if bad:
         raise DataError(f"currency {bad[0]!r} is not a three-letter ISO 4217 code, which FOCUS BillingCurrency needs")
     charges = charges.sort_values(["start", "category", "currency", "model", "id", "period"], kind="stable")
-    account_text = import_text(account) or "default"
-    period = [_timestamp(context.end), _timestamp(context.start)]
-    shared_head = [account_text, account_text]
+    account_name = import_text(account) or "default"
+    shared = {
+        "BillingAccountId": account_name, "BillingAccountName": account_name,
+        "BillingPeriodStart": _timestamp(context.start), "BillingPeriodEnd": _timestamp(context.end),
+        "InvoiceId": "", "InvoiceIssuerName": PROVIDER, "ProviderName": PROVIDER, "PublisherName": PROVIDER,
+        "ServiceCategory": SERVICE_CATEGORY, "ServiceName": SERVICE_NAME, "ServiceSubcategory": SERVICE_SUBCATEGORY,
+    }
     rows = []
     for charge in charges.itertuples(index=False):
         billed, effective, quantity, unit = _money_and_quantity(charge, context.postpaid)
-        consumed = charge.category == "Usage" and bool(quantity)
-        frequency = "Usage-Based" if charge.model and charge.category != "Purchase" else "One-Time"
-        sku = CREDIT_SKU if charge.category == "Purchase" else import_text(charge.model)
-        list_cost = billed if charge.category == "Purchase" else effective
-        rows.append([
-            format_micros(billed), *shared_head, charge.currency, *period,
-            charge.category, CORRECTION if charge.reason else "", _description(charge), frequency,
-            _timestamp(charge.end), _timestamp(charge.start),
-            quantity if consumed else "", REQUESTS if consumed else "",
-            format_micros(list_cost), format_micros(effective), "", PROVIDER, format_micros(list_cost),
-            quantity, unit, PROVIDER, PROVIDER, SERVICE_CATEGORY, SERVICE_NAME, SERVICE_SUBCATEGORY, sku,
-            import_text(charge.period), import_text(charge.reason), import_text(charge.method),
-            str(charge.count), import_text(charge.id),
-        ])
+        consumed = charge.category == "Usage" and bool(quantity)  # ConsumedQuantity: usage rows only
+        list_cost = format_micros(billed if charge.category == "Purchase" else effective)
+        row = {
+            **shared,
+            "BilledCost": format_micros(billed), "EffectiveCost": format_micros(effective),
+            "ListCost": list_cost, "ContractedCost": list_cost,
+            "BillingCurrency": charge.currency, "ChargeCategory": charge.category,
+            "ChargeClass": CORRECTION if charge.reason else "", "ChargeDescription": _description(charge),
+            "ChargeFrequency": "Usage-Based" if charge.model and charge.category != "Purchase" else "One-Time",
+            "ChargePeriodStart": _timestamp(charge.start), "ChargePeriodEnd": _timestamp(charge.end),
+            "ConsumedQuantity": quantity if consumed else "", "ConsumedUnit": REQUESTS if consumed else "",
+            "PricingQuantity": quantity, "PricingUnit": unit,
+            "SkuId": CREDIT_SKU if charge.category == "Purchase" else import_text(charge.model),
+            "x_CorrectedPeriod": import_text(charge.period), "x_CorrectionReason": import_text(charge.reason),
+            "x_PaymentMethod": import_text(charge.method), "x_RecordCount": str(charge.count),
+            "x_TransactionId": import_text(charge.id),
+        }
+        rows.append([row[column] for column in HEADER])
     return rows
 
 
