@@ -65,14 +65,14 @@ class RenderOptions:
 
 
 def check_date_format(text: str) -> None:
-    """A strftime format that writes a whole date which reads back as the same day (ConfigError if not)."""
+    """A strftime format that writes a whole date on one line which reads back as the same day."""
     samples = (date(2024, 1, 31), date(2025, 12, 5))
     try:
         written = [day.strftime(text) for day in samples]
         same = all(datetime.strptime(out, text).date() == day for out, day in zip(written, samples))
     except ValueError:
-        same = False
-    if not same or any(ch in "".join(written) for ch in "\t\r\n\"") or len(set(written)) < 2:
+        written, same = [], False
+    if not same or any(ch in out for out in written for ch in "\t\r\n\""):
         raise ConfigError(f"--date-format {text!r} does not write a whole date that reads back (try %d/%m/%Y or %m/%d/%Y)")
 
 

@@ -205,3 +205,9 @@ def test_a_journal_longer_than_a_file_is_refused():
 def test_an_empty_period_writes_the_header_only(tmp_path):
     XeroWriter().write(xero_report([record("usage", "-1.00", status="failed")]), tmp_path)
     assert (tmp_path / "xero_manual_journals.csv").read_bytes() == (",".join(XERO_HEADER) + "\r\n").encode()
+
+
+@pytest.mark.parametrize("text", ["%d/%m", "%Y", "today", "%d\t%m\t%Y", '%Y-%m-%d"', "%H:%M"])
+def test_a_date_format_that_does_not_read_back_as_the_same_day_is_refused(text):
+    with pytest.raises(ConfigError, match="--date-format"):
+        RenderOptions(date_format=text)
