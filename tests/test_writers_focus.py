@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exporter.books.mapping_toml import load_mapping
 from exporter.cli import cli
@@ -246,3 +248,31 @@ def test_an_empty_period_writes_the_header_only(tmp_path):
 def test_a_currency_focus_cannot_carry_is_refused(tmp_path):
     with pytest.raises(DataError, match="ISO 4217"):
         FocusWriter().write(make_report([usage_record("m", "-1.00", currency="CREDITS")]), tmp_path)
+
+
+_KINDS = st.sampled_from([("usage", -1, "m/a"), ("usage", -1, "m/b"), ("topup", 1, None), ("refund", 1, "m/a"),
+                          ("refund", 1, None), ("refund", -1, None)])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(_KINDS, st.integers(1, 5_000_000), st.integers(0, 30 * 24 - 1), st.sampled_from(["USD", "EUR"])),
+                min_size=1, max_size=40))
+def test_every_record_lands_in_exactly_one_row_and_the_sums_tie(tmp_path_factory, records):
+    raws = []
+    expected: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for (kind, sign, model), micros, hour, currency in records:
+        amount = Decimal(sign * micros) / 1_000_000
+        stamp = f"2024-01-{1 + hour // 24:02d}T{hour % 24:02d}:30:00Z"
+        raws.append(record(kind, str(amount), model=model, currency=currency, created_at=stamp,
+                           payment_method="card" if kind != "usage" and model is None else None))
+        category = {"usage": "Usage", "topup": "Purchase"}.get(kind) or ("Credit" if sign > 0 else "Purchase")
+        expected[(category, currency)] += amount
+    rows = write_focus(make_report(raws), tmp_path_factory.mktemp("focus"))
+    check_rules(rows)
+    got: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for row in rows:
+        cost = Decimal(row["BilledCost"] if row["ChargeCategory"] == "Purchase" else row["EffectiveCost"])
+        got[(row["ChargeCategory"], row["BillingCurrency"])] += cost
+    # purchases carry the amount paid in; usage and credits carry minus their effect on the balance
+    assert got == {key: (value if key[0] == "Purchase" else -value) for key, value in expected.items()}
+    assert sum(int(row["x_RecordCount"]) for row in rows) == len(raws)
