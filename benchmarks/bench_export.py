@@ -49,8 +49,9 @@ from exporter.sandbox import DEMO_KEY  # noqa: E402
 
 PERIOD = "2024-01"
 BILLINGS = "/api/v3/account/billings"
-ALL_FORMATS = "csv,xlsx,quickbooks"
-RENDER_FORMATS = ("csv", "xlsx", "quickbooks", ALL_FORMATS)
+ALL_FORMATS = "csv,xlsx,quickbooks,xero,focus"
+RENDER_FORMATS = ("csv", "xlsx", "quickbooks", "xero", "focus", ALL_FORMATS)
+ACCOUNTS = REPO / "templates" / "accounts_xero.toml"  # has the account codes --format xero needs
 MIB = 1024 * 1024
 GB_LIMIT = 1.5e9  # the 1.5 GB peak-RSS target, in bytes
 
@@ -287,7 +288,7 @@ def render(pack: Path, formats: str, tmp: Path, label: str) -> dict[str, Any]:
             sample = run_child(NAIVE_RENDER_CODE, [str(pack / "source"), str(out)], tmp)
         else:
             sample = run_child(TOOL_RENDER_CODE, ["export", "--from-source", str(pack), "--out", str(out),
-                                                  "--format", formats, "-q"], tmp)
+                                                  "--format", formats, "--accounts", str(ACCOUNTS), "-q"], tmp)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     log(f"  {label:<38}: {sample['seconds']:7.2f} s, {sample['peak_rss_bytes'] / MIB:6.0f} MiB, load {sample['load1']:.2f}")

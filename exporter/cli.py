@@ -24,6 +24,7 @@ from .config import (
     Clock,
     DEFAULT_BASE_URL,
     DEFAULT_CONCURRENCY,
+    DEFAULT_DATE_FORMAT,
     DEFAULT_FORMATS,
     DEFAULT_BALANCE_MAX_RECORDS,
     DEFAULT_GRANULARITY,
@@ -263,6 +264,9 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
 @click.option("--granularity", type=click.Choice(GRANULARITIES), default=DEFAULT_GRANULARITY, show_default=True,
               help="One usage journal entry per calendar month, or one per day.")
 @click.option("--iif-lists", is_flag=True, help="Prepend !ACCNT/!CLASS blocks to the IIF file (fresh company files).")
+@click.option("--date-format", default=DEFAULT_DATE_FORMAT, show_default=True,
+              help="strftime format of the dates in the Xero file, as your Xero organisation's region reads "
+                   "them (e.g. %m/%d/%Y in the US). QuickBooks files always use MM/DD/YYYY.")
 @click.option("--strict", is_flag=True, help="Fail (exit 6) instead of writing when there is any warning.")
 @click.option("--no-reconcile", is_flag=True, help="Skip the comparison with the provider's usage summary.")
 @click.option("--from-source", type=click.Path(exists=True, path_type=Path),
@@ -298,7 +302,8 @@ def export(**params: Any) -> None:
         config = _config(
             params, base_url, api_key,
             out=params["out"], formats=params["formats"], accounts=params["accounts"],
-            granularity=params["granularity"], render=RenderOptions(iif_lists=params["iif_lists"]), strict=params["strict"],
+            granularity=params["granularity"], strict=params["strict"],
+            render=RenderOptions(iif_lists=params["iif_lists"], date_format=params["date_format"]),
             reconcile=not params["no_reconcile"], from_source=params["from_source"],
             books=params["books_file"], close=params["close_after"], lookback_days=params["lookback"],
             opening_balance=params["opening_balance"], balance_max_records=params["balance_max_records"],

@@ -9,10 +9,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Literal
 
+from .errors import ConfigError
 from .period import Window
 
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
@@ -24,6 +25,7 @@ CONNECT_TIMEOUT = 10.0  # seconds: at most this, never more than the read timeou
 DEFAULT_FORMATS = ("csv", "xlsx", "quickbooks")
 DEFAULT_LOOKBACK_DAYS = 90  # closed periods that ended this long before an export are re-checked
 DEFAULT_BALANCE_MAX_RECORDS = 200_000  # records after a period fetched to derive its closing balance
+DEFAULT_DATE_FORMAT = "%d/%m/%Y"  # dates in the Xero file (docs/xero.md); QuickBooks keeps MM/DD/YYYY
 
 Granularity = Literal["monthly", "daily"]
 GRANULARITIES: tuple[Granularity, ...] = ("monthly", "daily")
@@ -64,6 +66,22 @@ class RenderOptions:
     """Format options the writers read (each writer takes what concerns it)."""
 
     iif_lists: bool = False  # prepend !ACCNT/!CLASS/!VEND blocks to the IIF file
+    date_format: str = DEFAULT_DATE_FORMAT  # strftime format of the Xero file's dates
+
+    def __post_init__(self) -> None:
+        check_date_format(self.date_format)
+
+
+def check_date_format(text: str) -> None:
+    """A strftime format that writes a whole date on one line which reads back as the same day."""
+    samples = (date(2024, 1, 31), date(2025, 12, 5))
+    try:
+        written = [day.strftime(text) for day in samples]
+        same = all(datetime.strptime(out, text).date() == day for out, day in zip(written, samples))
+    except ValueError:
+        written, same = [], False
+    if not same or any(ch in out for out in written for ch in "\t\r\n\""):
+        raise ConfigError(f"--date-format {text!r} does not write a whole date that reads back (try %d/%m/%Y or %m/%d/%Y)")
 
 
 @dataclass(frozen=True)

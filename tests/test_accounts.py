@@ -143,3 +143,67 @@ def test_the_template_stays_valid_when_its_examples_are_uncommented(tmp_path):
     assert mapping.expense_for("google/veo3") == ("AI API Usage:Video", "AI Models:Google", True)
     assert mapping.expense_for("wavespeed-ai/flux-dev")[1] == "AI Models:FLUX"
     assert mapping.payment_account("stripe") == "Company Visa"
+
+
+# -- Xero: account codes and tax rate names ------------------------------------------------------
+
+XERO_TEMPLATE = Path(__file__).parents[1] / "templates" / "accounts_xero.toml"
+
+
+def test_xero_codes_and_tax_rates_load_with_defaults_and_overrides(tmp_path):
+    text = MINIMAL.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = "620"\nxero_tax_rate = "No VAT"\n', 1)
+    text = text.replace('[refunds]\naccount = "AI API Usage"\ntype = "EXP"', '[refunds]\naccount = "AI API Usage"\ntype = "EXP"\ncode = "400"')
+    mapping = load_accounts(write(tmp_path, text))
+    assert mapping.xero_tax_rate == "Tax Exempt"  # the default when the file names none
+    assert mapping.accounts["Prepaid Expenses:WaveSpeedAI Credits"].code == "620"
+    assert mapping.tax_rate("Prepaid Expenses:WaveSpeedAI Credits") == "No VAT"
+    # a code given where an account is named again applies to the account everywhere
+    assert mapping.accounts["AI API Usage"].code == "400" and mapping.tax_rate("AI API Usage") == "Tax Exempt"
+    assert mapping.accounts["Stripe Clearing"].code == ""
+    top = load_accounts(write(tmp_path, 'xero_tax_rate = "BAS Excluded"\n' + text))
+    assert top.tax_rate("AI API Usage") == "BAS Excluded" and top.tax_rate(top.prepaid) == "No VAT"
+
+
+def test_the_xero_template_has_a_code_for_every_postable_account():
+    mapping = load_accounts(XERO_TEMPLATE)
+    assert mapping.postable_accounts()
+    assert all(mapping.accounts[name].code for name in mapping.postable_accounts())
+    assert all(":" in klass for klass in mapping.classes)
+    assert len({mapping.accounts[name].code for name in mapping.postable_accounts()}) == len(mapping.postable_accounts())
+
+
+def test_postable_accounts_leave_out_an_unused_payable(tmp_path):
+    text = MINIMAL + '[payable]\naccount = "Accounts Payable"\ntype = "AP"\n'
+    prepaid = load_accounts(write(tmp_path, text))
+    assert "Accounts Payable" not in prepaid.postable_accounts()
+    postpaid = load_accounts(write(tmp_path, text.replace('vendor = "WaveSpeedAI"', 'vendor = "WaveSpeedAI"\npostpaid = true')))
+    assert "Accounts Payable" in postpaid.postable_accounts()
+
+
+@pytest.mark.parametrize(
+    "change, key, words",
+    [
+        (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = 620\n', 1), "prepaid.code", 'code = "620"'),
+        (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = "1234567890123456789012345678901"\n', 1), "prepaid.code", "1-30"),
+        (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = "=1+2"\n', 1), "prepaid.code", "'=1+2'"),
+        (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = ""\n', 1), "prepaid.code", "1-30"),
+        (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\nxero_tax_rate = ""\n', 1), "prepaid.xero_tax_rate", "tax rate"),
+        (lambda t: 'xero_tax_rate = "=cmd"\n' + t, "xero_tax_rate", "tax rate"),
+        (lambda t: 'xero_tax_rate = 0\n' + t, "xero_tax_rate", "string"),
+        # the same account with two different codes
+        (lambda t: t.replace('[usage]\naccount = "AI API Usage"\ntype = "EXP"', '[usage]\naccount = "AI API Usage"\ntype = "EXP"\ncode = "400"')
+         .replace('[refunds]\naccount = "AI API Usage"\ntype = "EXP"', '[refunds]\naccount = "AI API Usage"\ntype = "EXP"\ncode = "401"'),
+         "refunds.code", "'400'"),
+        # the prepaid credit's code used by another account: its lines would cancel out in Xero
+        (lambda t: t.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = "620"\n', 1)
+         .replace('[suspense]\naccount = "Uncategorized Asset"\ntype = "OCASSET"', '[suspense]\naccount = "Uncategorized Asset"\ntype = "OCASSET"\ncode = "620"'),
+         "suspense.code", "prepaid"),
+        (lambda t: t + '[usage.models]\n"a" = { code = "401" }\n', "usage.models.a.account", "missing"),
+    ],
+)
+def test_a_bad_xero_field_is_a_config_error_naming_the_key(tmp_path, change, key, words):
+    path = write(tmp_path, change(MINIMAL))
+    with pytest.raises(ConfigError) as caught:
+        load_accounts(path)
+    message = str(caught.value)
+    assert str(path) in message and key in message and words in message, message

@@ -17,6 +17,10 @@ The mapping is a TOML file (``templates/accounts.toml`` is the commented default
     stripe = { account = "Company Visa", type = "CCARD" }
     [refunds]   ...   [suspense]   ...   [payable] (needed when postpaid = true)
 
+For Xero (docs/xero.md) an account may also carry ``code`` (its Xero account code) and
+``xero_tax_rate`` (the tax rate name on its lines; the file's top-level ``xero_tax_rate``, or
+"Tax Exempt", when absent).
+
 This module is the model; :mod:`.mapping_toml` loads and checks the file.
 """
 
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+DEFAULT_XERO_TAX_RATE = "Tax Exempt"
 
 # IIF ACCNTTYPE keywords that a journal line may post to, and the Beancount root of each.
 # NONPOSTING is a real keyword but cannot carry journal lines, so a mapping may not use it.
@@ -48,11 +54,17 @@ ACCOUNT_ROOTS = {
 
 @dataclass(frozen=True)
 class Account:
-    """A QuickBooks account: full name (``Parent:Child``), IIF type keyword, optional description."""
+    """A QuickBooks account: full name (``Parent:Child``), IIF type keyword, optional description.
+
+    ``code`` is the Xero account code (``""``: none given); ``xero_tax_rate`` the Xero tax rate name
+    for this account's lines (``""``: the mapping's default).
+    """
 
     name: str
     type: str
     description: str = ""
+    code: str = ""
+    xero_tax_rate: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,7 @@ class AccountMapping:
     refunds: str
     suspense: str
     accounts: dict[str, Account] = field(repr=False)  # every declared account, by full name
+    xero_tax_rate: str = DEFAULT_XERO_TAX_RATE  # tax rate name of a Xero line whose account names none
 
     @property
     def usage_side(self) -> str:
@@ -131,6 +144,20 @@ class AccountMapping:
         found = {self.usage_class, *(rule.klass for rule in self.rules)}
         return tuple(sorted(name for name in found if name))
 
+    def postable_accounts(self) -> tuple[str, ...]:
+        """Every account a journal line may post to, sorted (the payable only when postpaid)."""
+        found = {
+            self.prepaid, self.usage, self.default_payment, self.refunds, self.suspense,
+            *self.payment_methods.values(), *(rule.account for rule in self.rules if rule.account),
+        }
+        if self.postpaid:
+            found.add(self.payable)
+        return tuple(sorted(found))
+
+    def tax_rate(self, name: str) -> str:
+        """The Xero tax rate name for a line on account ``name``."""
+        return self.accounts[name].xero_tax_rate or self.xero_tax_rate
+
     def names(self) -> dict[str, str]:
         """Every name a book file may carry (accounts, classes, the vendor) -> what it is, for messages."""
         found = {name: "account" for name in self.accounts}
@@ -139,4 +166,4 @@ class AccountMapping:
         return found
 
 
-__all__ = ["ACCOUNT_ROOTS", "Account", "AccountMapping", "ModelRule"]
+__all__ = ["ACCOUNT_ROOTS", "DEFAULT_XERO_TAX_RATE", "Account", "AccountMapping", "ModelRule"]

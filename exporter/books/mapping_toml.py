@@ -6,13 +6,14 @@ fetched (:class:`~exporter.errors.ConfigError`, exit 2, naming the file and the 
 
 from __future__ import annotations
 
+import re
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .mapping import ACCOUNT_ROOTS, Account, AccountMapping, ModelRule
+from .mapping import ACCOUNT_ROOTS, DEFAULT_XERO_TAX_RATE, Account, AccountMapping, ModelRule
 
 
 def _default_accounts_path() -> Path:
@@ -34,9 +35,14 @@ MAX_VENDOR = 41  # vendor name
 MAX_DESCRIPTION = 200  # account description
 # a spreadsheet would run the cell as a formula (docs/booking.md, "CSV and spreadsheet safety")
 _LEADING_TRIGGERS = ("=", "+", "-", "@")
+MAX_XERO_CODE = 30  # Xero account code: its screens take 10, older organisations have longer (docs/xero.md)
+MAX_XERO_TAX_RATE = 50  # Xero tax rate name (docs/xero.md)
+_XERO_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
-_TOP_KEYS = {"vendor", "postpaid", "prepaid", "payable", "usage", "payment_methods", "refunds", "suspense"}
-_ACCOUNT_KEYS = {"account", "type", "description"}
+_TOP_KEYS = {
+    "vendor", "postpaid", "prepaid", "payable", "usage", "payment_methods", "refunds", "suspense", "xero_tax_rate",
+}
+_ACCOUNT_KEYS = {"account", "type", "description", "code", "xero_tax_rate"}
 _USAGE_KEYS = _ACCOUNT_KEYS | {"class", "models"}
 _RULE_KEYS = _ACCOUNT_KEYS | {"class"}
 
@@ -71,6 +77,7 @@ class _Loader:
             if required not in data:
                 raise self.fail(required, "missing")
         vendor = self.vendor(data["vendor"])
+        tax_rate = self.tax_rate(data.get("xero_tax_rate", DEFAULT_XERO_TAX_RATE), "xero_tax_rate")
         postpaid = data.get("postpaid", False)
         if not isinstance(postpaid, bool):
             raise self.fail("postpaid", f"must be true or false, got {_describe(postpaid)}")
@@ -115,6 +122,7 @@ class _Loader:
             for key, other in others.items():
                 if other == name:
                     raise self.fail(f"{key}.account", f"{name!r} is already the {side} account")
+            self.check_own_code(side, name)
         return AccountMapping(
             source=self.path,
             vendor=vendor,
@@ -129,6 +137,7 @@ class _Loader:
             refunds=refunds,
             suspense=suspense,
             accounts=dict(self.accounts),
+            xero_tax_rate=tax_rate,
         )
 
     # -- pieces ------------------------------------------------------------------------------
@@ -191,17 +200,48 @@ class _Loader:
         description = self.text(table.get("description", ""), f"{key}.description").strip()
         if len(description) > MAX_DESCRIPTION:
             raise self.fail(f"{key}.description", f"longer than {MAX_DESCRIPTION} characters")
+        code = self.code(table["code"], f"{key}.code") if "code" in table else ""
+        tax_rate = self.tax_rate(table["xero_tax_rate"], f"{key}.xero_tax_rate") if "xero_tax_rate" in table else ""
         if known is not None:
             if known.type != kind:
                 raise self.fail(
                     f"{key}.type",
                     f"account {name!r} is {known.type} at {self.seen_at[name]} but {kind} here",
                 )
+            for field, mine, theirs in (("code", code, known.code), ("xero_tax_rate", tax_rate, known.xero_tax_rate)):
+                if mine and theirs and mine != theirs:
+                    raise self.fail(f"{key}.{field}", f"account {name!r} has {field} {theirs!r} at {self.seen_at[name]} but {mine!r} here")
             description = known.description or description
+            code, tax_rate = code or known.code, tax_rate or known.xero_tax_rate
         else:
             self.seen_at[name] = key
-        self.accounts[name] = Account(name, kind, description)
+        self.accounts[name] = Account(name, kind, description, code, tax_rate)
         return name
+
+    def code(self, value: Any, key: str) -> str:
+        """A Xero account code: letters, digits, '.', '_' or '-', starting with a letter or digit."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise self.fail(key, f'write the account code as a string: code = "{value}"')
+        code = self.text(value, key).strip()
+        if not code or len(code) > MAX_XERO_CODE or not _XERO_CODE.match(code):
+            raise self.fail(key, f"a Xero account code is 1-{MAX_XERO_CODE} letters, digits, '.', '_' or '-', "
+                                 f"starting with a letter or digit; got {code!r}")
+        return code
+
+    def tax_rate(self, value: Any, key: str) -> str:
+        """A Xero tax rate name, spelled as in the organisation's tax settings."""
+        name = self.text(value, key).strip()
+        if not name or len(name) > MAX_XERO_TAX_RATE or name.startswith(_LEADING_TRIGGERS):
+            raise self.fail(key, f"a Xero tax rate name is 1-{MAX_XERO_TAX_RATE} characters, not starting with "
+                                 f"= + - @; got {name!r}")
+        return name
+
+    def check_own_code(self, side: str, name: str) -> None:
+        """The credit balance (or payable) needs a Xero code of its own, or its lines would net out."""
+        code = self.accounts[name].code if name else ""
+        for other, account in self.accounts.items():
+            if code and other != name and account.code == code:
+                raise self.fail(f"{self.seen_at[other]}.code", f"{code!r} is already the code of the {side} account {name!r}")
 
     def full_name(self, value: Any, key: str, what: str) -> str:
         """A QuickBooks ``Parent:Child`` name: levels non-empty, at most 31 chars, no '"'."""
@@ -240,8 +280,8 @@ class _Loader:
             account = ""
             if "account" in rule_table:
                 account = self.account(rule_table, key, default_type=usage_type, check_keys=False)
-            elif "type" in rule_table or "description" in rule_table:
-                raise self.fail(f"{key}.account", "missing (type/description describe an account)")
+            elif set(rule_table) & (_ACCOUNT_KEYS - {"account"}):
+                raise self.fail(f"{key}.account", "missing (type, description, code and xero_tax_rate describe an account)")
             klass = self.klass(rule_table.get("class", ""), f"{key}.class")
             if not account and not klass:
                 raise self.fail(key, "a rule must set 'account', 'class' or both")

@@ -25,6 +25,8 @@ WRITERS: dict[str, tuple[str, str]] = {
     "xlsx": ("excel", "ExcelWriter"),
     "quickbooks": ("quickbooks", "QuickBooksWriter"),
     "beancount": ("beancount", "BeancountWriter"),
+    "xero": ("xero", "XeroWriter"),
+    "focus": ("focus", "FocusWriter"),
 }
 FORMATS = tuple(WRITERS)
 JOURNAL_FORMATS = ("xlsx", "quickbooks", "beancount")  # the formats that lay out the journal
