@@ -20,7 +20,7 @@ DEFAULT_PAGE_SIZE = 100
 DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT = 60.0  # seconds: read timeout per request
 CONNECT_TIMEOUT = 10.0  # seconds: at most this, never more than the read timeout
-DEFAULT_FORMATS = ("csv", "xlsx", "quickbooks")
+DEFAULT_FORMATS = ("csv", "xlsx", "quickbooks", "html")
 
 Granularity = Literal["monthly", "daily"]
 GRANULARITIES: tuple[Granularity, ...] = ("monthly", "daily")

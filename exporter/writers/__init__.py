@@ -25,6 +25,7 @@ WRITERS: dict[str, tuple[str, str]] = {
     "xlsx": ("excel", "ExcelWriter"),
     "quickbooks": ("quickbooks", "QuickBooksWriter"),
     "beancount": ("beancount", "BeancountWriter"),
+    "html": ("html_report", "HtmlReportWriter"),
 }
 FORMATS = tuple(WRITERS)
 assert set(DEFAULT_FORMATS) <= set(FORMATS)
