@@ -91,7 +91,7 @@ def put_paragraph(ws: Worksheet, row: int, text: str, last_column: int, width: f
     cell = put_text(ws, row, 1, text)
     cell.alignment = Alignment(wrap_text=True, vertical="top")
     ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=last_column)
-    per_line = max(1, int(width * 0.9))
+    per_line = max(1, int(width))  # a width unit is a digit: most text runs narrower
     lines = sum(max(1, -(-len(part) // per_line)) for part in str(cell.value).split("\n"))
     if lines > 1:
         ws.row_dimensions[row].height = 15 * lines

@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+from openpyxl.styles import Alignment
 from openpyxl.worksheet.worksheet import Worksheet
 
 from ...models import Report, RollForward
 from ...money import micros_to_decimal
 from .cells import MAX_WIDTH, SECTION_FONT, TITLE_FONT, Kind, naive_utc, print_setup, put, put_paragraph, put_text
+
+_NUMERIC_HEADERS = {"Count", "Amount", "Exported", "Provider", "Difference"}
 
 
 def write_details(ws: Worksheet, report: Report) -> None:
@@ -107,8 +110,11 @@ def _section(ws: Worksheet, row: int, title: str) -> int:
 
 
 def _block_header(ws: Worksheet, row: int, headers: Sequence[str]) -> int:
+    """Bold headers; over a column of numbers, right-aligned like the numbers."""
     for col, header in enumerate(headers, 1):
-        put_text(ws, row, col, header, bold=True)
+        cell = put_text(ws, row, col, header, bold=True)
+        if header in _NUMERIC_HEADERS:
+            cell.alignment = Alignment(horizontal="right")
     return row + 1
 
 
