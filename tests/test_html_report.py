@@ -204,3 +204,19 @@ def test_every_pack_has_the_report(sandbox, api_args, tmp_path):
         net = sum(Decimal(r["net"]) for r in csv.DictReader(handle))
     assert page.figures["spend"] == cents(int(-net * 1_000_000))
     assert not any(name in ("src", "href") for _, name, _ in page.attributes)
+
+
+@pytest.mark.parametrize(
+    "raws, spend",
+    [
+        ([], None),
+        ([topup_record("25.00")], "0.00"),
+        ([record("usage", "-0.004", model=None)], "0.00"),  # no model name: its own line, rounded to the cent
+    ],
+)
+def test_degenerate_periods_render(raws, spend):
+    page = Page(render(make_report(raws)))
+    assert page.figures.get("spend") == spend
+    if spend is None:
+        assert "No completed records in this period." in "".join(page.text)
+    assert page.tables["all-models-table"][0][0] == "Model"
