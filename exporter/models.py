@@ -157,7 +157,7 @@ class Summaries:
     by_model: pd.DataFrame  # transform.BY_MODEL_COLUMNS
     by_day: pd.DataFrame  # date, currency, topups/usage/refunds/other/net _micros, count
     totals: pd.DataFrame  # currency, type, count, amount_micros  (completed records only)
-    status_counts: pd.DataFrame  # type, status, count  (every record)
+    status_counts: pd.DataFrame  # type, status, currency, count, amount_micros  (every record)
     warnings: tuple[str, ...] = ()
 
 

@@ -136,9 +136,15 @@ def totals(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every record per type and status."""
-    grouped = frame.groupby(["type", "status"], observed=True).size().rename("count").reset_index()
-    return grouped.astype({"type": "str", "status": "str"}).sort_values(["type", "status"], ignore_index=True)
+    """Every record per type, status and currency: count and exact signed amount (the Summary's
+    "left out" line needs what pending and failed records are worth)."""
+    grouped = (
+        frame.groupby(["type", "status", "currency"], observed=True)
+        .agg(count=("id", "size"), amount_micros=("amount_micros", "sum"))
+        .reset_index()
+    )
+    grouped = grouped.astype({"type": "str", "status": "str", "currency": "str", "amount_micros": "int64"})
+    return grouped.sort_values(["type", "status", "currency"], ignore_index=True)
 
 
 def data_warnings(frame: pd.DataFrame) -> list[str]:

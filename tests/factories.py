@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from decimal import Decimal
 from itertools import count
 from typing import Any
+
+import pandas as pd
 
 from exporter.archive import SourceContext
 from exporter.books.mapping import AccountMapping
 from exporter.books.mapping_toml import load_mapping
 from exporter.config import Granularity
 from exporter.extract.records import parse_records
-from exporter.models import ExtractionStats, Report
+from exporter.models import ExtractionStats, Report, RollForward
 from exporter.period import Window, month_window
 from exporter.pipeline import assemble_report
 
@@ -75,3 +78,44 @@ def make_report(
     )
     context = SourceContext(window, stats, provider_usage, warnings or [])
     return assemble_report(records, context, mapping or load_mapping(), granularity, GENERATED_AT)
+
+
+def with_books(
+    report: Report,
+    *,
+    previous_label: str = "2023-12",
+    history: list[tuple[str, int, int]] | None = None,
+    previous: dict[str, int] | None = None,
+    opening: int | None = None,
+    closing: int | None = None,
+    currency: str = "USD",
+) -> Report:
+    """The report as the books complete it (what the pipeline fills in when they hold earlier periods).
+
+    ``history``: (label, usage_micros, refunds_micros) oldest first; ``previous``: model -> the
+    previous period's amount_micros (signed like amount_micros; a model not named gets <NA>);
+    ``opening``/``closing`` make a roll-forward for ``currency``.
+    """
+    by_model = report.by_model.copy()
+    if previous is not None:
+        before = pd.array([previous.get(m) for m in by_model["model"]], dtype="Int64")
+        by_model["previous_amount_micros"] = before
+        by_model["change_micros"] = pd.array(by_model["amount_micros"], dtype="Int64") - before
+    frame = None
+    if history is not None:
+        frame = pd.DataFrame(
+            [(label, currency, usage, refunds) for label, usage, refunds in history],
+            columns=["label", "currency", "usage_micros", "refunds_micros"],
+        ).astype({"usage_micros": "int64", "refunds_micros": "int64"})
+    rollforward: tuple[RollForward, ...] = ()
+    if opening is not None or closing is not None:
+        totals = report.totals[report.totals["currency"] == currency]
+        amount = dict(zip(totals["type"], totals["amount_micros"]))
+        rollforward = (RollForward(
+            currency, opening, int(amount.get("topup", 0)), int(amount.get("usage", 0)),
+            int(amount.get("refund", 0)), 0, 0, closing, f"closing of {previous_label} in the books",
+        ),)
+    summaries = dataclasses.replace(report.summaries, by_model=by_model)
+    return dataclasses.replace(
+        report, summaries=summaries, previous_label=previous_label, history=frame, rollforward=rollforward
+    )

@@ -103,13 +103,13 @@ def journal() -> list[JournalEntry]:
 def test_sheets_in_order_and_file_name(report, tmp_path):
     path = write(report, tmp_path)
     assert path == tmp_path / "wavespeed_2024-01.xlsx"
-    assert load_workbook(path).sheetnames == ["Summary", "By Model", "By Day", "Transactions"]
+    assert load_workbook(path).sheetnames == ["Summary", "By Model", "By Day", "Transactions", "Details"]
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
 
 
 def test_journal_sheet_only_with_a_journal_and_it_balances(report, tmp_path):
     book = open_book(dataclasses.replace(report, journal=journal()), tmp_path)
-    assert book.sheetnames == ["Summary", "By Model", "By Day", "Transactions", "Journal"]
+    assert book.sheetnames == ["Summary", "By Model", "By Day", "Transactions", "Journal", "Details"]
     ws = book["Journal"]
     assert rows(ws)[0][:7] == ("journal no.", "date", "account", "debit", "credit", "class", "memo")
     lines = rows(ws, 2)[:5]
@@ -152,30 +152,29 @@ def test_detail_dates_are_local_days_and_instants_utc(tmp_path):
     report = make_report([usage_record("m", "-0.01", created_at="2024-01-15T03:00:00Z")], window=window)
     ws = open_book(report, tmp_path)["Transactions"]
     assert (ws["B2"].value, ws["C2"].value) == (datetime(2024, 1, 15, 3, 0), datetime(2024, 1, 14))
-    summary = open_book(report, tmp_path)["Summary"]
-    start = find_row(summary, "Start (UTC)")
-    assert summary.cell(start, 2).value == datetime(2024, 1, 1, 5, 0)  # local midnight, as UTC
-    assert summary.cell(find_row(summary, "Time zone"), 2).value == "America/New_York"
+    details = open_book(report, tmp_path)["Details"]
+    start = find_row(details, "Start (UTC)")
+    assert details.cell(start, 2).value == datetime(2024, 1, 1, 5, 0)  # local midnight, as UTC
+    assert details.cell(find_row(details, "Time zone"), 2).value == "America/New_York"
 
 
 def test_by_model_sorted_by_spend_with_formats(report, tmp_path):
     ws = open_book(report, tmp_path)["By Model"]
-    assert rows(ws)[0] == ("model", "currency", "count", "amount", "share", "average price")
+    assert rows(ws)[0] == ("model", "currency", "count", "amount", "refunds", "net", "share", "unit cost")
     wan, flux = rows(ws, 2)[:2]
-    assert wan[:4] == ("wavespeed-ai/wan-2.1", "USD", 1, -1.2)  # pending/failed do not count
-    assert flux[:4] == ("wavespeed-ai/flux-dev", "USD", 2, -0.007)
-    assert exact(flux[4]) == Decimal("0.0058") and exact(flux[5]) == Decimal("-0.0035")
-    assert ws["D3"].number_format == AMOUNT_FORMAT and ws["F3"].number_format == AMOUNT_FORMAT
-    assert ws["E3"].number_format.endswith("%")
+    assert wan[:6] == ("wavespeed-ai/wan-2.1", "USD", 1, -1.2, 0, -1.2)  # pending/failed do not count
+    assert flux[:6] == ("wavespeed-ai/flux-dev", "USD", 2, -0.007, 0, -0.007)
+    assert exact(flux[6]) == Decimal("0.0058") and exact(flux[7]) == Decimal("0.0035")  # unit cost: positive
+    assert all(ws.cell(3, col).number_format == AMOUNT_FORMAT for col in (4, 5, 6, 8))
+    assert ws["G3"].number_format.endswith("%")
 
 
-def test_charts_on_the_summary_sheets(report, tmp_path):
+def test_charts_only_on_the_summary(report, tmp_path):
     with zipfile.ZipFile(write(report, tmp_path)) as archive:
         charts = sorted(n for n in archive.namelist() if n.startswith("xl/charts/chart"))
         texts = [archive.read(n).decode() for n in charts]
-    assert len(charts) == 2
-    assert "barChart" in texts[0] and "'By Model'!$D$2:$D$3" in texts[0]
-    assert "'By Day'!$A$2:$A$3" in texts[1]
+    assert len(charts) == 2  # spend by model, daily usage (no history: no monthly chart)
+    assert all("'Summary'!" in text and "By Model" not in text and "By Day" not in text for text in texts)
 
 
 # --------------------------------------------------------------------------- text safety
@@ -230,7 +229,7 @@ def test_clean_text_limits_length_and_drops_invalid_code_points():
 
 def test_header_frozen_and_autofilter_on_the_data(report, tmp_path):
     book = open_book(dataclasses.replace(report, journal=journal()), tmp_path)
-    expected = {"By Model": "A1:F3", "By Day": "A1:F3", "Transactions": "A1:I7", "Journal": "A1:I6"}
+    expected = {"By Model": "A1:H3", "By Day": "A1:H3", "Transactions": "A1:I7", "Journal": "A1:I6"}
     for name, ref in expected.items():
         ws = book[name]
         assert ws.freeze_panes == "A2", name
@@ -247,24 +246,27 @@ def test_totals_rows_equal_the_exact_sums(report, tmp_path):
     book = open_book(report, tmp_path)
     by_model = book["By Model"]
     total = rows(by_model, find_row(by_model, "Total USD"))[0]
-    assert total[2] == 3 and exact(total[3]) == Decimal("-1.207") and total[4] == 1
+    assert total[2] == 3 and exact(total[3]) == Decimal("-1.207") and total[6] == 1
+    assert exact(total[5]) == Decimal("-1.207") and exact(total[7]) == Decimal("0.402333")  # net; average price
     assert by_model.cell(find_row(by_model, "Total USD"), 4).number_format == TOTAL_FORMAT
 
     by_day = book["By Day"]
     assert [r[0] for r in rows(by_day, 2)] == [datetime(2024, 1, 2), datetime(2024, 1, 3), "Total USD"]
+    for day in rows(by_day, 2):  # top-ups + usage + refunds + other = net, on every row
+        assert sum(exact(v) for v in day[2:6]) == exact(day[6]), day
     day_total = rows(by_day, 4)[0]
-    assert [exact(v) for v in day_total[2:5]] == [Decimal("100"), Decimal("-1.207"), Decimal("98.793")]
-    assert day_total[5] == 4
+    assert [exact(v) for v in day_total[2:7]] == [Decimal("100"), Decimal("-1.207"), 0, 0, Decimal("98.793")]
+    assert day_total[7] == 4
     assert by_day["C2"].number_format == AMOUNT_FORMAT and by_day["C4"].number_format == TOTAL_FORMAT
 
-    summary = book["Summary"]
-    net = find_row(summary, "net", column=2)
-    assert [r[:4] for r in rows(summary, net - 2)[:3]] == [
+    details = book["Details"]
+    net = find_row(details, "net", column=2)
+    assert [r[:4] for r in rows(details, net - 2)[:3]] == [
         ("USD", "topup", 1, 100),
         ("USD", "usage", 3, -1.207),
         ("USD", "net", 4, 98.793),
     ]
-    assert summary.cell(net, 4).number_format == TOTAL_FORMAT
+    assert details.cell(net, 4).number_format == AMOUNT_FORMAT
 
 
 def test_sub_cent_amounts_sum_exactly(tmp_path):
@@ -288,7 +290,7 @@ def test_detail_continues_on_numbered_sheets(tmp_path, monkeypatch):
     ]
     book = open_book(without_journal(make_report(records)), tmp_path)
     names = ["Transactions", "Transactions (2)", "Transactions (3)", "Transactions (4)"]
-    assert book.sheetnames == ["Summary", "By Model", "By Day", *names]
+    assert book.sheetnames == ["Summary", "By Model", "By Day", *names, "Details"]
     ids = []
     for name, count in zip(names, (3, 3, 3, 1)):
         ws = book[name]
@@ -302,20 +304,22 @@ def test_detail_continues_on_numbered_sheets(tmp_path, monkeypatch):
 def test_exact_fit_needs_no_extra_sheet(tmp_path, monkeypatch):
     monkeypatch.setattr(excel.stream, "MAX_SHEET_ROWS", 4)
     book = open_book(without_journal(make_report([usage_record("m", "-0.01") for _ in range(3)])), tmp_path)
-    assert book.sheetnames[-1] == "Transactions"
+    assert book.sheetnames == ["Summary", "By Model", "By Day", "Transactions", "Details"]
 
 
 def test_empty_period_still_makes_a_workbook(tmp_path):
     book = open_book(make_report([]), tmp_path)
     assert rows(book["Transactions"]) == [tuple(DETAIL_HEADERS)]
-    assert rows(book["By Model"]) == [("model", "currency", "count", "amount", "share", "average price")]
+    assert rows(book["By Model"]) == [("model", "currency", "count", "amount", "refunds", "net", "share", "unit cost")]
+    summary = book["Summary"]
+    assert summary.cell(find_row(summary, "No completed records in this period."), 1).font.b
 
 
-# --------------------------------------------------------------------------- Summary
+# --------------------------------------------------------------------------- Details
 
 
-def test_summary_shows_period_status_counts_stats_and_warnings(report, tmp_path):
-    ws = open_book(report, tmp_path)["Summary"]
+def test_details_show_period_status_counts_stats_and_warnings(report, tmp_path):
+    ws = open_book(report, tmp_path)["Details"]
     values = {r[0]: r[1] for r in rows(ws) if r[0] is not None}
     assert values["Period"] == "2024-01"
     assert (values["First day"], values["Last day"]) == (datetime(2024, 1, 1), datetime(2024, 1, 31))
@@ -323,22 +327,32 @@ def test_summary_shows_period_status_counts_stats_and_warnings(report, tmp_path)
     assert values["End (UTC, exclusive)"] == datetime(2024, 2, 1)
     extraction = [values[k] for k in ("Source", "Server total", "Unique fetched", "Duplicates dropped", "In period")]
     assert extraction == ["test", 6, 6, 0, 6]
-    status_rows = {(r[0], r[1]): r[2] for r in rows(ws, find_row(ws, "Type") + 1)[:5]}
+    status_rows = {(r[0], r[1]): (r[3], r[4]) for r in rows(ws, find_row(ws, "Status", column=2) + 1)[:5]}
     assert status_rows == {
-        ("topup", "completed"): 1,
-        ("usage", "completed"): 3,
-        ("usage", "failed"): 1,
-        ("usage", "pending"): 1,
-        ("Total", None): 6,
+        ("topup", "completed"): (1, 100),
+        ("usage", "completed"): (3, -1.207),
+        ("usage", "failed"): (1, -0.3),
+        ("usage", "pending"): (1, -0.3),
+        ("Total", None): (6, None),
     }
     warnings = find_row(ws, "Warnings")
     assert [ws.cell(warnings + i, 1).value for i in (1, 2)] == ["page 3 was retried", "2 duplicate ids dropped"]
     assert f"Generated by wavespeed-export {__version__} at 2024-02-01 12:00:00 UTC" in values
     with pytest.raises(AssertionError):
         find_row(ws, "Reconciliation")
+    summary = {r[0] for r in rows(open_book(report, tmp_path)["Summary"])}
+    assert not summary & {"Source", "Pages", "Warnings", "Reconciliation"}  # technical details stay off the Summary
 
 
-def test_summary_reconciliation_block(report, tmp_path):
+def test_a_long_warning_wraps_inside_the_page(report, tmp_path):
+    long = "31 model(s) matched no rule: " + ", ".join(f"vendor/model-{i}" for i in range(40))
+    ws = open_book(dataclasses.replace(report, warnings=(long,)), tmp_path)["Details"]
+    row = find_row(ws, long)
+    assert ws.cell(row, 1).alignment.wrap_text and f"A{row}:F{row}" in {str(r) for r in ws.merged_cells.ranges}
+    assert ws.row_dimensions[row].height > 15
+
+
+def test_details_reconciliation_block(report, tmp_path):
     reconciliation = pd.DataFrame(
         {
             "model": ["wavespeed-ai/flux-dev", FORMULA],
@@ -349,7 +363,7 @@ def test_summary_reconciliation_block(report, tmp_path):
             "status": ["mismatch", "missing at provider"],
         }
     ).astype({"provider_micros": "Int64", "difference_micros": "Int64"})
-    ws = open_book(dataclasses.replace(report, reconciliation=reconciliation), tmp_path)["Summary"]
+    ws = open_book(dataclasses.replace(report, reconciliation=reconciliation), tmp_path)["Details"]
     start = find_row(ws, "Reconciliation")
     assert rows(ws, start + 1)[:3] == [
         ("Model", "Currency", "Exported", "Provider", "Difference", "Status"),
@@ -357,3 +371,20 @@ def test_summary_reconciliation_block(report, tmp_path):
         (FORMULA, "USD", 0, None, None, "missing at provider"),
     ]
     assert ws.cell(start + 3, 1).data_type == "s" and ws.cell(start + 2, 5).number_format == AMOUNT_FORMAT
+
+
+# --------------------------------------------------------------------------- print setup
+
+
+def test_every_sheet_prints_one_page_wide_with_its_header_repeated(report, tmp_path):
+    book = open_book(dataclasses.replace(report, journal=journal()), tmp_path)
+    for ws in book.worksheets:
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1, ws.title
+    for name in ("By Model", "By Day", "Transactions", "Journal"):
+        assert book[name].print_title_rows == "$1:$1", name  # the header on every printed page
+        assert book[name].page_setup.fitToHeight == 0, name  # as many pages tall as it takes
+    assert book["Transactions"].page_setup.orientation == "landscape"
+    assert book["Journal"].page_setup.orientation == "landscape"
+    summary = book["Summary"]
+    assert summary.page_setup.fitToHeight == 1 and summary.page_setup.orientation == "portrait"
+    assert summary.print_area is not None and "$A$1:$G$" in summary.print_area

@@ -27,6 +27,7 @@ WRITERS: dict[str, tuple[str, str]] = {
     "beancount": ("beancount", "BeancountWriter"),
     "xero": ("xero", "XeroWriter"),
     "focus": ("focus", "FocusWriter"),
+    "html": ("html_report", "HtmlReportWriter"),
 }
 FORMATS = tuple(WRITERS)
 JOURNAL_FORMATS = ("xlsx", "quickbooks", "beancount")  # the formats that lay out the journal

@@ -88,7 +88,8 @@ def build_manifest(report: Report, folder: Path, files: list[Path], formats: tup
             "records_in_period": stats.in_period,
         },
         "counts": [
-            {"type": r.type, "status": r.status, "count": int(r.count)}
+            {"type": r.type, "status": r.status, "currency": r.currency, "count": int(r.count),
+             "amount": format_micros(r.amount_micros)}
             for r in report.status_counts.itertuples(index=False)
         ],
         "totals": [

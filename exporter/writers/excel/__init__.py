@@ -1,7 +1,8 @@
-"""The workbook an accountant opens: Summary, By Model, By Day, Transactions and Journal.
+"""The workbook an accountant opens: Summary, By Model, By Day, Transactions, Journal and Details.
 
-:mod:`.sheets` lays out the small sheets with openpyxl (:mod:`.cells` keeps text text and money
-exact); :mod:`.stream` streams the detail rows as SpreadsheetML.
+:mod:`.summary` lays out the one-page report, :mod:`.details` how it was made, :mod:`.sheets` the
+tables (all with openpyxl; :mod:`.cells` keeps text text and money exact); :mod:`.stream` streams
+the detail rows as SpreadsheetML.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from ...books.journal import check_entries
 from ...models import Report
 from ..base import Writer
 from .cells import clean_text
-from .sheets import write_by_day, write_by_model, write_journal, write_summary
+from .details import write_details
+from .sheets import write_by_day, write_by_model, write_journal
+from .summary import write_summary
 from .stream import MAX_SHEET_ROWS, DetailRows, add_detail_placeholders, fill_details, register_styles
 
 __all__ = ["MAX_SHEET_ROWS", "ExcelWriter", "clean_text"]
@@ -38,6 +41,7 @@ class ExcelWriter(Writer):
         if report.journal:
             check_entries(report.journal)
             write_journal(workbook.create_sheet("Journal"), report)
+        write_details(workbook.create_sheet("Details"), report)
         skeleton = io.BytesIO()
         workbook.save(skeleton)
         partial = path.with_name(path.name + ".part")

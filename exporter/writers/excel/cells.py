@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import pandas as pd
 from openpyxl.cell.cell import Cell
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Font
+from openpyxl.worksheet.page import PageMargins
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -28,16 +29,23 @@ AMOUNT_FORMAT = "#,##0.0000;-#,##0.0000"  # per record / per model: sub-cent amo
 TOTAL_FORMAT = "#,##0.00"
 COUNT_FORMAT = "#,##0"
 SHARE_FORMAT = "0.00%"
+# The Summary: money to the cent, changes with their sign, a unit cost to 2-4 decimals
+MONEY_FORMAT = "#,##0.00"
+CHANGE_FORMAT = "+#,##0.00;-#,##0.00;0.00"
+PERCENT_FORMAT = "0.0%"
+CHANGE_PERCENT_FORMAT = "+0.0%;-0.0%;0.0%"
+PRICE_FORMAT = "#,##0.00##"
+DAYS_FORMAT = '#,##0 "days"'
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss.000"
 
 MAX_CELL_CHARS = 32_767
-CHART_MAX_MODELS = 20  # more bars than this are unreadable; the table has them all
 WIDTH_SAMPLE = 1_000
 MAX_WIDTH = 60
-BOLD = Font(bold=True)
-TITLE_FONT = Font(bold=True, size=14)
-SECTION_FONT = Font(bold=True, size=12)
+FONT_NAME = "Calibri"  # the workbook's default: a font without a name prints as a serif in LibreOffice
+BOLD = Font(name=FONT_NAME, bold=True)
+TITLE_FONT = Font(name=FONT_NAME, bold=True, size=14)
+SECTION_FONT = Font(name=FONT_NAME, bold=True, size=12)
 _XML_INVALID = re.compile("[\ud800-\udfff\ufffe\uffff]")  # control chars: excel_text
 
 Kind = Literal["text", "int", "amount", "total", "share", "date", "datetime", "cents"]
@@ -75,6 +83,19 @@ def put_text(ws: Worksheet, row: int, column: int, text: str, *, bold: bool = Fa
         cell.quotePrefix = True  # and it stays text if someone edits the cell
     if bold:
         cell.font = BOLD
+    return cell
+
+
+def put_paragraph(ws: Worksheet, row: int, text: str, last_column: int, width: float) -> Cell:
+    """Text wrapped across columns 1..``last_column`` (``width`` characters in all), the row as tall
+    as its lines: a long line would otherwise spill past the print area or shrink the page."""
+    cell = put_text(ws, row, 1, text)
+    cell.alignment = Alignment(wrap_text=True, vertical="top")
+    ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=last_column)
+    per_line = max(1, int(width))  # a width unit is a digit: most text runs narrower
+    lines = sum(max(1, -(-len(part) // per_line)) for part in str(cell.value).split("\n"))
+    if lines > 1:
+        ws.row_dimensions[row].height = 15 * lines
     return cell
 
 
@@ -144,6 +165,23 @@ def display_width(value: Any, kind: Kind) -> int:
     if kind == "share":
         return 8
     return len(f"{value:,}") if isinstance(value, int) else len(str(value))
+
+
+def print_setup(ws: Worksheet, *, landscape: bool, title_rows: bool = True, one_page: bool = False) -> None:
+    """Prints one page wide (``one_page``: and one page tall), header row repeated on every page.
+
+    ``fitToHeight`` 0 means "as many pages as it takes" to Excel and LibreOffice alike.
+    """
+    setup = ws.page_setup
+    setup.orientation = "landscape" if landscape else "portrait"
+    setup.fitToWidth = 1
+    setup.fitToHeight = 1 if one_page else 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_margins = PageMargins(left=0.5, right=0.5, top=0.6, bottom=0.6, header=0.3, footer=0.3)
+    if title_rows:
+        ws.print_title_rows = "1:1"
+    ws.oddFooter.center.text = "&A, page &P of &N"
+    ws.oddFooter.center.size = 8
 
 
 def cents_decimal(amount: int) -> Decimal:

@@ -29,7 +29,7 @@ from ...money import micros_to_decimal
 from ..sanitize import FORMULA_TRIGGERS
 from .cells import (
     AMOUNT_FORMAT, DATE_FORMAT, DATETIME_FORMAT, FIXED_WIDTHS, MAX_CELL_CHARS, MAX_WIDTH, WIDTH_SAMPLE,
-    clean_text, display_width, put_text,
+    clean_text, display_width, print_setup, put_text,
 )
 
 MAX_SHEET_ROWS = 1_048_576
@@ -103,6 +103,7 @@ def add_detail_placeholders(workbook: Workbook, frame: pd.DataFrame) -> list[_De
         ws.auto_filter.ref = f"A1:{_DETAIL_LAST_COLUMN}{stop - start + 1}"
         for col, width in enumerate(widths, 1):
             ws.column_dimensions[get_column_letter(col)].width = width
+        print_setup(ws, landscape=True)  # kept by the streaming: it sits after <sheetData>
         sheets.append(_DetailSheet(title, start, stop))
     return sheets
 

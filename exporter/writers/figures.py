@@ -1,0 +1,363 @@
+"""The monthly report's figures, computed once from a Report: what the Summary sheet, the HTML
+report (and the terminal) show, exact (int micros, Decimal ratios) and with spend POSITIVE.
+
+Only the summary frames are read (by_model, by_day, totals, status_counts, rollforward,
+history), never the detail rows, so this costs the same for ten records or a million.
+
+Definitions (README, "Monthly report"):
+
+- **usage** is the completed usage of the period, positive; **refunded tasks** the completed
+  credits back that name a model; **AI spend** = usage - refunded tasks.
+- **change** compares AI spend with the previous period of the books (``Report.history`` row
+  of ``Report.previous_label``); per model it is the change in usage (``by_model.change_micros``,
+  usage having a negative sign there, so spend change = -change_micros).
+- **runway** = closing credit / average daily AI spend, the average over the period's days up
+  to the day the report was made (a period not over yet is averaged over its elapsed days).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+import pandas as pd
+
+from ..models import COMPLETED, Report, RollForward
+from ..money import MICROS_PER_UNIT, allocate_cents, round_to_cents
+
+TOP_MODELS = 10
+"""Models shown one by one; the rest are summed as "Other" (never silently dropped)."""
+HISTORY_MONTHS = 12
+NO_MODEL = "(no model)"
+
+
+@dataclass(frozen=True)
+class ModelLine:
+    """One row of the top-models table: a model, or "Other" standing for ``models`` models."""
+
+    label: str
+    usage_micros: int  # positive: what the model's tasks cost, before refunds
+    tasks: int
+    share: Decimal  # of the currency's usage, exact ratio
+    change_micros: int | None  # change in usage vs the previous period, positive = more spend
+    models: int = 1
+    other: bool = False
+
+    @property
+    def unit_cost(self) -> Decimal | None:
+        """Average price of one task, to the micro; None without tasks."""
+        if not self.tasks:
+            return None
+        return (Decimal(self.usage_micros) / (self.tasks * MICROS_PER_UNIT)).quantize(Decimal("0.000001"), ROUND_HALF_UP)
+
+    @property
+    def change_ratio(self) -> Decimal | None:
+        """Change over the previous usage; None when unknown or the model had none before."""
+        if self.change_micros is None or self.usage_micros == self.change_micros:
+            return None
+        return _ratio(self.change_micros, self.usage_micros - self.change_micros)
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """Records that do not count (status other than completed), per status, type and currency."""
+
+    status: str
+    type: str
+    currency: str
+    count: int
+    amount_micros: int  # what they are worth, as a magnitude
+
+
+@dataclass(frozen=True)
+class CurrencyFigures:
+    """The headline, the model table and the chart series of one currency."""
+
+    currency: str
+    usage_micros: int  # positive
+    refunded_micros: int  # refunded tasks, positive
+    tasks: int
+    topups_micros: int
+    topups_count: int
+    previous_spend_micros: int | None  # AI spend of the previous period; None when unknown
+    previous_refunded_micros: int | None
+    rollforward: RollForward | None
+    days: int  # days the daily average is taken over
+    models: tuple[ModelLine, ...]  # top models, then "Other" when there are more
+    model_count: int
+    daily: tuple[tuple[date, int], ...]  # every day of the period: usage, positive
+    monthly: tuple[tuple[str, int], ...]  # up to 12 periods of AI spend, oldest first; () without books
+
+    @property
+    def spend_micros(self) -> int:
+        return self.usage_micros - self.refunded_micros
+
+    @property
+    def change_micros(self) -> int | None:
+        return None if self.previous_spend_micros is None else self.spend_micros - self.previous_spend_micros
+
+    @property
+    def change_ratio(self) -> Decimal | None:
+        """Change as a fraction of the previous spend; None when unknown or the previous was 0."""
+        if self.change_micros is None or not self.previous_spend_micros:
+            return None
+        return _ratio(self.change_micros, self.previous_spend_micros)
+
+    @property
+    def compares(self) -> bool:
+        """Whether anything is known about the previous period (else the change columns are left out)."""
+        return self.previous_spend_micros is not None or any(m.change_micros is not None for m in self.models)
+
+    @property
+    def refunded_change_micros(self) -> int | None:
+        """Change of the refunded-tasks line in spend terms (more refunds = less spend)."""
+        if self.previous_refunded_micros is None:
+            return None
+        return -(self.refunded_micros - self.previous_refunded_micros)
+
+    @property
+    def closing_micros(self) -> int | None:
+        return None if self.rollforward is None else self.rollforward.closing_micros
+
+    @property
+    def average_daily_micros(self) -> int:
+        """AI spend per day over :attr:`days`, rounded to the micro (half up)."""
+        return int((Decimal(self.spend_micros) / self.days).quantize(Decimal(1), ROUND_HALF_UP))
+
+    @property
+    def runway_days(self) -> int | None:
+        """Whole days the closing credit lasts at this period's average daily spend.
+
+        None when the closing balance is unknown or nothing was spent (no rate to run down at).
+        """
+        closing = self.closing_micros
+        if closing is None or self.spend_micros <= 0:
+            return None
+        if closing <= 0:
+            return 0
+        return int((Decimal(closing) * self.days / Decimal(self.spend_micros)).to_integral_value(ROUND_FLOOR))
+
+    def table_cents(self) -> list[int]:
+        """The model rows, then refunded tasks (negative), rounded to cents so that they add up to
+        the rounded AI spend: the largest-remainder rule of the journal lines (docs/booking.md)."""
+        parts = {i: line.usage_micros for i, line in enumerate(self.models)}
+        parts[len(self.models)] = -self.refunded_micros
+        cents = allocate_cents(parts)
+        return [cents[i] for i in range(len(parts))]
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Everything the monthly report shows, per currency, plus what was left out."""
+
+    account: str
+    label: str
+    first_day: date
+    last_day: date
+    tz_name: str
+    previous_label: str | None
+    currencies: tuple[CurrencyFigures, ...]
+    left_out: tuple[LeftOut, ...]
+    records: int  # records of the period, every status
+    warnings: tuple[str, ...]
+
+
+def compute(report: Report) -> Figures:
+    """The report's figures (pure; reads only the summary frames)."""
+    window = report.window
+    days = _elapsed_days(report)
+    rollforward = {r.currency: r for r in report.rollforward}
+    currencies = sorted(
+        set(report.by_model["currency"].astype("str"))
+        | set(report.totals["currency"].astype("str"))
+        | set(rollforward)
+    )
+    left = report.status_counts[report.status_counts["status"] != COMPLETED]
+    return Figures(
+        account=report.account,
+        label=window.label,
+        first_day=window.first_day,
+        last_day=window.last_day,
+        tz_name=window.tz_name,
+        previous_label=report.previous_label,
+        currencies=tuple(_currency(report, c, rollforward.get(c), days) for c in currencies),
+        left_out=tuple(
+            LeftOut(str(r.status), str(r.type), str(r.currency), int(r.count), abs(int(r.amount_micros)))
+            for r in left.sort_values(["status", "type", "currency"]).itertuples(index=False)
+        ),
+        records=int(report.status_counts["count"].sum()),
+        warnings=report.warnings,
+    )
+
+
+def _elapsed_days(report: Report) -> int:
+    """Days of the period up to the report's local date (all of them once the period is over)."""
+    window = report.window
+    today = report.generated_at.astimezone(window.tz).date() if report.generated_at.tzinfo else report.generated_at.date()
+    total = (window.last_day - window.first_day).days + 1
+    return max(1, min(total, (today - window.first_day).days + 1))
+
+
+def _currency(report: Report, currency: str, rollforward: RollForward | None, days: int) -> CurrencyFigures:
+    by_model = report.by_model[report.by_model["currency"].astype("str") == currency]
+    totals = report.totals[(report.totals["currency"] == currency) & (report.totals["type"] == "topup")]
+    previous = _history_row(report, report.previous_label, currency)
+    spend_now = -int(by_model["net_micros"].sum())
+    return CurrencyFigures(
+        currency=currency,
+        usage_micros=-int(by_model["amount_micros"].sum()),
+        refunded_micros=int(by_model["refunds_micros"].sum()),
+        tasks=int(by_model["count"].sum()),
+        topups_micros=int(totals["amount_micros"].sum()),
+        topups_count=int(totals["count"].sum()),
+        previous_spend_micros=None if previous is None else previous[0],
+        previous_refunded_micros=None if previous is None else previous[1],
+        rollforward=rollforward,
+        days=days,
+        models=_model_lines(by_model),
+        model_count=len(by_model),
+        daily=_daily(report, currency),
+        monthly=_monthly(report, currency, spend_now),
+    )
+
+
+def _model_lines(by_model: pd.DataFrame) -> tuple[ModelLine, ...]:
+    """Biggest usage first (then name); past :data:`TOP_MODELS` the rest become one "Other" line.
+
+    Eleven models show as eleven lines: "Other (1 model)" would hide a name to save no space.
+    """
+    frame = by_model.assign(model=by_model["model"].astype("str")).sort_values(
+        ["amount_micros", "model"], kind="stable", ignore_index=True
+    )
+    total_usage = -int(frame["amount_micros"].sum())
+    has_change = "change_micros" in frame.columns
+    lines = []
+    for r in frame.itertuples(index=False):
+        change = getattr(r, "change_micros", None) if has_change else None
+        lines.append(ModelLine(
+            label=str(r.model) or NO_MODEL,
+            usage_micros=-int(r.amount_micros),
+            tasks=int(r.count),
+            share=_share(-int(r.amount_micros), total_usage),
+            change_micros=None if change is None or pd.isna(change) else -int(change),
+        ))
+    if len(lines) <= TOP_MODELS + 1:
+        return tuple(lines)
+    rest = lines[TOP_MODELS:]
+    usage = sum(line.usage_micros for line in rest)
+    changes = [line.change_micros for line in rest]
+    other = ModelLine(
+        label=f"Other ({len(rest)} models)",
+        usage_micros=usage,
+        tasks=sum(line.tasks for line in rest),
+        share=_share(usage, total_usage),
+        change_micros=None if any(c is None for c in changes) else sum(c for c in changes if c is not None),
+        models=len(rest),
+        other=True,
+    )
+    return (*lines[:TOP_MODELS], other)
+
+
+def _share(part: int, total: int) -> Decimal:
+    return _ratio(part, total) if total else Decimal(0)
+
+
+def _ratio(numerator: int, denominator: int) -> Decimal:
+    ratio = (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+    return abs(ratio) if ratio == 0 else ratio  # never "-0.0000"
+
+
+def _daily(report: Report, currency: str) -> tuple[tuple[date, int], ...]:
+    """Usage per day, positive, for every day of the period (0 on a day without usage)."""
+    by_day = report.by_day[report.by_day["currency"].astype("str") == currency]
+    usage = {pd.Timestamp(d).date(): -int(u) for d, u in zip(by_day["date"], by_day["usage_micros"])}
+    first, last = report.window.first_day, report.window.last_day
+    days = (first + timedelta(days=n) for n in range((last - first).days + 1))
+    return tuple((day, usage.get(day, 0)) for day in days)
+
+
+def _history_row(report: Report, label: str | None, currency: str) -> tuple[int, int] | None:
+    """(AI spend, refunded tasks) of one period of the books, positive; None when not held."""
+    history = report.history
+    if label is None or history is None:
+        return None
+    rows = history[(history["label"] == label) & (history["currency"] == currency)]
+    if rows.empty:
+        return None
+    usage, refunds = -int(rows["usage_micros"].sum()), int(rows["refunds_micros"].sum())
+    return usage - refunds, refunds
+
+
+def _monthly(report: Report, currency: str, spend_now: int) -> tuple[tuple[str, int], ...]:
+    """AI spend per period from the books, this period included, the last 12; () without books."""
+    history = report.history
+    if history is None:
+        return ()
+    rows = history[history["currency"] == currency]
+    series = [
+        (str(label), -int(usage) - int(refunds))
+        for label, usage, refunds in zip(rows["label"], rows["usage_micros"], rows["refunds_micros"])
+        if str(label) != report.window.label
+    ]
+    series.append((report.window.label, spend_now))
+    return tuple(series[-HISTORY_MONTHS:])
+
+
+# --------------------------------------------------------------------------- text for people
+
+
+def money(micros: int) -> str:
+    """Cents with thousands separators, half up: ``1,234.57``."""
+    cents = round_to_cents(micros)
+    return cents_text(cents)
+
+
+def cents_text(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(int(cents)), 100)
+    return f"{sign}{whole:,}.{frac:02d}"
+
+
+def signed_money(micros: int) -> str:
+    """A change: ``+12.30``, ``-0.05``, ``0.00``."""
+    cents = round_to_cents(micros)
+    return ("+" if cents > 0 else "") + cents_text(cents)
+
+
+def percent(ratio: Decimal, *, signed: bool = False, places: int = 1) -> str:
+    value = (ratio * 100).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    if value == 0:
+        value = abs(value)  # never "-0.0%"
+    return f"{'+' if signed and value > 0 else ''}{value:,}%"
+
+
+def price(value: Decimal | None) -> str:
+    """A unit cost: 2 to 4 decimals (a task can cost a fraction of a cent), ``-`` when unknown."""
+    if value is None:
+        return "-"
+    text = f"{value.quantize(Decimal('0.0001'), ROUND_HALF_UP):,}"
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
+
+
+def left_out_text(items: Sequence[LeftOut]) -> str:
+    """One line for the records that do not count, counts and amounts."""
+    if not items:
+        return "Left out: nothing (every record of the period is completed)."
+    parts = [
+        f"{i.count:,} {i.status} {i.type} record{'s' if i.count != 1 else ''} ({money(i.amount_micros)} {i.currency})"
+        for i in items
+    ]
+    return "Left out (not completed, not counted above): " + "; ".join(parts) + "."
+
+
+def period_text(figures: Figures) -> str:
+    return f"{figures.first_day.isoformat()} to {figures.last_day.isoformat()}, time zone {figures.tz_name}"
+
+
+__all__ = [
+    "HISTORY_MONTHS", "TOP_MODELS", "CurrencyFigures", "Figures", "LeftOut", "ModelLine", "cents_text",
+    "compute", "left_out_text", "money", "percent", "period_text", "price", "signed_money",
+]
