@@ -32,7 +32,7 @@ from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.reconcile import reconcile
 from .config import ExportConfig, Granularity
-from .errors import StrictError
+from .errors import OutputError, StrictError, os_reason
 from .extract import BillingClient, Extraction, LineSink, extract, fetch_provider_usage, parse_provider_usage
 from .models import Report
 from .period import Window
@@ -107,14 +107,20 @@ def run_export(config: ExportConfig) -> ExportResult:
     check_mapping(config.formats, mapping)
     window = _window(config)
     target = config.out / window.label
-    with _staging(target) as staging:
-        resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
-        report = build(resumable, mapping, staging / "source")
-        if config.strict and report.warnings:
-            raise StrictError(list(report.warnings))
-        files = sorted((staging / "source").iterdir())
-        files += write_formats(report, staging, config.formats, config.render)
-        files.append(write_manifest(report, staging, files))
+    try:
+        with _staging(target) as staging:
+            resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
+            report = build(resumable, mapping, staging / "source")
+            if config.strict and report.warnings:
+                raise StrictError(list(report.warnings))
+            files = sorted((staging / "source").iterdir())
+            files += write_formats(report, staging, config.formats, config.render)
+            files.append(write_manifest(report, staging, files))
+    except OSError as exc:
+        # The one translation of output failures: the staging folder, the page store, the archive,
+        # every writer and the final rename. Inputs (the archive, the mapping) translate their own
+        # read errors, and the HTTP client its network errors, before they get here.
+        raise OutputError(f"cannot write {target}: {os_reason(exc)}; nothing was written, a previous export is untouched") from None
     return ExportResult(target, [target / f.relative_to(staging) for f in files], report)
 
 
@@ -172,11 +178,16 @@ def _staging(target: Path) -> Iterator[Path]:
         if target.exists():
             retired = target.parent / f".{target.name}.old-{secrets.token_hex(4)}"
             retired.mkdir()
-            target.rename(retired / target.name)
+            try:
+                target.rename(retired / target.name)
+            except OSError:
+                retired.rmdir()
+                raise
             try:
                 staging.rename(target)
             except OSError:
-                (retired / target.name).rename(target)  # put the previous export back
+                _restore(retired / target.name, target)
+                retired.rmdir()
                 raise
             shutil.rmtree(retired, ignore_errors=True)
         else:
@@ -184,3 +195,13 @@ def _staging(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _restore(previous: Path, target: Path) -> None:
+    """Put the previous export back after a failed replacement; say where it is if even that fails."""
+    try:
+        previous.rename(target)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot replace {target} ({os_reason(exc)}); the previous export is kept in {previous}"
+        ) from None
