@@ -53,7 +53,7 @@ def test_round_to_cents_is_half_up_away_from_zero(micros, cents):
     assert round_to_cents(micros) == cents
 
 
-def test_allocation_matches_the_reference_example():
+def test_allocation_matches_the_worked_example():  # docs/booking.md, "Worked example"
     exact = {"model-a": 10_004_000, "model-b": 5_004_000, "model-c": 2_004_000, "model-d": 8_000}
     assert allocate_cents(exact) == {"model-a": 1001, "model-b": 500, "model-c": 200, "model-d": 1}
 
