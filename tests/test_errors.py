@@ -25,31 +25,15 @@ import requests
 from click.testing import CliRunner
 
 from exporter import pipeline
-from exporter.archive import SourceContext, write_context
 from exporter.cli import cli
-from exporter.models import ExtractionStats
-from exporter.period import month_window
 from exporter.sandbox import DEMO_KEY
 from exporter.writers import csv_files
+from factories import archive_of, source_folder
 from loopback import QuietHandler, record_line, serve, serve_billings
 
 SECRET = "sk-live-never-print-me-7"
 REPO = Path(__file__).resolve().parents[1]
 GOOD_LINE = record_line("txn_1", "-1.25")
-
-
-def source_folder(root: Path, archive: bytes) -> Path:
-    """An export's source/ folder for --from-source: a real context.json and the given archive bytes."""
-    folder = root / "src" / "source"
-    folder.mkdir(parents=True)
-    stats = ExtractionStats(source="test", server_total=1, unique_fetched=1, duplicates_dropped=0, pages=1, in_period=1)
-    write_context(folder, SourceContext(month_window("2024-01"), stats, None, []))
-    (folder / "billings.jsonl.gz").write_bytes(archive)
-    return folder
-
-
-def archive_of(*lines: str) -> bytes:
-    return gzip.compress("".join(line + "\n" for line in lines).encode("utf-8"), mtime=0)
 
 
 def from_source(root: Path, archive: bytes) -> list[str]:
