@@ -74,7 +74,9 @@ def write_context(folder: Path, context: SourceContext) -> Path:
         "provider_usage": context.provider_usage,  # numbers kept exactly as the API sent them
     }
     path = folder / CONTEXT_NAME
-    path.write_text(jsonexact.dumps(payload) + "\n", encoding="utf-8")
+    # a lone surrogate in the API's text is kept as its JSON escape (UTF-8 cannot hold it; the
+    # usage summary's model names are then refused by parse_provider_usage, naming the field)
+    path.write_text(jsonexact.dumps(payload) + "\n", encoding="utf-8", errors="backslashreplace")
     return path
 
 

@@ -63,14 +63,20 @@ Script = Callable[[int], "list[str] | int"]
 
 
 @contextmanager
-def serve_billings(script: Script) -> Iterator[str]:
-    """A billings endpoint paged like the real one, whose records change from request to request."""
+def serve_billings(script: Script, usage: str | None = None) -> Iterator[str]:
+    """A billings endpoint paged like the real one, whose records change from request to request;
+    ``usage`` is the JSON text of the usage summary's ``data`` (404 without it)."""
     lock = threading.Lock()
     count = [0]
 
     class Billings(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802
-            query = dict(parse_qsl(urlsplit(self.path).query))
+            parts = urlsplit(self.path)
+            if parts.path.endswith("/usage"):
+                found = usage is not None
+                self.send(200 if found else 404, f'{{"code":{200 if found else 404},"message":"","data":{usage or "null"}}}')
+                return
+            query = dict(parse_qsl(parts.query))
             with lock:
                 count[0] += 1
                 seen = script(count[0])

@@ -58,6 +58,15 @@ def test_failure_envelope_carries_the_server_message(canned):
         client.get_data("/x", {})
 
 
+def test_a_server_message_with_a_lone_surrogate_stays_printable(canned):
+    url, answers, _ = canned
+    answers.append(json_answer(400, '{"code": 400, "message": "bad \\ud800 input", "data": null}'))
+    with BillingClient(url, SECRET, retry=QUICK) as client, pytest.raises(ApiError) as caught:
+        client.get_data("/x", {})
+    assert "bad \\ud800 input" in str(caught.value)
+    str(caught.value).encode("utf-8")  # writable to any log, manifest or terminal
+
+
 def test_non_json_success_body_is_an_api_error(canned):
     url, answers, _ = canned
     answers.append((200, "text/html", "<html>captive portal</html>", {}))

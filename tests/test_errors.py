@@ -114,6 +114,16 @@ def api_serving(*lines):
     return lambda tmp, mp, stack: live(stack.enter_context(serve_billings(lambda n: list(lines))), tmp)
 
 
+def usage_summary_with_a_surrogate(tmp, mp, stack):
+    usage = '{"by_model": [{"model": "m\\ud800", "requests": 1, "cost": 1.25}], "total_cost": 1.25}'
+    url = stack.enter_context(serve_billings(lambda n: [GOOD_LINE], usage=usage))
+    return [arg for arg in live(url, tmp) if arg != "--no-reconcile"]
+
+
+def period(*options):
+    return lambda tmp, mp, stack: ["summary", *options, "--api-key", SECRET, "--base-url", "https://api.invalid"]
+
+
 def accounts_file(data):
     def provoke(tmp, mp, stack):
         (tmp / "a.toml").write_bytes(data)
@@ -200,6 +210,8 @@ CASES = [
     pytest.param(api_serving(GOOD_LINE, record_line("txn_s", model=SURROGATE)), 5,
                  "'txn_s' (page 1, item 2): field 'model' is not valid Unicode",
                  id="UnicodeEncodeError: lone surrogate (API)"),
+    pytest.param(usage_summary_with_a_surrogate, 5, "by_model[0]: field 'model' is not valid Unicode",
+                 id="UnicodeEncodeError: lone surrogate (usage summary)"),
     pytest.param(escapes("summarize_records", InvalidOperation("x")), 5, "a number out of range",
                  id="decimal.InvalidOperation (injected, last resort)"),
     # options and inputs: exit 2
@@ -209,6 +221,9 @@ CASES = [
     pytest.param(non_ascii_key, 2, "API key contains", id="UnicodeEncodeError: API key not ASCII"),
     # requests would raise InvalidURL
     pytest.param(bad_port, 2, "not a valid URL", id="requests.InvalidURL: port out of range"),
+    # datetime would raise OverflowError / ValueError at the ends of the calendar
+    pytest.param(period("--period", "0001-01"), 2, "outside the calendar", id="OverflowError: --period 0001-01"),
+    pytest.param(period("--period", "9999-12"), 2, "outside the calendar", id="ValueError: --period 9999-12"),
     pytest.param(busy_sandbox_port, 2, "ddress already in use", id="OSError EADDRINUSE: sandbox --port busy"),
     pytest.param(source_without_context, 2, "does not exist", id="FileNotFoundError: --from-source context.json"),
     # network: exit 4

@@ -86,11 +86,11 @@ def _optional_text(raw: dict[str, Any], key: str, name: str) -> str:
 
 def _check_unicode(value: str, key: str, name: str) -> None:
     """JSON can escape a lone surrogate (``"\\ud800"``), which no UTF-8 file can hold: refuse it here."""
-    if not _encodable([value]):
+    if not encodable([value]):
         raise DataError(f"{name}: field {key!r} is not valid Unicode text (a lone surrogate): {value[:40]!r}")
 
 
-def _encodable(texts: Iterable[str]) -> bool:
+def encodable(texts: Iterable[str]) -> bool:
     """True when every text can be written as UTF-8 (one C-speed pass over them all)."""
     try:
         "".join(texts).encode("utf-8")
@@ -153,20 +153,20 @@ def _fast_columns(raws: list[Any]) -> dict[str, Any] | None:
     if not all(type(raw) is dict for raw in raws):
         return None
     ids = [raw.get("id") for raw in raws]
-    if not all(type(value) is str and value.strip() for value in ids) or not _encodable(ids):
+    if not all(type(value) is str and value.strip() for value in ids) or not encodable(ids):
         return None
     columns: dict[str, Any] = {"id": ids}
     for key in _TEXT_FIELDS:
         values = [raw.get(key) for raw in raws]
         distinct = set(values)
-        if not all(type(value) is str and value.strip() for value in distinct) or not _encodable(distinct):
+        if not all(type(value) is str and value.strip() for value in distinct) or not encodable(distinct):
             return None
         columns[key] = values
     for key in ("model", "payment_method"):
         values = [raw.get(key) for raw in raws]
         distinct = set(values)
         distinct.discard(None)
-        if not all(type(value) is str for value in distinct) or not _encodable(distinct):
+        if not all(type(value) is str for value in distinct) or not encodable(distinct):
             return None
         columns[key] = ["" if value is None else value for value in values]
     amounts = [raw.get("amount") for raw in raws]
