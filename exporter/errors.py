@@ -123,7 +123,7 @@ def from_foreign(exc: BaseException) -> ExportError:
     if isinstance(exc, (decimal.DecimalException, OverflowError)):
         return DataError(f"a number out of range: {text}")
     if isinstance(exc, BrokenPipeError):
-        return OutputError("the output was closed (broken pipe) before everything was written")
+        return OutputError("standard output was closed (broken pipe) before everything was printed")
     if isinstance(exc, OSError):
         return OutputError(f"cannot write: {os_reason(exc)}")
     if isinstance(exc, KeyboardInterrupt):

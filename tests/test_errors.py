@@ -300,4 +300,4 @@ def test_a_closed_stdout_is_exit_7_without_a_traceback(sandbox):
     child.stdout.close()
     stderr = child.stderr.read().decode()
     assert child.wait(timeout=60) == 7
-    assert stderr.startswith("Error: the output was closed") and len(stderr.strip().splitlines()) == 1
+    assert stderr.startswith("Error: standard output was closed (broken pipe)") and len(stderr.strip().splitlines()) == 1
