@@ -12,6 +12,7 @@ the exported usage of the provider's days it is compared with, and the provider'
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
@@ -22,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from .extract import USAGE_COLUMNS, jsonexact
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, os_reason
 from .models import ExtractionStats, ProviderBalance
 from .money import format_micros, parse_amount
 from .period import Window
@@ -86,7 +87,9 @@ def write_context(folder: Path, context: SourceContext) -> Path:
     if context.provider_days_usage is not None:
         payload["provider_days_usage"] = _usage_rows(context.provider_days_usage)
     path = folder / CONTEXT_NAME
-    path.write_text(jsonexact.dumps(payload) + "\n", encoding="utf-8")
+    # a lone surrogate in the API's text is kept as its JSON escape (UTF-8 cannot hold it; the
+    # usage summary's model names are then refused by parse_provider_usage, naming the field)
+    path.write_text(jsonexact.dumps(payload) + "\n", encoding="utf-8", errors="backslashreplace")
     return path
 
 
@@ -117,15 +120,28 @@ def read_archive(folder: Path, chunk: int = 50_000, name: str = ARCHIVE_NAME) ->
     path = folder / name
     frames: list[pd.DataFrame] = []
     first = 1  # line number of the chunk's first line
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        while lines := list(islice(handle, chunk)):
-            try:
-                raws = jsonexact.loads_lines(lines)
-            except jsonexact.LineError as exc:
-                raise DataError(f"{path}: line {first + exc.index} is not valid JSON ({exc.reason})") from None
-            frames.append(parse_records(raws, _line_namer(name, first)))
-            first += len(lines)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            while lines := list(islice(handle, chunk)):
+                try:
+                    raws = jsonexact.loads_lines(lines)
+                except jsonexact.LineError as exc:
+                    raise DataError(f"{path}: line {first + exc.index} is not valid JSON ({exc.reason})") from None
+                frames.append(parse_records(raws, _line_namer(name, first)))
+                first += len(lines)
+    except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is damaged ({_damage(exc)}); export the period from the API again") from None
+    except OSError as exc:
+        raise ConfigError(f"--from-source: cannot read {path}: {os_reason(exc)}") from None
     return pd.concat(frames, ignore_index=True) if frames else parse_records([], str)
+
+
+def _damage(exc: Exception) -> str:
+    if isinstance(exc, EOFError):
+        return "the file is truncated"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text: {exc.reason}"
+    return f"not a valid gzip file: {exc}"
 
 
 def _line_namer(name: str, first: int) -> Callable[[int], str]:
@@ -141,9 +157,9 @@ def read_context(folder: Path) -> SourceContext:
         s = data["stats"]
         stats = ExtractionStats(
             source=str(s["source"]),
-            server_total=None if s["server_total"] is None else int(s["server_total"]),
-            unique_fetched=int(s["unique_fetched"]), duplicates_dropped=int(s["duplicates_dropped"]),
-            pages=int(s["pages"]), in_period=int(s["in_period"]),
+            server_total=None if s["server_total"] is None else _count(s["server_total"]),
+            unique_fetched=_count(s["unique_fetched"]), duplicates_dropped=_count(s["duplicates_dropped"]),
+            pages=_count(s["pages"]), in_period=_count(s["in_period"]),
         )
         usage = data.get("provider_days_usage")
         return SourceContext(window, stats, data.get("provider_usage"), [str(w) for w in data.get("warnings", [])],
@@ -151,6 +167,8 @@ def read_context(folder: Path) -> SourceContext:
                              provider_balance=_balance_from(data.get("provider_balance")))
     except FileNotFoundError:
         raise ConfigError(f"--from-source: {path} does not exist (give the source/ folder of an export)") from None
+    except OSError as exc:
+        raise ConfigError(f"--from-source: cannot read {path}: {os_reason(exc)}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path} is not a valid source context ({type(exc).__name__}: {exc})") from None
 
@@ -171,6 +189,11 @@ def _usage_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         columns=USAGE_COLUMNS,
     )
     return frame.astype({"model": "str", "currency": "str", "count": "int64", "amount_micros": "int64"})
+def _count(value: Any) -> int:
+    """A count as written by :func:`write_context`: a JSON integer (int() of 1e999999999 would not end)."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"expected a count, got {str(value)[:40]}")
+    return value
 
 
 def resolve_source_folder(path: Path) -> Path:

@@ -8,11 +8,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from click.core import ParameterSource
@@ -39,7 +42,7 @@ from .config import (
     system_clock,
 )
 from .cli_books import COMMANDS as BOOKS_COMMANDS
-from .errors import ConfigError, ExportError
+from .errors import ConfigError, ExportError, OutputError, from_foreign, os_reason
 from .money import parse_amount
 from .period import RELATIVE_PERIODS, resolve_window
 from .writers import FORMATS, JOURNAL_FORMATS
@@ -48,15 +51,51 @@ from .writers.terminal import render_result, render_summary, replaced_line
 
 
 class ExporterGroup(click.Group):
-    """Turns the exporter's errors into ``Error: <one line>`` and their exit codes."""
+    """The one place where an error becomes ``Error: <one line>`` on stderr and an exit code.
+
+    The exporter's own errors carry their code; anything else is read by
+    :func:`exporter.errors.from_foreign` (the table in errors.py). No traceback, unless ``--debug``
+    (or WAVESPEED_DEBUG=1) asks for one on an error that is not the exporter's own.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own: usage errors (exit 2), --help, --version
         except ExportError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code  # type: ignore[misc]  # click declares it per class
-            raise error from exc
+            error = exc
+        except (Exception, KeyboardInterrupt) as exc:
+            if ctx.params.get("debug"):
+                raise
+            if isinstance(exc, BrokenPipeError):
+                _discard_stdout()
+            error = from_foreign(exc)
+        failure = click.ClickException(_one_line(str(error)))
+        failure.exit_code = error.exit_code  # type: ignore[misc]  # click declares it per class
+        raise failure from error
+
+
+def _one_line(message: str) -> str:
+    """Line breaks and control characters out; text a terminal cannot print escaped."""
+    flat = _CONTROL.sub(" ", message).strip()
+    return flat.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _discard_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the final flush at exit cannot fail again."""
+    try:
+        target = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (e.g. under click's CliRunner)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, target)
+    finally:
+        os.close(devnull)
 
 
 class AmountType(click.ParamType):
@@ -110,7 +149,9 @@ def _clock() -> Clock:
 
 @click.group(cls=ExporterGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="wavespeed-export")
-def cli() -> None:
+@click.option("--debug", is_flag=True, envvar="WAVESPEED_DEBUG",
+              help="Show the traceback of an unexpected error (env: WAVESPEED_DEBUG=1).")
+def cli(debug: bool) -> None:
     """Export a WaveSpeedAI account's billing history as an accountant's month-end pack.
 
     \b
@@ -188,8 +229,11 @@ def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -
     window = None
     if from_source is None:  # with --from-source the archive's own window is used
         window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"], _clock()())
-    if from_source is None and not api_key:
-        raise ConfigError("no API key: pass --api-key, set WAVESPEED_API_KEY, or use --sandbox")
+    api_key = api_key.strip()
+    if from_source is None:
+        if not api_key:
+            raise ConfigError("no API key: pass --api-key, set WAVESPEED_API_KEY, or use --sandbox")
+        _check_api(base_url, api_key)
     return ExportConfig(
         window=window,
         base_url=base_url,
@@ -202,6 +246,23 @@ def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -
         clock=_clock(),
         **extra,
     )
+
+
+def _check_api(base_url: str, api_key: str) -> None:
+    """A key an HTTP header can carry and a URL requests can use, or ConfigError (the key is never shown)."""
+    if not _KEY_CHARACTERS.fullmatch(api_key):
+        raise ConfigError("the API key contains spaces or characters other than printable ASCII; "
+                          "check --api-key or WAVESPEED_API_KEY")
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number in range)
+    except ValueError as exc:
+        raise ConfigError(f"--base-url {base_url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--base-url {base_url!r} must be an http:// or https:// URL with a host")
+
+
+_KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
 
 
 @contextlib.contextmanager
@@ -221,16 +282,37 @@ def _api(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 @contextlib.contextmanager
 def _line_writer(path: Path | None) -> Iterator[Callable[[str], None]]:
-    """Lines to a file (replaced only when complete) or to stdout."""
+    """Lines to a file (replaced only when complete; OutputError if it cannot be written) or to stdout."""
     if path is None:
         yield lambda line: print(line, file=sys.stdout)
+        sys.stdout.flush()  # a reader that went away shows up here, inside the command
         return
     partial = path.with_name(path.name + ".partial")
+
+    def cannot_write(exc: OSError) -> OutputError:
+        return OutputError(f"cannot write {path}: {os_reason(exc)}")
+
     try:
-        with open(partial, "w", encoding="utf-8") as handle:
-            yield lambda line: print(line, file=handle)
-        partial.replace(path)
+        handle = open(partial, "w", encoding="utf-8")
+    except OSError as exc:
+        raise cannot_write(exc) from None
+
+    def write(line: str) -> None:
+        try:
+            handle.write(line + "\n")
+        except OSError as exc:
+            raise cannot_write(exc) from None
+
+    try:
+        yield write
+        try:
+            handle.close()
+            partial.replace(path)
+        except OSError as exc:
+            raise cannot_write(exc) from None
     finally:
+        with contextlib.suppress(OSError):
+            handle.close()
         partial.unlink(missing_ok=True)
 
 
@@ -385,7 +467,10 @@ def sandbox(host: str, port: int) -> None:
     """
     from .sandbox.server import run
 
-    run(host, port)
+    try:
+        run(host, port)
+    except OSError as exc:  # binding: the port is taken, the address is not ours, the name unknown
+        raise ConfigError(f"cannot serve on {host}:{port}: {os_reason(exc)} (try another --port, or 0 for any free one)") from None
 
 
 for _command in BOOKS_COMMANDS:

@@ -1,17 +1,50 @@
-"""Errors the exporter raises on purpose, and the exit code each one maps to.
+"""Errors the exporter raises on purpose, the exit code of each, and the reading of foreign ones.
 
 ExportError            exit 1  base class; also an internal consistency failure (a bug)
-├── ConfigError        exit 2  a bad option or a malformed mapping file (click's usage errors are 2 too)
+├── ConfigError        exit 2  a bad option, a malformed mapping file, an unreadable input, a busy port
+│                              (click's own usage errors are 2 too)
 ├── AuthError          exit 3  the API rejected the key (401/403)
 ├── ApiError           exit 4  network, HTTP or envelope failure after retries
-├── DataError          exit 5  the API answered, but a record cannot be used
-└── StrictError        exit 6  --strict and the export produced warnings
+├── DataError          exit 5  a record (from the API or an archive) cannot be used, or an archive is damaged
+├── StrictError        exit 6  --strict and the export produced warnings
+├── OutputError        exit 7  the output could not be written (permissions, disk full, a path that is
+│                              not a folder); nothing was changed, a previous export is intact
+└── Interrupted        exit 130  Ctrl-C
 
-The CLI turns these into a one-line message and the exit code in one place (cli.ExporterGroup).
+Causes are translated where they are known (the HTTP client, the archive reader, the mapping
+loader, the pipeline's output step, record validation). What still escapes is read by
+:func:`from_foreign`, the last resort, with this table (first match wins):
+
+=================================================================  =====  ===========
+foreign exception                                                  exit   becomes
+=================================================================  =====  ===========
+``requests.RequestException``, ``urllib3.exceptions.HTTPError``    4      ApiError
+``tomllib.TOMLDecodeError``                                        2      ConfigError
+``EOFError``, ``zlib.error``, ``gzip.BadGzipFile``,                5      DataError
+``json.JSONDecodeError``, ``UnicodeError``
+``decimal.DecimalException`` (InvalidOperation, Overflow, ...),    5      DataError
+``OverflowError``
+``BrokenPipeError`` (the reader of stdout went away)               7      OutputError
+any other ``OSError``                                              7      OutputError
+``KeyboardInterrupt``                                              130    Interrupted
+``MemoryError``                                                    1      ExportError
+anything else (a bug)                                              1      ExportError
+=================================================================  =====  ===========
+
+The CLI turns every error into one line and its exit code in one place (cli.ExporterGroup).
 Messages never contain the API key: they name the path, status and cause only.
 """
 
 from __future__ import annotations
+
+import decimal
+import gzip
+import json
+import tomllib
+import zlib
+
+import requests
+import urllib3.exceptions
 
 
 class ExportError(Exception):
@@ -56,3 +89,46 @@ class StrictError(ExportError):
     def __init__(self, warnings: list[str]) -> None:
         super().__init__(f"--strict: {len(warnings)} warning(s): " + "; ".join(warnings))
         self.warnings = warnings
+
+
+class OutputError(ExportError):
+    """The output could not be written; nothing was changed and a previous export is intact."""
+
+    exit_code = 7
+
+
+class Interrupted(ExportError):
+    """Ctrl-C: the run stopped; like any failure it leaves no partial output folder."""
+
+    exit_code = 130
+
+
+def os_reason(exc: OSError) -> str:
+    """'No space left on device: /path' -- the system's words and the file, on one line."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def from_foreign(exc: BaseException) -> ExportError:
+    """The last-resort reading of an exception no layer translated (the table above)."""
+    if isinstance(exc, ExportError):
+        return exc
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, (requests.RequestException, urllib3.exceptions.HTTPError)):
+        return ApiError(f"network error: {text}")
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return ConfigError(f"not valid TOML: {exc}")
+    if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile, json.JSONDecodeError, UnicodeError)):
+        return DataError(f"input that cannot be read: {text}")
+    if isinstance(exc, (decimal.DecimalException, OverflowError)):
+        return DataError(f"a number out of range: {text}")
+    if isinstance(exc, BrokenPipeError):
+        return OutputError("standard output was closed (broken pipe) before everything was printed")
+    if isinstance(exc, OSError):
+        return OutputError(f"cannot write: {os_reason(exc)}")
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted("interrupted")
+    if isinstance(exc, MemoryError):
+        return ExportError("out of memory")
+    return ExportError(f"internal error ({text}); run with --debug for the traceback")
+

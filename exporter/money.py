@@ -17,6 +17,8 @@ from typing import Hashable, Mapping, TypeVar
 MICROS_PER_UNIT = 1_000_000
 MICROS_PER_CENT = 10_000
 _SCALE = Decimal(MICROS_PER_UNIT)
+_MICRO = Decimal(1).scaleb(-6)
+MAX_AMOUNT_DIGITS = 9  # an amount is below 10**9 units: int64 micros then sum safely over ~9,000 such records
 
 K = TypeVar("K", bound=Hashable)
 
@@ -29,22 +31,27 @@ def parse_amount(number: Decimal | int | str) -> tuple[int, str]:
     >>> parse_amount("1e2")
     (100000000, '100')
 
-    Raises ValueError when it is not a finite number or has more precision than a micro.
+    Raises ValueError when it is not a finite number, is 10**9 or more in size (no bill is; an
+    amount such as 1e400 is an error, not money), or has more precision than a micro.
     """
     text = str(number)
     try:
         value = number if isinstance(number, Decimal) else Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"{text!r} is not a number") from None
+        raise ValueError(f"{text[:40]!r} is not a number") from None
     if not value.is_finite():
-        raise ValueError(f"{text!r} is not a finite number")
-    scaled = value * _SCALE
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"{text} has more than 6 decimal places")
+        raise ValueError(f"{text[:40]!r} is not a finite number")
+    if value and value.adjusted() >= MAX_AMOUNT_DIGITS:  # checked first: 1e999999999 * 10**6 overflows
+        raise ValueError(f"{text[:40]} is too large (at most {MAX_AMOUNT_DIGITS} digits before the point)")
+    if value.quantize(_MICRO) != value:
+        raise ValueError(f"{text[:40]} has more than 6 decimal places")
+    exponent = value.as_tuple().exponent  # an int: the value is finite
+    if isinstance(exponent, int) and exponent < -18:  # only zeros there (checked above): keep the text short
+        value = value.quantize(_MICRO)
     plain = format(value, "f")
     if plain.startswith("-") and value == 0:
         plain = plain[1:]
-    return int(scaled), plain
+    return int(value * _SCALE), plain
 
 
 def micros_to_decimal(micros: int) -> Decimal:

@@ -84,9 +84,13 @@ def month_window(period: str, tz_name: str = "UTC") -> Window:
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise ConfigError(f"--period must be {PERIOD_FORMS}, got {period!r}")
     year, month = int(match.group(1)), int(match.group(2))
-    first = date(year, month, 1)
-    last = (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
-    return Window(first, last, parse_timezone(tz_name), period)
+    tz = parse_timezone(tz_name)
+    try:
+        first = date(year, month, 1)
+        last = (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"--period {period} is outside the calendar this tool handles") from None
+    return _checked(Window(first, last, tz, period))
 
 
 def quarter_window(period: str, tz_name: str = "UTC") -> Window:
@@ -127,7 +131,17 @@ def range_window(start: str, end: str, tz_name: str = "UTC") -> Window:
         raise ConfigError(f"--start/--end must be YYYY-MM-DD, got {start!r} and {end!r}") from None
     if last < first:
         raise ConfigError(f"--end {end} is before --start {start}")
-    return Window(first, last, parse_timezone(tz_name), f"{first.isoformat()}_{last.isoformat()}")
+    return _checked(Window(first, last, parse_timezone(tz_name), f"{first.isoformat()}_{last.isoformat()}"))
+
+
+def _checked(window: Window) -> Window:
+    """ConfigError for a window at the ends of the calendar (year 1 or 9999): its instants or the
+    API's extra days would fall outside what ``datetime`` can hold."""
+    try:
+        window.start, window.end, window.query_params()  # noqa: B018
+    except (OverflowError, ValueError):
+        raise ConfigError(f"the period {window.label} is outside the calendar this tool handles") from None
+    return window
 
 
 def resolve_window(

@@ -34,7 +34,7 @@ from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.reconcile import reconcile
 from .config import ExportConfig, Granularity
-from .errors import ApiError, AuthError, ConfigError, StrictError
+from .errors import ApiError, AuthError, ConfigError, DataError, OutputError, StrictError, os_reason
 from .extract import (
     BillingClient,
     Extraction,
@@ -174,23 +174,29 @@ def run_export(config: ExportConfig) -> ExportResult:
         with Books(books_path) as books:
             refuse_closed(books, window.label)
             view = read_view(books, window, config.lookback_days)
-    with _staging(target) as pack:
-        resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
-        report = build(resumable, mapping, view, pack.folder / "source")
-        if config.strict and report.warnings:
-            raise StrictError(list(report.warnings))
-        files = sorted((pack.folder / "source").iterdir())
-        files += write_formats(report, pack.folder, config.formats, config.render)
-        manifest = write_manifest(report, pack.folder, files, config.formats)
-        files.append(manifest)
-        with Books(books_path) as books, books.transaction():
-            refuse_closed(books, window.label)  # closed by someone else meanwhile
-            now = config.clock()
-            assert report.carry is not None
-            record_export(books, report, report.carry, sha256_of(manifest), str(target), now)
-            if config.close:
-                close_period(books, report, now)
-            pack.publish()
+    try:
+        with _staging(target) as pack:
+            resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
+            report = build(resumable, mapping, view, pack.folder / "source")
+            if config.strict and report.warnings:
+                raise StrictError(list(report.warnings))
+            files = sorted((pack.folder / "source").iterdir())
+            files += write_formats(report, pack.folder, config.formats, config.render)
+            manifest = write_manifest(report, pack.folder, files, config.formats)
+            files.append(manifest)
+            with Books(books_path) as books, books.transaction():
+                refuse_closed(books, window.label)  # closed by someone else meanwhile
+                now = config.clock()
+                assert report.carry is not None
+                record_export(books, report, report.carry, sha256_of(manifest), str(target), now)
+                if config.close:
+                    close_period(books, report, now)
+                pack.publish()
+    except OSError as exc:
+        # The one translation of output failures: the staging folder, the page store, the archive,
+        # every writer and the final rename. Inputs (the archive, the mapping) translate their own
+        # read errors, and the HTTP client its network errors, before they get here.
+        raise OutputError(f"cannot write {target}: {os_reason(exc)}; nothing was written, a previous export is untouched") from None
     return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, previous)
 
 
@@ -277,7 +283,7 @@ def _provider_balance(client: BillingClient, config: ExportConfig, window: Windo
         micros, currency = fetch_balance(client)
     except AuthError:
         raise
-    except ApiError as exc:
+    except (ApiError, DataError) as exc:  # the roll-forward then says its opening is unknown
         return None, f"roll-forward: the provider's balance could not be read ({exc})"
     now = config.clock()
     today = now.astimezone(window.tz).date()
@@ -317,9 +323,14 @@ class _Pack:
     def publish(self) -> None:
         """Move the previous pack aside and this one into place (undone if that fails)."""
         if self.target.exists():
-            self.retired = self.target.parent / f".{self.target.name}.old-{secrets.token_hex(4)}"
-            self.retired.mkdir()
-            self.target.rename(self.retired / self.target.name)
+            retired = self.target.parent / f".{self.target.name}.old-{secrets.token_hex(4)}"
+            retired.mkdir()
+            try:
+                self.target.rename(retired / self.target.name)
+            except OSError:
+                retired.rmdir()
+                raise
+            self.retired = retired
         try:
             self.folder.rename(self.target)
         except OSError:
@@ -336,10 +347,18 @@ class _Pack:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _restore(self) -> None:
-        if self.retired is not None:
-            (self.retired / self.target.name).rename(self.target)
-            shutil.rmtree(self.retired, ignore_errors=True)
-            self.retired = None
+        """Put the previous pack back; say where it is kept if even that fails."""
+        if self.retired is None:
+            return
+        previous = self.retired / self.target.name
+        try:
+            previous.rename(self.target)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot replace {self.target} ({os_reason(exc)}); the previous export is kept in {previous}"
+            ) from None
+        shutil.rmtree(self.retired, ignore_errors=True)
+        self.retired = None
 
 
 @contextmanager

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 from datetime import datetime, timezone
 from decimal import Decimal
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from exporter.archive import SourceContext
+from exporter.archive import SourceContext, write_context
 from exporter.books.mapping import AccountMapping
 from exporter.books.mapping_toml import load_mapping
 from exporter.config import Granularity
@@ -119,3 +121,16 @@ def with_books(
     return dataclasses.replace(
         report, summaries=summaries, previous_label=previous_label, history=frame, rollforward=rollforward
     )
+def archive_of(*lines: str) -> bytes:
+    """``billings.jsonl.gz`` bytes holding these JSON lines."""
+    return gzip.compress("".join(line + "\n" for line in lines).encode("utf-8"), mtime=0)
+
+
+def source_folder(root: Path, archive: bytes, window: Window | None = None) -> Path:
+    """An export's source/ folder for --from-source: a real context.json and the given archive bytes."""
+    folder = root / "src" / "source"
+    folder.mkdir(parents=True)
+    stats = ExtractionStats(source="test", server_total=1, unique_fetched=1, duplicates_dropped=0, pages=1, in_period=1)
+    write_context(folder, SourceContext(window or month_window("2024-01"), stats, None, []))
+    (folder / "billings.jsonl.gz").write_bytes(archive)
+    return folder

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import hashlib
 import io
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -154,13 +156,55 @@ def test_a_crash_while_writing_leaves_no_partial_folder(api_args, tmp_path, monk
 
     def crash(self, report, folder):
         (folder / "transactions.csv").write_text("half a file")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / "transactions.csv"))
 
     monkeypatch.setattr(csv_files.CsvWriter, "write", crash)
-    with pytest.raises(OSError, match="disk full"):
-        export(api_args, tmp_path, "--format", "csv")
+    result = export(api_args, tmp_path, "--format", "csv")
+    assert result.exit_code == 7
+    assert "No space left on device" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert snapshot(tmp_path / "2024-01") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2024-01", "books.sqlite"]
+
+
+def fail_renames(monkeypatch, *prefixes: str) -> None:
+    """Path.rename fails for folders whose name starts with one of ``prefixes`` (the pipeline's
+    staging folder ``.<label>.writing-*``, or the retired previous export inside ``.<label>.old-*``)."""
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if any(part.startswith(prefixes) for part in (self.name, self.parent.name)):
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(self))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+
+
+def test_a_failed_final_rename_puts_the_previous_export_back(api_args, tmp_path, monkeypatch):
+    import sqlite3
+
+    assert export(api_args, tmp_path, "--format", "csv").exit_code == 0
+    before = snapshot(tmp_path / "2024-01")
+    recorded = sqlite3.connect(tmp_path / "books.sqlite").execute("SELECT exported_at, manifest_sha256 FROM periods").fetchall()
+    fail_renames(monkeypatch, ".2024-01.writing-")
+    result = export(api_args, tmp_path, "--format", "csv,quickbooks")
+    assert result.exit_code == 7
+    assert result.stderr.startswith("Error: cannot write") and len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(tmp_path / "2024-01") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2024-01", "books.sqlite"]  # no .writing- or .old- left
+    # the books changed with the pack or not at all: still the first export
+    after = sqlite3.connect(tmp_path / "books.sqlite").execute("SELECT exported_at, manifest_sha256 FROM periods").fetchall()
+    assert after == recorded
+
+
+def test_when_even_the_way_back_fails_the_message_says_where_the_previous_export_is(api_args, tmp_path, monkeypatch):
+    assert export(api_args, tmp_path, "--format", "csv").exit_code == 0
+    before = snapshot(tmp_path / "2024-01")
+    fail_renames(monkeypatch, ".2024-01.writing-", ".2024-01.old-")
+    result = export(api_args, tmp_path, "--format", "csv")
+    assert result.exit_code == 7
+    (kept,) = tmp_path.glob(".2024-01.old-*/2024-01")
+    assert f"the previous export is kept in {kept}" in result.stderr
+    assert snapshot(kept) == before  # moved aside, never deleted
 
 
 def test_strict_turns_warnings_into_exit_6(sandbox, api_args, tmp_path):

@@ -5,48 +5,38 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from exporter.extract.client import BillingClient, RetryPolicy, _retry_after
 from exporter.errors import ApiError, AuthError
+from exporter.extract import BILLINGS_PATH
+from exporter.extract.client import BillingClient, RetryPolicy, _retry_after
+from exporter.sandbox import DEMO_KEY
+from loopback import QuietHandler, serve
 
 QUICK = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, max_wait=2)
 SECRET = "sk-live-DO-NOT-LEAK-42"
 
 
 @pytest.fixture
-def canned() -> Iterator[tuple[str, list]]:
+def canned() -> Iterator[tuple[str, list, list]]:
     """A server answering each request with the next (status, content type, body, headers)."""
     answers: list = []
     seen: list[dict] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             seen.append(dict(self.headers))
             status, ctype, body, headers = answers.pop(0) if len(answers) > 1 else answers[0]
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+            self.send(status, body, ctype, headers)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", answers, seen
-    server.shutdown()
-    server.server_close()
+    with serve(Handler) as url:
+        yield url, answers, seen
 
 
 def json_answer(status: int, body: str, **headers: str):
@@ -66,6 +56,15 @@ def test_failure_envelope_carries_the_server_message(canned):
     answers.append(json_answer(200, '{"code": 500, "message": "internal\\nbilling error", "data": null}'))
     with BillingClient(url, SECRET, retry=QUICK) as client, pytest.raises(ApiError, match="code 500: internal billing error"):
         client.get_data("/x", {})
+
+
+def test_a_server_message_with_a_lone_surrogate_stays_printable(canned):
+    url, answers, _ = canned
+    answers.append(json_answer(400, '{"code": 400, "message": "bad \\ud800 input", "data": null}'))
+    with BillingClient(url, SECRET, retry=QUICK) as client, pytest.raises(ApiError) as caught:
+        client.get_data("/x", {})
+    assert "bad \\ud800 input" in str(caught.value)
+    str(caught.value).encode("utf-8")  # writable to any log, manifest or terminal
 
 
 def test_non_json_success_body_is_an_api_error(canned):
@@ -143,3 +142,38 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert 15 <= _retry_after(later) <= 20
     earlier = format_datetime(datetime.now(timezone.utc) - timedelta(seconds=20), usegmt=True)
     assert _retry_after(earlier) == 0.0
+
+
+def test_retry_after_is_waited_for(sandbox):
+    sandbox.faults.rate_limit_every = 2  # the 2nd billings request gets a 429
+    sandbox.faults.retry_after = "1"
+    query = {"start_date": "2024-01-01", "end_date": "2024-01-31", "page_size": 1}
+    with BillingClient(sandbox.url, DEMO_KEY, retry=QUICK) as client:
+        client.get_data(BILLINGS_PATH, {**query, "page": 1})
+        started = time.monotonic()
+        data = client.get_data(BILLINGS_PATH, {**query, "page": 2})  # 429 "Retry-After: 1", then answered
+        waited = time.monotonic() - started
+    assert [r.status for r in sandbox.requests] == [200, 429, 200]
+    assert len(data["items"]) == 1
+    assert waited >= 1.0  # QUICK's own backoff is at most 0.02 s: the second is the server's
+
+
+def test_a_read_timeout_is_retried():
+    release = threading.Event()  # set at the end, so the stalled handler never holds up teardown
+    requests_seen: list[float] = []
+
+    class Stalling(QuietHandler):
+        def do_GET(self) -> None:
+            requests_seen.append(time.monotonic())
+            if len(requests_seen) == 1:
+                release.wait(2.0)  # far longer than the client's read timeout, then answers anyway
+            self.send(200, '{"code": 200, "message": "success", "data": {"ok": true}}')
+
+    with serve(Stalling) as url:
+        try:
+            with BillingClient(url, SECRET, retry=QUICK, timeout=(1.0, 0.2)) as client:
+                assert client.get_data("/x", {}) == {"ok": True}
+        finally:
+            release.set()
+    assert len(requests_seen) == 2
+    assert requests_seen[1] - requests_seen[0] >= 0.2  # the retry came after the read timeout

@@ -11,6 +11,7 @@ from exporter.errors import ApiError, AuthError, DataError
 from exporter.extract import extract
 from exporter.period import month_window, range_window
 from exporter.sandbox import DEMO_KEY, SandboxServer
+from loopback import record_line, serve_billings
 
 QUICK = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05, max_wait=5)
 
@@ -85,7 +86,7 @@ def test_concurrency_does_not_change_the_result(sandbox):
     assert lines_one == lines_many and len(lines_one) == len(one.records)
 
 
-def test_rate_limit_with_retry_after_is_honoured(sandbox):
+def test_rate_limits_are_retried_until_every_page_arrives(sandbox):  # the wait itself: test_client.py
     sandbox.faults.rate_limit_every = 3
     sandbox.faults.retry_after = "0"
     result = run(sandbox, concurrency=2)
@@ -173,3 +174,53 @@ def test_records_arriving_while_paging_trigger_a_second_walk(sandbox):
     assert result.stats.duplicates_dropped == 0 and result.warnings == []
     assert list(result.records["id"]) == expected_ids(sandbox, window.start, window.end)
 
+
+
+def run_against(url: str, **kwargs):
+    with BillingClient(url, DEMO_KEY, retry=QUICK) as client:
+        return extract(client, month_window("2024-01"), page_size=2, concurrency=1, **kwargs)
+
+
+def test_a_duplicate_that_differs_in_content_is_reported_and_the_first_copy_kept():
+    pages = [
+        record_line("txn_d", "-4.00", created_at="2024-01-20T10:00:00Z"),
+        record_line("txn_b", "-2.00", created_at="2024-01-19T10:00:00Z"),
+        record_line("txn_b", "-9.99", created_at="2024-01-19T10:00:00Z"),  # page 2 repeats txn_b, changed
+        record_line("txn_a", "-1.00", created_at="2024-01-18T10:00:00Z"),
+    ]
+    with serve_billings(lambda n: pages) as url:
+        result = run_against(url)
+    assert list(result.records["id"]) == ["txn_d", "txn_b", "txn_a"]
+    assert result.records.set_index("id").loc["txn_b", "amount"] == "-2.00"
+    assert "1 duplicate id(s) differed in content; the first copy was kept: txn_b" in result.warnings
+    assert "1 duplicate record(s) dropped (same id on more than one page)" in result.warnings
+
+
+def test_an_identical_duplicate_is_not_called_conflicting():
+    line = record_line("txn_b", "-2.00")
+    with serve_billings(lambda n: [record_line("txn_c"), line, line, record_line("txn_a")]) as url:
+        result = run_against(url)
+    assert not any("differed in content" in w for w in result.warnings)
+
+
+def arriving(n: int) -> list[str]:
+    """Five records, plus one newer record for every request so far: the total never settles."""
+    new = [record_line(f"txn_new{k:02d}", created_at=f"2024-01-31T{k:02d}:00:00Z") for k in range(n, 0, -1)]
+    return new + [record_line(f"txn_{k}", created_at=f"2024-01-0{k}T00:00:00Z") for k in range(5, 0, -1)]
+
+
+def test_records_that_keep_arriving_through_the_second_walk_give_a_warning():
+    with serve_billings(arriving) as url:
+        result = run_against(url)
+    # walk 1: requests 1-3 see totals 6..8; walk 2: page 1 sees 9 (5 pages), page 5 sees 13
+    (warning,) = [w for w in result.warnings if "kept arriving" in w]
+    assert "the total went from 9 to 13 on the second walk too" in warning
+    assert "some may be missing; export again once the period is closed" in warning
+    assert result.stats.server_total == 13 and result.records["id"].is_unique
+
+
+def test_a_failing_second_walk_is_an_error_not_a_partial_result(tmp_path):
+    # the first walk sees the total move (a second walk is due); the second walk's first page fails
+    with serve_billings(lambda n: arriving(n) if n <= 3 else 400) as url:
+        with pytest.raises(ApiError, match="answered 400"):
+            run_against(url, store_folder=tmp_path / "pages")

@@ -46,8 +46,8 @@ def prepaid_cents(entries: list[JournalEntry], accounts: AccountMapping = MAPPIN
     return sum(line.amount_cents for entry in entries for line in entry.lines if line.account == accounts.prepaid)
 
 
-def test_the_sample_month_books_like_the_reference():
-    # accounting-formats.md §0: 4 model classes, exact 17.020 -> 10.01 / 5.00 / 2.00 / 0.01
+def test_the_worked_example_books_as_documented():
+    # docs/booking.md, "Worked example": 4 model classes, exact 17.020 -> 10.01 / 5.00 / 2.00 / 0.01
     raws = [
         topup_record("100.00", payment_method="card", created_at="2024-01-03T09:00:00Z", id="tu_1001"),
         topup_record("50.00", payment_method="card", status="failed", created_at="2024-01-10T09:00:00Z"),
@@ -77,7 +77,7 @@ def test_the_sample_month_books_like_the_reference():
     ]
     assert usage.lines[0].memo == "Usage 2024-01 model-a (812 tasks, UTC)"
     assert usage.lines[-1].memo == "Usage 2024-01 total (1912 tasks, UTC)"
-    assert prepaid_cents(entries) == 6298  # 100.00 - 20.00 - 17.02, as in the reference
+    assert prepaid_cents(entries) == 6298  # 100.00 - 20.00 - 17.02, as in the worked example
 
 
 def test_daily_granularity_gives_one_usage_entry_per_local_day():

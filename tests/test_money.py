@@ -53,7 +53,7 @@ def test_round_to_cents_is_half_up_away_from_zero(micros, cents):
     assert round_to_cents(micros) == cents
 
 
-def test_allocation_matches_the_reference_example():
+def test_allocation_matches_the_worked_example():  # docs/booking.md, "Worked example"
     exact = {"model-a": 10_004_000, "model-b": 5_004_000, "model-c": 2_004_000, "model-d": 8_000}
     assert allocate_cents(exact) == {"model-a": 1001, "model-b": 500, "model-c": 200, "model-d": 1}
 
@@ -65,3 +65,17 @@ def test_allocation_ties_out_and_stays_within_a_cent(exact):
     for key, micros in exact.items():
         assert abs(Decimal(allocated[key]) - Decimal(micros) / 10_000) < 1
     assert allocate_cents(dict(reversed(list(exact.items())))) == allocated  # order-independent
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1E+999999999", "1000000000", "-1000000000.5"])
+def test_amounts_of_a_billion_or_more_are_refused(text):
+    with pytest.raises(ValueError, match="too large"):
+        parse_amount(text)
+
+
+def test_the_largest_accepted_amount_and_extreme_exponents():
+    assert parse_amount("-999999999.999999") == (-999_999_999_999_999, "-999999999.999999")
+    with pytest.raises(ValueError, match="more than 6 decimal places"):
+        parse_amount("1e-999999999")  # refused without writing out a billion zeros
+    assert parse_amount("0E-999999999") == (0, "0.000000")  # a zero's text stays short
+    assert parse_amount("0E+999999999") == (0, "0")

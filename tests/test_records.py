@@ -7,6 +7,7 @@ import pytest
 
 from exporter.extract import jsonexact
 from exporter.errors import DataError
+from exporter.extract import records
 from exporter.extract.records import RECORD_COLUMNS, parse_record, parse_records
 
 GOOD = '{"id": "txn_1", "type": "usage", "amount": -0.0045, "currency": "USD", "status": "completed", "model": "google/veo3", "created_at": "2024-01-15T11:00:00.000Z"}'
@@ -85,3 +86,36 @@ def test_no_records_give_typed_empty_columns():
     frame = parse_records([], lambda i: "")
     assert len(frame) == 0 and str(frame["created_at"].dtype) == "datetime64[us, UTC]"
     assert frame["amount_micros"].dtype == "int64"
+
+
+TEXT_FIELDS = ["id", "type", "status", "currency", "model", "payment_method"]
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+def test_a_lone_surrogate_is_refused_naming_the_record_and_field(field):
+    # JSON may escape a lone surrogate ("\ud800"); no UTF-8 file can hold it, so no writer could
+    bad = raw(**{"id": "txn_3", field: "x\ud800y"})
+    name = "'x\\\\ud800y'" if field == "id" else "'txn_3'"
+    with pytest.raises(DataError, match=rf"{name} \(page 7, item 4\): field '{field}' is not valid Unicode"):
+        parse_record(bad, "page 7, item 4")
+    raws = [raw(id=f"txn_{i}") for i in range(5)]
+    raws[3] = bad
+    assert records._fast_columns(raws) is None  # the column path declines it ...
+    with pytest.raises(DataError, match=rf"{name} \(page 7, item 4\): field '{field}' is not valid Unicode"):
+        parse_records(raws, lambda i: f"page 7, item {i + 1}")  # ... and the record path names it
+
+
+def test_valid_non_ascii_text_passes_both_paths():
+    raws = [raw(id="txn_é", model="café/🚀-model", payment_method="carte bancaire ñ")]
+    assert records._fast_columns(raws) is not None
+    assert list(parse_records(raws, str)["model"]) == ["café/🚀-model"]
+
+
+@pytest.mark.parametrize("amount", ["1e400", "-1e999999999", "1000000000", "12345678901234567890"])
+def test_an_absurdly_large_amount_is_refused_by_both_paths(amount):
+    bad = raw(amount=Decimal(amount))
+    with pytest.raises(DataError, match=r"'txn_1' \(x\): field 'amount' .* is too large"):
+        parse_record(bad, "x")
+    assert records._fast_columns([bad]) is None
+    with pytest.raises(DataError, match=r"'txn_1' \(item 0\): field 'amount' .* is too large"):
+        parse_records([bad], lambda i: f"item {i}")

@@ -30,7 +30,7 @@ def with_journal(raws: list[dict], **kwargs) -> Report:
 
 
 def golden_report() -> Report:
-    """The reference month in small: every kind of entry, classes, a sub-account, a Name-free journal."""
+    """The worked example (docs/booking.md) in small: every kind of entry, classes, a sub-account, a Name-free journal."""
     raws = [
         topup_record("100.00", payment_method="card", created_at="2024-01-03T09:00:00Z", id="tu_1001"),
         record("refund", "-20.00", model=None, payment_method="card", created_at="2024-01-20T09:00:00Z", id="rf_2001"),
@@ -101,6 +101,24 @@ def read_csv(path: Path) -> list[list[str]]:
 
 
 def test_iif_matches_the_golden_file(tmp_path):
+    # golden/sample.iif was checked by hand against golden_report() and accounts_sample.toml
+    # (the booking rules: docs/booking.md). IIF cannot carry comments, so the derivation is here:
+    #   WS2401T001 01/03  top-up tu_1001 100.00 via card: Dr prepaid 100.00 / Cr Company Visa (card's account)
+    #   WS2401P001 01/20  refund rf_2001 -20.00 paid out to card: Dr Company Visa 20.00 / Cr prepaid
+    #   WS2401R    01/31  refunded task rt_1 +0.50 of model-a: Dr prepaid 0.50 / Cr AI API Usage, class model-a
+    #   WS2401U    01/31  usage, exact sums per (account, class), then cents by largest remainder:
+    #       model-a  10.000 + 0.004 = 10.004 -> floor 10.00, remainder 0.4 c
+    #       model-b  5.004 -> 5.00, 0.4 c          model-c  2.004 -> 2.00, 0.4 c
+    #       model-d  0.008 -> 0.00, 0.8 c
+    #       google/imagen (rule google/*: AI API Usage:Google, class AI Models:Google)
+    #                0.0025 + 0.0040 = 0.0065 -> 0.00, 0.65 c
+    #       google/veo3 (exact rule: Video Generation; class from google/veo*: AI Models:Google Video)
+    #                1.25 -> 1.25, 0 c
+    #     total 18.2765 -> 18.28 (ROUND_HALF_UP); floors give 18.25, so 3 cents go to the largest
+    #     remainders: model-d (0.8), google/imagen (0.65), then of the three 0.4 ties the largest
+    #     amount, model-a. Lines: 10.01 / 5.00 / 2.00 / 0.01 / 0.01 / 1.25; prepaid -18.28 (8 tasks).
+    #   Entries are in date order; the lists name each account and class once, parents first
+    #   ("Prepaid Expenses" takes its child's OCASSET type), with the mapping's descriptions.
     paths = QuickBooksWriter(RenderOptions(iif_lists=True)).write(golden_report(), tmp_path)
     assert [p.name for p in paths] == ["quickbooks.iif", "quickbooks_online_journal.csv", "quickbooks_online_bank.csv"]
     assert (tmp_path / "quickbooks.iif").read_bytes() == (GOLDEN / "sample.iif").read_bytes()

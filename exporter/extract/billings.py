@@ -130,7 +130,10 @@ def _fetch_pages(
     first_items = page_items(first, 1)
     batches.add(1, first_items, store.save(1, first_items))
     for number in sorted(have - {1}):  # resuming: pages a previous run already stored
-        lines = list(store.lines(number))
+        try:
+            lines = list(store.lines(number))
+        except UnicodeDecodeError:
+            raise DataError(f"stored page {number} is not UTF-8 text (the resume folder is damaged)") from None
         batches.add(number, _decode_stored(lines, number), lines)
     remaining = [q for q in paginator.remaining_params(first) if q["page"] not in have]
     total_pages = max(info.page_count, 1)

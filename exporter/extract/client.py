@@ -147,5 +147,6 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _clip(message: Any, limit: int = 200) -> str:
-    text = " ".join(str(message).split())
+    """The server's words on one line, at most ``limit`` characters, writable as UTF-8."""
+    text = " ".join(str(message).split()).encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -16,6 +16,7 @@ from ..money import parse_amount
 from ..period import Window
 from .client import BillingClient
 from .jsonexact import is_number
+from .records import encodable
 
 BILLINGS_PATH = "/api/v3/account/billings"
 USAGE_PATH = "/api/v3/account/usage"
@@ -89,6 +90,8 @@ def parse_provider_usage(data: Any) -> ProviderUsage:
         model = item.get("model")
         if not isinstance(model, str):
             raise DataError(f"{where}: field 'model' is missing or not a string")
+        if not encodable([model]):
+            raise DataError(f"{where}: field 'model' is not valid Unicode text (a lone surrogate): {model[:40]!r}")
         costs[model] = costs.get(model, 0) + _amount(item.get("cost"), f"{where} ({model}): field 'cost'")
     total = data.get("total_cost")
     return ProviderUsage(costs, None if total is None else _amount(total, "usage summary: field 'total_cost'"))

@@ -62,5 +62,7 @@ class PageStore:
 
 def _atomic_write(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
+    # A lone surrogate (JSON may escape one; UTF-8 cannot hold it) is written back as its JSON
+    # escape, so the page stays valid and record validation names the record (records.py).
+    temporary.write_text(text, encoding="utf-8", errors="backslashreplace")
     os.replace(temporary, path)

@@ -8,9 +8,12 @@ The page count comes from what the server says, not from what was asked: a serve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from ..errors import ApiError
+
+MAX_PAGES = 10_000_000  # more is a broken answer (a total of 1e400), not a billing history
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,19 @@ def page_info(data: dict[str, Any]) -> PageInfo:
     """Read ``pagination``; a missing or nonsensical one is the API's fault (ApiError)."""
     try:
         raw = data["pagination"]
-        info = PageInfo(int(raw["page"]), int(raw["page_size"]), int(raw["total"]))
+        info = PageInfo(_whole(raw["page"]), _whole(raw["page_size"]), _whole(raw["total"]))
     except (KeyError, TypeError, ValueError):
         raise ApiError("the billings answer has no valid 'pagination' object") from None
-    if info.page_size < 1 or info.total < 0:
-        raise ApiError(f"the billings answer has an impossible pagination: {info}")
+    if info.page_size < 1 or info.total < 0 or info.page_count > MAX_PAGES:
+        raise ApiError(f"the billings answer has an impossible pagination: {str(info)[:200]}")
     return info
+
+
+def _whole(value: Any) -> int:
+    """int() of a JSON number or text, refusing what would take ages to expand (1e999999999)."""
+    if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() > 18):
+        raise ValueError("not a count")
+    return int(value)
 
 
 def page_items(data: dict[str, Any], page: int) -> list[Any]:

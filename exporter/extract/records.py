@@ -6,7 +6,7 @@ archive, so an export and a re-render from the archive accept exactly the same d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
@@ -47,10 +47,12 @@ def parse_record(raw: Any, where: str) -> Row:
     if not isinstance(record_id, str) or not record_id.strip():
         raise DataError(f"{where}: field 'id' is missing or not a non-empty string")
     name = f"record {record_id!r} ({where})"
+    _check_unicode(record_id, "id", name)
     for key in _TEXT_FIELDS:
         value = raw.get(key)
         if not isinstance(value, str) or not value.strip():
             raise DataError(f"{name}: field {key!r} is missing or not a non-empty string")
+        _check_unicode(value, key, name)
     amount = raw.get("amount")
     if not is_number(amount):
         raise DataError(f"{name}: field 'amount' must be a JSON number, got {_describe(amount)}")
@@ -78,7 +80,23 @@ def _optional_text(raw: dict[str, Any], key: str, name: str) -> str:
         return ""
     if not isinstance(value, str):
         raise DataError(f"{name}: field {key!r} must be a string, got {_describe(value)}")
+    _check_unicode(value, key, name)
     return value
+
+
+def _check_unicode(value: str, key: str, name: str) -> None:
+    """JSON can escape a lone surrogate (``"\\ud800"``), which no UTF-8 file can hold: refuse it here."""
+    if not encodable([value]):
+        raise DataError(f"{name}: field {key!r} is not valid Unicode text (a lone surrogate): {value[:40]!r}")
+
+
+def encodable(texts: Iterable[str]) -> bool:
+    """True when every text can be written as UTF-8 (one C-speed pass over them all)."""
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_instant(value: Any, name: str) -> datetime:
@@ -135,17 +153,20 @@ def _fast_columns(raws: list[Any]) -> dict[str, Any] | None:
     if not all(type(raw) is dict for raw in raws):
         return None
     ids = [raw.get("id") for raw in raws]
-    if not all(type(value) is str and value.strip() for value in ids):
+    if not all(type(value) is str and value.strip() for value in ids) or not encodable(ids):
         return None
     columns: dict[str, Any] = {"id": ids}
     for key in _TEXT_FIELDS:
         values = [raw.get(key) for raw in raws]
-        if not all(type(value) is str and value.strip() for value in set(values)):
+        distinct = set(values)
+        if not all(type(value) is str and value.strip() for value in distinct) or not encodable(distinct):
             return None
         columns[key] = values
     for key in ("model", "payment_method"):
         values = [raw.get(key) for raw in raws]
-        if not all(value is None or type(value) is str for value in set(values)):
+        distinct = set(values)
+        distinct.discard(None)
+        if not all(type(value) is str for value in distinct) or not encodable(distinct):
             return None
         columns[key] = ["" if value is None else value for value in values]
     amounts = [raw.get("amount") for raw in raws]
