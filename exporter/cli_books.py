@@ -109,14 +109,17 @@ def books(ctx: click.Context, **params: Any) -> None:
 
 
 @books.command()
-@click.pass_obj
-def check(path: Path) -> None:
+@_books_options
+@click.pass_context
+def check(ctx: click.Context, **params: Any) -> None:
     """Verify that every closed pack still matches what the books recorded (exit 5 naming the file).
 
     \b
     Example:
-        wavespeed-export books check
+        wavespeed-export books check --out output
     """
+    given = any(ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT for name in ("out", "books_file"))
+    path = closing.books_path(params["out"], params["books_file"]) if given else ctx.obj
     checked = closing.check(path)
     click.echo(f"{len(checked)} closed period(s) match the books" + (f": {', '.join(checked)}" if checked else ""))
 

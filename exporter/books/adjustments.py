@@ -35,18 +35,18 @@ def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Per
     """
     now = _in_periods(current, closed)
     before = booked.rename(columns={"amount": "amount_micros"})
-    merged = before.merge(now, on="id", how="outer", suffixes=("_before", "_after"), indicator=True)
+    merged = before.merge(now, on="id", how="outer", suffixes=("_before", "_after"), indicator="side")
     rows: list[dict[str, object]] = []
     missing: list[str] = []
     for r in merged.itertuples(index=False):
-        was_done = r._merge != "right_only" and r.status_before == COMPLETED
-        is_done = r._merge != "left_only" and r.status_after == COMPLETED
-        if r._merge == "left_only":
-            if was_done:
+        was_done = r.side != "right_only" and r.status_before == COMPLETED
+        is_done = r.side != "left_only" and r.status_after == COMPLETED
+        if r.side == "left_only":
+            if was_done and not r.reported_missing:  # reported once, by a period now closed: not again
                 missing.append(str(r.id))
                 rows.append(_row(r, "missing", "before", 0, status_after="(not returned)", amount_after=0))
             continue
-        if r._merge == "right_only":
+        if r.side == "right_only":
             if is_done:
                 rows.append(_row(r, "arrived_late", "after", int(r.amount_micros_after), status_before="(not seen)"))
             continue

@@ -230,9 +230,11 @@ class Books:
 
     def booked(self, labels: list[str]) -> pd.DataFrame:
         """Every record of the closed periods ``labels`` as the books hold it now: the state at
-        close, overlaid by the late changes posted in closed periods since (latest wins)."""
+        close, overlaid by the late changes posted in closed periods since (latest wins).
+        ``reported_missing`` marks records a closed period already reported as no longer returned."""
         if not labels:
-            return pd.DataFrame(columns=["id", "period", "status", "type", "model", "payment_method", "currency", "amount"])
+            return pd.DataFrame(columns=["id", "period", "status", "type", "model", "payment_method", "currency",
+                                         "amount", "reported_missing"])
         marks = ",".join("?" * len(labels))
         snapshot = pd.read_sql_query(
             f"SELECT id, period, status, type, model, payment_method, currency, amount FROM booked "
@@ -244,8 +246,13 @@ class Books:
             f"WHERE a.account = ? AND p.status = 'closed' AND a.period IN ({marks}) AND a.change != 'missing' "
             f"ORDER BY p.end_utc", self.db, params=(self.account, *labels),
         )
-        both = pd.concat([snapshot, later], ignore_index=True)
-        return both.drop_duplicates("id", keep="last").reset_index(drop=True)
+        missing = pd.read_sql_query(
+            f"SELECT a.id FROM adjustments a JOIN periods p ON p.account = a.account AND p.label = a.label "
+            f"WHERE a.account = ? AND p.status = 'closed' AND a.period IN ({marks}) AND a.change = 'missing'",
+            self.db, params=(self.account, *labels),
+        )
+        both = pd.concat([snapshot, later], ignore_index=True).drop_duplicates("id", keep="last")
+        return both.assign(reported_missing=both["id"].isin(missing["id"])).reset_index(drop=True)
 
     def adjustments(self, label: str) -> pd.DataFrame:
         return pd.read_sql_query(

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Granularity
-from ..models import SUMMARY_ROLES, JournalEntry, ProviderBalance, Report, RollForward, Summaries
+from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, ProviderBalance, Report, RollForward, Summaries
 from ..money import round_to_cents
 from ..period import Window
 from ..transform import record_roles
@@ -197,7 +197,7 @@ def snapshot_rows(report: Report) -> list[tuple[object, ...]]:
     summary["day"] = summary["day"].astype("datetime64[s]").astype(keyed["day"].dtype)
     merged = keyed.merge(summary, on=["role", "currency", "day"], how="left")
     entry = merged["entry"].where(merged["entry"].notna(), merged["id"].map(singles))
-    entry = entry.where(entry.notna(), None)
+    entry = entry.where(entry.notna() & (frame["status"] == COMPLETED).to_numpy(), None)  # only completed ones are booked
     return list(zip(
         frame["id"].astype("str"), [report.window.label] * len(frame), frame["status"].astype("str"),
         frame["type"].astype("str"), frame["model"].astype("str"), frame["payment_method"].astype("str"),
