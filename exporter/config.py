@@ -77,4 +77,5 @@ class ExportConfig:
     reconcile: bool = True
     from_source: Path | None = None
     resume_folder: Path | None = None  # where pages wait between runs, so an interrupted fetch resumes
+    lock_timeout: float = 0.0  # seconds to wait for another export of the same period and --out
     progress: ProgressCallback | None = field(default=None, repr=False, compare=False)

@@ -56,6 +56,8 @@ def _local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
 
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+# every label a window can carry: a month, a day range, a quarter; nothing that names another folder
+_LABEL = re.compile(r"\d{4}-\d{2}|\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}|\d{4}-Q[1-4]", re.ASCII)
 
 
 def parse_timezone(name: str) -> str:
@@ -97,3 +99,26 @@ def resolve_window(period: str | None, start: str | None, end: str | None, tz_na
     if start and end:
         return range_window(start, end, tz_name)
     raise ConfigError("give --period YYYY-MM, or both --start and --end")
+
+
+def label_fits(label: object, first_day: date, last_day: date) -> bool:
+    """True when ``label`` is one of the forms a window is named by and names exactly these days.
+
+    ``YYYY-MM`` (that calendar month), ``YYYY-MM-DD_YYYY-MM-DD`` (that range) or ``YYYY-Qn`` (that
+    quarter). A label read from an archive becomes a folder name, so anything else is refused.
+    """
+    if not isinstance(label, str) or not _LABEL.fullmatch(label):
+        return False
+    if "_" in label:
+        return label == f"{first_day.isoformat()}_{last_day.isoformat()}"
+    year = int(label[:4])
+    if "Q" in label:
+        first_month = 3 * int(label[-1]) - 2
+        months = 3
+    else:
+        first_month, months = int(label[5:]), 1
+        if not 1 <= first_month <= 12:
+            return False
+    end_month = first_month + months  # the month after the period, possibly 13
+    after = date(year + (end_month - 1) // 12, (end_month - 1) % 12 + 1, 1)
+    return first_day == date(year, first_month, 1) and last_day == after - timedelta(days=1)

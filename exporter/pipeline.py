@@ -19,9 +19,9 @@ import pandas as pd
 
 from . import __version__
 from .archive import (
-    ARCHIVE_NAME,
     ArchiveWriter,
     SourceContext,
+    copy_archive,
     read_archive,
     read_context,
     resolve_source_folder,
@@ -32,9 +32,10 @@ from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.reconcile import reconcile
 from .config import ExportConfig, Granularity
-from .errors import StrictError
+from .errors import ExportError, StrictError
 from .extract import BillingClient, Extraction, LineSink, extract, fetch_provider_usage, parse_provider_usage
 from .models import Report
+from .outdir import clear_leftovers, pack_folder, period_lock
 from .period import Window
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
@@ -106,8 +107,8 @@ def run_export(config: ExportConfig) -> ExportResult:
     mapping = load_mapping(config.accounts)  # a bad mapping fails before any request
     check_mapping(config.formats, mapping)
     window = _window(config)
-    target = config.out / window.label
-    with _staging(target) as staging:
+    target = pack_folder(config.out, window.label)
+    with period_lock(config.out, window.label, config.lock_timeout), _staging(target) as staging:
         resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
         report = build(resumable, mapping, staging / "source")
         if config.strict and report.warnings:
@@ -127,13 +128,16 @@ def _window(config: ExportConfig) -> Window:
 
 
 def _read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext]:
+    """The archive's records and context, checked against the pack's manifest.
+
+    With ``copy_to`` the archive is copied (and checked) first and the records are read from the
+    copy, so the records exported are exactly the bytes archived with them.
+    """
     folder = resolve_source_folder(path)
     context = read_context(folder)
-    records = read_archive(folder)
-    if copy_to is not None:
-        copy_to.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / ARCHIVE_NAME, copy_to / ARCHIVE_NAME)
-    return records, context
+    if copy_to is None:
+        return read_archive(folder), context
+    return read_archive(copy_archive(folder, copy_to).parent, verify=False), context
 
 
 def _fetch_live(config: ExportConfig, archive_to: Path | None) -> tuple[pd.DataFrame, SourceContext]:
@@ -146,6 +150,9 @@ def _fetch_live(config: ExportConfig, archive_to: Path | None) -> tuple[pd.DataF
     finally:
         if archive is not None:
             archive.close()
+    if archive is not None and archive.lines != len(extraction.records):
+        # the pages on disk changed while being archived: a bug or a second writer, never bad data
+        raise ExportError(f"the archive holds {archive.lines} records but {len(extraction.records)} were exported; nothing written")
     warnings = extraction.warnings + ([usage_warning] if usage_warning else [])
     return extraction.records, SourceContext(config.window, extraction.stats, usage, warnings)
 
@@ -165,6 +172,7 @@ def _client(config: ExportConfig) -> BillingClient:
 def _staging(target: Path) -> Iterator[Path]:
     """A temporary folder beside ``target`` that replaces it only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(target.parent, target.name)  # under the period's lock: nothing else owns them
     staging = target.parent / f".{target.name}.writing-{secrets.token_hex(4)}"
     staging.mkdir()  # unlike mkdtemp, keeps the user's umask: the pack is as readable as any file
     try:
