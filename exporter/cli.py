@@ -30,6 +30,7 @@ from .config import (
     RetryPolicy,
 )
 from .errors import ConfigError, ExportError
+from .extract.urls import check_base_url
 from .period import resolve_window
 from .writers import FORMATS
 from .writers.terminal import render_result, render_summary
@@ -95,7 +96,8 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-wait", type=click.FloatRange(0), default=RetryPolicy.max_wait, show_default=True,
                      help="Most seconds spent waiting on retries in one run."),
         click.option("--timeout", type=click.FloatRange(0.1), default=DEFAULT_TIMEOUT, show_default=True,
-                     help="Read timeout per request in seconds."),
+                     help="Seconds one request may take, from sending it to the last byte of its answer "
+                          f"(connecting: at most {CONNECT_TIMEOUT:g}); a slower answer counts as a failed attempt."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar, no retry notices."),
         click.option("-v", "--verbose", is_flag=True, help="Log every request (URL, status, time) on stderr."),
     ]
@@ -113,6 +115,8 @@ def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -
         window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"])
     if from_source is None and not api_key:
         raise ConfigError("no API key: pass --api-key, set WAVESPEED_API_KEY, or use --sandbox")
+    if from_source is None:
+        base_url = check_base_url(base_url)  # refuse plain http to a remote host before anything else
     return ExportConfig(
         window=window,
         base_url=base_url,
@@ -130,6 +134,9 @@ def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -
 def _api(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(base_url, api_key): the real API, or a sandbox served in-process on a free port."""
     _setup_logging(params["quiet"], params["verbose"])
+    if params["api_key"] and not params["quiet"] and _from_command_line("api_key"):
+        click.echo("note: --api-key on the command line is visible to other local users (ps) and in shell "
+                   "history; prefer the WAVESPEED_API_KEY environment variable", err=True)
     if not params["sandbox"]:
         yield params["base_url"], params["api_key"] or ""
         return
@@ -139,6 +146,11 @@ def _api(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
         if not params["quiet"]:
             click.echo(f"sandbox API at {server.url}", err=True)
         yield server.url, DEMO_KEY
+
+
+def _from_command_line(name: str) -> bool:
+    context = click.get_current_context(silent=True)
+    return context is not None and context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
 
 
 @contextlib.contextmanager
@@ -190,6 +202,8 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
 @click.option("--no-reconcile", is_flag=True, help="Skip the comparison with the provider's usage summary.")
 @click.option("--from-source", type=click.Path(exists=True, path_type=Path),
               help="Re-render offline from an earlier export's source/ archive (no API).")
+@click.option("--lock-timeout", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
+              help="Wait this long for another export of the same period into the same --out (0: fail at once, exit 2).")
 def export(**params: Any) -> None:
     """Write the accountant pack for a period into <out>/<label>/.
 
@@ -209,6 +223,7 @@ def export(**params: Any) -> None:
             out=params["out"], formats=params["formats"], accounts=params["accounts"],
             granularity=params["granularity"], render=RenderOptions(iif_lists=params["iif_lists"]), strict=params["strict"],
             reconcile=not params["no_reconcile"], from_source=params["from_source"],
+            lock_timeout=params["lock_timeout"],
         )
         result = pipeline.run_export(config)
     click.echo(render_result(result.report, result.folder, result.files))

@@ -40,6 +40,7 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     trickle: float = 0.0  # seconds between single bytes of the body (0: all at once)
+    reason: str | None = None  # the status line's reason phrase (None: the usual one)
 
 
 Handler = Callable[[Request], Reply]
@@ -66,7 +67,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request(parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}, dict(self.headers))
         self.server.requests.append(request)
         reply = self.server.handler(request)
-        self.send_response(reply.status)
+        self.send_response(reply.status, reply.reason)
         headers = {"Content-Type": "application/json", "Content-Length": str(len(reply.body)), **reply.headers}
         for name, value in headers.items():
             if value is not None:
