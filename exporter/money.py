@@ -13,8 +13,15 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Hashable, Mapping, TypeVar
 
+import numpy as np
+
 MICROS_PER_UNIT = 1_000_000
 MICROS_PER_CENT = 10_000
+# A record's amount is at most a billion units either way (records.py refuses more, exit 5).
+MAX_AMOUNT_MICROS = 10**9 * MICROS_PER_UNIT
+# int64 sums wrap silently. When the magnitudes of all amounts add up to at most this, every sum
+# of any of them (and the difference of two such sums) stays inside int64; see sums_fit.
+SUM_LIMIT_MICROS = 2**61
 _SCALE = Decimal(MICROS_PER_UNIT)
 
 K = TypeVar("K", bound=Hashable)
@@ -34,9 +41,12 @@ def parse_amount(number: Decimal | int | str) -> tuple[int, str]:
     try:
         value = number if isinstance(number, Decimal) else Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"{text!r} is not a number") from None
+        raise ValueError(f"{text[:40]!r} is not a number") from None
     if not value.is_finite():
         raise ValueError(f"{text!r} is not a finite number")
+    exponent = value.as_tuple().exponent
+    if value.adjusted() > 20 or not isinstance(exponent, int) or exponent < -40:  # bounded before arithmetic
+        raise ValueError(f"{text[:40]} is out of range")
     scaled = value * _SCALE
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{text} has more than 6 decimal places")
@@ -95,13 +105,29 @@ def allocate_cents(exact: Mapping[K, int]) -> dict[K, int]:
     return floors
 
 
+def sums_fit(micros: np.ndarray) -> bool:
+    """Whether the magnitudes of ``micros`` add up to at most :data:`SUM_LIMIT_MICROS`, exactly.
+
+    Bounded amounts (< 2**50) make the int64 sum of a few thousand of them overflow, so the
+    check cannot be an int64 sum itself: the magnitudes are split into high and low 32 bits,
+    whose separate sums fit int64 for any count below 2**31, and joined as Python ints.
+    """
+    magnitudes = np.abs(np.asarray(micros, dtype=np.int64))
+    high = int((magnitudes >> 32).sum())
+    low = int((magnitudes & 0xFFFFFFFF).sum())
+    return (high << 32) + low <= SUM_LIMIT_MICROS
+
+
 __all__ = [
+    "MAX_AMOUNT_MICROS",
     "MICROS_PER_CENT",
     "MICROS_PER_UNIT",
+    "SUM_LIMIT_MICROS",
     "allocate_cents",
     "format_cents",
     "format_micros",
     "micros_to_decimal",
     "parse_amount",
     "round_to_cents",
+    "sums_fit",
 ]
