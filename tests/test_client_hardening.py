@@ -115,6 +115,14 @@ def test_a_redirect_to_another_origin_is_refused(tmp_path):
     assert not (tmp_path / "2024-01").exists()
 
 
+@pytest.mark.parametrize("location", ["http://[::1", "//", "javascript:alert(1)"])
+def test_a_redirect_to_an_unreadable_location_is_an_api_error(location):
+    """Found by the fuzz test: requests parses a Location even when told not to follow it."""
+    with serve(lambda request: Reply(302, b"", {"Location": location})) as server:
+        with BillingClient(server.url, KEY, retry=QUICK) as client, pytest.raises(ApiError, match="redirect|header"):
+            client.get_data("/x", {})
+
+
 def test_a_redirect_within_the_origin_is_followed(tmp_path):
     pages = billing_api([raw_record(n) for n in range(3)])
 

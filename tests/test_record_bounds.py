@@ -144,3 +144,12 @@ def test_zones_are_told_apart_on_both_paths():
     quiet: list[list[int]] = []
     parse_records(raws[:3], str, quiet.append)
     assert quiet == []
+
+
+@pytest.mark.parametrize("field, value", [("model", []), ("status", {"a": 1}), ("payment_method", [1]), ("type", [])])
+def test_fields_that_are_lists_or_objects_are_bad_data(field, value):
+    """Found by the fuzz test: the column-at-a-time path hashed them and crashed with a TypeError."""
+    raw = record(id="odd")
+    raw[field] = value
+    with pytest.raises(DataError, match=f"'odd'.*'{field}'"):
+        parse_records([record(), raw], str)

@@ -85,7 +85,7 @@ def extract(
         raise
     store.remove()
     if batches.zoneless:
-        ids = ", ".join(batches.zoneless[:5]) + (f" and {len(batches.zoneless) - 5} more" if len(batches.zoneless) > 5 else "")
+        ids = ", ".join(map(repr, batches.zoneless[:5])) + (f" and {len(batches.zoneless) - 5} more" if len(batches.zoneless) > 5 else "")
         result.warnings.append(f"{len(batches.zoneless)} record(s) have a created_at without a time zone, read as UTC: {ids}")
     if first_total != last_total:
         result.warnings.append(

@@ -123,7 +123,12 @@ class BillingClient:
         """One request, same-origin redirects followed, the body read within ``deadline``."""
         url = self.base_url + path
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False, stream=True)
+            try:
+                response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False, stream=True)
+            except requests.RequestException:
+                raise
+            except ValueError:  # requests reads a Location even when not following it
+                raise ApiError(f"{path} answered with a header that cannot be read") from None
             complete = False
             try:
                 if response.is_redirect:
@@ -134,9 +139,12 @@ class BillingClient:
                     target = origin(url)
                     if target != self.origin:
                         where = f"{target[0]}://{target[1]}:{target[2]}" if target else "a non-http location"
-                        raise ApiError(f"{path} redirected to another origin ({self._redact.text(where)}): refusing to follow")
+                        raise ApiError(f"{path} redirected to another origin ({_clip(self._redact.text(where), 80)}): refusing to follow")
                     continue
-                body = read_body(response.raw, response.headers.get("Content-Encoding"), deadline, self.timeout[1])
+                try:
+                    body = read_body(response.raw, response.headers.get("Content-Encoding"), deadline, self.timeout[1])
+                except ApiError as exc:
+                    raise ApiError(f"{path}: {exc}", status=response.status_code) from None
                 complete = True
                 return Answer(response.status_code, self._redact.text(response.reason or ""), response.headers,
                               self._redact.body(body))

@@ -174,14 +174,14 @@ def _fast_columns(raws: list[Any]) -> dict[str, Any] | None:
     columns: dict[str, Any] = {"id": ids}
     for key in _TEXT_FIELDS:
         values = [raw.get(key) for raw in raws]
-        if not all(type(value) is str and value.strip() for value in set(values)):
-            return None
+        if set(map(type, values)) != {str} or not all(value.strip() for value in set(values)):
+            return None  # types first: set() of a list or an object would raise
         columns[key] = values
     if not all(_CURRENCY.fullmatch(code) for code in set(columns["currency"])):
         return None
     for key in ("model", "payment_method"):
         values = [raw.get(key) for raw in raws]
-        if not all(value is None or type(value) is str for value in set(values)):
+        if not set(map(type, values)) <= {str, type(None)}:
             return None
         columns[key] = ["" if value is None else value for value in values]
     amounts = [raw.get("amount") for raw in raws]
