@@ -6,19 +6,25 @@ sent them. ``source/closed.jsonl.gz`` (when the books hold closed periods to re-
 the API returned for those periods at the time, the evidence of the late changes posted.
 ``source/context.json`` holds the window, the extraction figures, the provider's usage summary,
 the exported usage of the provider's days it is compared with, and the provider's balance, so
-``export --from-source`` rebuilds every file offline.
+``export --from-source`` rebuilds every file offline. They are read back only when they match the
+size and sha256 the pack's ``manifest.json`` lists for them.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
+import json
+import shutil
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -26,12 +32,13 @@ from .extract import USAGE_COLUMNS, jsonexact
 from .errors import ConfigError, DataError, os_reason
 from .models import ExtractionStats, ProviderBalance
 from .money import format_micros, parse_amount
-from .period import Window
+from .period import Window, label_fits
 from .extract.records import parse_records
 
 ARCHIVE_NAME = "billings.jsonl.gz"
 CLOSED_NAME = "closed.jsonl.gz"
 CONTEXT_NAME = "context.json"
+MANIFEST_NAME = "manifest.json"  # the pack's manifest (writers/manifest.py), beside source/
 
 
 @dataclass(frozen=True)
@@ -56,9 +63,11 @@ class ArchiveWriter:
         # mtime=0 and no file name in the gzip header keep the bytes reproducible
         self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._file, mtime=0, compresslevel=6)
         self._buffer: list[str] = []
+        self.lines = 0  # records written, checked against the records exported
 
     def write(self, line: str) -> None:
         self._buffer.append(line)
+        self.lines += 1
         if len(self._buffer) >= 10_000:
             self._flush()
 
@@ -89,7 +98,11 @@ def write_context(folder: Path, context: SourceContext) -> Path:
     path = folder / CONTEXT_NAME
     # a lone surrogate in the API's text is kept as its JSON escape (UTF-8 cannot hold it; the
     # usage summary's model names are then refused by parse_provider_usage, naming the field)
-    path.write_text(jsonexact.dumps(payload) + "\n", encoding="utf-8", errors="backslashreplace")
+    try:
+        text = jsonexact.dumps(payload)
+    except ValueError as exc:
+        raise DataError(f"usage summary: {exc}") from None
+    path.write_text(text + "\n", encoding="utf-8", errors="backslashreplace")
     return path
 
 
@@ -115,13 +128,17 @@ def _balance_from(data: Any) -> ProviderBalance | None:
     )
 
 
-def read_archive(folder: Path, chunk: int = 50_000, name: str = ARCHIVE_NAME) -> pd.DataFrame:
-    """Every archived record, validated as columns (records.RECORD_COLUMNS), in archive order."""
+def read_archive(folder: Path, chunk: int = 50_000, *, name: str = ARCHIVE_NAME, verify: bool = True) -> pd.DataFrame:
+    """Every archived record, validated as columns (records.RECORD_COLUMNS), in archive order.
+
+    With ``verify`` the file's bytes are hashed as they are read and must match the manifest.
+    """
     path = folder / name
+    expected = _manifest_entry(folder, name) if verify else None
     frames: list[pd.DataFrame] = []
     first = 1  # line number of the chunk's first line
     try:
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
+        with open(path, "rb") as raw, gzip.open(hashed := _HashingReader(raw), "rt", encoding="utf-8") as handle:
             while lines := list(islice(handle, chunk)):
                 try:
                     raws = jsonexact.loads_lines(lines)
@@ -129,6 +146,9 @@ def read_archive(folder: Path, chunk: int = 50_000, name: str = ARCHIVE_NAME) ->
                     raise DataError(f"{path}: line {first + exc.index} is not valid JSON ({exc.reason})") from None
                 frames.append(parse_records(raws, _line_namer(name, first)))
                 first += len(lines)
+            if expected is not None:
+                hashed.read(-1)  # whatever gzip did not need still counts
+                _check(path, expected, hashed.size, hashed.digest.hexdigest())
     except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is damaged ({_damage(exc)}); export the period from the API again") from None
     except OSError as exc:
@@ -144,16 +164,76 @@ def _damage(exc: Exception) -> str:
     return f"not a valid gzip file: {exc}"
 
 
+def copy_archive(folder: Path, to: Path, name: str = ARCHIVE_NAME) -> Path:
+    """Copy an archive into ``to``, checking the copy's bytes against the manifest as they are written."""
+    expected = _manifest_entry(folder, name)
+    to.mkdir(parents=True, exist_ok=True)
+    source, copy = folder / name, to / name
+    with open(source, "rb") as raw, open(copy, "wb") as out:
+        hashed = _HashingReader(raw)
+        shutil.copyfileobj(hashed, out, 1 << 20)
+    _check(source, expected, hashed.size, hashed.digest.hexdigest())
+    return copy
+
+
+class _HashingReader:
+    """A binary file that hashes (sha256) and counts whatever is read through it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw, self.size, self.digest = raw, 0, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.size += len(data)
+        self.digest.update(data)
+        return data
+
+    def seek(self, offset: int) -> int:
+        raise io.UnsupportedOperation("a hashed read goes forward only")
+
+
+def _manifest_entry(folder: Path, name: str) -> tuple[int, str]:
+    """(size, sha256) the pack's manifest lists for ``<folder>/<name>``; DataError when it cannot say."""
+    manifest = folder.parent / MANIFEST_NAME
+    listed = f"{folder.name}/{name}"
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        entry = next(f for f in files if isinstance(f, dict) and f.get("name") == listed)
+        size, digest = entry["size"], entry["sha256"]
+    except FileNotFoundError:
+        raise DataError(f"{folder / name} cannot be verified: no {MANIFEST_NAME} in {folder.parent}") from None
+    except StopIteration:
+        raise DataError(f"{folder / name} cannot be verified: {manifest} does not list {listed}") from None
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{folder / name} cannot be verified: {manifest} is not a valid manifest") from None
+    if type(size) is not int or not isinstance(digest, str):
+        raise DataError(f"{folder / name} cannot be verified: {manifest} is not a valid manifest")
+    return size, digest
+
+
+def _check(path: Path, expected: tuple[int, str], size: int, digest: str) -> None:
+    if (size, digest) != expected:
+        raise DataError(f"{path} does not match the size and sha256 in the pack's {MANIFEST_NAME}: it was changed after the export")
+
+
 def _line_namer(name: str, first: int) -> Callable[[int], str]:
     return lambda i: f"{name} line {first + i}"
 
 
-def read_context(folder: Path) -> SourceContext:
+def read_context(folder: Path, *, verify: bool = True) -> SourceContext:
+    """The archived context; with ``verify`` its bytes must match the pack's manifest."""
     path = folder / CONTEXT_NAME
     try:
-        data = jsonexact.loads(path.read_bytes())
+        text = path.read_bytes()
+        if verify:
+            _check(path, _manifest_entry(folder, CONTEXT_NAME), len(text), hashlib.sha256(text).hexdigest())
+        data = jsonexact.loads(text)
         w = data["window"]
         window = Window(date.fromisoformat(w["first_day"]), date.fromisoformat(w["last_day"]), w["time_zone"], w["label"])
+        ZoneInfo(window.tz_name)  # an unknown or path-like zone name fails here, not later
+        if not label_fits(window.label, window.first_day, window.last_day):
+            raise DataError(f"{path}: the period label {window.label!r} is not the label of "
+                            f"{window.first_day}..{window.last_day} (YYYY-MM, YYYY-MM-DD_YYYY-MM-DD or YYYY-Qn)")
         s = data["stats"]
         stats = ExtractionStats(
             source=str(s["source"]),
@@ -189,6 +269,8 @@ def _usage_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         columns=USAGE_COLUMNS,
     )
     return frame.astype({"model": "str", "currency": "str", "count": "int64", "amount_micros": "int64"})
+
+
 def _count(value: Any) -> int:
     """A count as written by :func:`write_context`: a JSON integer (int() of 1e999999999 would not end)."""
     if type(value) is not int or value < 0:

@@ -43,6 +43,7 @@ from .config import (
 )
 from .cli_books import COMMANDS as BOOKS_COMMANDS
 from .errors import ConfigError, ExportError, OutputError, from_foreign, os_reason
+from .extract.urls import check_base_url
 from .money import parse_amount
 from .period import RELATIVE_PERIODS, resolve_window
 from .writers import FORMATS, JOURNAL_FORMATS
@@ -185,7 +186,8 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-wait", type=click.FloatRange(0), default=RetryPolicy.max_wait, show_default=True,
                      help="Most seconds spent waiting on retries in one run."),
         click.option("--timeout", type=click.FloatRange(0.1), default=DEFAULT_TIMEOUT, show_default=True,
-                     help="Read timeout per request in seconds."),
+                     help="Seconds one request may take, from sending it to the last byte of its answer "
+                          f"(connecting: at most {CONNECT_TIMEOUT:g}); a slower answer counts as a failed attempt."),
         click.option("-q", "--quiet", is_flag=True,
                      help="No progress bar, no notices; export prints nothing on success but warnings (stderr)."),
         click.option("-v", "--verbose", is_flag=True, help="Log every request (URL, status, time) on stderr."),
@@ -233,6 +235,7 @@ def _config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -
     if from_source is None:
         if not api_key:
             raise ConfigError("no API key: pass --api-key, set WAVESPEED_API_KEY, or use --sandbox")
+        base_url = check_base_url(base_url)  # refuse plain http to a remote host before anything else
         _check_api(base_url, api_key)
     return ExportConfig(
         window=window,
@@ -269,6 +272,9 @@ _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
 def _api(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(base_url, api_key): the real API, or a sandbox served in-process on a free port."""
     _setup_logging(params["quiet"], params["verbose"])
+    if params["api_key"] and not params["quiet"] and _from_command_line("api_key"):
+        click.echo("note: --api-key on the command line is visible to other local users (ps) and in shell "
+                   "history; prefer the WAVESPEED_API_KEY environment variable", err=True)
     if not params["sandbox"]:
         yield params["base_url"], params["api_key"] or ""
         return
@@ -278,6 +284,11 @@ def _api(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
         if not params["quiet"]:
             click.echo(f"sandbox API at {server.url}", err=True)
         yield server.url, DEMO_KEY
+
+
+def _from_command_line(name: str) -> bool:
+    context = click.get_current_context(silent=True)
+    return context is not None and context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
 
 
 @contextlib.contextmanager
@@ -364,6 +375,8 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
               help="Most records after the period fetched to derive its closing from the provider's balance.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object for scripts (period, formats, totals, warnings, files) instead of text.")
+@click.option("--lock-timeout", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
+              help="Wait this long for another export of the same period into the same --out (0: fail at once, exit 2).")
 def export(**params: Any) -> None:
     """Write the accountant pack for a period into <out>/<label>/.
 
@@ -389,6 +402,7 @@ def export(**params: Any) -> None:
             reconcile=not params["no_reconcile"], from_source=params["from_source"],
             books=params["books_file"], close=params["close_after"], lookback_days=params["lookback"],
             opening_balance=params["opening_balance"], balance_max_records=params["balance_max_records"],
+            lock_timeout=params["lock_timeout"],
         )
         result = pipeline.run_export(config)
     if params["as_json"]:

@@ -109,5 +109,6 @@ class ExportConfig:
     close: bool = False  # close the period once exported (month-end automation)
     opening_balance: int | None = None  # micros, given with --opening-balance
     balance_max_records: int = DEFAULT_BALANCE_MAX_RECORDS
+    lock_timeout: float = 0.0  # seconds to wait for another export of the same period and --out
     progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
     clock: Clock = field(default=system_clock, repr=False, compare=False)  # generated_at, periods not over

@@ -14,11 +14,17 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Hashable, Mapping, TypeVar
 
+import numpy as np
+
 MICROS_PER_UNIT = 1_000_000
 MICROS_PER_CENT = 10_000
+# A record's amount is at most a billion units either way (records.py refuses more, exit 5).
+MAX_AMOUNT_MICROS = 10**9 * MICROS_PER_UNIT
+# int64 sums wrap silently. When the magnitudes of all amounts add up to at most this, every sum
+# of any of them (and the difference of two such sums) stays inside int64; see sums_fit.
+SUM_LIMIT_MICROS = 2**61
 _SCALE = Decimal(MICROS_PER_UNIT)
 _MICRO = Decimal(1).scaleb(-6)
-MAX_AMOUNT_DIGITS = 9  # an amount is below 10**9 units: int64 micros then sum safely over ~9,000 such records
 
 K = TypeVar("K", bound=Hashable)
 
@@ -31,8 +37,9 @@ def parse_amount(number: Decimal | int | str) -> tuple[int, str]:
     >>> parse_amount("1e2")
     (100000000, '100')
 
-    Raises ValueError when it is not a finite number, is 10**9 or more in size (no bill is; an
-    amount such as 1e400 is an error, not money), or has more precision than a micro.
+    Raises ValueError when it is not a finite number, is beyond ±1,000,000,000 (no bill is; an
+    amount such as 1e400 is an error, not money), or has more precision than a micro. Both are
+    checked before any arithmetic: ``1e999999999 * 10**6`` would not finish.
     """
     text = str(number)
     try:
@@ -41,17 +48,20 @@ def parse_amount(number: Decimal | int | str) -> tuple[int, str]:
         raise ValueError(f"{text[:40]!r} is not a number") from None
     if not value.is_finite():
         raise ValueError(f"{text[:40]!r} is not a finite number")
-    if value and value.adjusted() >= MAX_AMOUNT_DIGITS:  # checked first: 1e999999999 * 10**6 overflows
-        raise ValueError(f"{text[:40]} is too large (at most {MAX_AMOUNT_DIGITS} digits before the point)")
+    if value and value.adjusted() > 9:
+        raise ValueError(f"{text[:40]} is too large (at most ±{MAX_AMOUNT_MICROS // MICROS_PER_UNIT:,})")
     if value.quantize(_MICRO) != value:
         raise ValueError(f"{text[:40]} has more than 6 decimal places")
     exponent = value.as_tuple().exponent  # an int: the value is finite
     if isinstance(exponent, int) and exponent < -18:  # only zeros there (checked above): keep the text short
         value = value.quantize(_MICRO)
+    micros = int(value * _SCALE)
+    if abs(micros) > MAX_AMOUNT_MICROS:
+        raise ValueError(f"{text[:40]} is too large (at most ±{MAX_AMOUNT_MICROS // MICROS_PER_UNIT:,})")
     plain = format(value, "f")
     if plain.startswith("-") and value == 0:
         plain = plain[1:]
-    return int(value * _SCALE), plain
+    return micros, plain
 
 
 def micros_to_decimal(micros: int) -> Decimal:
@@ -103,13 +113,29 @@ def allocate_cents(exact: Mapping[K, int]) -> dict[K, int]:
     return floors
 
 
+def sums_fit(micros: np.ndarray) -> bool:
+    """Whether the magnitudes of ``micros`` add up to at most :data:`SUM_LIMIT_MICROS`, exactly.
+
+    Bounded amounts (< 2**50) make the int64 sum of a few thousand of them overflow, so the
+    check cannot be an int64 sum itself: the magnitudes are split into high and low 32 bits,
+    whose separate sums fit int64 for any count below 2**31, and joined as Python ints.
+    """
+    magnitudes = np.abs(np.asarray(micros, dtype=np.int64))
+    high = int((magnitudes >> 32).sum())
+    low = int((magnitudes & 0xFFFFFFFF).sum())
+    return (high << 32) + low <= SUM_LIMIT_MICROS
+
+
 __all__ = [
+    "MAX_AMOUNT_MICROS",
     "MICROS_PER_CENT",
     "MICROS_PER_UNIT",
+    "SUM_LIMIT_MICROS",
     "allocate_cents",
     "format_cents",
     "format_micros",
     "micros_to_decimal",
     "parse_amount",
     "round_to_cents",
+    "sums_fit",
 ]

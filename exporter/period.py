@@ -68,6 +68,8 @@ _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
 RELATIVE_PERIODS = ("last-month", "this-month")
 PERIOD_FORMS = "YYYY-MM, YYYY-Qn, last-month or this-month"
+# every label a window can carry: a month, a day range, a quarter; nothing that names another folder
+_LABEL = re.compile(r"\d{4}-\d{2}|\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}|\d{4}-Q[1-4]", re.ASCII)
 
 
 def parse_timezone(name: str) -> str:
@@ -175,3 +177,26 @@ def check_started(window: Window, now: datetime) -> None:
     if now < window.start:
         start = window.start.astimezone(window.tz)
         raise ConfigError(f"the period {window.label} is in the future: it starts {start:%Y-%m-%d %H:%M} {window.tz_name}")
+
+
+def label_fits(label: object, first_day: date, last_day: date) -> bool:
+    """True when ``label`` is one of the forms a window is named by and names exactly these days.
+
+    ``YYYY-MM`` (that calendar month), ``YYYY-MM-DD_YYYY-MM-DD`` (that range) or ``YYYY-Qn`` (that
+    quarter). A label read from an archive becomes a folder name, so anything else is refused.
+    """
+    if not isinstance(label, str) or not _LABEL.fullmatch(label):
+        return False
+    if "_" in label:
+        return label == f"{first_day.isoformat()}_{last_day.isoformat()}"
+    year = int(label[:4])
+    if "Q" in label:
+        first_month = 3 * int(label[-1]) - 2
+        months = 3
+    else:
+        first_month, months = int(label[5:]), 1
+        if not 1 <= first_month <= 12:
+            return False
+    end_month = first_month + months  # the month after the period, possibly 13
+    after = date(year + (end_month - 1) // 12, (end_month - 1) % 12 + 1, 1)
+    return first_day == date(year, first_month, 1) and last_day == after - timedelta(days=1)

@@ -19,10 +19,10 @@ import pandas as pd
 
 from . import __version__
 from .archive import (
-    ARCHIVE_NAME,
     CLOSED_NAME,
     ArchiveWriter,
     SourceContext,
+    copy_archive,
     read_archive,
     read_context,
     resolve_source_folder,
@@ -34,7 +34,7 @@ from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.reconcile import reconcile
 from .config import ExportConfig, Granularity
-from .errors import ApiError, AuthError, ConfigError, DataError, OutputError, StrictError, os_reason
+from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
     BillingClient,
     Extraction,
@@ -46,6 +46,7 @@ from .extract import (
     parse_provider_usage,
 )
 from .models import COMPLETED, ProviderBalance, Report
+from .outdir import clear_leftovers, pack_folder, period_lock
 from .period import Window, check_started, period_not_over
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
@@ -166,7 +167,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     check_mapping(config.formats, mapping)
     _check_started(config)
     window = _window(config)
-    target = config.out / window.label
+    target = pack_folder(config.out, window.label)
     previous = describe_pack(target)
     books_path = config.books or config.out / BOOKS_NAME
     view = BooksView()
@@ -175,7 +176,7 @@ def run_export(config: ExportConfig) -> ExportResult:
             refuse_closed(books, window.label)
             view = read_view(books, window, config.lookback_days)
     try:
-        with _staging(target) as pack:
+        with period_lock(config.out, window.label, config.lock_timeout), _staging(target) as pack:
             resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
             report = build(resumable, mapping, view, pack.folder / "source")
             if config.strict and report.warnings:
@@ -226,18 +227,20 @@ def _check_started(config: ExportConfig) -> None:
 
 
 def read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext, pd.DataFrame | None]:
-    """An earlier export's archive: its records, context and closed-period records (if any);
-    copied into ``copy_to`` when given."""
+    """An earlier export's records, context and closed-period records (if any), each checked
+    against the pack's manifest.
+
+    With ``copy_to`` the archives are copied (and checked) first and the records are read from the
+    copy, so the records exported are exactly the bytes archived with them.
+    """
     folder = resolve_source_folder(path)
     context = read_context(folder)
-    records = read_archive(folder)
-    closed = read_archive(folder, name=CLOSED_NAME) if (folder / CLOSED_NAME).exists() else None
-    if copy_to is not None:
-        copy_to.mkdir(parents=True, exist_ok=True)
-        for name in (ARCHIVE_NAME, CLOSED_NAME):
-            if (folder / name).exists():
-                shutil.copyfile(folder / name, copy_to / name)
-    return records, context, closed
+    has_closed = (folder / CLOSED_NAME).exists()
+    if copy_to is None:
+        closed = read_archive(folder, name=CLOSED_NAME) if has_closed else None
+        return read_archive(folder), context, closed
+    closed = read_archive(copy_archive(folder, copy_to, CLOSED_NAME).parent, name=CLOSED_NAME, verify=False) if has_closed else None
+    return read_archive(copy_archive(folder, copy_to).parent, verify=False), context, closed
 
 
 def _fetch_live(
@@ -268,6 +271,9 @@ def _fetch_live(
         for writer in (archive, closed_archive):
             if writer is not None:
                 writer.close()
+    if archive is not None and archive.lines != len(extraction.records):
+        # the pages on disk changed while being archived: a bug or a second writer, never bad data
+        raise ExportError(f"the archive holds {archive.lines} records but {len(extraction.records)} were exported; nothing written")
     not_over = period_not_over(window, config.clock())  # archived: it describes these records
     if not_over:
         warnings.append(not_over)
@@ -366,6 +372,7 @@ def _staging(target: Path) -> Iterator[_Pack]:
     """A temporary folder beside ``target`` that replaces it only if the block succeeds
     (publishing it itself, or at the end)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(target.parent, target.name)  # under the period's lock: nothing else owns them
     pack = _Pack(target)
     pack.folder.mkdir()  # unlike mkdtemp, keeps the user's umask: the pack is as readable as any file
     try:

@@ -11,8 +11,9 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import pandas as pd
 
+from .errors import DataError
 from .models import COMPLETED, TRANSACTION_COLUMNS, Summaries
-from .money import MICROS_PER_UNIT
+from .money import MICROS_PER_UNIT, SUM_LIMIT_MICROS, format_micros, sums_fit
 from .period import Window
 
 KNOWN_TYPES = ("topup", "usage", "refund")
@@ -177,7 +178,13 @@ def _ratio(numerator: int, denominator: int, places: str) -> Decimal:
 
 
 def summarize(records: pd.DataFrame, window: Window) -> Summaries:
-    """The period's validated records -> the transactions frame and every summary of it."""
+    """The period's validated records -> the transactions frame and every summary of it.
+
+    DataError when the amounts are too large for every int64 sum below to be exact.
+    """
+    if not sums_fit(records["amount_micros"].to_numpy()):
+        raise DataError(f"the period's amounts add up to more than {format_micros(SUM_LIMIT_MICROS)} in magnitude: "
+                        "too much to total exactly (a record's amount is wrong?)")
     frame = to_frame(records, window.tz_name)
     return Summaries(
         transactions=frame,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
+import json
 from datetime import datetime, timezone
 from decimal import Decimal
 from itertools import count
@@ -133,4 +135,7 @@ def source_folder(root: Path, archive: bytes, window: Window | None = None) -> P
     stats = ExtractionStats(source="test", server_total=1, unique_fetched=1, duplicates_dropped=0, pages=1, in_period=1)
     write_context(folder, SourceContext(window or month_window("2024-01"), stats, None, []))
     (folder / "billings.jsonl.gz").write_bytes(archive)
+    files = [{"name": f"source/{path.name}", "size": path.stat().st_size,
+              "sha256": hashlib.sha256(path.read_bytes()).hexdigest()} for path in sorted(folder.iterdir())]
+    (folder.parent / "manifest.json").write_text(json.dumps({"files": files}))  # the pack vouches for these bytes
     return folder

@@ -16,7 +16,7 @@ from exporter.errors import ApiError
     ],
 )
 def test_remaining_pages_follow_the_server(pagination, pages):
-    remaining = PageNumberPaginator(page_size=100).remaining_params({"items": [], "pagination": pagination})
+    remaining = list(PageNumberPaginator(page_size=100).remaining_params({"items": [], "pagination": pagination}))
     assert [q["page"] for q in remaining] == pages
     assert all(q["page_size"] == pagination["page_size"] for q in remaining)
 

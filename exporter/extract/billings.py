@@ -1,7 +1,8 @@
 """Extraction: every billing record of a window, from all pages, validated and deduplicated.
 
-Page 1 tells how many pages there are (from the server's own ``pagination``); the rest are
-fetched concurrently with a bounded pool. Pages go to a :class:`PageStore` as they arrive (so a
+Page 1 tells how many pages there are (from the server's own ``pagination``, refused beyond
+:data:`~.paginators.MAX_RECORDS`); the rest are fetched concurrently with a bounded pool, a few
+requests queued at a time, so memory never follows the number of pages the server claims. Pages go to a :class:`PageStore` as they arrive (so a
 killed fetch resumes) and are then read back in page order, so the result depends neither on
 completion order nor on page size. The API is asked for a few extra days on each side and the
 records are cut here to the exact instants ``[window.start, window.end)``.
@@ -9,10 +10,11 @@ records are cut here to the exact instants ``[window.start, window.end)``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ProgressCallback
-from ..errors import ApiError, DataError
+from ..errors import ApiError, DataError, ExportError
 from ..models import ExtractionStats
 from ..period import Window
 from . import jsonexact
@@ -96,6 +98,9 @@ def extract(
         store.remove()  # refetching would only bring the same answer back
         raise
     store.remove()
+    if batches.zoneless:
+        ids = ", ".join(map(repr, batches.zoneless[:5])) + (f" and {len(batches.zoneless) - 5} more" if len(batches.zoneless) > 5 else "")
+        result.warnings.append(f"{len(batches.zoneless)} record(s) have a created_at without a time zone, read as UTC: {ids}")
     if first_total != last_total:
         result.warnings.append(
             f"records kept arriving while paging (the total went from {first_total} to {last_total} on the "
@@ -126,8 +131,13 @@ def _fetch_pages(
     info = page_info(first)
     if max_total is not None and info.total > max_total:
         raise TooManyRecords(info.total)
-    have = store.open({**params, "page_size": info.page_size, "total": info.total})
     first_items = page_items(first, 1)
+    pages = paginator.remaining_params(first)  # refuses an impossible page count before anything is queued
+    what = {"base_url": client.base_url, "query": params, "first_day": window.first_day.isoformat(),
+            "last_day": window.last_day.isoformat(), "time_zone": window.tz_name,
+            "asked_page_size": page_size, "page_size": info.page_size, "total": info.total}
+    have = store.open(what, client.key_fingerprint)
+    remaining = (query for query in pages if query["page"] not in have)
     batches.add(1, first_items, store.save(1, first_items))
     for number in sorted(have - {1}):  # resuming: pages a previous run already stored
         try:
@@ -135,9 +145,8 @@ def _fetch_pages(
         except UnicodeDecodeError:
             raise DataError(f"stored page {number} is not UTF-8 text (the resume folder is damaged)") from None
         batches.add(number, _decode_stored(lines, number), lines)
-    remaining = [q for q in paginator.remaining_params(first) if q["page"] not in have]
     total_pages = max(info.page_count, 1)
-    done = total_pages - len(remaining)
+    done = len(have | {1})
     if progress:
         progress(done, total_pages, done * info.page_size)
 
@@ -152,23 +161,27 @@ def _fetch_pages(
         return number, items, store.save(number, items), page_info(data).total
 
     last_total = info.total
-    if remaining:
-        with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="page") as pool:
-            pending = {pool.submit(fetch, query) for query in remaining}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in finished:
-                    error = future.exception()
-                    if error is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise error
-                    number, items, lines, total = future.result()
-                    batches.add(number, items, lines)
-                    last_total = max(last_total, total)
-                    done += 1
-                    if progress:
-                        progress(done, total_pages, min(done * info.page_size, info.total))
+    workers = max(1, concurrency)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as pool:
+        pending: set[Future[tuple[int, list[Any], list[str], int]]] = set()
+        while True:
+            for query in itertools.islice(remaining, 2 * workers - len(pending)):  # a few queued, never all
+                pending.add(pool.submit(fetch, query))
+            if not pending:
+                break
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                error = future.exception()
+                if error is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise error
+                number, items, lines, total = future.result()
+                batches.add(number, items, lines)
+                last_total = max(last_total, total)
+                done += 1
+                if progress:
+                    progress(done, total_pages, min(done * info.page_size, info.total))
     return info.total, last_total
 
 
@@ -180,6 +193,7 @@ class _Batches:
         self.items: list[Any] = []
         self.places: list[tuple[int, int]] = []  # (page, position) of each item
         self.hashes: list[int] = []  # of each record's text: tells repeated copies that differ
+        self.zoneless: list[str] = []  # ids of records whose created_at has no zone
 
     def add(self, number: int, items: list[Any], lines: list[str]) -> None:
         self.items.extend(items)
@@ -196,8 +210,9 @@ class _Batches:
         return frame.sort_values(["_page", "_position"], kind="stable", ignore_index=True)
 
     def _flush(self) -> None:
-        places = self.places
-        frame = parse_records(self.items, lambda i: f"page {places[i][0]}, item {places[i][1]}")
+        places, items = self.places, self.items
+        frame = parse_records(items, lambda i: f"page {places[i][0]}, item {places[i][1]}",
+                              lambda positions: self.zoneless.extend(items[i]["id"] for i in positions))
         frame["_page"] = np.array([page for page, _ in places], dtype=np.int64)
         frame["_position"] = np.array([position for _, position in places], dtype=np.int64)
         frame["_hash"] = np.array(self.hashes, dtype=np.int64)
@@ -228,10 +243,7 @@ def _assemble(
     instants = fetched["created_at"]
     keep = (~repeated & (instants >= window.start) & (instants < window.end)).to_numpy()
     if sink is not None:  # a second pass over the pages on disk: the lines never all sit in memory
-        lines = (line for number in store.pages() for line in store.lines(number))
-        for line, kept in zip(lines, keep):
-            if kept:
-                sink(line)
+        _replay(store, keep, sink)
     records = fetched.loc[keep, RECORD_COLUMNS].reset_index(drop=True)
     duplicates = int(repeated.sum())
     unique = len(fetched) - duplicates
@@ -248,6 +260,21 @@ def _assemble(
     )
     provider_days_usage = usage_in_provider_days(fetched[~repeated], window)
     return Extraction(records, stats, warnings, provider_days_usage)
+
+
+def _replay(store: PageStore, keep: np.ndarray, sink: LineSink) -> None:
+    """Send the kept records' stored lines to ``sink``; the store must hold exactly the records read."""
+    read = 0
+    try:
+        for line in (line for number in store.pages() for line in store.lines(number)):
+            if read < len(keep) and keep[read]:
+                sink(line)
+            read += 1
+    except FileNotFoundError:
+        read = -1
+    if read != len(keep):
+        raise ExportError(f"the stored pages in {store.folder} changed while being archived (another run of the same "
+                          "period?): nothing written")
 
 
 def _ids(items: list[Any]) -> list[Any]:

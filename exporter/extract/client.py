@@ -1,32 +1,52 @@
 """The HTTP client: one session, bearer auth, timeouts, retries, and the envelope check.
 
 Every request goes through :meth:`BillingClient.get_data`, the one place where ``requests``
-errors, HTTP statuses and failure envelopes become :class:`AuthError` or :class:`ApiError`.
-The key travels only in the Authorization header; no message or log line contains it.
+errors, HTTP statuses and failure envelopes become :class:`AuthError`, :class:`ApiError` or (for
+an answer that is not valid JSON text: NaN, not UTF-8) :class:`DataError`. The key travels only
+in the Authorization header, over https (or plain http to loopback, :mod:`.urls`); whatever the
+server sends back is cleaned of it first (:mod:`.redact`), so no message, log line or file
+contains it. A request has one deadline for its whole answer and a cap on its decoded size
+(:mod:`.body`); redirects are followed only within the base URL's origin.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, NamedTuple
+from urllib.parse import urlencode, urljoin
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from .. import __version__
 from ..config import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, RetryPolicy
-from ..errors import ApiError, AuthError
+from ..errors import ApiError, AuthError, DataError
 from . import jsonexact
+from .body import DeadlineExceeded, read_body
+from .redact import Redactor
+from .urls import check_base_url, origin
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+MAX_REDIRECTS = 5
+_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                     urllib3.exceptions.HTTPError)
 
 log = logging.getLogger("exporter.api")
+
+
+class Answer(NamedTuple):
+    """A response read whole: status, reason and body already cleaned of the key."""
+
+    status: int
+    reason: str
+    headers: Any  # case-insensitive mapping
+    body: bytes
 
 
 class BillingClient:
@@ -41,17 +61,20 @@ class BillingClient:
         timeout: tuple[float, float] = (CONNECT_TIMEOUT, DEFAULT_TIMEOUT),
         pool_size: int = 16,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_base_url(base_url)
+        self.origin = origin(self.base_url)
         self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        self.timeout = timeout  # (connect, whole answer) seconds
         self.session = requests.Session()
         self.session.headers.update(
-            {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
+            {"Authorization": f"Bearer {api_key}", "Accept": "application/json", "Accept-Encoding": "gzip, deflate",
              "User-Agent": f"wavespeed-export/{__version__}"}
         )
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self._key = api_key.encode("utf-8")
+        self._redact = Redactor(api_key)
         self._waited = 0.0
         self._lock = threading.Lock()
 
@@ -64,6 +87,10 @@ class BillingClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def key_fingerprint(self, salt: str) -> str:
+        """HMAC-SHA256 of the API key under ``salt``: tells whether stored pages were fetched with this key."""
+        return hmac.new(salt.encode("utf-8"), self._key, "sha256").hexdigest()
+
     def get_data(self, path: str, params: dict[str, Any]) -> Any:
         """GET ``path`` and return the envelope's ``data``, retrying transient failures."""
         shown = f"{path}?{urlencode(params)}" if params else path
@@ -71,17 +98,19 @@ class BillingClient:
         while True:
             started = time.monotonic()
             try:
-                response = self.session.get(self.base_url + path, params=params, timeout=self.timeout)
+                answer = self._fetch(path, params, started + self.timeout[1])
+            except DeadlineExceeded:
+                cause, status, retry_after = f"no complete answer within {self.timeout[1]:g} s", None, None
             except _TRANSIENT_ERRORS as exc:
                 cause, status, retry_after = type(exc).__name__, None, None
             except requests.RequestException as exc:
                 raise ApiError(f"cannot request {path}: {type(exc).__name__}") from None
             else:
-                log.info("GET %s -> %s (%.0f ms)", shown, response.status_code, (time.monotonic() - started) * 1000)
-                if response.status_code not in RETRY_STATUSES:
-                    return _unwrap(response, path)
-                cause, status = _failure_text(response), response.status_code
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                log.info("GET %s -> %s (%.0f ms)", shown, answer.status, (time.monotonic() - started) * 1000)
+                if answer.status not in RETRY_STATUSES:
+                    return self._unwrap(answer, path)
+                cause, status = _failure_text(answer, self._redact), answer.status
+                retry_after = _retry_after(answer.headers.get("Retry-After"))
             retry += 1
             wait = self.retry.delay(retry - 1, retry_after)
             if retry >= self.retry.attempts or not self._reserve_wait(wait):
@@ -89,6 +118,66 @@ class BillingClient:
                 raise ApiError(f"{path} failed after {tries}: {cause}", status=status)
             log.warning("GET %s: %s; retrying in %.2f s", shown, cause, wait)
             time.sleep(wait)
+
+    def _fetch(self, path: str, params: dict[str, Any] | None, deadline: float) -> Answer:
+        """One request, same-origin redirects followed, the body read within ``deadline``."""
+        url = self.base_url + path
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False, stream=True)
+            except requests.RequestException:
+                raise
+            except ValueError:  # requests reads a Location even when not following it
+                raise ApiError(f"{path} answered with a header that cannot be read") from None
+            complete = False
+            try:
+                if response.is_redirect:
+                    try:
+                        url, params = urljoin(response.url, response.headers["Location"]), None
+                    except ValueError:
+                        raise ApiError(f"{path} redirected to an invalid location") from None
+                    target = origin(url)
+                    if target != self.origin:
+                        where = f"{target[0]}://{target[1]}:{target[2]}" if target else "a non-http location"
+                        raise ApiError(f"{path} redirected to another origin ({_clip(self._redact.text(where), 80)}): refusing to follow")
+                    continue
+                try:
+                    body = read_body(response.raw, response.headers.get("Content-Encoding"), deadline, self.timeout[1])
+                except ApiError as exc:
+                    raise ApiError(f"{path}: {exc}", status=response.status_code) from None
+                complete = True
+                return Answer(response.status_code, self._redact.text(response.reason or ""), response.headers,
+                              self._redact.body(body))
+            finally:
+                if complete:
+                    response.raw.release_conn()  # read to the end: the connection can serve the next request
+                else:
+                    response.close()
+        raise ApiError(f"{path} redirected more than {MAX_REDIRECTS} times")
+
+    def _unwrap(self, answer: Answer, path: str) -> Any:
+        if answer.status in (401, 403):
+            raise AuthError(f"the API rejected the key ({answer.status} on {path}); check --api-key or WAVESPEED_API_KEY")
+        if answer.status >= 400:
+            raise ApiError(f"{path} answered {_failure_text(answer, self._redact)}", status=answer.status)
+        try:
+            body = jsonexact.loads(answer.body)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path} answered {answer.status} with text that is not UTF-8 (byte {exc.start})") from None
+        except jsonexact.NotFiniteError as exc:
+            raise DataError(f"{path} answered {answer.status} with JSON holding {exc}") from None
+        except ValueError:
+            raise ApiError(f"{path} answered {answer.status} with a body that is not JSON") from None
+        if self._redact.needs_decoded_pass(answer.body):
+            body = self._redact.value(body)
+        if not isinstance(body, dict) or "code" not in body:
+            raise ApiError(f"{path} answered JSON without the code/message/data envelope")
+        code = _clip(body.get("code"), 20)
+        if code in ("401", "403"):
+            raise AuthError(f"the API rejected the key (code {code} on {path}); check --api-key or WAVESPEED_API_KEY")
+        if code != "200":
+            raise ApiError(f"{path} answered code {code}: {_clip(self._redact.text(str(body.get('message'))))}", status=answer.status)
+        return body.get("data")
 
     def _reserve_wait(self, wait: float) -> bool:
         """Charge ``wait`` to the run's total waiting budget; False once it is spent."""
@@ -99,35 +188,16 @@ class BillingClient:
             return True
 
 
-def _unwrap(response: requests.Response, path: str) -> Any:
-    if response.status_code in (401, 403):
-        raise AuthError(f"the API rejected the key ({response.status_code} on {path}); check --api-key or WAVESPEED_API_KEY")
-    if response.status_code >= 400:
-        raise ApiError(f"{path} answered {_failure_text(response)}", status=response.status_code)
+def _failure_text(answer: Answer, redact: Redactor) -> str:
+    """'502 Bad Gateway (HTML page)' or '429: too many requests' — one line, the server's (cleaned) words."""
+    status = _clip(f"{answer.status} {answer.reason}".strip(), 80)
     try:
-        body = jsonexact.loads(response.content)
+        body = jsonexact.loads(answer.body)
     except ValueError:
-        raise ApiError(f"{path} answered {response.status_code} with a body that is not JSON") from None
-    if not isinstance(body, dict) or "code" not in body:
-        raise ApiError(f"{path} answered JSON without the code/message/data envelope")
-    code = str(body.get("code"))
-    if code in ("401", "403"):
-        raise AuthError(f"the API rejected the key (code {code} on {path}); check --api-key or WAVESPEED_API_KEY")
-    if code != "200":
-        raise ApiError(f"{path} answered code {code}: {_clip(body.get('message'))}", status=response.status_code)
-    return body.get("data")
-
-
-def _failure_text(response: requests.Response) -> str:
-    """'502 Bad Gateway (HTML page)' or '429: too many requests' — one line, the server's words."""
-    status = f"{response.status_code} {response.reason or ''}".strip()
-    try:
-        body = jsonexact.loads(response.content)
-    except ValueError:
-        kind = "HTML page" if b"<html" in response.content[:500].lower() else "non-JSON body"
+        kind = "HTML page" if b"<html" in answer.body[:500].lower() else "non-JSON body"
         return f"{status} ({kind})"
     message = body.get("message") if isinstance(body, dict) else None
-    return f"{status}: {_clip(message)}" if message else status
+    return f"{status}: {_clip(redact.text(str(message)))}" if message else status
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -136,10 +206,10 @@ def _retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return float(value) if len(value) < 10 else None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)

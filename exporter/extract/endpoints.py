@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import ApiError, AuthError, DataError
 from ..models import ProviderUsage
-from ..money import parse_amount
+from ..money import MAX_AMOUNT_MICROS, SUM_LIMIT_MICROS, format_micros, parse_amount
 from ..period import Window
 from .client import BillingClient
 from .jsonexact import is_number
@@ -93,6 +93,8 @@ def parse_provider_usage(data: Any) -> ProviderUsage:
         if not encodable([model]):
             raise DataError(f"{where}: field 'model' is not valid Unicode text (a lone surrogate): {model[:40]!r}")
         costs[model] = costs.get(model, 0) + _amount(item.get("cost"), f"{where} ({model}): field 'cost'")
+    if sum(map(abs, costs.values())) > SUM_LIMIT_MICROS:
+        raise DataError("usage summary: the costs add up to more than can be compared exactly")
     total = data.get("total_cost")
     return ProviderUsage(costs, None if total is None else _amount(total, "usage summary: field 'total_cost'"))
 
@@ -104,6 +106,8 @@ def _amount(value: Any, where: str) -> int:
         micros, _ = parse_amount(value)
     except ValueError as exc:
         raise DataError(f"{where} {exc}") from None
+    if abs(micros) > MAX_AMOUNT_MICROS:
+        raise DataError(f"{where} {value} is beyond ±{format_micros(MAX_AMOUNT_MICROS, 0)}")
     return micros  # a negative cost is odd but comparable: it shows as a mismatch
 
 

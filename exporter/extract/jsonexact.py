@@ -13,8 +13,12 @@ from json.encoder import encode_basestring as _encode_str  # type: ignore[attr-d
 from typing import Any
 
 
+class NotFiniteError(ValueError):
+    """The text is JSON but for a NaN or Infinity, which JSON does not have."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise NotFiniteError(f"{name}, which is not a JSON number")
 
 
 # Decimal is implemented in C: it costs little more than float here (a str subclass costs 2x).
@@ -30,7 +34,14 @@ def loads(text: str | bytes) -> Any:
     """Parse one JSON document; NaN and Infinity are rejected."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    return _decoder.decode(text)
+    return _decode(text)
+
+
+def _decode(text: str) -> Any:
+    try:
+        return _decoder.decode(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 class LineError(ValueError):
@@ -47,28 +58,38 @@ def loads_lines(lines: list[str]) -> list[Any]:
     Raises LineError for the first line that is not valid JSON.
     """
     try:
-        values = _decoder.decode("[" + ",".join(lines) + "]")
+        values = _decode("[" + ",".join(lines) + "]")
     except ValueError:
         values = None
     if values is not None and len(values) == len(lines):
         return values
     for index, line in enumerate(lines):  # slow path: find the culprit (or a line holding two values)
         try:
-            _decoder.decode(line)
+            _decode(line)
         except ValueError as exc:
             raise LineError(index, str(exc)) from None
     raise LineError(len(lines) - 1, "the lines do not hold one JSON value each")
 
 
 def dumps(value: Any) -> str:
-    """Serialise compactly; a ``Decimal`` is written as a bare number with its own digits."""
+    """Serialise compactly; a ``Decimal`` is written as a bare number with its own digits.
+
+    ValueError for a value nested too deeply to write (the decoder takes a little more).
+    """
+    try:
+        return _dumps(value)
+    except RecursionError:
+        raise ValueError("a value nested too deeply to write back as JSON") from None
+
+
+def _dumps(value: Any) -> str:
     kind = type(value)
     if kind is str:
         return _encode_str(value)
     if kind is Decimal:
         return str(value)
     if kind is dict:
-        return "{" + ",".join(_encode_str(str(k)) + ":" + dumps(v) for k, v in value.items()) + "}"
+        return "{" + ",".join(_encode_str(str(k)) + ":" + _dumps(v) for k, v in value.items()) + "}"
     if kind is list or kind is tuple:
-        return "[" + ",".join(dumps(v) for v in value) + "]"
+        return "[" + ",".join(_dumps(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)

@@ -7,13 +7,16 @@ The page count comes from what the server says, not from what was asked: a serve
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..errors import ApiError
 
-MAX_PAGES = 10_000_000  # more is a broken answer (a total of 1e400), not a billing history
+# Most records one walk takes. A server claiming more is refused before any page is queued, so
+# neither memory nor the number of requests follows a number the server made up.
+MAX_RECORDS = 10**8
 
 
 @dataclass(frozen=True)
@@ -38,29 +41,45 @@ class PageNumberPaginator:
     def first_params(self) -> dict[str, int]:
         return {"page": 1, "page_size": self.page_size}
 
-    def remaining_params(self, first: dict[str, Any]) -> list[dict[str, int]]:
-        """Params of pages 2..N, using the page size the server actually served."""
+    def remaining_params(self, first: dict[str, Any]) -> Iterator[dict[str, int]]:
+        """Params of pages 2..N, using the page size the server actually served, made as they are asked for.
+
+        ApiError at once when N exceeds the pages :data:`MAX_RECORDS` takes at the requested size.
+        """
         info = page_info(first)
-        return [{"page": n, "page_size": info.page_size} for n in range(2, info.page_count + 1)]
+        most = -(-MAX_RECORDS // self.page_size)
+        if info.page_count > most:
+            raise ApiError(f"the billings answer claims {info.page_count:,} pages of {info.page_size}: more than the "
+                           f"{most:,} pages of {self.page_size} that {MAX_RECORDS:,} records take")
+        return ({"page": n, "page_size": info.page_size} for n in range(2, info.page_count + 1))
 
 
 def page_info(data: dict[str, Any]) -> PageInfo:
     """Read ``pagination``; a missing or nonsensical one is the API's fault (ApiError)."""
     try:
         raw = data["pagination"]
-        info = PageInfo(_whole(raw["page"]), _whole(raw["page_size"]), _whole(raw["total"]))
-    except (KeyError, TypeError, ValueError):
+        info = PageInfo(_count(raw["page"]), _count(raw["page_size"]), _count(raw["total"]))
+    except (KeyError, TypeError, ValueError, InvalidOperation):
         raise ApiError("the billings answer has no valid 'pagination' object") from None
-    if info.page_size < 1 or info.total < 0 or info.page_count > MAX_PAGES:
-        raise ApiError(f"the billings answer has an impossible pagination: {str(info)[:200]}")
+    if info.page_size < 1 or info.total < 0:
+        raise ApiError(f"the billings answer has an impossible pagination: {info}")
+    if info.total > MAX_RECORDS:
+        raise ApiError(f"the billings answer claims {info.total:,} records, more than the {MAX_RECORDS:,} one export takes")
     return info
 
 
-def _whole(value: Any) -> int:
-    """int() of a JSON number or text, refusing what would take ages to expand (1e999999999)."""
-    if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() > 18):
-        raise ValueError("not a count")
-    return int(value)
+def _count(value: Any) -> int:
+    """An integer of at most 18 digits, given as a JSON number or decimal text (ValueError otherwise).
+
+    Bounded before conversion: ``int()`` of a number such as ``1e999999999`` would not finish.
+    """
+    if type(value) is int and abs(value) < 10**18:
+        return value
+    if type(value) is str and len(value) <= 20:
+        value = Decimal(value)
+    if type(value) is Decimal and value.is_finite() and value.adjusted() < 18 and value == value.to_integral_value():
+        return int(value)
+    raise ValueError("not a count")
 
 
 def page_items(data: dict[str, Any], page: int) -> list[Any]:

@@ -6,9 +6,11 @@ archive, so an export and a re-render from the archive accept exactly the same d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -34,6 +36,10 @@ class Row(NamedTuple):
 
 
 _TEXT_FIELDS = ("type", "currency", "status")
+_CURRENCY = re.compile(r"[A-Z]{3}")  # an ISO 4217 code; anything else is not a currency
+
+# receives the positions of records whose created_at names no time zone (read as UTC)
+ZonelessCallback = Callable[[list[int]], None]
 
 
 def parse_record(raw: Any, where: str) -> Row:
@@ -53,6 +59,8 @@ def parse_record(raw: Any, where: str) -> Row:
         if not isinstance(value, str) or not value.strip():
             raise DataError(f"{name}: field {key!r} is missing or not a non-empty string")
         _check_unicode(value, key, name)
+    if not _CURRENCY.fullmatch(raw["currency"]):
+        raise DataError(f"{name}: field 'currency' must be three capital letters (ISO 4217), got {_describe(raw['currency'])}")
     amount = raw.get("amount")
     if not is_number(amount):
         raise DataError(f"{name}: field 'amount' must be a JSON number, got {_describe(amount)}")
@@ -106,9 +114,27 @@ def _parse_instant(value: Any, name: str) -> datetime:
         instant = datetime.fromisoformat(value)
     except ValueError:
         raise DataError(f"{name}: field 'created_at' is not ISO 8601: {value[:40]!r}") from None
-    if instant.tzinfo is None:  # the API documents UTC timestamps
+    if instant.tzinfo is None:  # the API documents UTC timestamps; parse_records reports these
         return instant.replace(tzinfo=timezone.utc)
     return instant.astimezone(timezone.utc)
+
+
+def _zoneless(stamps: list[str]) -> list[int]:
+    """Positions of the (valid ISO 8601) timestamps that carry no zone or offset.
+
+    The API writes ``...Z``: one C-level pass over the last characters settles the usual case;
+    only stamps ending otherwise (an offset, or none) are parsed again to tell.
+    """
+    if set(map(itemgetter(-1), stamps)) <= {"Z", "z"}:
+        return []
+    return [i for i, stamp in enumerate(stamps) if stamp[-1] not in "Zz" and _naive(stamp)]
+
+
+def _naive(stamp: str) -> bool:
+    try:
+        return datetime.fromisoformat(stamp).tzinfo is None
+    except ValueError:
+        return True  # pandas read it, Python cannot: no zone Python can see
 
 
 def _describe(value: Any) -> str:
@@ -124,18 +150,23 @@ def _describe(value: Any) -> str:
 RECORD_COLUMNS = ["id", "created_at", "type", "status", "model", "payment_method", "currency", "amount", "amount_micros"]
 
 
-def parse_records(raws: list[Any], where: Callable[[int], str]) -> pd.DataFrame:
+def parse_records(raws: list[Any], where: Callable[[int], str], on_zoneless: ZonelessCallback | None = None) -> pd.DataFrame:
     """Validate many records at once into columns (``RECORD_COLUMNS``, created_at as UTC datetime64).
 
     The fast path checks whole columns, parses each distinct amount once and the timestamps in one
     vectorised call; on anything unexpected the records go through :func:`parse_record` one by one,
     which names the first bad record and field. ``where(i)`` names record ``i`` (e.g. its page).
+    ``on_zoneless`` receives the positions of records whose created_at has no zone (read as UTC).
     """
     columns = _fast_columns(raws) if raws else _EMPTY_COLUMNS
     if columns is None:
         rows = [parse_record(raw, where(i)) for i, raw in enumerate(raws)]  # raises on the first bad one
         columns = {name: [getattr(row, name) for row in rows] for name in RECORD_COLUMNS}
         columns["created_at"] = pd.to_datetime(pd.Series(columns["created_at"], dtype=object), utc=True)
+    if on_zoneless is not None and raws:
+        zoneless = _zoneless([raw["created_at"] for raw in raws])
+        if zoneless:
+            on_zoneless(zoneless)
     frame = pd.DataFrame(columns, columns=RECORD_COLUMNS)
     frame["amount_micros"] = frame["amount_micros"].astype("int64")
     return frame
@@ -158,15 +189,21 @@ def _fast_columns(raws: list[Any]) -> dict[str, Any] | None:
     columns: dict[str, Any] = {"id": ids}
     for key in _TEXT_FIELDS:
         values = [raw.get(key) for raw in raws]
+        if set(map(type, values)) != {str}:
+            return None  # types first: set() of a list or an object would raise
         distinct = set(values)
-        if not all(type(value) is str and value.strip() for value in distinct) or not encodable(distinct):
+        if not all(value.strip() for value in distinct) or not encodable(distinct):
             return None
         columns[key] = values
+    if not all(_CURRENCY.fullmatch(code) for code in set(columns["currency"])):
+        return None
     for key in ("model", "payment_method"):
         values = [raw.get(key) for raw in raws]
+        if not set(map(type, values)) <= {str, type(None)}:
+            return None
         distinct = set(values)
         distinct.discard(None)
-        if not all(type(value) is str for value in distinct) or not encodable(distinct):
+        if not encodable(distinct):
             return None
         columns[key] = ["" if value is None else value for value in values]
     amounts = [raw.get("amount") for raw in raws]

@@ -1,9 +1,10 @@
 """CSV files of the pack: transactions.csv, by_model.csv, by_day.csv, reconciliation.csv.
 
 UTF-8 without BOM, RFC 4180 quoting, CRLF line ends. Amounts are exact plain decimal text
-(never floats, never exponents); free text that a spreadsheet would execute is prefixed with
-``'`` (see :mod:`.sanitize` and docs/booking.md, "CSV and spreadsheet safety"). The files contain
-no timestamps of the run, so the same records always give the same bytes.
+(never floats, never exponents); every text cell goes through :func:`.sanitize.neutralize`
+(control characters replaced, ``'`` before what a spreadsheet would execute; docs/booking.md, "CSV and
+spreadsheet safety"). The files contain no timestamps of the run, so the same records always give
+the same bytes.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class CsvWriter(Writer):
         ]
         if report.reconciliation is not None:
             paths.append(_write_rows(folder / "reconciliation.csv", ["model", "currency", "exported", "provider", "difference", "status"], (
-                [neutralize(r.model), r.currency, format_micros(r.exported_micros),
-                 format_micros(r.provider_micros), format_micros(r.difference_micros), r.status]
+                [neutralize(r.model), neutralize(r.currency), format_micros(r.exported_micros),
+                 format_micros(r.provider_micros), format_micros(r.difference_micros), neutralize(r.status)]
                 for r in report.reconciliation.itertuples(index=False)
             )))
         if report.adjustments is not None:

@@ -13,11 +13,16 @@ import re
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# what a human-facing CSV never carries raw: C0 controls but TAB/LF/CR (quoted as CSV allows), DEL, C1
+_CSV_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _LINE_BREAKS = re.compile(r"[\t\r\n]+")
 
 
 def neutralize(text: str) -> str:
-    """Free text for a human-facing CSV: prefix ``'`` when a spreadsheet would execute it."""
+    """Free text for a human-facing CSV: control characters shown as U+FFFD, and ``'`` prefixed
+    when a spreadsheet would execute it. Every text cell of every CSV of the pack goes through here."""
+    if not text.isprintable():  # one C-level scan settles the usual case
+        text = _CSV_CONTROL.sub("\ufffd", text)
     return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
 
 
