@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from openpyxl import load_workbook
 
 from exporter.cli import cli
 from exporter.sandbox import DEMO_KEY, SandboxServer, serve_in_thread
@@ -104,7 +105,7 @@ def test_a_month_end_loop_books_late_changes_once_in_the_open_period(server, tmp
     assert "next open period" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     assert {p.name: p.read_bytes() for p in (out / "2024-01").iterdir() if p.is_file()} == jan_pack
 
-    february = export(server, out, "2024-02")
+    february = export(server, out, "2024-02", "--format", FORMATS + ",html,xlsx")
     assert february.exit_code == 0, february.output
     adjustments = rows(out / "2024-02" / "adjustments.csv")
     assert {r["id"]: (r["change"], Decimal(r["delta"])) for r in adjustments} == expected
@@ -114,6 +115,10 @@ def test_a_month_end_loop_books_late_changes_once_in_the_open_period(server, tmp
     assert (summary["period"], summary["count"]) == ("2024-01", 6)
     assert Decimal(summary["total"]) == sum(delta for _, delta in expected.values())
     assert any("no longer returned by the API" in w for w in feb["warnings"])  # missing: warned, not posted
+    late_line = "Late changes to closed periods, booked in this one (adjustments.csv): 2024-01: 6 records"
+    assert late_line in (out / "2024-02" / "report.html").read_text()
+    summary_sheet = load_workbook(out / "2024-02" / "wavespeed_2024-02.xlsx", read_only=True)["Summary"]
+    assert any(str(cell).startswith(late_line) for row in summary_sheet.iter_rows(values_only=True) for cell in row if cell)
 
     # the adjustments are journal entries of their own, numbered WS2402A..., in every book format
     journal = rows(out / "2024-02" / "quickbooks_online_journal.csv")
@@ -129,6 +134,8 @@ def test_a_month_end_loop_books_late_changes_once_in_the_open_period(server, tmp
     assert 'journal_no: "WS2402A001"' in (out / "2024-02" / "wavespeed_2024-02.beancount").read_text()
     bank = rows(out / "2024-02" / "quickbooks_online_bank.csv")
     assert any(r["Description"].endswith("[WS2402A001]") and r["Amount"] == "-10.00" for r in bank)
+
+    assert not any(note.startswith("new model") for note in feb["notes"])  # January had them all
 
     # exporting the open month again gives the same books, byte for byte
     first_bytes = {name: (out / "2024-02" / name).read_bytes() for name in BOOK_FILES}
@@ -276,3 +283,17 @@ def test_two_processes_writing_the_books_at_once_never_corrupt_them(server, tmp_
     for (code, _), label in zip(results[1:], ("2024-02", "2024-03")):
         assert (label in recorded) == (code == 0) and (out / label).exists() == (code == 0)
     assert recorded["2024-01"] == ("closed" if results[0][0] == 0 else "open")
+
+
+def test_a_model_new_to_the_books_is_a_note_not_a_warning():
+    from exporter.books.ledger import BooksView, book_period
+    from exporter.books.mapping_toml import load_mapping
+    from exporter.period import month_window
+    from factories import make_report, usage_record
+
+    report = make_report([usage_record("old/model", "-1.00"), usage_record("new/model", "-2.00")])
+    booked = book_period(report.summaries, month_window("2024-01"), load_mapping(), "monthly",
+                         BooksView(known_models=frozenset({"old/model"})))
+    assert booked.notes == ("new model: new/model",) and not any("new/model" in w for w in booked.warnings)
+    fresh = book_period(report.summaries, month_window("2024-01"), load_mapping(), "monthly", BooksView())
+    assert fresh.notes == ()  # empty books: every model is new, none is news

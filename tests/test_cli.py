@@ -361,7 +361,7 @@ def test_a_malformed_account_mapping_exits_2_naming_the_key(api_args, tmp_path):
 
 
 def test_progress_bar_on_a_terminal(monkeypatch, capsys):
-    from exporter import cli as cli_module
+    from exporter import cli_options as cli_module
 
     monkeypatch.setattr(cli_module.sys.stderr, "isatty", lambda: True, raising=False)
     show = cli_module._progress_printer(quiet=False)

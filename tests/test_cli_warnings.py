@@ -11,7 +11,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_cli import export, invoke, read_csv
 
-from exporter.cli import CliState, cli
+from exporter.cli import cli
+from exporter.cli_options import CliState
 from exporter.period import month_window
 
 NEW_YORK = "America/New_York"

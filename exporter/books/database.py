@@ -217,6 +217,12 @@ class Books:
             self.db, params=(self.account, label),
         )
 
+    def models_seen(self, excluding: str) -> frozenset[str]:
+        """Every model the books recorded in a period other than ``excluding``."""
+        rows = self.db.execute("SELECT DISTINCT model FROM period_models WHERE account = ? AND label != ?",
+                               (self.account, excluding)).fetchall()
+        return frozenset(model for (model,) in rows)
+
     def history(self, end: datetime, months: int = 12) -> pd.DataFrame:
         """Usage and refunds of up to ``months`` earlier periods ending at or before ``end``, oldest first."""
         frame = pd.read_sql_query(

@@ -64,8 +64,7 @@ def read_view(books: Books, window: Window, lookback_days: int) -> BooksView:
     closed = tuple(p for p in books.periods() if p.closed and horizon <= p.end_utc <= window.start)
     history = books.history(window.start)
     periods = books.periods()
-    known = frozenset(pd.read_sql_query("SELECT DISTINCT model FROM period_models WHERE account = ?",
-                                        books.db, params=(books.account,))["model"])
+    known = books.models_seen(excluding=window.label)  # a re-export of this period does not count
     return BooksView(
         carry=carry,
         previous=previous,

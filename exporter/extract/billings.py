@@ -14,7 +14,8 @@ import itertools
 import logging
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import queue
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,11 @@ from .records import RECORD_COLUMNS, parse_records
 
 log = logging.getLogger("exporter.extract")
 VALIDATE_BATCH = 5_000  # records validated at once while other pages are still on the wire
+# Pages queued per worker: enough that the workers stay busy while this thread validates a batch
+# (a few tens of milliseconds), few enough that memory never follows the server's page count.
+QUEUED_PER_WORKER = 8
 
+PageFuture = Future[tuple[int, list[Any], list[str], int]]  # (page, items, their JSON lines, total)
 # receives each kept record's JSON text, exactly as received, in page order
 LineSink = Callable[[str], None]
 
@@ -162,26 +167,29 @@ def _fetch_pages(
 
     last_total = info.total
     workers = max(1, concurrency)
+    finished: queue.SimpleQueue[PageFuture] = queue.SimpleQueue()  # each future once, as it completes
+    pending: set[PageFuture] = set()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as pool:
-        pending: set[Future[tuple[int, list[Any], list[str], int]]] = set()
         while True:
-            for query in itertools.islice(remaining, 2 * workers - len(pending)):  # a few queued, never all
-                pending.add(pool.submit(fetch, query))
+            for query in itertools.islice(remaining, QUEUED_PER_WORKER * workers - len(pending)):  # a few, never all
+                future = pool.submit(fetch, query)
+                pending.add(future)
+                future.add_done_callback(finished.put)
             if not pending:
                 break
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                error = future.exception()
-                if error is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise error
-                number, items, lines, total = future.result()
-                batches.add(number, items, lines)
-                last_total = max(last_total, total)
-                done += 1
-                if progress:
-                    progress(done, total_pages, min(done * info.page_size, info.total))
+            future = finished.get()
+            pending.discard(future)
+            error = future.exception()
+            if error is not None:
+                for other in pending:
+                    other.cancel()
+                raise error
+            number, items, lines, total = future.result()
+            batches.add(number, items, lines)
+            last_total = max(last_total, total)
+            done += 1
+            if progress:
+                progress(done, total_pages, min(done * info.page_size, info.total))
     return info.total, last_total
 
 

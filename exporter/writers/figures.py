@@ -149,6 +149,16 @@ class CurrencyFigures:
 
 
 @dataclass(frozen=True)
+class LateChanges:
+    """Late changes to one closed period (and currency) booked in this one: count and net effect."""
+
+    period: str
+    currency: str
+    count: int
+    delta_micros: int
+
+
+@dataclass(frozen=True)
 class Figures:
     """Everything the monthly report shows, per currency, plus what was left out."""
 
@@ -162,6 +172,7 @@ class Figures:
     left_out: tuple[LeftOut, ...]
     records: int  # records of the period, every status
     warnings: tuple[str, ...]
+    late_changes: tuple[LateChanges, ...] = ()
 
 
 def compute(report: Report) -> Figures:
@@ -189,6 +200,17 @@ def compute(report: Report) -> Figures:
         ),
         records=int(report.status_counts["count"].sum()),
         warnings=report.warnings,
+        late_changes=_late_changes(report),
+    )
+
+
+def _late_changes(report: Report) -> tuple[LateChanges, ...]:
+    frame = report.adjustments
+    if frame is None or frame.empty:
+        return ()
+    return tuple(
+        LateChanges(str(period), str(currency), len(part), int(part["delta_micros"].sum()))
+        for (period, currency), part in frame.groupby(["period", "currency"], sort=True)
     )
 
 
@@ -353,11 +375,20 @@ def left_out_text(items: Sequence[LeftOut]) -> str:
     return "Left out (not completed, not counted above): " + "; ".join(parts) + "."
 
 
+def late_changes_text(items: Sequence[LateChanges]) -> str | None:
+    """One line for the late changes to closed periods booked in this one (None when there are none)."""
+    if not items:
+        return None
+    parts = [f"{i.period}: {i.count:,} record{'s' if i.count != 1 else ''}, {signed_money(i.delta_micros)} {i.currency}"
+             for i in items]
+    return "Late changes to closed periods, booked in this one (adjustments.csv): " + "; ".join(parts) + "."
+
+
 def period_text(figures: Figures) -> str:
     return f"{figures.first_day.isoformat()} to {figures.last_day.isoformat()}, time zone {figures.tz_name}"
 
 
 __all__ = [
-    "HISTORY_MONTHS", "TOP_MODELS", "CurrencyFigures", "Figures", "LeftOut", "ModelLine", "cents_text",
-    "compute", "left_out_text", "money", "percent", "period_text", "price", "signed_money",
+    "HISTORY_MONTHS", "TOP_MODELS", "CurrencyFigures", "Figures", "LateChanges", "LeftOut", "ModelLine", "cents_text",
+    "compute", "late_changes_text", "left_out_text", "money", "percent", "period_text", "price", "signed_money",
 ]

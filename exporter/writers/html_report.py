@@ -15,7 +15,7 @@ from ..models import Report
 from ..money import MICROS_PER_CENT, format_micros
 from .base import Writer
 from .figures import (
-    CurrencyFigures, Figures, compute, left_out_text, money, percent, period_text, price, signed_money,
+    CurrencyFigures, Figures, compute, late_changes_text, left_out_text, money, percent, period_text, price, signed_money,
 )
 from .svg import Bar, columns, esc, horizontal_bars
 
@@ -108,6 +108,9 @@ def render(report: Report) -> str:
     for currency in figures.currencies:
         body += _currency_section(figures, currency)
     body.append(f'<p class="left-out" id="left-out">{esc(left_out_text(figures.left_out))}</p>')
+    late = late_changes_text(figures.late_changes)
+    if late:
+        body.append(f'<p class="left-out" id="late-changes">{esc(late)}</p>')
     for currency in figures.currencies:
         body += ['<div class="charts">', *_charts(figures, currency), "</div>"]
     body += _all_models(report)

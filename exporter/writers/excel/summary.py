@@ -19,7 +19,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from ...models import Report
 from ...money import micros_to_decimal, round_to_cents
-from ..figures import CurrencyFigures, Figures, compute, left_out_text, money, period_text
+from ..figures import CurrencyFigures, Figures, compute, late_changes_text, left_out_text, money, period_text
 from .cells import (
     CHANGE_FORMAT, CHANGE_PERCENT_FORMAT, COUNT_FORMAT, DATE_FORMAT, DAYS_FORMAT, FONT_NAME, MONEY_FORMAT,
     PERCENT_FORMAT, PRICE_FORMAT, cents_decimal, naive_utc, print_setup, put_paragraph, put_text,
@@ -61,6 +61,10 @@ def write_summary(ws: Worksheet, report: Report) -> None:
         model_rows.append(rows)
         row += 1
     put_paragraph(ws, row, left_out_text(figures.left_out), 7, sum(_WIDTHS.values()))
+    late = late_changes_text(figures.late_changes)
+    if late:
+        row += 1
+        put_paragraph(ws, row, late, 7, sum(_WIDTHS.values()))
     generated = naive_utc(report.generated_at).strftime("%Y-%m-%d %H:%M UTC")
     note = f"wavespeed-export {report.tool_version}, {generated}. How the figures were obtained: Details sheet."
     put_paragraph(ws, row + 1, note, 7, sum(_WIDTHS.values())).font = _NOTE
