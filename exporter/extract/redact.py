@@ -30,7 +30,7 @@ class Redactor:
         """The raw body with the key and bearer tokens masked."""
         if self._secret_bytes and self._secret_bytes in data:
             data = data.replace(self._secret_bytes, MASK.encode())
-        if _BEARER_BYTES.search(data):
+        if b"bearer" in data.lower():  # a C-speed look first: the case-blind regex is six times slower
             data = _BEARER_BYTES.sub(b"Bearer " + MASK.encode(), data)
         return data
 
