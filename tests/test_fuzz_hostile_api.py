@@ -98,7 +98,7 @@ def plausible_pages(draw: st.DrawFn) -> Reply:
     items = draw(st.lists(plausible_records(), max_size=5))
     data = {"items": items, "pagination": {"page": 1, "page_size": max(len(items), 1), "total": len(items)}}
     body = jsonexact.dumps({"code": 200, "message": "success", "data": data}).replace("@@ESCAPED@@", ESCAPED_KEY)
-    return Reply(200, body.encode())
+    return Reply(200, body.encode("utf-8", "backslashreplace"))
 
 
 counts = st.one_of(st.integers(0, 6), st.sampled_from([-1, 10**9, 10**12, "2", None, Decimal("1.5"), Decimal("1E+999")]))
@@ -122,7 +122,7 @@ def envelopes(draw: st.DrawFn) -> bytes:
     else:
         return draw(st.binary(max_size=40))
     text = jsonexact.dumps(body).replace("@@ESCAPED@@", ESCAPED_KEY)
-    return text.encode("utf-8")
+    return text.encode("utf-8", "backslashreplace")  # a lone surrogate goes out as JSON's \ud800 escape
 
 
 @st.composite
@@ -131,7 +131,8 @@ def usage_envelopes(draw: st.DrawFn) -> bytes:
     rows = draw(st.lists(st.fixed_dictionaries({"model": st.one_of(hostile_text, st.just("wavespeed-ai/flux-dev")),
                                                 "cost": st.one_of(numbers, json_values)}), max_size=3))
     data = {"by_model": rows, "total_cost": draw(st.one_of(st.none(), numbers))}
-    return jsonexact.dumps({"code": 200, "message": "success", "data": data}).replace("@@ESCAPED@@", ESCAPED_KEY).encode()
+    text = jsonexact.dumps({"code": 200, "message": "success", "data": data}).replace("@@ESCAPED@@", ESCAPED_KEY)
+    return text.encode("utf-8", "backslashreplace")
 
 
 @st.composite
