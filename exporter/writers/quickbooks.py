@@ -33,7 +33,7 @@ from ..books.mapping import AccountMapping
 from ..errors import ConfigError, ExportError
 from ..models import JournalEntry, Report
 from ..money import format_cents
-from .base import Writer
+from .base import Writer, entries_by_currency, write_files
 from .sanitize import import_text
 
 IIF_FILE = "quickbooks.iif"
@@ -74,28 +74,15 @@ class QuickBooksWriter(Writer):
     def write(self, report: Report, folder: Path) -> list[Path]:
         mapping = report.mapping
         check_entries(report.journal)
-        currencies = sorted({entry.currency for entry in report.journal})
         files: list[tuple[str, bytes]] = []
-        for currency in currencies or [""]:
-            suffix = f"_{_file_safe(currency)}" if len(currencies) > 1 else ""
-            entries = [e for e in report.journal if e.currency == currency or len(currencies) <= 1]
+        for suffix, entries in entries_by_currency(report.journal):
             files.append((f"quickbooks{suffix}.iif", render_iif(entries, mapping if self.options.iif_lists else None)))
             files.append((f"quickbooks_online_journal{suffix}.csv", render_qbo_journal(entries)))
             parts = split_bank_rows(bank_rows(entries, mapping))
             for index, content in enumerate(parts, start=1):
                 part = f"_part{index}" if len(parts) > 1 else ""
                 files.append((f"quickbooks_online_bank{suffix}{part}.csv", content))
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, content in files:
-            path = folder / name
-            path.write_bytes(content)
-            paths.append(path)
-        return paths
-
-
-def _file_safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "XXX"
+        return write_files(folder, files)
 
 
 # -- checks and field formats --------------------------------------------------------------------

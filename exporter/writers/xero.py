@@ -25,7 +25,7 @@ from ..books.mapping import AccountMapping
 from ..errors import ConfigError, ExportError
 from ..models import JournalEntry, Report
 from ..money import format_cents
-from .base import Writer
+from .base import Writer, entries_by_currency, write_files
 from .sanitize import import_text
 
 XERO_FILE = "xero_manual_journals"
@@ -65,23 +65,14 @@ class XeroWriter(Writer):
         mapping = report.mapping
         self.check_mapping(mapping)
         check_entries(report.journal)
-        currencies = sorted({entry.currency for entry in report.journal})
         files: list[tuple[str, bytes]] = []
-        for currency in currencies or [""]:
-            suffix = f"_{_file_safe(currency)}" if len(currencies) > 1 else ""
-            entries = [e for e in report.journal if e.currency == currency or len(currencies) <= 1]
+        for suffix, entries in entries_by_currency(report.journal):
             journals = [journal_rows(entry, mapping, self.options.date_format) for entry in entries]
             parts = split_journals(journals)
             for index, rows in enumerate(parts, start=1):
                 part = f"_part{index}" if len(parts) > 1 else ""
                 files.append((f"{XERO_FILE}{suffix}{part}.csv", _csv([XERO_HEADER, *rows])))
-        folder.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, content in files:
-            path = folder / name
-            path.write_bytes(content)
-            paths.append(path)
-        return paths
+        return write_files(folder, files)
 
 
 def journal_rows(entry: JournalEntry, mapping: AccountMapping, date_format: str) -> list[Row]:
@@ -136,10 +127,6 @@ def _csv(rows: list[Row]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL).writerows(rows)
     return buffer.getvalue().encode("utf-8")
-
-
-def _file_safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "XXX"
 
 
 __all__ = ["XERO_HEADER", "XERO_MAX_LINES", "XeroWriter", "journal_rows", "split_journals"]
