@@ -18,12 +18,12 @@ new one. Changes of model or type alone move no money and are not posted.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from ..models import ADJUSTMENT_COLUMNS, COMPLETED
-from ..money import format_micros
 from .database import Period
 
 
@@ -106,12 +106,24 @@ def _int(value: object) -> int:
     return 0 if pd.isna(value) else int(value)  # type: ignore[call-overload]
 
 
-def describe(frame: pd.DataFrame) -> list[str]:
-    """One line per closed period and currency: count and total delta (for the terminal)."""
-    lines = []
-    for (period, currency), part in frame.groupby(["period", "currency"], sort=True):
-        lines.append(f"late changes to {period}: {len(part)} record(s), {format_micros(int(part['delta_micros'].sum()))} {currency}")
-    return lines
+@dataclass(frozen=True)
+class LateChanges:
+    """The late changes to one closed period (and currency) booked in this one: count and net effect."""
+
+    period: str
+    currency: str
+    count: int
+    delta_micros: int
 
 
-__all__ = ["describe", "detect_changes"]
+def late_changes(frame: pd.DataFrame | None) -> tuple[LateChanges, ...]:
+    """``Report.adjustments`` per closed period and currency, as the manifest, terminal and report show it."""
+    if frame is None or frame.empty:
+        return ()
+    return tuple(
+        LateChanges(str(period), str(currency), len(part), int(part["delta_micros"].sum()))
+        for (period, currency), part in frame.groupby(["period", "currency"], sort=True)
+    )
+
+
+__all__ = ["LateChanges", "detect_changes", "late_changes"]

@@ -272,13 +272,6 @@ class Books:
             (self.account,),
         ).fetchall()
 
-    def events(self, label: str | None = None) -> list[tuple[str, str, str, str]]:
-        query = "SELECT at, label, action, detail FROM events WHERE account = ?"
-        params: tuple[str, ...] = (self.account,)
-        if label is not None:
-            query, params = query + " AND label = ?", (*params, label)
-        return self.db.execute(query + " ORDER BY rowid", params).fetchall()
-
     # -- writing (inside a transaction) --------------------------------------------------------
 
     def forget(self, label: str) -> None:

@@ -41,8 +41,8 @@ def roll_forward(
 ) -> tuple[tuple[RollForward, ...], list[str]]:
     """One RollForward per currency met (records, adjustments or the provider's balance)."""
     totals = summaries.totals
-    frame = summaries.transactions
-    pending = frame[frame["status"] == "pending"].groupby(frame["currency"].astype("str"))["amount_micros"].sum()
+    counts = summaries.status_counts  # the summary, not the detail rows again
+    pending = counts[counts["status"] == "pending"].groupby("currency")["amount_micros"].sum()
     deltas = (adjustments.groupby("currency")["delta_micros"].sum()
               if adjustments is not None and len(adjustments) else pd.Series(dtype="int64"))
     currencies = sorted(set(totals["currency"]) | set(deltas.index) | ({provider.currency} if provider else set()))

@@ -24,6 +24,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
+from ..books.adjustments import LateChanges, late_changes
 from ..models import COMPLETED, Report, RollForward
 from ..money import MICROS_PER_UNIT, allocate_cents, round_to_cents
 
@@ -149,16 +150,6 @@ class CurrencyFigures:
 
 
 @dataclass(frozen=True)
-class LateChanges:
-    """Late changes to one closed period (and currency) booked in this one: count and net effect."""
-
-    period: str
-    currency: str
-    count: int
-    delta_micros: int
-
-
-@dataclass(frozen=True)
 class Figures:
     """Everything the monthly report shows, per currency, plus what was left out."""
 
@@ -200,17 +191,7 @@ def compute(report: Report) -> Figures:
         ),
         records=int(report.status_counts["count"].sum()),
         warnings=report.warnings,
-        late_changes=_late_changes(report),
-    )
-
-
-def _late_changes(report: Report) -> tuple[LateChanges, ...]:
-    frame = report.adjustments
-    if frame is None or frame.empty:
-        return ()
-    return tuple(
-        LateChanges(str(period), str(currency), len(part), int(part["delta_micros"].sum()))
-        for (period, currency), part in frame.groupby(["period", "currency"], sort=True)
+        late_changes=late_changes(report.adjustments),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..books.adjustments import late_changes
 from ..models import Report, RollForward
 from .csv_files import by_model_rows
 from ..money import format_micros
@@ -104,7 +105,10 @@ def build_manifest(report: Report, folder: Path, files: list[Path], formats: tup
     if report.rollforward:
         manifest["rollforward"] = [_rollforward_entry(r) for r in report.rollforward]
     if report.adjustments is not None:
-        manifest["adjustments"] = _adjustments_entry(report.adjustments)
+        manifest["adjustments"] = [
+            {"period": c.period, "currency": c.currency, "count": c.count, "total": format_micros(c.delta_micros)}
+            for c in late_changes(report.adjustments)
+        ]
     manifest["formats"] = list(formats)
     manifest["files"] = [file_entry(path, folder) for path in sorted(files)]
     return manifest
@@ -120,15 +124,6 @@ def _rollforward_entry(r: RollForward) -> dict[str, Any]:
         "other": amount(r.other_micros), "adjustments": amount(r.adjustments_micros), "closing": amount(r.closing_micros),
         "provider_balance": amount(r.provider_balance_micros), "pending": amount(r.pending_micros),
     }
-
-
-def _adjustments_entry(frame: Any) -> list[dict[str, Any]]:
-    """Late changes posted in this period: count and total per closed period and currency."""
-    return [
-        {"period": str(period), "currency": str(currency), "count": len(part),
-         "total": format_micros(int(part["delta_micros"].sum()))}
-        for (period, currency), part in frame.groupby(["period", "currency"], sort=True)
-    ]
 
 
 def write_manifest(report: Report, folder: Path, files: list[Path], formats: tuple[str, ...] = ()) -> Path:

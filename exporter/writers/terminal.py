@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..books.adjustments import late_changes
 from ..models import Report
 from ..money import format_micros
 from .manifest import PreviousPack
@@ -92,10 +93,9 @@ def render_rollforward(report: Report) -> list[str]:
             + f" + adjustments {money(r.adjustments_micros)} = closing {closing}"
         )
         lines.append(f"  opening: {r.opening_source}")
-    if report.adjustments is not None and len(report.adjustments):
-        for (period, currency), part in report.adjustments.groupby(["period", "currency"], sort=True):
-            lines.append(f"late changes to {period}: {len(part)} record(s), "
-                         f"{money(int(part['delta_micros'].sum()))} {currency} posted in {report.window.label}")
+    for change in late_changes(report.adjustments):
+        lines.append(f"late changes to {change.period}: {change.count} record(s), "
+                     f"{money(change.delta_micros)} {change.currency} posted in {report.window.label}")
     return lines
 
 
