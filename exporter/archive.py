@@ -239,7 +239,7 @@ def read_context(folder: Path, *, verify: bool = True) -> SourceContext:
             source=str(s["source"]),
             server_total=None if s["server_total"] is None else _count(s["server_total"]),
             unique_fetched=_count(s["unique_fetched"]), duplicates_dropped=_count(s["duplicates_dropped"]),
-            pages=_count(s["pages"]), in_period=_count(s["in_period"]),
+            pages=_count(s["pages"]), in_period=_count(s["in_period"]), api=str(s.get("api", "legacy")),
         )
         usage = data.get("provider_days_usage")
         return SourceContext(window, stats, data.get("provider_usage"), [str(w) for w in data.get("warnings", [])],

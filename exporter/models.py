@@ -90,6 +90,7 @@ class ExtractionStats:
     duplicates_dropped: int
     pages: int
     in_period: int
+    api: str = "legacy"  # the API generation that answered: "legacy" or "current" (docs/api.md)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from .config import ExportConfig, Granularity
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
     BillingClient,
+    Generation,
     Extraction,
     LineSink,
     TooManyRecords,
@@ -255,17 +256,19 @@ def _fetch_live(
         with _client(config) as client:
             extraction = _extract(client, config, archive.write if archive else None)
             warnings += extraction.warnings
+            api = extraction.api  # every later call asks the generation that answered
+            assert api is not None
             closed = None
             if view.closed:  # one ranged fetch over the closed periods to re-check
                 span = Window(min(p.start_utc for p in view.closed).date(), max(p.end_utc for p in view.closed).date(),
                               "UTC", "closed")
-                closed = extract(client, span, page_size=config.page_size, concurrency=config.concurrency,
+                closed = extract(client, span, api=api, page_size=config.page_size, concurrency=config.concurrency,
                                  sink=closed_archive.write if closed_archive else None).records
             usage, balance = None, None
             if config.reconcile:
-                usage, usage_warning = fetch_provider_usage(client, window)
+                usage, usage_warning = fetch_provider_usage(client, window, api.name)
                 warnings += [usage_warning] if usage_warning else []
-                balance, balance_warning = _provider_balance(client, config, window)
+                balance, balance_warning = _provider_balance(client, config, window, api)
                 warnings += [balance_warning] if balance_warning else []
     finally:
         for writer in (archive, closed_archive):
@@ -282,11 +285,13 @@ def _fetch_live(
     return extraction.records, context, closed
 
 
-def _provider_balance(client: BillingClient, config: ExportConfig, window: Window) -> tuple[ProviderBalance | None, str | None]:
+def _provider_balance(
+    client: BillingClient, config: ExportConfig, window: Window, api: Generation
+) -> tuple[ProviderBalance | None, str | None]:
     """The provider's balance now and the net of the completed records since the window ended
     (one ranged fetch, skipped above ``balance_max_records``), or a warning."""
     try:
-        micros, currency = fetch_balance(client)
+        micros, currency = fetch_balance(client, api.name)
     except AuthError:
         raise
     except (ApiError, DataError) as exc:  # the roll-forward then says its opening is unknown
@@ -297,7 +302,7 @@ def _provider_balance(client: BillingClient, config: ExportConfig, window: Windo
         return ProviderBalance(micros, currency, now, 0, 0), None
     after = Window(window.last_day + timedelta(days=1), today, window.tz_name, "after")
     try:
-        records = extract(client, after, page_size=config.page_size, concurrency=config.concurrency,
+        records = extract(client, after, api=api, page_size=config.page_size, concurrency=config.concurrency,
                           max_total=config.balance_max_records).records
     except TooManyRecords as exc:
         skipped = f"{exc.total} records after the period, over --balance-max-records {config.balance_max_records}"
@@ -308,8 +313,8 @@ def _provider_balance(client: BillingClient, config: ExportConfig, window: Windo
 
 def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None) -> Extraction:
     assert config.window is not None
-    return extract(client, config.window, page_size=config.page_size, concurrency=config.concurrency,
-                   progress=config.progress, store_folder=config.resume_folder, sink=sink)
+    return extract(client, config.window, api=config.api, page_size=config.page_size,
+                   concurrency=config.concurrency, progress=config.progress, store_folder=config.resume_folder, sink=sink)
 
 
 def _client(config: ExportConfig) -> BillingClient:

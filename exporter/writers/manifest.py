@@ -81,6 +81,7 @@ def build_manifest(report: Report, folder: Path, files: list[Path], formats: tup
         },
         "source": {
             "base_url": stats.source,
+            "api": stats.api,
             "server_total": stats.server_total,
             "unique_fetched": stats.unique_fetched,
             "matches_server_total": stats.server_total == stats.unique_fetched,
