@@ -176,6 +176,15 @@ def copy_archive(folder: Path, to: Path, name: str = ARCHIVE_NAME) -> Path:
     return copy
 
 
+def verified(folder: Path, name: str) -> Path:
+    """``<folder>/<name>``, once its bytes are checked against the manifest (DataError if changed)."""
+    path = folder / name
+    expected = _manifest_entry(folder, name)
+    data = path.read_bytes()
+    _check(path, expected, len(data), hashlib.sha256(data).hexdigest())
+    return path
+
+
 class _HashingReader:
     """A binary file that hashes (sha256) and counts whatever is read through it."""
 

@@ -141,7 +141,7 @@ def refuse_ignored(params: dict[str, Any]) -> None:
     formats = set(params.get("formats") or ())
     rules = [
         (params.get("from_source") is not None, "--from-source (it re-renders the archive's own period, offline)",
-         _API_OPTIONS),
+         (*_API_OPTIONS, "topups")),
         (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
         (params["quiet"], "--quiet", ("verbose",)),
         ("quickbooks" not in formats, "a --format without quickbooks", ("iif_lists",)),

@@ -124,6 +124,7 @@ def _rollforward_entry(r: RollForward) -> dict[str, Any]:
         "topups": amount(r.topups_micros), "usage": amount(r.usage_micros), "refunds": amount(r.refunds_micros),
         "other": amount(r.other_micros), "adjustments": amount(r.adjustments_micros), "closing": amount(r.closing_micros),
         "provider_balance": amount(r.provider_balance_micros), "pending": amount(r.pending_micros),
+        **({"topups_source": r.topups_source} if r.topups_derived else {}),
     }
 
 
