@@ -166,19 +166,19 @@ class BillingClient:
                     except ValueError:
                         raise ApiError(f"{path} redirected to an invalid location") from None
                     target = origin(url)
-                    if body is not None and response.status_code not in (307, 308):
-                        raise ApiError(f"{path} redirected a POST with {response.status_code}: refusing to re-send it as a GET")
                     if target != self.origin:
                         where = f"{target[0]}://{target[1]}:{target[2]}" if target else "a non-http location"
                         raise ApiError(f"{path} redirected to another origin ({_clip(self._redact.text(where), 80)}): refusing to follow")
+                    if body is not None and response.status_code not in (307, 308):
+                        raise ApiError(f"{path} redirected a POST with {response.status_code}: refusing to re-send it as a GET")
                     continue
                 try:
-                    body = read_body(response.raw, response.headers.get("Content-Encoding"), deadline, self.timeout[1])
+                    content = read_body(response.raw, response.headers.get("Content-Encoding"), deadline, self.timeout[1])
                 except ApiError as exc:
                     raise ApiError(f"{path}: {exc}", status=response.status_code) from None
                 complete = True
                 return Answer(response.status_code, self._redact.text(response.reason or ""), response.headers,
-                              self._redact.body(body))
+                              self._redact.body(content))
             finally:
                 if complete:
                     response.raw.release_conn()  # read to the end: the connection can serve the next request
