@@ -269,3 +269,28 @@ def test_a_bad_receipts_file_is_exit_2_naming_the_line(current, tmp_path, text, 
     result = export(current, tmp_path / "out", "--topups", str(path))
     assert result.exit_code == 2 and phrase in result.stderr, result.stderr
     assert not (tmp_path / "out" / "2024-01").exists()
+
+
+@pytest.mark.parametrize("usage_path", ["/api/v3/account/usage", "/api/v3/user/usage_stats"])
+def test_a_usage_answer_without_data_skips_the_reconciliation(tmp_path, usage_path):
+    """``data: null`` from the usage summary is no reason to stop the month end: a warning says so."""
+    from hostile import SEARCH, USAGE_STATS, json_reply, raw_record, serve
+
+    records = [{"uuid": f"b{n}", "billing_type": "deduct", "price": Decimal("0.01"), "created_at": raw_record(n)["created_at"],
+                "order": {"state": "done"}, "prediction": {"model_uuid": "m/x"}} for n in range(3)]
+
+    def handle(request):
+        if request.path == SEARCH:
+            return json_reply({"page": 1, "total": len(records), "items": records})
+        if request.path == usage_path:
+            return json_reply(None)
+        if request.path == USAGE_STATS:  # absent, so the legacy summary is asked
+            return json_reply(None, 404)
+        return json_reply({"balance": Decimal("5")}) if request.path == "/api/v3/balance" else json_reply(None, 404)
+
+    with serve(handle) as server:
+        result = CliRunner().invoke(cli, ["export", "--period", "2024-01", "--out", str(tmp_path), "--base-url", server.url,
+                                          "--api-key", DEMO_KEY, "--format", "csv"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "reconciliation skipped: the provider's usage summary answered without data" in result.output
+    assert [row["amount"] for row in rows(tmp_path / "2024-01" / "transactions.csv")] == ["-0.01"] * 3

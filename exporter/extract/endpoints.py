@@ -46,7 +46,9 @@ def fetch_provider_usage(client: BillingClient, window: Window, api: str = "lega
     try:
         if api == "current":
             try:
-                return {"usage_stats": [client.post_data(USAGE_STATS_PATH, span) for span in usage_stats_spans(window)]}, None
+                spans = [client.post_data(USAGE_STATS_PATH, span) for span in usage_stats_spans(window)]
+                data: Any = None if None in spans else {"usage_stats": spans}
+                return data, None if data is not None else _NO_DATA
             except ApiError as exc:
                 if exc.status not in ABSENT_STATUSES:
                     raise
@@ -56,9 +58,10 @@ def fetch_provider_usage(client: BillingClient, window: Window, api: str = "lega
         raise
     except ApiError as exc:
         return None, f"reconciliation skipped: the usage summary could not be fetched ({exc})"
-    if data is None:
-        return None, "reconciliation skipped: the provider's usage summary answered without data"
-    return data, None
+    return data, None if data is not None else _NO_DATA
+
+
+_NO_DATA = "reconciliation skipped: the provider's usage summary answered without data"
 
 
 def usage_stats_spans(window: Window) -> list[dict[str, str]]:
