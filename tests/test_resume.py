@@ -43,7 +43,7 @@ def test_a_killed_export_resumes_where_it_stopped(sandbox, tmp_path):
     child.kill()
     child.wait()
     stored = stored_pages(pages)
-    assert 12 <= len(stored) < 30, "the child should have been killed half-way"
+    assert 12 <= len(stored) < 38, "the child should have been killed half-way"
     assert not (out / "2024-01").exists()
 
     sandbox.reset()
