@@ -262,7 +262,7 @@ def test_top_ups_from_the_receipts_are_booked_and_tie_out(current, tmp_path):
     ("date,amount,reference\n2024-13-05,10.00,A\n", "line 2: 'date'"),
     ("date,amount,reference\n2024-01-05,-10.00,A\n", "must be positive"),
     ("date,amount,reference\n2024-01-05,10.00,A\n2024-01-06,5,A\n", "appears twice"),
-    ("date,amount,reference\n2024-01-05,1e2,A\n", "line 2: 'amount'"),
+    ("date,amount,reference\n2024-01-05,12.5.0,A\n", "line 2: 'amount'"),
 ])
 def test_a_bad_receipts_file_is_exit_2_naming_the_line(current, tmp_path, text, phrase):
     path = tmp_path / "receipts.csv"
