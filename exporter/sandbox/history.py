@@ -6,7 +6,9 @@ tests' figures are computed from) into the dataset a real account would have sho
 instant. Every record gets a fixed timeline, drawn from a hash of the dataset's seed and the
 record's id, so it never depends on which date is asked or in which order:
 
-- **creation and arrival.** A record is served from its arrival instant on. Almost every record
+- **creation and arrival.** As of an instant, what happened strictly before it counts: a record
+  is served once its arrival instant has passed (one created at 00:00 is not served as of that
+  day, as the API's ``[start, end)`` periods would have it). Almost every record
   arrives when it is created; about 0.15 % arrive late, 1 hour to 10 days after their
   ``created_at`` (a handful a month with the default data): before arriving they are absent,
   afterwards they are served with their old timestamp.
@@ -84,18 +86,19 @@ class Timeline:
     repriced_amount: Decimal | None = None
 
     def state(self, instant: int) -> Record | None:
-        """The record as served at ``instant``, or ``None`` when it has not arrived yet."""
-        if instant < self.arrives:
+        """The record as served at ``instant``: what happened strictly before it counts (a record
+        created at the instant is not served yet); ``None`` when it has not arrived."""
+        if instant <= self.arrives:
             return None
         record = self.record
-        if instant < self.settles:
+        if instant <= self.settles:
             status = "pending"
-        elif self.reversed_at is not None and instant >= self.reversed_at:
+        elif self.reversed_at is not None and instant > self.reversed_at:
             status = "failed"
         else:
             status = self.final_status
         amount = record.amount
-        if self.repriced_at is not None and instant >= self.repriced_at and self.repriced_amount is not None:
+        if self.repriced_at is not None and instant > self.repriced_at and self.repriced_amount is not None:
             amount = self.repriced_amount
         if status == record.status and amount == record.amount:
             return record
@@ -140,7 +143,7 @@ def as_of(dataset: Dataset, instant: datetime) -> Dataset:
         raise ValueError("as_of needs a timezone-aware instant")
     lines = timelines(dataset)
     horizon = max((t.last_event() for t in lines), default=0)
-    at = min((instant - _EPOCH) // _MS, horizon)
+    at = min((instant - _EPOCH) // _MS, horizon + 1)
     key = (id(dataset), at)
     with _lock:
         cached = _views.get(key)
