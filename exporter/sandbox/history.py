@@ -35,9 +35,9 @@ The balance follows, since :class:`~.data.Dataset` computes it from the records 
 opening balance plus every amount completed as of the instant). After the last event of the
 dataset (a month or so after its last record) every later instant gives the same view.
 
-With the default data (5 months, 13,000 records) the account stands, at 00:00 UTC on the first
-of a month, with a few of the previous month's records pending (the last one of the month
-always: it was created a millisecond before), and between that month end and the next about a
+With the default data (5 months, 12,687 records) the account stands, at 00:00 UTC on the first
+of a month, with one to four of the previous month's records pending (about 0.1 %; the last one
+of the month among them, created a millisecond before, unless it arrives late), and between that month end and the next about a
 dozen of the month's charges are reversed or re-priced; see docs/sandbox.md. Views are built in
 a tenth of a second or so and cached per (dataset, instant).
 """
