@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,13 @@ from .config import (
 from .cli_books import COMMANDS as BOOKS_COMMANDS
 from .cli_options import (
     AmountType,
+    AsOfDate,
     FormatList,
     api_context,
     build_config,
     line_writer,
     refuse_ignored,
+    sandbox_instant,
     source_options,
 )
 from .errors import ConfigError, ExportError, from_foreign, os_reason
@@ -230,18 +233,22 @@ def _echo_json(value: dict[str, Any]) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port (0: any free one).")
-def sandbox(host: str, port: int) -> None:
+@click.option("--as-of", "as_of", type=AsOfDate(), metavar="YYYY-MM-DD",
+              help="Serve the account as it stood at 00:00 UTC that day (default: as of now).")
+def sandbox(host: str, port: int, as_of: date | None = None) -> None:
     """Serve the built-in sandbox API in the foreground (Ctrl-C stops it).
 
     \b
     Example:
         wavespeed-export sandbox --port 8765
         wavespeed-export export --base-url http://127.0.0.1:8765 --api-key ws-sandbox-demo-key --period 2024-01
+        wavespeed-export sandbox --as-of 2024-02-01      # January as it stood at month end
     """
     from .sandbox.server import run
 
+    instant = sandbox_instant(as_of, "--as-of")
     try:
-        run(host, port)
+        run(host, port, as_of=instant)
     except OSError as exc:  # binding: the port is taken, the address is not ours, the name unknown
         raise ConfigError(f"cannot serve on {host}:{port}: {os_reason(exc)} (try another --port, or 0 for any free one)") from None
 

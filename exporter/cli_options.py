@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,23 @@ class FormatList(click.ParamType):
         return [CompletionItem(prefix + name) for name in FORMATS if name.startswith(last)]
 
 
+class AsOfDate(click.ParamType):
+    """A calendar day ``YYYY-MM-DD`` (``--sandbox-as-of``): the sandbox as it stood at 00:00 UTC that day."""
+
+    name = "date"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        text = str(value).strip()
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                raise ValueError
+            return date.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a date: expected YYYY-MM-DD, e.g. 2024-02-01", param, ctx)
+
+
 def complete_period(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     """The words of --period (months and quarters are typed)."""
     return [word for word in RELATIVE_PERIODS if word.startswith(incomplete)]
@@ -103,6 +121,8 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--base-url", envvar="WAVESPEED_BASE_URL", show_envvar=True, default=DEFAULT_BASE_URL,
                      show_default=True, help="API base URL."),
         click.option("--sandbox", is_flag=True, help="Run against the built-in sandbox API (no key, no network)."),
+        click.option("--sandbox-as-of", "sandbox_as_of", type=AsOfDate(), metavar="YYYY-MM-DD",
+                     help="With --sandbox: serve the account as it stood at 00:00 UTC that day (default: as of now)."),
         click.option("--api", "api", type=click.Choice(API_CHOICES), default="auto", show_default=True,
                      help="Billing API generation: auto tries the current API (billings/search), then the "
                           "legacy one (account/billings)."),
@@ -129,8 +149,8 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # what reading billing records from the API takes; --from-source reads none of it
-_API_OPTIONS = ("period", "start", "end", "tz_name", "api_key", "base_url", "sandbox", "api", "page_size",
-                "concurrency", "retries", "backoff", "max_wait", "timeout")
+_API_OPTIONS = ("period", "start", "end", "tz_name", "api_key", "base_url", "sandbox", "sandbox_as_of", "api",
+                "page_size", "concurrency", "retries", "backoff", "max_wait", "timeout")
 
 
 def refuse_ignored(params: dict[str, Any]) -> None:
@@ -143,6 +163,7 @@ def refuse_ignored(params: dict[str, Any]) -> None:
         (params.get("from_source") is not None, "--from-source (it re-renders the archive's own period, offline)",
          (*_API_OPTIONS, "topups")),
         (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
+        (not params["sandbox"], "the real API (only the built-in --sandbox has a history to date)", ("sandbox_as_of",)),
         (params["quiet"], "--quiet", ("verbose",)),
         ("quickbooks" not in formats, "a --format without quickbooks", ("iif_lists",)),
         (not formats & set(JOURNAL_FORMATS), f"a --format without a journal ({', '.join(JOURNAL_FORMATS)})",
@@ -205,10 +226,28 @@ def api_context(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
         return
     from .sandbox import DEMO_KEY, serve_in_thread
 
-    with serve_in_thread() as server:
+    as_of = sandbox_instant(params.get("sandbox_as_of"))
+    with serve_in_thread(as_of=as_of) as server:
         if not params["quiet"]:
             click.echo(f"sandbox API at {server.url}", err=True)
+            if params.get("sandbox_as_of") is not None:
+                click.echo(f"sandbox: the account as it stood at {as_of:%Y-%m-%d %H:%M} UTC", err=True)
         yield server.url, DEMO_KEY
+
+
+def sandbox_instant(day: date | None, option: str = "--sandbox-as-of") -> datetime:
+    """The instant the sandbox serves the account as of: 00:00 UTC of ``day``, or now (the CLI's
+    clock). ConfigError for a day before the sandbox's history starts."""
+    from .sandbox.history import day_start, history_start
+    from .sandbox.server import default_dataset
+
+    if day is None:
+        return current_clock()()
+    first = history_start(default_dataset())
+    if day < first:
+        raise ConfigError(f"{option} {day.isoformat()} is before the sandbox's history, which starts "
+                          f"{first.isoformat()}")
+    return day_start(day)
 
 
 def _from_command_line(name: str) -> bool:
@@ -274,6 +313,6 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
 
 
 __all__ = [
-    "AmountType", "CliState", "FormatList", "api_context", "build_config", "current_clock", "line_writer",
-    "refuse_ignored", "source_options",
+    "AmountType", "AsOfDate", "CliState", "FormatList", "api_context", "build_config", "current_clock", "line_writer",
+    "refuse_ignored", "sandbox_instant", "source_options",
 ]
