@@ -103,12 +103,13 @@ class ProviderUsage:
 
 ADJUSTMENT_COLUMNS = [
     "id", "period", "change", "type", "model", "currency", "status_before", "status_after",
-    "amount_before_micros", "amount_after_micros", "delta_micros", "payment_method",
+    "amount_before_micros", "amount_after_micros", "delta_micros", "payment_method", "period_start", "period_end",
 ]
 """``Report.adjustments``: late changes to closed periods, posted in this period (docs/booking.md,
 "Closed periods"). ``period`` is the closed period's label; ``change`` one of completed_late,
 arrived_late, reversed, amount_changed, missing; ``delta_micros`` the signed effect on the credit
-balance (0 for missing: nothing is posted)."""
+balance (0 for missing: nothing is posted); ``period_start``/``period_end`` the closed period's
+instants (UTC), as the books recorded them in its own time zone."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from ..period import Window
 from ..transform import record_roles
 from .carry import Carry, LineKey
 from .mapping import AccountMapping
-from .numbering import MAX_NUMBER, NumberRequest, assign_numbers, is_month
+from .numbering import MAX_NUMBER, NumberRequest, assign_numbers
 
 _MEMO_MODELS = 3  # models named in a summary line's memo before "+N more"
 _ORDER = {"usage": 0, "task_refund": 1, "adjustment": 2}  # summaries of one day post in this order
@@ -245,7 +245,7 @@ class _Builder:
         """(label for memos, entry date, period part of the number) of a summary period."""
         window = self.window
         if self.granularity == "daily":
-            if is_month(window):
+            if window.kind == "month":
                 part = f"{start.day:02d}"
             else:
                 width = len(str((window.last_day - window.first_day).days + 1))

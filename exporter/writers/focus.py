@@ -140,9 +140,9 @@ def correction_charges(adjustments: pd.DataFrame, context: _Context) -> pd.DataF
         "amount_micros": reference.to_numpy(), "type": moved["type"].astype("str").to_numpy(),
         "model": moved["model"].fillna("").astype("str").to_numpy(),
     }))
-    bounds = [_closed_window(str(label), context) for label in moved["period"]]
-    charges = pd.DataFrame({
-        "role": roles.to_numpy(), "start": [start for start, _ in bounds], "end": [end for _, end in bounds],
+    charges = pd.DataFrame({  # the closed period's own instants, as the books hold them (its zone, its days)
+        "role": roles.to_numpy(), "start": moved["period_start"].dt.floor("s").dt.tz_localize(None).to_numpy(),
+        "end": moved["period_end"].dt.floor("s").dt.tz_localize(None).to_numpy(),
         "currency": moved["currency"].astype("str").to_numpy(), "model": moved["model"].fillna("").astype("str").to_numpy(),
         "count": 1, "micros": moved["delta_micros"].astype("int64").to_numpy(), "id": moved["id"].astype("str").to_numpy(),
         "period": moved["period"].astype("str").to_numpy(), "reason": moved["change"].astype("str").to_numpy(),
@@ -160,17 +160,6 @@ def _complete(charges: pd.DataFrame) -> pd.DataFrame:
     charges["start"] = charges["start"].astype("datetime64[s]")
     charges["end"] = charges["end"].astype("datetime64[s]")
     return charges[_CHARGE_COLUMNS]
-
-
-def _closed_window(label: str, context: _Context) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The UTC bounds of a closed period's label (``2024-01`` or ``2024-01-01_2024-01-31``)."""
-    tz = context.window.tz_name
-    first, _, last = label.partition("_")
-    try:
-        window = range_window(first, last, tz) if last else month_window(label, tz)
-    except ConfigError:
-        return context.start, context.end  # an unreadable label: the label stays in x_CorrectedPeriod
-    return _utc_second(window.start), _utc_second(window.end)
 
 
 # -- rows -------------------------------------------------------------------------------------
