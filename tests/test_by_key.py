@@ -362,3 +362,13 @@ def test_legacy_records_show_no_key_block(tmp_path):
     (workbook,) = ExcelWriter().write(report, tmp_path)
     sheet = load_workbook(workbook)["Summary"]
     assert "API key" not in [sheet.cell(r, 1).value for r in range(1, sheet.max_row + 1)]
+
+
+def test_the_templates_commented_key_rules_load_when_uncommented(tmp_path):
+    text = (ROOT / "templates" / "accounts.toml").read_text(encoding="utf-8")
+    for line in ("# [[keys]]", '# name = "', '# class = "'):
+        text = text.replace(line, line[2:])
+    (tmp_path / "accounts.toml").write_text(text, encoding="utf-8")
+    mapping = load_mapping(tmp_path / "accounts.toml")
+    assert [(rule.pattern, rule.klass) for rule in mapping.keys] == [
+        ("client-acme", "Clients:Acme"), ("prod-app", "Projects:Production")]
