@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import tempfile
 from collections import defaultdict
@@ -19,12 +20,14 @@ from pathlib import Path
 import pytest
 from beancount import loader
 from beancount.core import data as bean
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from exporter.archive import read_archive
 from exporter.books.mapping_toml import load_mapping
+from exporter.cli import cli
 from exporter.errors import ConfigError, DataError
 from exporter.extract.records import parse_records
 from exporter.money import MICROS_PER_CENT, format_micros
@@ -147,6 +150,23 @@ def test_by_key_csv_reads_back_and_is_written_only_with_keys(tmp_path):
     legacy = make_report([usage_record("model-a", "-0.5"), topup_record()])
     (tmp_path / "legacy").mkdir()
     assert not any(p.name == "by_key.csv" for p in CsvWriter().write(legacy, tmp_path / "legacy"))
+
+
+def test_an_export_lists_by_key_csv_in_its_manifest(tmp_path):
+    line = ('{"id":"%s","type":"usage","amount":-1.25,"currency":"USD","status":"completed","model":"m",'
+            '"created_at":"2024-01-15T10:00:00Z"%s}')
+    keyed_source = source_folder(tmp_path / "k", archive_of(line % ("a", ',"api_key_name":"prod-app","api_key_id":"ak_1"'),
+                                                            line % ("b", "")))
+    legacy_source = source_folder(tmp_path / "l", archive_of(line % ("a", ""), line % ("b", "")))
+    for source, out, expected in ((keyed_source, "keyed", True), (legacy_source, "legacy", False)):
+        result = CliRunner().invoke(cli, ["export", "--from-source", str(source), "--out", str(tmp_path / out),
+                                          "--format", "csv,xlsx,html", "-q"])
+        assert result.exit_code == 0, result.output
+        pack = tmp_path / out / "2024-01"
+        names = {entry["name"] for entry in json.loads((pack / "manifest.json").read_text())["files"]}
+        assert ("by_key.csv" in names) is expected and (pack / "by_key.csv").exists() is expected
+    rows = read_csv(tmp_path / "keyed" / "2024-01" / "by_key.csv")
+    assert [(r["api_key_name"], r["net"]) for r in rows] == [("", "-1.25"), ("prod-app", "-1.25")]
 
 
 def test_legacy_transactions_csv_only_gains_two_empty_columns(tmp_path):
