@@ -30,7 +30,8 @@ MANDATORY = {
     "ChargePeriodStart", "ContractedCost", "EffectiveCost", "InvoiceIssuerName", "ListCost",
     "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "ServiceCategory", "ServiceName",
 }
-CONDITIONAL_OR_RECOMMENDED = {"ChargeFrequency", "ConsumedQuantity", "ConsumedUnit", "InvoiceId", "ServiceSubcategory", "SkuId"}
+CONDITIONAL_OR_RECOMMENDED = {"ChargeFrequency", "ConsumedQuantity", "ConsumedUnit", "InvoiceId", "ServiceSubcategory", "SkuId",
+                             "SubAccountId", "SubAccountName"}
 NOT_NULL = MANDATORY - {"ChargeClass", "PricingQuantity", "PricingUnit"} | {"ChargeFrequency", "ServiceSubcategory"}
 DECIMAL = ["BilledCost", "ContractedCost", "EffectiveCost", "ListCost", "PricingQuantity", "ConsumedQuantity"]
 DATETIME = ["BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"]
