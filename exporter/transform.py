@@ -82,15 +82,23 @@ def by_model(frame: pd.DataFrame) -> pd.DataFrame:
     grouped = parts.groupby(["model", "currency"]).sum().reset_index()
     grouped = grouped.astype({"count": "int64", "amount_micros": "int64", "refunds_micros": "int64"})
     grouped["net_micros"] = grouped["amount_micros"] + grouped["refunds_micros"]
+    return with_ratios(grouped)
+
+
+def with_ratios(grouped: pd.DataFrame) -> pd.DataFrame:
+    """``share`` and ``unit_cost`` (Decimal, exact) from count and amount_micros, sorted as
+    :func:`by_model` sorts; the one place they are computed, so a row added later (a model that
+    disappeared, at 0) carries the same types as every other."""
+    grouped = grouped.copy()
     currency_total = grouped.groupby("currency")["amount_micros"].transform("sum")
-    grouped["share"] = [
+    grouped["share"] = pd.Series([
         _ratio(amount, total, "0.0001") for amount, total in zip(grouped["amount_micros"], currency_total)
-    ]
-    grouped["unit_cost"] = [
+    ], index=grouped.index, dtype="object")
+    grouped["unit_cost"] = pd.Series([
         _ratio(-amount, count * MICROS_PER_UNIT, "0.000001") for amount, count in zip(grouped["amount_micros"], grouped["count"])
-    ]
+    ], index=grouped.index, dtype="object")
     grouped = grouped.sort_values(["currency", "amount_micros", "model"], ignore_index=True)
-    return grouped[BY_MODEL_COLUMNS]
+    return grouped[[*BY_MODEL_COLUMNS, *(c for c in grouped.columns if c not in BY_MODEL_COLUMNS)]]
 
 
 def by_day(frame: pd.DataFrame) -> pd.DataFrame:

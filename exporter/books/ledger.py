@@ -18,7 +18,7 @@ from ..config import Granularity
 from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, ProviderBalance, Report, RollForward, Summaries
 from ..money import round_to_cents
 from ..period import Window
-from ..transform import record_roles
+from ..transform import record_roles, with_ratios
 from .adjustments import detect_changes
 from .carry import Carry, Total
 from .database import Books, Period
@@ -135,11 +135,9 @@ def _with_previous(by_model: pd.DataFrame, previous: pd.DataFrame | None) -> pd.
     merged = by_model.merge(before, on=["model", "currency"], how="outer")
     for column in ("count", "amount_micros", "refunds_micros", "net_micros"):
         merged[column] = merged[column].fillna(0).astype("int64")
-    merged["share"] = merged["share"].where(merged["share"].notna(), 0)
-    merged["unit_cost"] = merged["unit_cost"].where(merged["unit_cost"].notna(), 0)
     merged["previous_amount_micros"] = merged["previous_amount_micros"].fillna(0).astype("int64")
     merged["change_micros"] = merged["amount_micros"] - merged["previous_amount_micros"]
-    return merged.sort_values(["currency", "amount_micros", "model"], ignore_index=True)
+    return with_ratios(merged.drop(columns=["share", "unit_cost"]))  # Decimal ratios for the added rows too
 
 
 # -- writing -------------------------------------------------------------------------------------
