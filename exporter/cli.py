@@ -26,6 +26,7 @@ from .config import (
     RenderOptions,
 )
 from .cli_books import COMMANDS as BOOKS_COMMANDS
+from .cli_books import superseded_lines
 from .cli_options import (
     AmountType,
     FormatList,
@@ -170,6 +171,11 @@ def export(**params: Any) -> None:
     else:
         replaced = replaced_line(result.replaced) if result.replaced else None
         click.echo(render_result(result.report, result.folder, result.files, replaced))
+    if result.closed and not params["as_json"] and not params["quiet"]:  # -q: silent unless something is wrong
+        label = result.report.window.label
+        click.echo(f"closed {label}")
+        for line in superseded_lines(label, result.superseded):
+            click.echo(line)
 
 
 @cli.command()

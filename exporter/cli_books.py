@@ -60,8 +60,18 @@ def close(**params: Any) -> None:
         wavespeed-export close --period 2024-01
     """
     path = closing.books_path(params["out"], params["books_file"])
-    period = closing.close(path, _label(params), params["accounts"])
+    closed = closing.close(path, _label(params), params["accounts"])
+    period = closed.period
     click.echo(f"closed {period.label} ({period.records:,} records, pack {period.pack})")
+    for line in superseded_lines(period.label, closed.superseded):
+        click.echo(line)
+
+
+def superseded_lines(label: str, superseded: tuple[str, ...]) -> list[str]:
+    """The note that closing ``label`` dropped the open exports overlapping it from the books."""
+    if not superseded:
+        return []
+    return [f"note: {', '.join(superseded)} (open, overlapping {label}) dropped from the books; their packs stay on disk"]
 
 
 @click.command()

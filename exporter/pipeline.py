@@ -59,6 +59,8 @@ class ExportResult:
     files: list[Path]
     report: Report
     replaced: PreviousPack | None = None  # the pack this export replaced, if there was one
+    closed: bool = False  # --close: the period was closed too
+    superseded: tuple[str, ...] = ()  # open periods overlapping it, dropped from the books by the close
 
 
 def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
@@ -173,7 +175,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     view = BooksView()
     if books_path.exists():  # a failed first run must not leave an empty database behind
         with Books(books_path) as books:
-            refuse_closed(books, window.label)
+            books.refuse_closed(window.label, window.start, window.end)
             view = read_view(books, window, config.lookback_days)
     try:
         with period_lock(config.out, window.label, config.lock_timeout), _staging(target) as pack:
@@ -186,30 +188,19 @@ def run_export(config: ExportConfig) -> ExportResult:
             manifest = write_manifest(report, pack.folder, files, config.formats)
             files.append(manifest)
             with Books(books_path) as books, books.transaction():
-                refuse_closed(books, window.label)  # closed by someone else meanwhile
+                books.refuse_closed(window.label, window.start, window.end)  # closed by someone else meanwhile
                 now = config.clock()
                 assert report.carry is not None
                 record_export(books, report, report.carry, sha256_of(manifest), str(target), now)
-                if config.close:
-                    close_period(books, report, now)
+                superseded = close_period(books, report, now) if config.close else []
                 pack.publish()
     except OSError as exc:
         # The one translation of output failures: the staging folder, the page store, the archive,
         # every writer and the final rename. Inputs (the archive, the mapping) translate their own
         # read errors, and the HTTP client its network errors, before they get here.
         raise OutputError(f"cannot write {target}: {os_reason(exc)}; nothing was written, a previous export is untouched") from None
-    return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, previous)
-
-
-def refuse_closed(books: Books, label: str) -> None:
-    """A closed period is never exported again: its late changes go into the next open period."""
-    period = books.period(label)
-    if period is not None and period.closed:
-        when = f"{period.closed_at:%Y-%m-%d %H:%M} UTC" if period.closed_at else "earlier"
-        raise ConfigError(
-            f"{label} was closed on {when}; late changes to it are booked in the next open period. "
-            f"To restate it: wavespeed-export reopen --period {label} --reason \"...\""
-        )
+    return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, previous,
+                        closed=config.close, superseded=tuple(superseded))
 
 
 def _window(config: ExportConfig) -> Window:

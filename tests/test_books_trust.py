@@ -65,3 +65,52 @@ def test_the_month_after_every_model_disappears_exports_every_model_at_zero(serv
         assert Decimal(line["change"]) == -Decimal(line["previous_amount"])
     book = load_workbook(tmp_path / ALL_FORMATS.replace(",", "_") / "2024-04" / "wavespeed_2024-04.xlsx")
     assert book.sheetnames
+
+
+def booked_rows(out: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(out / "books.sqlite") as db:
+        return db.execute("SELECT period, count(*) FROM booked GROUP BY period ORDER BY period").fetchall()
+
+
+def periods(out: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(out / "books.sqlite") as db:
+        return db.execute("SELECT label, status FROM periods ORDER BY start_utc, label").fetchall()
+
+
+def test_a_quarter_over_closed_months_is_refused_and_the_books_stay_exact(server, tmp_path):
+    for month in ("2024-01", "2024-02"):
+        assert export(server, tmp_path, month, "--close").exit_code == 0
+    before = booked_rows(tmp_path), periods(tmp_path)
+    quarter = export(server, tmp_path, "2024-Q1")
+    assert quarter.exit_code == 2
+    assert "2024-Q1 overlaps 2024-01" in quarter.output and "2024-02" in quarter.output
+    closing = run("close", "--period", "2024-Q1", "--out", str(tmp_path))
+    assert closing.exit_code == 2
+    across = export(server, tmp_path, "", "--start", "2024-02-20", "--end", "2024-03-10")
+    assert across.exit_code == 2 and "overlaps 2024-02" in across.output
+    assert (booked_rows(tmp_path), periods(tmp_path)) == before
+    assert not (tmp_path / "2024-Q1").exists()
+    march = export(server, tmp_path, "2024-03")
+    assert march.exit_code == 0, march.output
+    assert rows(tmp_path / "2024-03" / "adjustments.csv") == []  # no phantom late changes
+    assert "WS2403A" not in (tmp_path / "2024-03" / "quickbooks.iif").read_text(encoding="utf-8")
+
+
+def test_a_month_inside_a_closed_quarter_is_refused(server, tmp_path):
+    assert export(server, tmp_path, "2024-Q2", "--close").exit_code == 0
+    month = export(server, tmp_path, "2024-05")
+    assert month.exit_code == 2 and "2024-05 overlaps 2024-Q2" in month.output
+    assert periods(tmp_path) == [("2024-Q2", "closed")]
+    assert not (tmp_path / "2024-05").exists()
+
+
+def test_closing_supersedes_open_drafts_that_overlap_and_says_so(server, tmp_path):
+    assert export(server, tmp_path, "2024-Q1").exit_code == 0
+    result = run("export", "--period", "2024-01", "--out", str(tmp_path), "--format", "csv", "--base-url", server.url,
+                 "--api-key", DEMO_KEY, "--close")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "closed 2024-01" in lines
+    assert any(line.startswith("note: 2024-Q1 (open, overlapping 2024-01) dropped from the books") for line in lines)
+    assert periods(tmp_path) == [("2024-01", "closed")]
+    assert (tmp_path / "2024-Q1" / "manifest.json").exists()  # the pack stays on disk

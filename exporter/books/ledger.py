@@ -170,13 +170,15 @@ def record_export(books: Books, report: Report, carry: Carry, manifest_sha256: s
     books.log(label, "export", f"{report.stats.in_period} records, pack {pack}", when)
 
 
-def close_period(books: Books, report: Report, when: datetime) -> None:
-    """Mark the period closed and keep every record as booked (pending ones included)."""
+def close_period(books: Books, report: Report, when: datetime) -> list[str]:
+    """Mark the period closed and keep every record as booked (pending ones included). Returns
+    the open periods overlapping it, dropped from the books as drafts it supersedes (Books.close)."""
     label = report.window.label
     books.drop_booked(label)
+    superseded = books.close(label, when)
     books.add_booked(snapshot_rows(report))
-    books.set_status(label, "closed", when)
     books.log(label, "close", f"{len(report.transactions)} records kept as booked", when)
+    return superseded
 
 
 def snapshot_rows(report: Report) -> list[tuple[object, ...]]:
