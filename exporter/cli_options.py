@@ -167,6 +167,7 @@ def build_config(params: dict[str, Any], base_url: str, api_key: str, **extra: A
     return ExportConfig(
         window=window,
         base_url=base_url,
+        sandbox=bool(params.get("sandbox")),
         api_key=api_key,
         page_size=params["page_size"],
         concurrency=params["concurrency"],

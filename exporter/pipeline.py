@@ -33,6 +33,7 @@ from .books.ledger import BooksView, book_period, close_period, read_view, recor
 from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.reconcile import reconcile
+from .books.sources import Source, SourceCheck, check_needed, record_source, source_name, verify
 from .config import ExportConfig, Granularity
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
@@ -86,16 +87,18 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
 
     With ``source_dir`` the records are archived there as they are read, with their context.
     """
+    notes: list[str] = []
     if config.from_source is not None:
         records, context, closed = read_source(config.from_source, source_dir)
     else:
-        records, context, closed = _fetch_live(config, view, source_dir)
+        records, context, closed = _fetch_live(config, view, source_dir, notes)
     if source_dir is not None:
         write_context(source_dir, context)
     if not config.reconcile:  # --no-reconcile on an archive: the archived summary stays archived
         context = replace(context, provider_usage=None, provider_balance=None)
-    return assemble_report(records, context, mapping, config.granularity, config.clock(),
-                           view, closed, config.opening_balance)
+    report = assemble_report(records, context, mapping, config.granularity, config.clock(),
+                             view, closed, config.opening_balance)
+    return replace(report, notes=(*notes, *report.notes)) if notes else report
 
 
 def assemble_report(
@@ -177,6 +180,8 @@ def run_export(config: ExportConfig) -> ExportResult:
         with Books(books_path) as books:
             books.refuse_closed(window.label, window.start, window.end)
             view = read_view(books, window, config.lookback_days)
+            if config.from_source is None:  # a new source must serve the books' records (docs/booking.md)
+                view = replace(view, source_check=check_needed(books, _current_source(config, books.source_salt())))
     try:
         with period_lock(config.out, window.label, config.lock_timeout), _staging(target) as pack:
             resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
@@ -192,6 +197,8 @@ def run_export(config: ExportConfig) -> ExportResult:
                 now = config.clock()
                 assert report.carry is not None
                 record_export(books, report, report.carry, sha256_of(manifest), str(target), now)
+                if config.from_source is None:
+                    record_source(books, window.label, _current_source(config, books.source_salt()))
                 superseded = close_period(books, report, now) if config.close else []
                 pack.publish()
     except OSError as exc:
@@ -234,8 +241,27 @@ def read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceC
     return read_archive(copy_archive(folder, copy_to).parent, verify=False), context, closed
 
 
+def _current_source(config: ExportConfig, salt: str, api: str | None = None) -> Source:
+    """This export's source as the books record it (the key only as a salted fingerprint)."""
+    with _client(config) as client:
+        return Source(source_name(config.base_url, config.sandbox), client.key_fingerprint(salt), api)
+
+
+def _check_source(client: BillingClient, config: ExportConfig, check: SourceCheck, view: BooksView,
+                  closed: pd.DataFrame | None) -> str:
+    """The reference period's records as the new source serves them, compared with the books: the
+    closed-period re-read already holds them when the period is in the lookback, else one fetch."""
+    period = check.period
+    if closed is not None and any(p.label == period.label for p in view.closed):
+        served = closed[(closed["created_at"] >= period.start_utc) & (closed["created_at"] < period.end_utc)]
+    else:
+        window = Window(period.first_day, period.last_day, period.time_zone, period.label)
+        served = extract(client, window, page_size=config.page_size, concurrency=config.concurrency).records
+    return verify(check, served)
+
+
 def _fetch_live(
-    config: ExportConfig, view: BooksView, archive_to: Path | None
+    config: ExportConfig, view: BooksView, archive_to: Path | None, notes: list[str]
 ) -> tuple[pd.DataFrame, SourceContext, pd.DataFrame | None]:
     window = config.window
     assert window is not None
@@ -252,6 +278,8 @@ def _fetch_live(
                               "UTC", "closed")
                 closed = extract(client, span, page_size=config.page_size, concurrency=config.concurrency,
                                  sink=closed_archive.write if closed_archive else None).records
+            if view.source_check is not None:
+                notes.append(_check_source(client, config, view.source_check, view, closed))
             usage, balance = None, None
             if config.reconcile:
                 usage, usage_warning = fetch_provider_usage(client, window)

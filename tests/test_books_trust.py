@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from exporter.cli import cli
-from exporter.sandbox import DEMO_KEY, SandboxServer, serve_in_thread
+from exporter.sandbox import DEMO_KEY, SandboxServer, generate_dataset, serve_in_thread
 from exporter.sandbox.revisions import revise
 
 ALL_FORMATS = "csv,xlsx,quickbooks,beancount,focus,html"
@@ -114,3 +114,33 @@ def test_closing_supersedes_open_drafts_that_overlap_and_says_so(server, tmp_pat
     assert any(line.startswith("note: 2024-Q1 (open, overlapping 2024-01) dropped from the books") for line in lines)
     assert periods(tmp_path) == [("2024-01", "closed")]
     assert (tmp_path / "2024-Q1" / "manifest.json").exists()  # the pack stays on disk
+
+
+def sources(out: Path) -> list[tuple[str, str, str, object]]:
+    with sqlite3.connect(out / "books.sqlite") as db:
+        return db.execute("SELECT label, base_url, key_fingerprint, api FROM sources ORDER BY label").fetchall()
+
+
+def test_books_record_their_source_and_refuse_another_account(server, tmp_path):
+    first = run("export", "--sandbox", "--period", "2024-01", "--out", str(tmp_path), "--format", "csv", "--close", "-q")
+    assert first.exit_code == 0, first.output
+    [(label, name, fingerprint, api)] = sources(tmp_path)
+    assert (label, name, api) == ("2024-01", "sandbox", None)
+    assert len(fingerprint) == 64 and DEMO_KEY not in fingerprint
+    assert DEMO_KEY.encode() not in (tmp_path / "books.sqlite").read_bytes()
+    # the same account at another address: it serves January as booked, so the books continue
+    moved = run("export", "--period", "2024-02", "--out", str(tmp_path), "--format", "csv", "--base-url", server.url,
+                "--api-key", DEMO_KEY, "--backoff", "0.01")
+    assert moved.exit_code == 0, moved.output
+    note = [line for line in moved.output.splitlines() if line.startswith("note: the source changed")]
+    assert note and "sandbox" in note[0] and server.url in note[0] and "2024-01 as booked" in note[0]
+    assert [s[:2] for s in sources(tmp_path)] == [("2024-01", "sandbox"), ("2024-02", server.url)]
+    # another account: it does not serve January as booked
+    with serve_in_thread(generate_dataset(seed="another account")) as other:
+        foreign = run("export", "--period", "2024-03", "--out", str(tmp_path), "--format", "csv", "--base-url",
+                      other.url, "--api-key", DEMO_KEY, "--backoff", "0.01", "-q")
+    assert foreign.exit_code == 2
+    message = foreign.output.strip().splitlines()[-1]
+    assert "sandbox" in message and other.url in message and "2024-01" in message and "--books" in message
+    assert not (tmp_path / "2024-03").exists()
+    assert [s[0] for s in sources(tmp_path)] == ["2024-01", "2024-02"]

@@ -106,6 +106,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE sources (
         account TEXT NOT NULL, label TEXT NOT NULL, base_url TEXT NOT NULL, key_fingerprint TEXT NOT NULL,
         api TEXT, PRIMARY KEY (account, label));
+    INSERT OR IGNORE INTO meta VALUES ('source_salt', lower(hex(randomblob(16))));
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -322,6 +323,17 @@ class Books:
             "SELECT * FROM adjustments WHERE account = ? AND label = ?", self.db, params=(self.account, label)
         )
 
+    def source_salt(self) -> str:
+        """The salt of the key fingerprints in these books (random, made with the schema)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'source_salt'").fetchone()
+        return str(row[0])
+
+    def source(self, label: str) -> tuple[str, str, str | None] | None:
+        """(base URL or "sandbox", key fingerprint, api) recorded for period ``label``; None if unknown."""
+        row = self.db.execute("SELECT base_url, key_fingerprint, api FROM sources WHERE account = ? AND label = ?",
+                              (self.account, label)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), row[2])
+
     def ledger_accounts(self) -> list[tuple[str, str, str]]:
         """(Beancount account, currency, first period label) of every account the ledger used so far."""
         return self.db.execute(
@@ -390,6 +402,10 @@ class Books:
         if rows:
             marks = ",".join("?" * (len(rows[0]) + 2))
             self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", [(self.account, label, *row) for row in rows])
+
+    def add_source(self, label: str, name: str, fingerprint: str, api: str | None = None) -> None:
+        """Where period ``label``'s records came from (docs/booking.md, "The books' source")."""
+        self.db.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)", (self.account, label, name, fingerprint, api))
 
     def add_carry(self, label: str, carry: Carry) -> None:
         rows = [("balance", *key, t.exact, t.posted) for key, t in carry.balances.items()]

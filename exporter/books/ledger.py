@@ -25,6 +25,7 @@ from .database import Books, Period
 from .journal import Journal, build_journal
 from .mapping import AccountMapping
 from .rollforward import Previous, roll_forward
+from .sources import SourceCheck
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class BooksView:
     known_models: frozenset[str] = frozenset()
     ledger_accounts: tuple[tuple[str, str], ...] = ()  # (account, currency) earlier periods posted to
     start: date | None = None  # first day of the earliest period in the books
+    source_check: SourceCheck | None = None  # another source than the books': what it must serve
 
 
 @dataclass(frozen=True)
