@@ -32,6 +32,7 @@ from .config import (
     RetryPolicy,
     system_clock,
 )
+from .display import VisibleFormatter, echo
 from .errors import ConfigError, OutputError, os_reason
 from .extract.urls import check_base_url
 from .money import parse_amount
@@ -194,7 +195,7 @@ def api_context(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(base_url, api_key): the real API, or a sandbox served in-process on a free port."""
     _setup_logging(params["quiet"], params["verbose"])
     if params["api_key"] and not params["quiet"] and _from_command_line("api_key"):
-        click.echo("note: --api-key on the command line is visible to other local users (ps) and in shell "
+        echo("note: --api-key on the command line is visible to other local users (ps) and in shell "
                    "history; prefer the WAVESPEED_API_KEY environment variable", err=True)
     if not params["sandbox"]:
         yield params["base_url"], params["api_key"] or ""
@@ -203,7 +204,7 @@ def api_context(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
     with serve_in_thread() as server:
         if not params["quiet"]:
-            click.echo(f"sandbox API at {server.url}", err=True)
+            echo(f"sandbox API at {server.url}", err=True)
         yield server.url, DEMO_KEY
 
 
@@ -250,7 +251,9 @@ def line_writer(path: Path | None) -> Iterator[Callable[[str], None]]:
 
 def _setup_logging(quiet: bool, verbose: bool) -> None:
     level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(VisibleFormatter("%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
