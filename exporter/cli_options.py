@@ -37,7 +37,7 @@ from .errors import ConfigError, OutputError, os_reason
 from .extract.urls import check_base_url
 from .money import parse_amount
 from .period import RELATIVE_PERIODS, resolve_window
-from .writers import FORMATS, JOURNAL_FORMATS
+from .writers import FORMATS, journal_formats
 
 
 class AmountType(click.ParamType):
@@ -136,20 +136,21 @@ def refuse_ignored(params: dict[str, Any]) -> None:
     ctx = click.get_current_context()
     flags = {param.name: max(param.opts, key=len) for param in ctx.command.params}
     formats = set(params.get("formats") or ())
-    rules = [
+    rules: list[tuple[bool, str | Callable[[], str], tuple[str, ...]]] = [
         (params.get("from_source") is not None, "--from-source (it re-renders the archive's own period, offline)",
          _API_OPTIONS),
         (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
         (params["quiet"], "--quiet", ("verbose",)),
         ("quickbooks" not in formats, "a --format without quickbooks", ("iif_lists",)),
-        (not formats & set(JOURNAL_FORMATS), f"a --format without a journal ({', '.join(JOURNAL_FORMATS)})",
-         ("granularity",)),
+        (bool(formats) and not journal_formats(tuple(sorted(formats))),
+         lambda: f"a --format without a journal ({', '.join(journal_formats())})", ("granularity",)),
     ]
     for applies, reason, names in rules:
         ignored = [flags[name] for name in names
                    if name in params and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
         if applies and ignored:
             one = len(ignored) == 1
+            reason = reason if isinstance(reason, str) else reason()  # every writer loaded only for the message
             raise ConfigError(f"{', '.join(ignored)} {'has' if one else 'have'} no effect with {reason}: "
                               f"drop {'it' if one else 'them'}")
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 COMPLETED = "completed"
 TRANSACTION_COLUMNS = [
     "id", "created_at", "date", "type", "status", "model",
-    "payment_method", "currency", "amount", "amount_micros",
+    "payment_method", "currency", "amount", "amount_micros", "role",
 ]
 
 # How a completed record is booked (docs/booking.md, "The booking model"):
@@ -102,7 +102,7 @@ class ProviderUsage:
 
 ADJUSTMENT_COLUMNS = [
     "id", "period", "change", "type", "model", "currency", "status_before", "status_after",
-    "amount_before_micros", "amount_after_micros", "delta_micros", "payment_method",
+    "amount_before_micros", "amount_after_micros", "delta_micros", "payment_method", "role",
 ]
 """``Report.adjustments``: late changes to closed periods, posted in this period (docs/booking.md,
 "Closed periods"). ``period`` is the closed period's label; ``change`` one of completed_late,

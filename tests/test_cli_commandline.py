@@ -129,7 +129,7 @@ def test_summary_json_and_accounts(sandbox, api_args, tmp_path):
         (["--sandbox", "--period", "2024-01", "--format", "csv", "--iif-lists"],
          "--iif-lists has no effect with a --format without quickbooks"),
         (["--sandbox", "--period", "2024-01", "--format", "csv", "--granularity", "daily"],
-         "--granularity has no effect with a --format without a journal (xlsx, quickbooks, beancount)"),
+         "--granularity has no effect with a --format without a journal (xlsx, quickbooks, beancount, xero)"),
     ],
 )
 def test_options_an_export_would_ignore_are_refused_in_one_line(tmp_path, args, message):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from exporter.books.mapping_toml import load_mapping
 from exporter.cli import cli
 from exporter.errors import DataError
+from exporter.books.adjustments import adjustment_roles
 from exporter.models import ADJUSTMENT_COLUMNS
 from exporter.period import month_window
 from exporter.writers.focus import FOCUS_COLUMNS, HEADER, FocusWriter
@@ -200,7 +201,8 @@ def test_postpaid_usage_is_billed_as_it_is_used(tmp_path):
 def adjustments(*rows: dict) -> pd.DataFrame:
     defaults = {"model": "", "currency": "USD", "status_before": "completed", "status_after": "completed",
                 "amount_before_micros": 0, "amount_after_micros": 0, "delta_micros": 0}
-    return pd.DataFrame([{**defaults, **row} for row in rows], columns=ADJUSTMENT_COLUMNS)
+    frame = pd.DataFrame([{**defaults, **row} for row in rows], columns=ADJUSTMENT_COLUMNS)
+    return frame.assign(role=adjustment_roles(frame))
 
 
 def test_late_changes_to_closed_periods_are_correction_rows(tmp_path):

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..models import ADJUSTMENT_COLUMNS, COMPLETED
+from ..transform import record_roles
 from .database import Period
 
 
@@ -62,6 +63,7 @@ def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Per
             rows.append(_row(r, "completed_late", "after", new))
     frame = pd.DataFrame(rows, columns=ADJUSTMENT_COLUMNS)
     frame = frame.astype({"amount_before_micros": "int64", "amount_after_micros": "int64", "delta_micros": "int64"})
+    frame["role"] = adjustment_roles(frame)
     frame = frame.sort_values(["period", "id", "change"], ignore_index=True)
     warnings = []
     if missing:
@@ -71,6 +73,17 @@ def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Per
             f"(nothing posted; the provider may have pruned its history): {shown}"
         )
     return frame, warnings
+
+
+def adjustment_roles(frame: pd.DataFrame) -> pd.Series:
+    """How each late change is booked, decided once for the journal and FOCUS alike: the role of
+    what is being changed, i.e. of the booked amount (a reversal, a re-price, even one that flips
+    the sign), or of the new amount for a first booking (completed_late, arrived_late)."""
+    late = frame["change"].isin(["completed_late", "arrived_late"])
+    reference = frame["amount_after_micros"].where(late, frame["amount_before_micros"]).astype("int64")
+    return record_roles(pd.DataFrame({
+        "amount_micros": reference, "type": frame["type"].astype("str"), "model": frame["model"].fillna("").astype("str"),
+    }, index=frame.index))
 
 
 def _in_periods(current: pd.DataFrame, closed: list[Period]) -> pd.DataFrame:
@@ -126,4 +139,4 @@ def late_changes(frame: pd.DataFrame | None) -> tuple[LateChanges, ...]:
     )
 
 
-__all__ = ["LateChanges", "detect_changes", "late_changes"]
+__all__ = ["LateChanges", "adjustment_roles", "detect_changes", "late_changes"]

@@ -18,7 +18,7 @@ from ..config import Granularity
 from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, ProviderBalance, Report, RollForward, Summaries
 from ..money import round_to_cents
 from ..period import Window
-from ..transform import record_roles, with_ratios
+from ..transform import with_ratios
 from .adjustments import detect_changes
 from .carry import Carry, Total
 from .database import Books, Period
@@ -186,7 +186,7 @@ def close_period(books: Books, report: Report, when: datetime) -> list[str]:
 def snapshot_rows(report: Report) -> list[tuple[object, ...]]:
     """(id, period, status, type, model, payment_method, currency, amount, entry) of every record."""
     frame = report.transactions
-    roles = record_roles(frame)
+    roles = frame["role"]
     summaries, singles = _entry_numbers(report.journal)
     days = frame["date"].to_numpy().astype("datetime64[D]")
     if report.granularity == "monthly":

@@ -44,6 +44,8 @@ Row = list[str]
 class XeroWriter(Writer):
     """Writes ``xero_manual_journals.csv`` (or its parts, per currency when there are several)."""
 
+    journal = True
+
     @staticmethod
     def check_mapping(mapping: AccountMapping) -> None:
         """Every account a line can post to has a Xero code; every class can be a tracking option."""
