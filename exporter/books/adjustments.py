@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..models import ADJUSTMENT_COLUMNS, COMPLETED
+from ..models import ADJUSTMENT_COLUMNS, COMPLETED, SUMMARY_ROLES
 from ..transform import record_roles
 from .database import Period
 
@@ -121,21 +121,32 @@ def _int(value: object) -> int:
 
 @dataclass(frozen=True)
 class LateChanges:
-    """The late changes to one closed period (and currency) booked in this one: count and net effect."""
+    """The late changes to one closed period (and currency) booked in this one: the records that
+    moved money (as many as the journal's memos count; a missing record posts nothing and is a
+    warning instead), their net effect on the credit, and the part that is AI spend."""
 
     period: str
     currency: str
     count: int
-    delta_micros: int
+    delta_micros: int  # effect on the credit balance (as the API signs it)
+    spend_micros: int = 0  # of which usage and refunded tasks, as spend: positive = more spend
+
+    @property
+    def other_micros(self) -> int:
+        """The rest (top-ups, payouts, credits, suspense): effect on the credit balance."""
+        return self.delta_micros + self.spend_micros
 
 
 def late_changes(frame: pd.DataFrame | None) -> tuple[LateChanges, ...]:
     """``Report.adjustments`` per closed period and currency, as the manifest, terminal and report show it."""
     if frame is None or frame.empty:
         return ()
+    posted = frame[frame["delta_micros"] != 0]
+    spend = posted["role"].isin(SUMMARY_ROLES)
     return tuple(
-        LateChanges(str(period), str(currency), len(part), int(part["delta_micros"].sum()))
-        for (period, currency), part in frame.groupby(["period", "currency"], sort=True)
+        LateChanges(str(period), str(currency), len(part), int(part["delta_micros"].sum()),
+                    -int(part["delta_micros"][spend[part.index]].sum()))
+        for (period, currency), part in posted.groupby(["period", "currency"], sort=True)
     )
 
 
