@@ -33,8 +33,8 @@ from loopback import record_line
 GOLDEN = Path(__file__).parent / "golden"
 _SAMPLE = load_mapping(GOLDEN / "accounts_sample.toml")
 # the sample with a Xero code on every account, so that every journal format can carry it
-MAPPING = replace(_SAMPLE, accounts={name: replace(account, code=str(600 + n))
-                                     for n, (name, account) in enumerate(sorted(_SAMPLE.accounts.items()))})
+MAPPING = replace(_SAMPLE, xero_tax_rate="No VAT", accounts={
+    name: replace(account, code=str(600 + n)) for n, (name, account) in enumerate(sorted(_SAMPLE.accounts.items()))})
 PREPAID = MAPPING.prepaid  # "Prepaid Expenses:WaveSpeedAI Credits"
 PREPAID_BEANCOUNT = "Assets:Prepaid-Expenses:WaveSpeedAI-Credits"  # its OCASSET type makes it an asset
 MODELS = ["model-a", "model-b", "google/veo3", "google/imagen", "unmapped/x"]
