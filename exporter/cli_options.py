@@ -181,11 +181,20 @@ def build_config(params: dict[str, Any], base_url: str, api_key: str, **extra: A
     )
 
 
+MIN_KEY_LENGTH = 8
+
+
 def _check_key(api_key: str) -> None:
-    """A key an HTTP header can carry, or ConfigError (the key is never shown)."""
+    """A key an HTTP header can carry, and long enough to be told apart from the text around it,
+    or ConfigError (the key is never shown). Every answer is cleaned of the key before use
+    (extract/redact.py): a key of a few characters would mask those characters in every model
+    name and id, so it is refused as surely mistyped (README, "Using the real API")."""
     if not _KEY_CHARACTERS.fullmatch(api_key):
         raise ConfigError("the API key contains spaces or characters other than printable ASCII; "
                           "check --api-key or WAVESPEED_API_KEY")
+    if len(api_key) < MIN_KEY_LENGTH:
+        raise ConfigError(f"the API key is {len(api_key)} character(s) long, fewer than {MIN_KEY_LENGTH}: "
+                          "a truncated or mistyped key? Check --api-key or WAVESPEED_API_KEY")
 
 
 _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
