@@ -270,16 +270,16 @@ def _fetch_live(
     warnings: list[str] = []
     try:
         with _client(config) as client:
-            extraction = _extract(client, config, archive.write if archive else None)
-            warnings += extraction.warnings
             closed = None
             if view.closed:  # one ranged fetch over the closed periods to re-check
                 span = Window(min(p.start_utc for p in view.closed).date(), max(p.end_utc for p in view.closed).date(),
                               "UTC", "closed")
                 closed = extract(client, span, page_size=config.page_size, concurrency=config.concurrency,
                                  sink=closed_archive.write if closed_archive else None).records
-            if view.source_check is not None:
+            if view.source_check is not None:  # before the period itself: another account costs little
                 notes.append(_check_source(client, config, view.source_check, view, closed))
+            extraction = _extract(client, config, archive.write if archive else None)
+            warnings += extraction.warnings
             usage, balance = None, None
             if config.reconcile:
                 usage, usage_warning = fetch_provider_usage(client, window)
