@@ -20,7 +20,7 @@ Definitions (README, "Monthly report"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -94,6 +94,11 @@ class CurrencyFigures:
     daily: tuple[tuple[date, int], ...]  # every day of the period: usage, positive
     monthly: tuple[tuple[str, int], ...]  # up to 12 periods of AI spend, oldest first; () without books
     late_spend_micros: int = 0  # AI spend of the late changes to closed periods booked here, positive = more
+
+    @property
+    def shows_late_spend(self) -> bool:
+        """Whether the headline states AI spend with the late changes too: when they move it by a cent."""
+        return round_to_cents(self.late_spend_micros) != 0
 
     @property
     def spend_with_late_micros(self) -> int:
@@ -379,13 +384,14 @@ def late_changes_text(items: Sequence[LateChanges]) -> str | None:
     return "Late changes to closed periods, booked in this one (adjustments.csv): " + "; ".join(map(late_change_text, items)) + "."
 
 
-def late_change_text(item: LateChanges) -> str:
-    """``2024-01: 3 records, AI spend +2.24 USD, other credit -10.00 USD``."""
+def late_change_text(item: LateChanges, amount: Callable[[int], str] = signed_money) -> str:
+    """``2024-01: 3 records, AI spend +2.24 USD, other credit -10.00 USD`` (``amount`` formats a
+    signed change: to the cent here, exact in the terminal)."""
     text = f"{item.period}: {item.count:,} record{'s' if item.count != 1 else ''}"
     if item.spend_micros or not item.other_micros:
-        text += f", AI spend {signed_money(item.spend_micros)} {item.currency}"
+        text += f", AI spend {amount(item.spend_micros)} {item.currency}"
     if item.other_micros:
-        text += f", other credit {signed_money(item.other_micros)} {item.currency}"
+        text += f", other credit {amount(item.other_micros)} {item.currency}"
     return text
 
 

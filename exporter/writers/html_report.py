@@ -181,7 +181,7 @@ def _headline(figures: Figures, c: CurrencyFigures) -> list[str]:
         _figure("spend", "AI spend this period", money(c.spend_micros), spend_note),
         *([_figure("spend_with_late", "AI spend with late changes", money(c.spend_with_late_micros),
                    f"this period's {money(c.spend_micros)} plus {signed_money(c.late_spend_micros)} "
-                   "of late changes to closed periods")] if c.late_spend_micros else []),
+                   "of late changes to closed periods")] if c.shows_late_spend else []),
         change,
         _figure("topups", "Top-ups", money(c.topups_micros), topups),
         closing,

@@ -28,6 +28,11 @@ def money(micros: int) -> str:
     return f"{sign}{int(whole):,}" + (f".{fraction}" if fraction else "")
 
 
+def signed(micros: int) -> str:
+    """An exact change: ``+2.24``, ``-0.003``, ``0.00``."""
+    return ("+" if micros > 0 else "") + money(micros)
+
+
 def people_amount(record_type: str, micros: int) -> int:
     """A signed total of ``record_type`` as people read it: usage as positive spend."""
     return -micros if record_type == "usage" else micros
@@ -96,7 +101,7 @@ def render_rollforward(report: Report) -> list[str]:
         lines.append(f"  opening: {r.opening_source}")
     changes = late_changes(report.adjustments)
     for change in changes:  # as the report says it: spend positive (figures.late_change_text)
-        lines.append(f"late changes to {late_change_text(change)}; posted in {report.window.label}")
+        lines.append(f"late changes to {late_change_text(change, signed)}; posted in {report.window.label}")
     for currency in sorted({change.currency for change in changes}):
         usage = report.by_model[report.by_model["currency"].astype("str") == currency]
         spend = -int(usage["net_micros"].sum())

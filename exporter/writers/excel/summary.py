@@ -108,7 +108,7 @@ def _headline(ws: Worksheet, row: int, figures: Figures, c: CurrencyFigures) -> 
           note=f"usage {money(c.usage_micros)} less {money(c.refunded_micros)} refunded tasks; "
                f"{c.tasks:,} tasks")
     row += 1
-    if c.late_spend_micros:
+    if c.shows_late_spend:
         _line(ws, row, "AI spend with late changes", c.spend_with_late_micros, MONEY_FORMAT,
               note=f"plus {signed_money(c.late_spend_micros)} of late changes to closed periods")
         row += 1
