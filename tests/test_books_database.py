@@ -105,3 +105,23 @@ def test_a_new_database_has_the_current_schema(tmp_path: Path):
     with Books(tmp_path / "books.sqlite") as books:
         names = {r[0] for r in books.db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
     assert {"booked", "sources", "periods_insert_no_overlap", "periods_close_no_overlap"} <= names
+
+
+def test_a_rotated_key_is_the_same_account_when_it_serves_the_books_records(tmp_path):
+    import pandas as pd
+
+    from exporter.books.sources import Source, check_needed, record_source, verify
+
+    with Books(tmp_path / "books.sqlite") as books, books.transaction():
+        books.add_period(period("2024-01"))
+        record_source(books, "2024-01", Source("https://api.example", "a" * 64))
+        books.close("2024-01", WHEN)
+        books.add_booked([booked("r1", "2024-01"), booked("r2", "2024-01"), booked("r3", "2024-01")])
+        assert check_needed(books, Source("https://api.example", "a" * 64)) is None  # the same source
+        check = check_needed(books, Source("https://api.example", "b" * 64))  # the key was rotated
+        assert check is not None and check.period.label == "2024-01"
+    served = pd.DataFrame({"id": ["r1", "r2", "r3"], "amount_micros": [-1_000_000, -1_000_000, -3]})  # r3 re-priced
+    note = verify(check, served)
+    assert "the same account" in note and "2 of 3 records" in note and "a" * 64 not in note
+    with pytest.raises(ConfigError, match="does not serve 2024-01 as booked.*--books"):
+        verify(check, pd.DataFrame({"id": ["x1", "r1"], "amount_micros": [-1, -1_000_000]}))
