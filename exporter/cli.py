@@ -27,6 +27,7 @@ from .config import (
     RenderOptions,
 )
 from .cli_books import COMMANDS as BOOKS_COMMANDS
+from .cli_books import superseded_lines
 from .cli_options import (
     AmountType,
     AsOfDate,
@@ -38,6 +39,7 @@ from .cli_options import (
     sandbox_instant,
     source_options,
 )
+from .display import echo, json_text, visible
 from .errors import ConfigError, ExportError, from_foreign, os_reason
 from .writers import FORMATS
 from .writers.manifest import MANIFEST_NAME, export_summary, report_summary
@@ -71,12 +73,13 @@ class ExporterGroup(click.Group):
 
 
 def _one_line(message: str) -> str:
-    """Line breaks and control characters out; text a terminal cannot print escaped."""
-    flat = _CONTROL.sub(" ", message).strip()
+    """One line (line breaks as spaces), terminal-safe (display.visible); text a terminal cannot
+    print escaped."""
+    flat = visible(_LINE_BREAKS.sub(" ", message)).strip()
     return flat.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
 def _discard_stdout() -> None:
@@ -172,10 +175,15 @@ def export(**params: Any) -> None:
         _echo_json(export_summary(manifest, result.folder, result.replaced))
     elif params["quiet"]:  # cron: nothing to mail unless there is something to look at
         for warning in result.report.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            echo(f"warning: {warning}", err=True)
     else:
         replaced = replaced_line(result.replaced) if result.replaced else None
-        click.echo(render_result(result.report, result.folder, result.files, replaced))
+        echo(render_result(result.report, result.folder, result.files, replaced))
+    if result.closed and not params["as_json"] and not params["quiet"]:  # -q: silent unless something is wrong
+        label = result.report.window.label
+        echo(f"closed {label}")
+        for line in superseded_lines(label, result.superseded):
+            echo(line)
 
 
 @cli.command()
@@ -194,9 +202,9 @@ def fetch(**params: Any) -> None:
     with api_context(params) as (base_url, api_key), line_writer(params["output"]) as write:
         extraction = pipeline.fetch(build_config(params, base_url, api_key), write)
     if not params["quiet"]:
-        click.echo(f"{len(extraction.records):,} records in the period", err=True)
+        echo(f"{len(extraction.records):,} records in the period", err=True)
         for warning in extraction.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            echo(f"warning: {warning}", err=True)
 
 
 @cli.command()
@@ -223,11 +231,11 @@ def summary(**params: Any) -> None:
     if params["as_json"]:
         _echo_json(report_summary(report))
     else:
-        click.echo(render_summary(report))
+        echo(render_summary(report))
 
 
 def _echo_json(value: dict[str, Any]) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    echo(json_text(value))
 
 
 @cli.command()

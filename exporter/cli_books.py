@@ -14,6 +14,7 @@ import click
 
 from . import closing
 from .config import DEFAULT_OUT
+from .display import echo
 from .period import resolve_window
 
 
@@ -60,8 +61,18 @@ def close(**params: Any) -> None:
         wavespeed-export close --period 2024-01
     """
     path = closing.books_path(params["out"], params["books_file"])
-    period = closing.close(path, _label(params), params["accounts"])
-    click.echo(f"closed {period.label} ({period.records:,} records, pack {period.pack})")
+    closed = closing.close(path, _label(params), params["accounts"])
+    period = closed.period
+    echo(f"closed {period.label} ({period.records:,} records, pack {period.pack})")
+    for line in superseded_lines(period.label, closed.superseded):
+        echo(line)
+
+
+def superseded_lines(label: str, superseded: tuple[str, ...]) -> list[str]:
+    """The note that closing ``label`` dropped the open exports overlapping it from the books."""
+    if not superseded:
+        return []
+    return [f"note: {', '.join(superseded)} (open, overlapping {label}) dropped from the books; their packs stay on disk"]
 
 
 @click.command()
@@ -78,8 +89,8 @@ def reopen(**params: Any) -> None:
     path = closing.books_path(params["out"], params["books_file"])
     label = _label(params)
     for warning in closing.reopen(path, label, params["reason"]):
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(f"reopened {label}: export it again to restate it")
+        echo(f"warning: {warning}", err=True)
+    echo(f"reopened {label}: export it again to restate it")
 
 
 @click.group(invoke_without_command=True)
@@ -105,7 +116,7 @@ def books(ctx: click.Context, **params: Any) -> None:
     ]
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
     for row in (header, *rows):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 @books.command()
@@ -121,7 +132,7 @@ def check(ctx: click.Context, **params: Any) -> None:
     given = any(ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT for name in ("out", "books_file"))
     path = closing.books_path(params["out"], params["books_file"]) if given else ctx.obj
     checked = closing.check(path)
-    click.echo(f"{len(checked)} closed period(s) match the books" + (f": {', '.join(checked)}" if checked else ""))
+    echo(f"{len(checked)} closed period(s) match the books" + (f": {', '.join(checked)}" if checked else ""))
 
 
 COMMANDS = (close, reopen, books)

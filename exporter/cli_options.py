@@ -34,11 +34,12 @@ from .config import (
     RetryPolicy,
     system_clock,
 )
+from .display import VisibleFormatter, echo
 from .errors import ConfigError, OutputError, os_reason
 from .extract.urls import check_base_url
 from .money import parse_amount
 from .period import RELATIVE_PERIODS, resolve_window
-from .writers import FORMATS, JOURNAL_FORMATS
+from .writers import FORMATS, journal_formats
 
 
 class AmountType(click.ParamType):
@@ -159,21 +160,22 @@ def refuse_ignored(params: dict[str, Any]) -> None:
     ctx = click.get_current_context()
     flags = {param.name: max(param.opts, key=len) for param in ctx.command.params}
     formats = set(params.get("formats") or ())
-    rules = [
+    rules: list[tuple[bool, str | Callable[[], str], tuple[str, ...]]] = [
         (params.get("from_source") is not None, "--from-source (it re-renders the archive's own period, offline)",
          (*_API_OPTIONS, "topups")),
         (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
         (not params["sandbox"], "the real API (only the built-in --sandbox has a history to date)", ("sandbox_as_of",)),
         (params["quiet"], "--quiet", ("verbose",)),
         ("quickbooks" not in formats, "a --format without quickbooks", ("iif_lists",)),
-        (not formats & set(JOURNAL_FORMATS), f"a --format without a journal ({', '.join(JOURNAL_FORMATS)})",
-         ("granularity",)),
+        (bool(formats) and not journal_formats(tuple(sorted(formats))),
+         lambda: f"a --format without a journal ({', '.join(journal_formats())})", ("granularity",)),
     ]
     for applies, reason, names in rules:
         ignored = [flags[name] for name in names
                    if name in params and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
         if applies and ignored:
             one = len(ignored) == 1
+            reason = reason if isinstance(reason, str) else reason()  # every writer loaded only for the message
             raise ConfigError(f"{', '.join(ignored)} {'has' if one else 'have'} no effect with {reason}: "
                               f"drop {'it' if one else 'them'}")
 
@@ -192,6 +194,7 @@ def build_config(params: dict[str, Any], base_url: str, api_key: str, **extra: A
     return ExportConfig(
         window=window,
         base_url=base_url,
+        sandbox=bool(params.get("sandbox")),
         api_key=api_key,
         api=params["api"],
         page_size=params["page_size"],
@@ -204,11 +207,20 @@ def build_config(params: dict[str, Any], base_url: str, api_key: str, **extra: A
     )
 
 
+MIN_KEY_LENGTH = 8
+
+
 def _check_key(api_key: str) -> None:
-    """A key an HTTP header can carry, or ConfigError (the key is never shown)."""
+    """A key an HTTP header can carry, and long enough to be told apart from the text around it,
+    or ConfigError (the key is never shown). Every answer is cleaned of the key before use
+    (extract/redact.py): a key of a few characters would mask those characters in every model
+    name and id, so it is refused as surely mistyped (README, "Using the real API")."""
     if not _KEY_CHARACTERS.fullmatch(api_key):
         raise ConfigError("the API key contains spaces or characters other than printable ASCII; "
                           "check --api-key or WAVESPEED_API_KEY")
+    if len(api_key) < MIN_KEY_LENGTH:
+        raise ConfigError(f"the API key is {len(api_key)} character(s) long, fewer than {MIN_KEY_LENGTH}: "
+                          "a truncated or mistyped key? Check --api-key or WAVESPEED_API_KEY")
 
 
 _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
@@ -219,7 +231,7 @@ def api_context(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(base_url, api_key): the real API, or a sandbox served in-process on a free port."""
     _setup_logging(params["quiet"], params["verbose"])
     if params["api_key"] and not params["quiet"] and _from_command_line("api_key"):
-        click.echo("note: --api-key on the command line is visible to other local users (ps) and in shell "
+        echo("note: --api-key on the command line is visible to other local users (ps) and in shell "
                    "history; prefer the WAVESPEED_API_KEY environment variable", err=True)
     if not params["sandbox"]:
         yield params["base_url"], params["api_key"] or ""
@@ -229,9 +241,9 @@ def api_context(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
     as_of = sandbox_instant(params.get("sandbox_as_of"))
     with serve_in_thread(as_of=as_of) as server:
         if not params["quiet"]:
-            click.echo(f"sandbox API at {server.url}", err=True)
+            echo(f"sandbox API at {server.url}", err=True)
             if params.get("sandbox_as_of") is not None:
-                click.echo(f"sandbox: the account as it stood at {as_of:%Y-%m-%d %H:%M} UTC", err=True)
+                echo(f"sandbox: the account as it stood at {as_of:%Y-%m-%d %H:%M} UTC", err=True)
         yield server.url, DEMO_KEY
 
 
@@ -293,7 +305,9 @@ def line_writer(path: Path | None) -> Iterator[Callable[[str], None]]:
 
 def _setup_logging(quiet: bool, verbose: bool) -> None:
     level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s", force=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(VisibleFormatter("%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:

@@ -20,7 +20,7 @@ from .books.mapping_toml import load_mapping
 from .config import Granularity
 from .errors import ConfigError, DataError
 from .money import format_micros
-from .pipeline import assemble_report, read_source, refuse_closed
+from .pipeline import assemble_report, read_source
 from .writers.manifest import pack_problem
 
 
@@ -45,14 +45,23 @@ def _existing(path: Path) -> Books:
     return Books(path)
 
 
-def close(path: Path, label: str, accounts: Path | None = None) -> Period:
-    """Close an exported period: refused (exit 2) if never exported, already closed, or if its pack
-    no longer matches what the books recorded. The period's records are kept as booked."""
+@dataclass(frozen=True)
+class Closed:
+    """A period just closed, and the open drafts overlapping it that the books dropped."""
+
+    period: Period
+    superseded: tuple[str, ...] = ()
+
+
+def close(path: Path, label: str, accounts: Path | None = None) -> Closed:
+    """Close an exported period: refused (exit 2) if never exported, already closed, overlapping a
+    closed period, or if its pack no longer matches what the books recorded. The period's records
+    are kept as booked."""
     with _existing(path) as books:
         period = books.period(label)
         if period is None:
             raise ConfigError(f"{label} was never exported into {path}: export it first")
-        refuse_closed(books, label)
+        books.refuse_closed(label, period.start_utc, period.end_utc)
         problem = pack_problem(Path(period.pack), period.manifest_sha256)
         if problem:
             raise ConfigError(f"{label} cannot be closed: {problem}; export it again first")
@@ -62,11 +71,10 @@ def close(path: Path, label: str, accounts: Path | None = None) -> Period:
         report = assemble_report(records, context, load_mapping(accounts), granularity,
                                  datetime.now(timezone.utc), view, closed)
         with books.transaction():
-            refuse_closed(books, label)
-            close_period(books, report, datetime.now(timezone.utc))
+            superseded = close_period(books, report, datetime.now(timezone.utc))  # refuses what it must itself
         closed_period = books.period(label)
         assert closed_period is not None
-        return closed_period
+        return Closed(closed_period, tuple(superseded))
 
 
 def _lookback(books: Books, period: Period) -> int:
@@ -123,4 +131,4 @@ def check(path: Path) -> list[str]:
         return checked
 
 
-__all__ = ["PeriodLine", "books_path", "check", "close", "list_periods", "reopen"]
+__all__ = ["Closed", "PeriodLine", "books_path", "check", "close", "list_periods", "reopen"]

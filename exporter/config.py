@@ -96,6 +96,7 @@ class ExportConfig:
     out: Path = DEFAULT_OUT
     formats: tuple[str, ...] = DEFAULT_FORMATS
     base_url: str = DEFAULT_BASE_URL
+    sandbox: bool = False  # the built-in sandbox serves base_url (the books record it as "sandbox")
     api_key: str = field(default="", repr=False)  # never printed, logged or written
     page_size: int = DEFAULT_PAGE_SIZE
     concurrency: int = DEFAULT_CONCURRENCY

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 COMPLETED = "completed"
 TRANSACTION_COLUMNS = [
     "id", "created_at", "date", "type", "status", "model",
-    "payment_method", "currency", "amount", "amount_micros", "api_key_name", "api_key_id",
+    "payment_method", "currency", "amount", "amount_micros", "api_key_name", "api_key_id", "role",
 ]
 
 # How a completed record is booked (docs/booking.md, "The booking model"):
@@ -106,6 +106,7 @@ class ProviderUsage:
 ADJUSTMENT_COLUMNS = [
     "id", "period", "change", "type", "model", "currency", "status_before", "status_after",
     "amount_before_micros", "amount_after_micros", "delta_micros", "payment_method", "period_start", "period_end",
+    "role",
 ]
 """``Report.adjustments``: late changes to closed periods, posted in this period (docs/booking.md,
 "Closed periods"). ``period`` is the closed period's label; ``change`` one of completed_late,

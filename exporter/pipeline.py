@@ -34,7 +34,8 @@ from .books.ledger import BooksView, book_period, close_period, read_view, recor
 from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.reconcile import reconcile
-from .config import ExportConfig, Granularity
+from .books.sources import Source, SourceCheck, check_needed, record_source, source_name, verify
+from .config import ApiChoice, ExportConfig, Granularity
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
     BillingClient,
@@ -62,6 +63,8 @@ class ExportResult:
     files: list[Path]
     report: Report
     replaced: PreviousPack | None = None  # the pack this export replaced, if there was one
+    closed: bool = False  # --close: the period was closed too
+    superseded: tuple[str, ...] = ()  # open periods overlapping it, dropped from the books by the close
 
 
 def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
@@ -87,11 +90,12 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
 
     With ``source_dir`` the records are archived there as they are read, with their context.
     """
+    notes: list[str] = []
     if config.from_source is not None:
         records, context, closed = read_source(config.from_source, source_dir)
         topups_file = _archived_topups(config.from_source, source_dir)
     else:
-        records, context, closed = _fetch_live(config, view, source_dir)
+        records, context, closed = _fetch_live(config, view, source_dir, notes)
         topups_file = config.topups
         if topups_file is not None and source_dir is not None:  # archived as given, for audit and --from-source
             try:
@@ -103,8 +107,9 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
     if not config.reconcile:  # --no-reconcile on an archive: the archived summary stays archived
         context = replace(context, provider_usage=None, provider_balance=None)
     topups = read_topups(topups_file, context.window.tz_name) if topups_file is not None else None
-    return assemble_report(records, context, mapping, config.granularity, config.clock(),
-                           view, closed, config.opening_balance, topups)
+    report = assemble_report(records, context, mapping, config.granularity, config.clock(),
+                             view, closed, config.opening_balance, topups)
+    return replace(report, notes=(*notes, *report.notes)) if notes else report
 
 
 def _archived_topups(source: Path, copy_to: Path | None) -> Path | None:
@@ -213,8 +218,10 @@ def run_export(config: ExportConfig) -> ExportResult:
     view = BooksView()
     if books_path.exists():  # a failed first run must not leave an empty database behind
         with Books(books_path) as books:
-            refuse_closed(books, window.label)
+            books.refuse_closed(window.label, window.start, window.end)
             view = read_view(books, window, config.lookback_days)
+            if config.from_source is None:  # a new source must serve the books' records (docs/booking.md)
+                view = replace(view, source_check=check_needed(books, _current_source(config, books.source_salt())))
     try:
         with period_lock(config.out, window.label, config.lock_timeout), _staging(target) as pack:
             resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
@@ -226,30 +233,21 @@ def run_export(config: ExportConfig) -> ExportResult:
             manifest = write_manifest(report, pack.folder, files, config.formats)
             files.append(manifest)
             with Books(books_path) as books, books.transaction():
-                refuse_closed(books, window.label)  # closed by someone else meanwhile
+                books.refuse_closed(window.label, window.start, window.end)  # closed by someone else meanwhile
                 now = config.clock()
                 assert report.carry is not None
                 record_export(books, report, report.carry, sha256_of(manifest), str(target), now)
-                if config.close:
-                    close_period(books, report, now)
+                if config.from_source is None:
+                    record_source(books, window.label, _current_source(config, books.source_salt(), report.stats.api))
+                superseded = close_period(books, report, now) if config.close else []
                 pack.publish()
     except OSError as exc:
         # The one translation of output failures: the staging folder, the page store, the archive,
         # every writer and the final rename. Inputs (the archive, the mapping) translate their own
         # read errors, and the HTTP client its network errors, before they get here.
         raise OutputError(f"cannot write {target}: {os_reason(exc)}; nothing was written, a previous export is untouched") from None
-    return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, previous)
-
-
-def refuse_closed(books: Books, label: str) -> None:
-    """A closed period is never exported again: its late changes go into the next open period."""
-    period = books.period(label)
-    if period is not None and period.closed:
-        when = f"{period.closed_at:%Y-%m-%d %H:%M} UTC" if period.closed_at else "earlier"
-        raise ConfigError(
-            f"{label} was closed on {when}; late changes to it are booked in the next open period. "
-            f"To restate it: wavespeed-export reopen --period {label} --reason \"...\""
-        )
+    return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, previous,
+                        closed=config.close, superseded=tuple(superseded))
 
 
 def _window(config: ExportConfig) -> Window:
@@ -283,8 +281,27 @@ def read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceC
     return read_archive(copy_archive(folder, copy_to).parent, verify=False), context, closed
 
 
+def _current_source(config: ExportConfig, salt: str, api: str | None = None) -> Source:
+    """This export's source as the books record it (the key only as a salted fingerprint)."""
+    with _client(config) as client:
+        return Source(source_name(config.base_url, config.sandbox), client.key_fingerprint(salt), api)
+
+
+def _check_source(client: BillingClient, config: ExportConfig, check: SourceCheck, view: BooksView,
+                  closed: pd.DataFrame | None, api: Generation | ApiChoice) -> str:
+    """The reference period's records as the new source serves them, compared with the books: the
+    closed-period re-read already holds them when the period is in the lookback, else one fetch."""
+    period = check.period
+    if closed is not None and any(p.label == period.label for p in view.closed):
+        served = closed[(closed["created_at"] >= period.start_utc) & (closed["created_at"] < period.end_utc)]
+    else:
+        window = Window(period.first_day, period.last_day, period.time_zone, period.label)
+        served = extract(client, window, api=api, page_size=config.page_size, concurrency=config.concurrency).records
+    return verify(check, served)
+
+
 def _fetch_live(
-    config: ExportConfig, view: BooksView, archive_to: Path | None
+    config: ExportConfig, view: BooksView, archive_to: Path | None, notes: list[str]
 ) -> tuple[pd.DataFrame, SourceContext, pd.DataFrame | None]:
     window = config.window
     assert window is not None
@@ -293,16 +310,21 @@ def _fetch_live(
     warnings: list[str] = []
     try:
         with _client(config) as client:
-            extraction = _extract(client, config, archive.write if archive else None)
-            warnings += extraction.warnings
-            api = extraction.api  # every later call asks the generation that answered
-            assert api is not None
             closed = None
+            api: Generation | ApiChoice = config.api  # the first fetch finds the generation; the rest ask it
             if view.closed:  # one ranged fetch over the closed periods to re-check
                 span = Window(min(p.start_utc for p in view.closed).date(), max(p.end_utc for p in view.closed).date(),
                               "UTC", "closed")
-                closed = extract(client, span, api=api, page_size=config.page_size, concurrency=config.concurrency,
-                                 sink=closed_archive.write if closed_archive else None).records
+                closed_extraction = extract(client, span, api=api, page_size=config.page_size,
+                                            concurrency=config.concurrency,
+                                            sink=closed_archive.write if closed_archive else None)
+                closed, api = closed_extraction.records, closed_extraction.api or api
+            if view.source_check is not None:  # before the period itself: another account costs little
+                notes.append(_check_source(client, config, view.source_check, view, closed, api))
+            extraction = _extract(client, config, archive.write if archive else None, api)
+            warnings += extraction.warnings
+            api = extraction.api or api
+            assert not isinstance(api, str)
             usage, balance = None, None
             if config.reconcile:
                 usage, usage_warning = fetch_provider_usage(client, window, api.name)
@@ -350,9 +372,10 @@ def _provider_balance(
     return ProviderBalance(micros, currency, now, int(done["amount_micros"].sum()), len(done)), None
 
 
-def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None) -> Extraction:
+def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None,
+             api: Generation | ApiChoice | None = None) -> Extraction:
     assert config.window is not None
-    return extract(client, config.window, api=config.api, page_size=config.page_size,
+    return extract(client, config.window, api=config.api if api is None else api, page_size=config.page_size,
                    concurrency=config.concurrency, progress=config.progress, store_folder=config.resume_folder, sink=sink)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .models import COMPLETED, TRANSACTION_COLUMNS, Summaries
+from .models import COMPLETED, ROLES, TRANSACTION_COLUMNS, Summaries
 from .money import MICROS_PER_UNIT, SUM_LIMIT_MICROS, format_micros, sums_fit
 from .period import Window
 
@@ -30,6 +30,7 @@ def to_frame(records: pd.DataFrame, tz_name: str) -> pd.DataFrame:
         **{column: records[column].astype("category") for column in _CATEGORIES},
     )
     frame = frame.sort_values(["created_at", "id"], kind="stable", ignore_index=True)
+    frame["role"] = record_roles(frame)
     return frame[TRANSACTION_COLUMNS]
 
 
@@ -38,9 +39,11 @@ def completed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def record_roles(frame: pd.DataFrame) -> pd.Series:
-    """How each record is booked (:data:`~exporter.models.Role`), from its type and sign; ``zero`` for
-    amount 0. Status is not looked at: only completed records are booked (docs/booking.md, "The
-    booking model")."""
+    """How each record is booked (:data:`~exporter.models.Role`), from its type and sign: a
+    categorical of exactly the Role values, missing (NA) for amount 0, which moves nothing and has
+    no role. Status is not looked at: only completed records are booked (docs/booking.md, "The
+    booking model"). Computed once per report, as the transactions frame's ``role`` column
+    (:func:`to_frame`); late changes get theirs from :func:`exporter.books.adjustments.adjustment_roles`."""
     amount = frame["amount_micros"]
     kind = frame["type"]  # compared as it is: a category column compares by code, a million rows fast
     has_model = frame["model"] != ""
@@ -53,8 +56,9 @@ def record_roles(frame: pd.DataFrame) -> pd.Series:
         positive_not_topup & has_model,
         positive_not_topup,
     ]
-    choices = ["zero", "topup", "usage", "payout", "task_refund", "credit"]
-    return pd.Series(np.select(conditions, choices, default="suspense"), index=frame.index, dtype="str")
+    choices = [-1, *(ROLES.index(role) for role in ("topup", "usage", "payout", "task_refund", "credit"))]
+    codes = np.select(conditions, choices, default=ROLES.index("suspense"))  # -1 (amount 0): NA
+    return pd.Series(pd.Categorical.from_codes(codes, categories=list(ROLES)), index=frame.index)
 
 
 BY_MODEL_COLUMNS = ["model", "currency", "count", "amount_micros", "refunds_micros", "net_micros", "share", "unit_cost"]
@@ -69,7 +73,7 @@ def by_model(frame: pd.DataFrame) -> pd.DataFrame:
     usage record, to the micro). A model with refunds but no usage this period has count 0.
     """
     done = completed(frame)
-    roles = record_roles(done)
+    roles = done["role"]
     booked = done[roles.isin(["usage", "task_refund"])]
     is_usage = roles[booked.index] == "usage"
     parts = pd.DataFrame({
@@ -82,15 +86,23 @@ def by_model(frame: pd.DataFrame) -> pd.DataFrame:
     grouped = parts.groupby(["model", "currency"]).sum().reset_index()
     grouped = grouped.astype({"count": "int64", "amount_micros": "int64", "refunds_micros": "int64"})
     grouped["net_micros"] = grouped["amount_micros"] + grouped["refunds_micros"]
+    return with_ratios(grouped)
+
+
+def with_ratios(grouped: pd.DataFrame) -> pd.DataFrame:
+    """``share`` and ``unit_cost`` (Decimal, exact) from count and amount_micros, sorted as
+    :func:`by_model` sorts; the one place they are computed, so a row added later (a model that
+    disappeared, at 0) carries the same types as every other."""
+    grouped = grouped.copy()
     currency_total = grouped.groupby("currency")["amount_micros"].transform("sum")
-    grouped["share"] = [
+    grouped["share"] = pd.Series([
         _ratio(amount, total, "0.0001") for amount, total in zip(grouped["amount_micros"], currency_total)
-    ]
-    grouped["unit_cost"] = [
+    ], index=grouped.index, dtype="object")
+    grouped["unit_cost"] = pd.Series([
         _ratio(-amount, count * MICROS_PER_UNIT, "0.000001") for amount, count in zip(grouped["amount_micros"], grouped["count"])
-    ]
+    ], index=grouped.index, dtype="object")
     grouped = grouped.sort_values(["currency", "amount_micros", "model"], ignore_index=True)
-    return grouped[BY_MODEL_COLUMNS]
+    return grouped[[*BY_MODEL_COLUMNS, *(c for c in grouped.columns if c not in BY_MODEL_COLUMNS)]]
 
 
 BY_KEY_COLUMNS = ["api_key_name", "api_key_id", "currency", "count", "usage_micros", "refunds_micros", "net_micros"]

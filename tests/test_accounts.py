@@ -154,11 +154,11 @@ def test_xero_codes_and_tax_rates_load_with_defaults_and_overrides(tmp_path):
     text = MINIMAL.replace('type = "OCASSET"\n', 'type = "OCASSET"\ncode = "620"\nxero_tax_rate = "No VAT"\n', 1)
     text = text.replace('[refunds]\naccount = "AI API Usage"\ntype = "EXP"', '[refunds]\naccount = "AI API Usage"\ntype = "EXP"\ncode = "400"')
     mapping = load_accounts(write(tmp_path, text))
-    assert mapping.xero_tax_rate == "Tax Exempt"  # the default when the file names none
+    assert mapping.xero_tax_rate == ""  # no built-in rate: regions name their zero rate differently
     assert mapping.accounts["Prepaid Expenses:WaveSpeedAI Credits"].code == "620"
     assert mapping.tax_rate("Prepaid Expenses:WaveSpeedAI Credits") == "No VAT"
     # a code given where an account is named again applies to the account everywhere
-    assert mapping.accounts["AI API Usage"].code == "400" and mapping.tax_rate("AI API Usage") == "Tax Exempt"
+    assert mapping.accounts["AI API Usage"].code == "400" and mapping.tax_rate("AI API Usage") == ""
     assert mapping.accounts["Stripe Clearing"].code == ""
     top = load_accounts(write(tmp_path, 'xero_tax_rate = "BAS Excluded"\n' + text))
     assert top.tax_rate("AI API Usage") == "BAS Excluded" and top.tax_rate(top.prepaid) == "No VAT"

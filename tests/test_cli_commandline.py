@@ -129,7 +129,7 @@ def test_summary_json_and_accounts(sandbox, api_args, tmp_path):
         (["--sandbox", "--period", "2024-01", "--format", "csv", "--iif-lists"],
          "--iif-lists has no effect with a --format without quickbooks"),
         (["--sandbox", "--period", "2024-01", "--format", "csv", "--granularity", "daily"],
-         "--granularity has no effect with a --format without a journal (xlsx, quickbooks, beancount)"),
+         "--granularity has no effect with a --format without a journal (xlsx, quickbooks, beancount, xero)"),
     ],
 )
 def test_options_an_export_would_ignore_are_refused_in_one_line(tmp_path, args, message):
@@ -200,3 +200,13 @@ def test_shell_completion_scripts_and_completions():
     assert complete("wavespeed-export su") == ["plain,summary"]
     assert complete("wavespeed-export export --period l") == ["plain,last-month"]
     assert complete("wavespeed-export export --format csv,q") == ["plain,csv,quickbooks"]
+
+
+@pytest.mark.parametrize("key", ["a", "ws-", "1234567"])
+def test_a_very_short_key_is_refused_before_any_request(tmp_path, key):
+    # masking a 1-3 character key in every answer would blank those characters in every model name
+    result = CliRunner().invoke(cli, ["export", "--period", "2024-01", "--base-url", "http://127.0.0.1:9",
+                                      "--out", str(tmp_path)], env={"WAVESPEED_API_KEY": key})
+    assert result.exit_code == 2
+    assert "fewer than 8" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "2024-01").exists()

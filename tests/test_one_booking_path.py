@@ -12,6 +12,7 @@ import io
 import re
 import tempfile
 from collections import defaultdict
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,29 +23,32 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
+from exporter.books.mapping import AccountMapping
 from exporter.books.mapping_toml import load_mapping
 from exporter.cli import cli
 from exporter.money import format_micros
-from exporter.writers.beancount import BeancountWriter
-from exporter.writers.excel import ExcelWriter
-from exporter.writers.quickbooks import QuickBooksWriter
+from exporter.writers import journal_formats, writer_class
 from factories import archive_of, make_report, record, source_folder
 from loopback import record_line
 
 GOLDEN = Path(__file__).parent / "golden"
-MAPPING = load_mapping(GOLDEN / "accounts_sample.toml")
 # the same accounts, and [[keys]] rules routing API keys to classes (docs/booking.md, "Chargeback by API key")
 KEYS_TOML = '[[keys]]\nname = "prod-app"\nclass = "Projects:Production"\n[[keys]]\nname = "client-*"\nclass = "Clients:Other"\n'
 
 
-def _keyed_mapping():
+def _sample(extra: str = "") -> AccountMapping:
+    """The sample mapping (plus ``extra`` TOML) with a Xero code on every account, so that every
+    journal format can carry it."""
     with tempfile.TemporaryDirectory() as temporary:
-        path = Path(temporary) / "accounts_keys.toml"
-        path.write_text((GOLDEN / "accounts_sample.toml").read_text(encoding="utf-8") + KEYS_TOML, encoding="utf-8")
-        return load_mapping(path)
+        path = Path(temporary) / "accounts.toml"
+        path.write_text((GOLDEN / "accounts_sample.toml").read_text(encoding="utf-8") + extra, encoding="utf-8")
+        mapping = load_mapping(path)
+    return replace(mapping, xero_tax_rate="No VAT", accounts={
+        name: replace(account, code=str(600 + n)) for n, (name, account) in enumerate(sorted(mapping.accounts.items()))})
 
 
-KEY_MAPPING = _keyed_mapping()
+MAPPING = _sample()
+KEY_MAPPING = _sample(KEYS_TOML)
 PREPAID = MAPPING.prepaid  # "Prepaid Expenses:WaveSpeedAI Credits"
 PREPAID_BEANCOUNT = "Assets:Prepaid-Expenses:WaveSpeedAI-Credits"  # its OCASSET type makes it an asset
 MODELS = ["model-a", "model-b", "google/veo3", "google/imagen", "unmapped/x"]
@@ -152,6 +156,20 @@ def journal_sheet_nets(path: Path) -> Nets:
     return non_zero(nets)
 
 
+def xero_nets(folder: Path) -> dict[str | None, int]:
+    codes = {account.code: name for name, account in MAPPING.accounts.items()}
+    nets: dict[str | None, int] = defaultdict(int)
+    for currency, paths in per_file(folder, "xero_manual_journals", ".csv").items():
+        balance: dict[tuple[str, str], int] = defaultdict(int)
+        for row in (row for path in paths for row in csv_rows(path)):
+            amount = cents(row["*Amount"])
+            balance[(row["*Narration"], row["*Date"])] += amount
+            if codes[row["*AccountCode"]] == PREPAID:
+                nets[currency] += amount
+        assert set(balance.values()) <= {0}, balance  # every journal balances
+    return nets
+
+
 def by_currency(nets: dict[str | None, int], currencies: set[str]) -> Nets:
     """QuickBooks files name their currency only when the journal has several; plain names are
     the one currency of the journal (``currencies``: those of the Beancount ledger)."""
@@ -194,28 +212,39 @@ RECORD = st.one_of(
 )
 
 
+def format_nets(name: str, folder: Path, files: list[Path], currencies: set[str]) -> list[Nets]:
+    """The prepaid account's nets per currency in each file set format ``name`` wrote."""
+    if name == "quickbooks":
+        return [by_currency(nets(folder), currencies) for nets in (iif_nets, qbo_journal_nets, qbo_bank_nets)]
+    if name == "xero":
+        return [by_currency(xero_nets(folder), currencies)]
+    if name == "xlsx":
+        return [journal_sheet_nets(files[0])]
+    if name == "beancount":
+        return [beancount_nets(*files)[0]]
+    raise AssertionError(f"the journal format {name} has no parser in this test: add one")
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raws=st.lists(RECORD, max_size=25), granularity=st.sampled_from(["monthly", "daily"]),
        mapping=st.sampled_from([MAPPING, KEY_MAPPING]))
 def test_every_book_moves_the_prepaid_account_by_the_same_cents(raws, granularity, mapping):
     report = make_report(raws, mapping=mapping, granularity=granularity)
+    assert {"quickbooks", "beancount", "xlsx", "xero"} <= set(journal_formats())  # the registry's, not a list here
     with tempfile.TemporaryDirectory() as temporary:
-        folder = Path(temporary)
-        QuickBooksWriter().write(report, folder)
-        accounts, ledger = BeancountWriter().write(report, folder)
-        (workbook,) = ExcelWriter().write(report, folder)
+        root = Path(temporary)
+        written = {}
+        for name in journal_formats():
+            (root / name).mkdir()
+            written[name] = writer_class(name)().write(report, root / name)
+        _, currencies = beancount_nets(*written["beancount"])
+        every = [nets for name in journal_formats()
+                 for nets in format_nets(name, root / name, written[name], currencies)]
 
-        beancount, currencies = beancount_nets(accounts, ledger)
-        iif = by_currency(iif_nets(folder), currencies)
-        journal_csv = by_currency(qbo_journal_nets(folder), currencies)
-        bank_csv = by_currency(qbo_bank_nets(folder), currencies)
-        sheet = journal_sheet_nets(workbook)
-
-    assert iif == journal_csv == bank_csv == beancount == sheet
     in_memory = defaultdict(int)
     for entry in report.journal:
         in_memory[entry.currency] += sum(line.amount_cents for line in entry.lines if line.account == PREPAID)
-    assert iif == non_zero(in_memory)  # and the files say what the journal says
+    assert every and all(nets == non_zero(in_memory) for nets in every)  # and the files say what the journal says
 
 
 def test_a_non_ascii_account_is_refused_with_quickbooks_and_fine_without(tmp_path):

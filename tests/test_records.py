@@ -63,6 +63,7 @@ def test_column_parsing_agrees_with_the_record_by_record_check():
     raws = [raw(id=f"txn_{i}", amount=Decimal(a), created_at=c) for i, (a, c) in enumerate([
         ("-0.0045", "2024-01-15T11:00:00.000Z"), ("100.00", "2024-01-15T12:00:00+01:00"),
         ("1e-3", "2024-01-15T11:00:00"), ("-0.0045", "2024-01-16T00:00:00.123456Z"),
+        ("-0.0045", "2024-01-16T00:00:00.5z"),  # a lowercase z (ISO 8601 allows it): read alike on both paths
     ])]
     raws[1].pop("model")
     frame = parse_records(raws, lambda i: f"item {i}")

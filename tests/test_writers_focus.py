@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from exporter.books.mapping_toml import load_mapping
 from exporter.cli import cli
 from exporter.errors import DataError
+from exporter.books.adjustments import adjustment_roles
 from exporter.models import ADJUSTMENT_COLUMNS
 from exporter.period import month_window, window_from_label
 from exporter.writers.focus import FOCUS_COLUMNS, HEADER, FocusWriter
@@ -207,7 +208,8 @@ def adjustments(*rows: dict) -> pd.DataFrame:
         window = window_from_label(row["period"], row.pop("tz", "UTC"))
         full.append({**defaults, "period_start": window.start, "period_end": window.end, **row})
     frame = pd.DataFrame(full, columns=ADJUSTMENT_COLUMNS)
-    return frame.astype({"period_start": "datetime64[us, UTC]", "period_end": "datetime64[us, UTC]"})
+    frame = frame.astype({"period_start": "datetime64[us, UTC]", "period_end": "datetime64[us, UTC]"})
+    return frame.assign(role=adjustment_roles(frame))
 
 
 def test_late_changes_to_closed_periods_are_correction_rows(tmp_path):

@@ -211,3 +211,15 @@ def test_an_empty_period_writes_the_header_only(tmp_path):
 def test_a_date_format_that_does_not_read_back_as_the_same_day_is_refused(text):
     with pytest.raises(ConfigError, match="--date-format"):
         RenderOptions(date_format=text)
+
+
+def test_xero_needs_the_mapping_to_name_a_tax_rate(api_args, tmp_path):
+    text = XERO_ACCOUNTS.read_text(encoding="utf-8")
+    mapping = tmp_path / "accounts.toml"
+    mapping.write_text("\n".join(line for line in text.splitlines() if not line.startswith("xero_tax_rate")),
+                       encoding="utf-8")
+    result = invoke("export", "--period", "2024-01", "--out", str(tmp_path / "out"), *api_args,
+                    "--format", "xero", "--accounts", str(mapping))
+    assert result.exit_code == 2
+    assert "names none" in result.output and "No VAT in the UK" in result.output
+    assert not (tmp_path / "out").exists()

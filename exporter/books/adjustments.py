@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..models import ADJUSTMENT_COLUMNS, COMPLETED
+from ..models import ADJUSTMENT_COLUMNS, COMPLETED, SUMMARY_ROLES
+from ..transform import record_roles
 from .database import Period
 
 
@@ -65,6 +66,7 @@ def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Per
     frame["period_start"] = pd.to_datetime([bounds[label][0] for label in frame["period"]], utc=True)
     frame["period_end"] = pd.to_datetime([bounds[label][1] for label in frame["period"]], utc=True)
     frame = frame.astype({"amount_before_micros": "int64", "amount_after_micros": "int64", "delta_micros": "int64"})
+    frame["role"] = adjustment_roles(frame)
     frame = frame.sort_values(["period", "id", "change"], ignore_index=True)
     warnings = []
     if missing:
@@ -74,6 +76,17 @@ def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Per
             f"(nothing posted; the provider may have pruned its history): {shown}"
         )
     return frame, warnings
+
+
+def adjustment_roles(frame: pd.DataFrame) -> pd.Series:
+    """How each late change is booked, decided once for the journal and FOCUS alike: the role of
+    what is being changed, i.e. of the booked amount (a reversal, a re-price, even one that flips
+    the sign), or of the new amount for a first booking (completed_late, arrived_late)."""
+    late = frame["change"].isin(["completed_late", "arrived_late"])
+    reference = frame["amount_after_micros"].where(late, frame["amount_before_micros"]).astype("int64")
+    return record_roles(pd.DataFrame({
+        "amount_micros": reference, "type": frame["type"].astype("str"), "model": frame["model"].fillna("").astype("str"),
+    }, index=frame.index))
 
 
 def _in_periods(current: pd.DataFrame, closed: list[Period]) -> pd.DataFrame:
@@ -111,22 +124,33 @@ def _int(value: object) -> int:
 
 @dataclass(frozen=True)
 class LateChanges:
-    """The late changes to one closed period (and currency) booked in this one: count and net effect."""
+    """The late changes to one closed period (and currency) booked in this one: the records that
+    moved money (as many as the journal's memos count; a missing record posts nothing and is a
+    warning instead), their net effect on the credit, and the part that is AI spend."""
 
     period: str
     currency: str
     count: int
-    delta_micros: int
+    delta_micros: int  # effect on the credit balance (as the API signs it)
+    spend_micros: int = 0  # of which usage and refunded tasks, as spend: positive = more spend
+
+    @property
+    def other_micros(self) -> int:
+        """The rest (top-ups, payouts, credits, suspense): effect on the credit balance."""
+        return self.delta_micros + self.spend_micros
 
 
 def late_changes(frame: pd.DataFrame | None) -> tuple[LateChanges, ...]:
     """``Report.adjustments`` per closed period and currency, as the manifest, terminal and report show it."""
     if frame is None or frame.empty:
         return ()
+    posted = frame[frame["delta_micros"] != 0]
+    spend = posted["role"].isin(SUMMARY_ROLES)
     return tuple(
-        LateChanges(str(period), str(currency), len(part), int(part["delta_micros"].sum()))
-        for (period, currency), part in frame.groupby(["period", "currency"], sort=True)
+        LateChanges(str(period), str(currency), len(part), int(part["delta_micros"].sum()),
+                    -int(part["delta_micros"][spend[part.index]].sum()))
+        for (period, currency), part in posted.groupby(["period", "currency"], sort=True)
     )
 
 
-__all__ = ["LateChanges", "detect_changes", "late_changes"]
+__all__ = ["LateChanges", "adjustment_roles", "detect_changes", "late_changes"]

@@ -77,6 +77,37 @@ MIGRATIONS: list[str] = [
     CREATE TABLE events (
         account TEXT NOT NULL, at TEXT NOT NULL, label TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
     """,
+    # 2: the books' invariants (docs/booking.md, "What the books refuse"): a record is booked per
+    # period, so one period's close never overwrites another's; a closed period overlaps no other
+    # period of its account; where the records came from.
+    """
+    CREATE TABLE booked_by_period (
+        account TEXT NOT NULL, id TEXT NOT NULL, period TEXT NOT NULL, status TEXT NOT NULL,
+        type TEXT NOT NULL, model TEXT NOT NULL, payment_method TEXT NOT NULL, currency TEXT NOT NULL,
+        amount INTEGER NOT NULL, entry TEXT,
+        PRIMARY KEY (account, period, id)) WITHOUT ROWID;
+    INSERT INTO booked_by_period SELECT * FROM booked;
+    DROP TABLE booked;
+    ALTER TABLE booked_by_period RENAME TO booked;
+    CREATE INDEX booked_id ON booked (account, id);
+    CREATE TRIGGER booked_period_known BEFORE INSERT ON booked
+    WHEN NOT EXISTS (SELECT 1 FROM periods p WHERE p.account = NEW.account AND p.label = NEW.period)
+    BEGIN SELECT RAISE(ABORT, 'books: a record booked in a period the books do not hold'); END;
+    CREATE TRIGGER periods_insert_no_overlap BEFORE INSERT ON periods
+    WHEN EXISTS (SELECT 1 FROM periods p WHERE p.account = NEW.account AND p.label != NEW.label
+                 AND p.start_utc < NEW.end_utc AND NEW.start_utc < p.end_utc
+                 AND (p.status = 'closed' OR NEW.status = 'closed'))
+    BEGIN SELECT RAISE(ABORT, 'books: a period overlapping a closed period'); END;
+    CREATE TRIGGER periods_close_no_overlap BEFORE UPDATE OF status, start_utc, end_utc ON periods
+    WHEN NEW.status = 'closed' AND EXISTS (
+        SELECT 1 FROM periods p WHERE p.account = NEW.account AND p.label != NEW.label
+        AND p.start_utc < NEW.end_utc AND NEW.start_utc < p.end_utc)
+    BEGIN SELECT RAISE(ABORT, 'books: closing a period that overlaps another'); END;
+    CREATE TABLE sources (
+        account TEXT NOT NULL, label TEXT NOT NULL, base_url TEXT NOT NULL, key_fingerprint TEXT NOT NULL,
+        api TEXT, PRIMARY KEY (account, label));
+    INSERT OR IGNORE INTO meta VALUES ('source_salt', lower(hex(randomblob(16))));
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -112,6 +143,34 @@ def _parse_instant(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+def _statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of a script (a trigger's body holds semicolons of its own)."""
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+
+
+def _when(period: Period) -> str:
+    return f"{period.closed_at:%Y-%m-%d %H:%M} UTC" if period.closed_at else "an earlier date"
+
+
+@contextmanager
+def _invariant() -> Iterator[None]:
+    """A write the schema's keys or triggers refuse: a one-line ConfigError (exit 2)."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise ConfigError(f"the books refuse this change ({exc}); nothing was written") from None
+
+
+def _overlap(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
 class Books:
     """The open database; use as a context manager (closes the connection)."""
 
@@ -144,9 +203,8 @@ class Books:
                     f"{SCHEMA_VERSION}): upgrade the tool"
                 )
             for script in MIGRATIONS[version:]:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in _statements(script):
+                    self.db.execute(statement)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @contextmanager
@@ -265,6 +323,17 @@ class Books:
             "SELECT * FROM adjustments WHERE account = ? AND label = ?", self.db, params=(self.account, label)
         )
 
+    def source_salt(self) -> str:
+        """The salt of the key fingerprints in these books (random, made with the schema)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'source_salt'").fetchone()
+        return str(row[0])
+
+    def source(self, label: str) -> tuple[str, str, str | None] | None:
+        """(base URL or "sandbox", key fingerprint, api) recorded for period ``label``; None if unknown."""
+        row = self.db.execute("SELECT base_url, key_fingerprint, api FROM sources WHERE account = ? AND label = ?",
+                              (self.account, label)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), row[2])
+
     def ledger_accounts(self) -> list[tuple[str, str, str]]:
         """(Beancount account, currency, first period label) of every account the ledger used so far."""
         return self.db.execute(
@@ -272,27 +341,71 @@ class Books:
             (self.account,),
         ).fetchall()
 
+    def overlapping(self, start: datetime, end: datetime, excluding: str) -> list[Period]:
+        """The periods other than ``excluding`` that share an instant with ``[start, end)``."""
+        return [p for p in self.periods() if p.label != excluding and _overlap((p.start_utc, p.end_utc), (start, end))]
+
+    def refuse_closed(self, label: str, start: datetime, end: datetime) -> None:
+        """ConfigError (exit 2) if period ``label`` over ``[start, end)`` may not be exported: it is
+        closed, or it overlaps a closed period (docs/booking.md, "What the books refuse")."""
+        period = self.period(label)
+        if period is not None and period.closed:
+            raise ConfigError(
+                f"{label} was closed on {_when(period)}; late changes to it are booked in the next open period. "
+                f"To restate it: wavespeed-export reopen --period {label} --reason \"...\""
+            )
+        closed = [p for p in self.overlapping(start, end, label) if p.closed]
+        if closed:
+            names = ", ".join(f"{p.label} (closed on {_when(p)})" for p in closed)
+            raise ConfigError(
+                f"{label} overlaps {names}: a closed period is never booked again, not even inside another "
+                f"period; export the periods around it (its late changes go to the next open period), or reopen it"
+            )
+
     # -- writing (inside a transaction) --------------------------------------------------------
 
     def forget(self, label: str) -> None:
         """Drop what an earlier export of an open period recorded (a re-export replaces it)."""
-        for table in ("periods", "rollforward", "period_models", "carry", "adjustments"):
+        for table in ("periods", "rollforward", "period_models", "carry", "adjustments", "sources"):
             self.db.execute(f"DELETE FROM {table} WHERE account = ? AND label = ?", (self.account, label))
 
     def add_period(self, period: Period) -> None:
-        self.db.execute(
-            "INSERT INTO periods VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.account, period.label, period.first_day.isoformat(), period.last_day.isoformat(), period.time_zone,
-             _instant(period.start_utc), _instant(period.end_utc), period.granularity, _instant(period.exported_at),
-             period.pack, period.manifest_sha256, period.records, period.status,
-             None if period.closed_at is None else _instant(period.closed_at)),
-        )
+        """A new period; refused (ConfigError) if it is or overlaps a closed one."""
+        self.refuse_closed(period.label, period.start_utc, period.end_utc)
+        with _invariant():
+            self.db.execute(
+                "INSERT INTO periods VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.account, period.label, period.first_day.isoformat(), period.last_day.isoformat(), period.time_zone,
+                 _instant(period.start_utc), _instant(period.end_utc), period.granularity, _instant(period.exported_at),
+                 period.pack, period.manifest_sha256, period.records, period.status,
+                 None if period.closed_at is None else _instant(period.closed_at)),
+            )
+
+    def close(self, label: str, when: datetime) -> list[str]:
+        """Mark period ``label`` closed. Open periods overlapping it are drafts it supersedes: they
+        are dropped from the books (their packs stay on disk); returns their labels. Refused if it
+        overlaps a closed period."""
+        period = self.period(label)
+        if period is None:
+            raise ConfigError(f"{label} is not in the books {self.path}: export it first")
+        self.refuse_closed(label, period.start_utc, period.end_utc)
+        drafts = [p.label for p in self.overlapping(period.start_utc, period.end_utc, label)]
+        for draft in drafts:
+            self.forget(draft)
+            self.drop_booked(draft)  # a reopened period keeps its records until closed again
+            self.log(draft, "superseded", f"open export dropped from the books: {label}, which overlaps it, was closed", when)
+        self.set_status(label, "closed", when)
+        return drafts
 
     def add_rows(self, table: str, label: str, rows: Sequence[tuple[object, ...]]) -> None:
         """Rows of a per-period table, each given without its leading (account, label)."""
         if rows:
             marks = ",".join("?" * (len(rows[0]) + 2))
             self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", [(self.account, label, *row) for row in rows])
+
+    def add_source(self, label: str, name: str, fingerprint: str, api: str | None = None) -> None:
+        """Where period ``label``'s records came from (docs/booking.md, "The books' source")."""
+        self.db.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)", (self.account, label, name, fingerprint, api))
 
     def add_carry(self, label: str, carry: Carry) -> None:
         rows = [("balance", *key, t.exact, t.posted) for key, t in carry.balances.items()]
@@ -307,16 +420,18 @@ class Books:
 
     def add_booked(self, rows: Sequence[tuple[object, ...]]) -> None:
         """Records as booked at close: (id, period, status, type, model, payment_method, currency, amount, entry)."""
-        self.db.executemany(
-            "INSERT OR REPLACE INTO booked VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ((self.account, *row) for row in rows),
-        )
+        with _invariant():  # a plain INSERT: booking a record twice in one period is a bug, never a replace
+            self.db.executemany(
+                "INSERT INTO booked VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((self.account, *row) for row in rows),
+            )
 
     def set_status(self, label: str, status: str, when: datetime | None) -> None:
-        self.db.execute(
-            "UPDATE periods SET status = ?, closed_at = ? WHERE account = ? AND label = ?",
-            (status, None if when is None else _instant(when), self.account, label),
-        )
+        with _invariant():
+            self.db.execute(
+                "UPDATE periods SET status = ?, closed_at = ? WHERE account = ? AND label = ?",
+                (status, None if when is None else _instant(when), self.account, label),
+            )
 
     def drop_booked(self, label: str) -> None:
         self.db.execute("DELETE FROM booked WHERE account = ? AND period = ?", (self.account, label))

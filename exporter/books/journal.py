@@ -29,7 +29,6 @@ from ..errors import ConfigError, ExportError
 from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, JournalLine, Role
 from ..money import MICROS_PER_CENT, format_cents, format_micros, round_to_cents
 from ..period import Window
-from ..transform import record_roles
 from .carry import Carry, LineKey
 from .mapping import AccountMapping
 from .numbering import MAX_NUMBER, NumberRequest, assign_numbers
@@ -68,9 +67,9 @@ def build_journal(
     if granularity not in GRANULARITIES:
         raise ConfigError(f"journal granularity must be 'monthly' or 'daily', got {granularity!r}")
     done = transactions[(transactions["status"] == COMPLETED) & (transactions["amount_micros"] != 0)]
-    roles = record_roles(done)
+    roles = done["role"]  # computed once per report (transform.record_roles)
     builder = _Builder(window, mapping, granularity)
-    for row in done.assign(role=roles)[~roles.isin([*SUMMARY_ROLES, "zero"])].itertuples(index=False):
+    for row in done.assign(role=roles)[roles.notna() & ~roles.isin(SUMMARY_ROLES)].itertuples(index=False):
         builder.single(row.role, str(row.id), str(row.currency), int(row.amount_micros), str(row.payment_method),
                        str(row.type), row.date.date(), (row.date.date(), row.created_at, str(row.id)))
     for role in SUMMARY_ROLES:
@@ -192,10 +191,7 @@ class _Builder:
         """Late changes to closed periods: summarised per (closed period, currency) when they are
         usage or refunded tasks, one entry each otherwise; all dated the window's last day."""
         posted = frame[frame["delta_micros"] != 0]
-        # the role of what is being changed: the booked amount's, or the new one's for a first booking
-        late = posted["change"].isin(["completed_late", "arrived_late"])
-        reference = posted["amount_after_micros"].where(late, posted["amount_before_micros"])
-        roles = record_roles(posted.assign(amount_micros=reference))
+        roles = posted["role"]  # decided once (books.adjustments.adjustment_roles), as FOCUS reads it
         day = self.window.last_day
         summary = posted[roles.isin(SUMMARY_ROLES)]
         for (period, currency), part in summary.groupby(["period", "currency"], sort=True):

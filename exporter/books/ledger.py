@@ -18,13 +18,14 @@ from ..config import Granularity
 from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, ProviderBalance, Report, RollForward, Summaries
 from ..money import round_to_cents
 from ..period import Window
-from ..transform import record_roles
+from ..transform import with_ratios
 from .adjustments import detect_changes
 from .carry import Carry, Total
 from .database import Books, Period
 from .journal import Journal, build_journal
 from .mapping import AccountMapping
 from .rollforward import Previous, roll_forward
+from .sources import SourceCheck
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class BooksView:
     known_models: frozenset[str] = frozenset()
     ledger_accounts: tuple[tuple[str, str], ...] = ()  # (account, currency) earlier periods posted to
     start: date | None = None  # first day of the earliest period in the books
+    source_check: SourceCheck | None = None  # another source than the books': what it must serve
 
 
 @dataclass(frozen=True)
@@ -135,11 +137,9 @@ def _with_previous(by_model: pd.DataFrame, previous: pd.DataFrame | None) -> pd.
     merged = by_model.merge(before, on=["model", "currency"], how="outer")
     for column in ("count", "amount_micros", "refunds_micros", "net_micros"):
         merged[column] = merged[column].fillna(0).astype("int64")
-    merged["share"] = merged["share"].where(merged["share"].notna(), 0)
-    merged["unit_cost"] = merged["unit_cost"].where(merged["unit_cost"].notna(), 0)
     merged["previous_amount_micros"] = merged["previous_amount_micros"].fillna(0).astype("int64")
     merged["change_micros"] = merged["amount_micros"] - merged["previous_amount_micros"]
-    return merged.sort_values(["currency", "amount_micros", "model"], ignore_index=True)
+    return with_ratios(merged.drop(columns=["share", "unit_cost"]))  # Decimal ratios for the added rows too
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -172,19 +172,21 @@ def record_export(books: Books, report: Report, carry: Carry, manifest_sha256: s
     books.log(label, "export", f"{report.stats.in_period} records, pack {pack}", when)
 
 
-def close_period(books: Books, report: Report, when: datetime) -> None:
-    """Mark the period closed and keep every record as booked (pending ones included)."""
+def close_period(books: Books, report: Report, when: datetime) -> list[str]:
+    """Mark the period closed and keep every record as booked (pending ones included). Returns
+    the open periods overlapping it, dropped from the books as drafts it supersedes (Books.close)."""
     label = report.window.label
     books.drop_booked(label)
+    superseded = books.close(label, when)
     books.add_booked(snapshot_rows(report))
-    books.set_status(label, "closed", when)
     books.log(label, "close", f"{len(report.transactions)} records kept as booked", when)
+    return superseded
 
 
 def snapshot_rows(report: Report) -> list[tuple[object, ...]]:
     """(id, period, status, type, model, payment_method, currency, amount, entry) of every record."""
     frame = report.transactions
-    roles = record_roles(frame)
+    roles = frame["role"]
     summaries, singles = _entry_numbers(report.journal)
     days = frame["date"].to_numpy().astype("datetime64[D]")
     if report.granularity == "monthly":

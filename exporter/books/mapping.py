@@ -24,8 +24,9 @@ A ``[[keys]]`` rule gives usage and refunded tasks of an API key a class; it win
 of the model's rule (docs/booking.md, "Chargeback by API key"). The account stays the model's.
 
 For Xero (docs/xero.md) an account may also carry ``code`` (its Xero account code) and
-``xero_tax_rate`` (the tax rate name on its lines; the file's top-level ``xero_tax_rate``, or
-"Tax Exempt", when absent).
+``xero_tax_rate`` (the tax rate name on its lines; the file's top-level ``xero_tax_rate`` when
+absent). There is no built-in tax rate: each region names its zero rate differently, so
+``--format xero`` needs the mapping to name one (docs/xero.md, "Columns").
 
 This module is the model; :mod:`.mapping_toml` loads and checks the file.
 """
@@ -35,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_XERO_TAX_RATE = "Tax Exempt"
+DEFAULT_XERO_TAX_RATE = ""  # none: the mapping names its organisation's rate (docs/xero.md)
 
 # IIF ACCNTTYPE keywords that a journal line may post to, and the Beancount root of each.
 # NONPOSTING is a real keyword but cannot carry journal lines, so a mapping may not use it.

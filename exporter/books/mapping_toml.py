@@ -79,7 +79,7 @@ class _Loader:
             if required not in data:
                 raise self.fail(required, "missing")
         vendor = self.vendor(data["vendor"])
-        tax_rate = self.tax_rate(data.get("xero_tax_rate", DEFAULT_XERO_TAX_RATE), "xero_tax_rate")
+        tax_rate = self.tax_rate(data["xero_tax_rate"], "xero_tax_rate") if "xero_tax_rate" in data else DEFAULT_XERO_TAX_RATE
         postpaid = data.get("postpaid", False)
         if not isinstance(postpaid, bool):
             raise self.fail("postpaid", f"must be true or false, got {_describe(postpaid)}")

@@ -114,8 +114,8 @@ def encodable(texts: Iterable[str]) -> bool:
 def _parse_instant(value: Any, name: str) -> datetime:
     if not isinstance(value, str):
         raise DataError(f"{name}: field 'created_at' must be an ISO 8601 string, got {_describe(value)}")
-    try:
-        instant = datetime.fromisoformat(value)
+    try:  # ISO 8601 allows a lowercase z, which pandas (the fast path) reads and Python does not
+        instant = datetime.fromisoformat(value[:-1] + "Z" if value.endswith("z") else value)
     except ValueError:
         raise DataError(f"{name}: field 'created_at' is not ISO 8601: {value[:40]!r}") from None
     if instant.tzinfo is None:  # the API documents UTC timestamps; parse_records reports these

@@ -4,8 +4,8 @@ Every format is one module here and one line in :data:`WRITERS`; ``--format`` ch
 this table. A writer is a :class:`~.base.Writer`: it takes the
 :class:`~exporter.config.RenderOptions`, has ``write(report, folder) -> list[Path]`` (the files
 it wrote), and may refuse a mapping it cannot carry in ``check_mapping`` (called before anything
-is fetched). Writers that lay out the journal
-call :func:`exporter.books.journal.check_entries` first. Modules are imported when a format is
+is fetched). Writers that lay out the journal declare it (``journal = True``: ``--granularity``
+and the one-booking-path test follow that) and call :func:`exporter.books.journal.check_entries` first. Modules are imported when a format is
 used, so a CSV-only export never loads openpyxl.
 """
 
@@ -30,7 +30,6 @@ WRITERS: dict[str, tuple[str, str]] = {
     "html": ("html_report", "HtmlReportWriter"),
 }
 FORMATS = tuple(WRITERS)
-JOURNAL_FORMATS = ("xlsx", "quickbooks", "beancount")  # the formats that lay out the journal
 assert set(DEFAULT_FORMATS) <= set(FORMATS)
 
 
@@ -42,6 +41,11 @@ def writer_class(name: str) -> type[Writer]:
         raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}") from None
     writer: type[Writer] = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
     return writer
+
+
+def journal_formats(formats: tuple[str, ...] = FORMATS) -> tuple[str, ...]:
+    """Those of ``formats`` whose writer lays out the journal (``Writer.journal``), in order."""
+    return tuple(name for name in formats if writer_class(name).journal)
 
 
 def check_mapping(formats: tuple[str, ...], mapping: AccountMapping) -> None:
@@ -58,4 +62,4 @@ def write_formats(report: Report, folder: Path, formats: tuple[str, ...], option
     return files
 
 
-__all__ = ["FORMATS", "JOURNAL_FORMATS", "WRITERS", "Writer", "check_mapping", "write_formats", "writer_class"]
+__all__ = ["FORMATS", "WRITERS", "Writer", "check_mapping", "journal_formats", "write_formats", "writer_class"]

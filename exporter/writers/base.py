@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import ClassVar
 
 from ..books.mapping import AccountMapping
 from ..config import RenderOptions
@@ -11,7 +12,13 @@ from ..models import JournalEntry, Report
 
 
 class Writer:
-    """Lays out a finished Report as files; ``write`` returns the paths it wrote."""
+    """Lays out a finished Report as files; ``write`` returns the paths it wrote.
+
+    ``journal`` declares that the format lays out ``report.journal`` (so it follows
+    ``--granularity``, and the one-booking-path test checks it): the registry reads it from here.
+    """
+
+    journal: ClassVar[bool] = False
 
     def __init__(self, options: RenderOptions | None = None) -> None:
         self.options = options or RenderOptions()

@@ -40,6 +40,8 @@ class BeancountWriter(Writer):
     """Writes ``accounts.beancount`` and ``wavespeed_<label>.beancount`` from ``report.journal``;
     each account's root comes from its type in ``report.mapping``."""
 
+    journal = True
+
     def write(self, report: Report, folder: Path) -> list[Path]:
         check_entries(report.journal)
         names = beancount_names(_ledger_accounts(report), report.mapping)

@@ -12,12 +12,15 @@ Definitions (README, "Monthly report"):
   of ``Report.previous_label``); per model it is the change in usage (``by_model.change_micros``,
   usage having a negative sign there, so spend change = -change_micros).
 - **runway** = closing credit / average daily AI spend, the average over the period's days up
-  to the day the report was made (a period not over yet is averaged over its elapsed days).
+  to the day the report was made (a period not over yet is averaged over its elapsed days);
+  none under a cent a day.
+- **late changes** to closed periods: their AI spend (usage and refunded tasks) positive = more
+  spend, counted by the records that moved money; the headline gives AI spend with them too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -26,7 +29,7 @@ import pandas as pd
 
 from ..books.adjustments import LateChanges, late_changes
 from ..models import COMPLETED, Report, RollForward
-from ..money import MICROS_PER_UNIT, allocate_cents, round_to_cents
+from ..money import MICROS_PER_CENT, MICROS_PER_UNIT, allocate_cents, round_to_cents
 
 TOP_MODELS = 10
 """Models shown one by one; the rest are summed as "Other" (never silently dropped)."""
@@ -113,6 +116,17 @@ class CurrencyFigures:
     monthly: tuple[tuple[str, int], ...]  # up to 12 periods of AI spend, oldest first; () without books
     keys: tuple[KeyLine, ...] = ()  # top API keys, then "Other"; () when no record names a key
     key_count: int = 0
+    late_spend_micros: int = 0  # AI spend of the late changes to closed periods booked here, positive = more
+
+    @property
+    def shows_late_spend(self) -> bool:
+        """Whether the headline states AI spend with the late changes too: when they move it by a cent."""
+        return round_to_cents(self.late_spend_micros) != 0
+
+    @property
+    def spend_with_late_micros(self) -> int:
+        """This period's AI spend plus the late changes' (what the books' expense moved by)."""
+        return self.spend_micros + self.late_spend_micros
 
     @property
     def spend_micros(self) -> int:
@@ -154,10 +168,11 @@ class CurrencyFigures:
     def runway_days(self) -> int | None:
         """Whole days the closing credit lasts at this period's average daily spend.
 
-        None when the closing balance is unknown or nothing was spent (no rate to run down at).
+        None when the closing balance is unknown or the spend is too small to be a rate: under a
+        cent a day on average (a month of one 0.0025 task would "last" millions of days).
         """
         closing = self.closing_micros
-        if closing is None or self.spend_micros <= 0:
+        if closing is None or self.spend_micros <= 0 or self.average_daily_micros < MICROS_PER_CENT:
             return None
         if closing <= 0:
             return 0
@@ -237,6 +252,7 @@ def _currency(report: Report, currency: str, rollforward: RollForward | None, da
     previous = _history_row(report, report.previous_label, currency)
     spend_now = -int(by_model["net_micros"].sum())
     by_key = report.by_key[report.by_key["currency"].astype("str") == currency]
+    late = sum(change.spend_micros for change in late_changes(report.adjustments) if change.currency == currency)
     return CurrencyFigures(
         currency=currency,
         usage_micros=-int(by_model["amount_micros"].sum()),
@@ -249,19 +265,23 @@ def _currency(report: Report, currency: str, rollforward: RollForward | None, da
         rollforward=rollforward,
         days=days,
         models=_model_lines(by_model),
-        model_count=len(by_model),
+        model_count=int((by_model["amount_micros"] != 0).sum()),
         daily=_daily(report, currency),
         monthly=_monthly(report, currency, spend_now),
         keys=_key_lines(by_key, spend_now),
         key_count=len(by_key),
+        late_spend_micros=late,
     )
 
 
 def _model_lines(by_model: pd.DataFrame) -> tuple[ModelLine, ...]:
     """Biggest usage first (then name); past :data:`TOP_MODELS` the rest become one "Other" line.
 
-    Eleven models show as eleven lines: "Other (1 model)" would hide a name to save no space.
+    Eleven models show as eleven lines: "Other (1 model)" would hide a name to save no space. A
+    model without usage this period (gone since the previous one, or only refunded) is no top
+    model: it stays in the All models table, its refunds in the refunded-tasks line.
     """
+    by_model = by_model[by_model["amount_micros"] != 0]
     frame = by_model.assign(model=by_model["model"].astype("str")).sort_values(
         ["amount_micros", "model"], kind="stable", ignore_index=True
     )
@@ -414,12 +434,22 @@ def left_out_text(items: Sequence[LeftOut]) -> str:
 
 
 def late_changes_text(items: Sequence[LateChanges]) -> str | None:
-    """One line for the late changes to closed periods booked in this one (None when there are none)."""
+    """One line for the late changes to closed periods booked in this one (None when there are
+    none): AI spend as spend (positive = more spend), anything else as its effect on the credit."""
     if not items:
         return None
-    parts = [f"{i.period}: {i.count:,} record{'s' if i.count != 1 else ''}, {signed_money(i.delta_micros)} {i.currency}"
-             for i in items]
-    return "Late changes to closed periods, booked in this one (adjustments.csv): " + "; ".join(parts) + "."
+    return "Late changes to closed periods, booked in this one (adjustments.csv): " + "; ".join(map(late_change_text, items)) + "."
+
+
+def late_change_text(item: LateChanges, amount: Callable[[int], str] = signed_money) -> str:
+    """``2024-01: 3 records, AI spend +2.24 USD, other credit -10.00 USD`` (``amount`` formats a
+    signed change: to the cent here, exact in the terminal)."""
+    text = f"{item.period}: {item.count:,} record{'s' if item.count != 1 else ''}"
+    if item.spend_micros or not item.other_micros:
+        text += f", AI spend {amount(item.spend_micros)} {item.currency}"
+    if item.other_micros:
+        text += f", other credit {amount(item.other_micros)} {item.currency}"
+    return text
 
 
 def period_text(figures: Figures) -> str:
@@ -428,6 +458,6 @@ def period_text(figures: Figures) -> str:
 
 __all__ = [
     "HISTORY_MONTHS", "NO_KEY", "TOP_KEYS", "TOP_MODELS", "CurrencyFigures", "Figures", "KeyLine", "LateChanges",
-    "LeftOut", "ModelLine", "cents_text",
-    "compute", "late_changes_text", "left_out_text", "money", "percent", "period_text", "price", "signed_money",
+    "LeftOut", "ModelLine", "cents_text", "compute", "late_change_text", "late_changes_text", "left_out_text", "money",
+    "percent", "period_text", "price", "signed_money",
 ]

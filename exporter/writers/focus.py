@@ -29,11 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DataError, ExportError
+from ..errors import DataError, ExportError
 from ..models import COMPLETED, Report
 from ..money import format_micros
-from ..period import Window, month_window, range_window
-from ..transform import record_roles
+from ..period import Window
 from .base import Writer
 from .sanitize import import_text
 
@@ -108,7 +107,7 @@ def focus_charges(transactions: pd.DataFrame, context: _Context) -> pd.DataFrame
     ``micros`` is the records' summed effect on the credit balance (as the API signs it).
     """
     done = transactions[(transactions["status"] == COMPLETED) & (transactions["amount_micros"] != 0)]
-    roles = record_roles(done)
+    roles = done["role"]  # computed once per report (transform.record_roles)
     days = _utc_days(done["created_at"])
     summed = roles.isin(["usage", "task_refund", "credit"]).to_numpy()
     keyed = pd.DataFrame({  # categoricals keep a million-row groupby fast
@@ -137,15 +136,10 @@ def focus_charges(transactions: pd.DataFrame, context: _Context) -> pd.DataFrame
 def correction_charges(adjustments: pd.DataFrame, context: _Context) -> pd.DataFrame:
     """One charge per late change to a closed period that moved the balance (exporter.models.ADJUSTMENT_COLUMNS).
 
-    Its role is the record's own (by type and sign); its charge period is the closed period's.
+    Its role is the adjustment's ``role`` column, the journal's; its charge period is the closed period's.
     """
     moved = adjustments[adjustments["delta_micros"].astype("int64") != 0]
-    after = moved["amount_after_micros"].astype("int64")
-    reference = after.where(after != 0, moved["amount_before_micros"].astype("int64"))
-    roles = record_roles(pd.DataFrame({
-        "amount_micros": reference.to_numpy(), "type": moved["type"].astype("str").to_numpy(),
-        "model": moved["model"].fillna("").astype("str").to_numpy(),
-    }))
+    roles = moved["role"]  # decided once (books.adjustments.adjustment_roles), as the journal reads it
     charges = pd.DataFrame({  # the closed period's own instants, as the books hold them (its zone, its days)
         "role": roles.to_numpy(), "start": moved["period_start"].dt.floor("s").dt.tz_localize(None).to_numpy(),
         "end": moved["period_end"].dt.floor("s").dt.tz_localize(None).to_numpy(),

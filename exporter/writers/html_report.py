@@ -171,7 +171,7 @@ def _headline(figures: Figures, c: CurrencyFigures) -> list[str]:
         closing = _figure("closing", "Closing credit balance", money(rollforward.closing_micros),
                           f"opening {opening} ({rollforward.opening_source})")
     if c.runway_days is None:
-        why = "needs the closing balance" if c.closing_micros is None else "no spend this period"
+        why = "needs the closing balance" if c.closing_micros is None else "spend under 0.01 a day: no rate to run down at"
         runway = _figure("runway", "Runway", _DASH, why)
     else:
         runway = _figure("runway", "Runway", f"{c.runway_days:,} days",
@@ -180,6 +180,9 @@ def _headline(figures: Figures, c: CurrencyFigures) -> list[str]:
     return [
         '<dl class="headline">',
         _figure("spend", "AI spend this period", money(c.spend_micros), spend_note),
+        *([_figure("spend_with_late", "AI spend with late changes", money(c.spend_with_late_micros),
+                   f"this period's {money(c.spend_micros)} plus {signed_money(c.late_spend_micros)} "
+                   "of late changes to closed periods")] if c.shows_late_spend else []),
         change,
         _figure("topups", "Top-ups", money(c.topups_micros), topups),
         closing,

@@ -61,6 +61,8 @@ class QuickBooksWriter(Writer):
     journal so QuickBooks Desktop creates what is missing.
     """
 
+    journal = True
+
     @staticmethod
     def check_mapping(mapping: AccountMapping) -> None:
         """IIF is ASCII text: a name it cannot carry is refused here, never altered on the way out."""

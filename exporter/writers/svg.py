@@ -12,6 +12,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..display import visible
 from ..money import MICROS_PER_CENT
 from .figures import money
 
@@ -19,8 +20,9 @@ _LABEL_CHARS = 52  # longer labels are cut with an ellipsis; the full text is th
 
 
 def esc(text: object) -> str:
-    """Text as it may appear in HTML or SVG, in an element or in a quoted attribute."""
-    return html.escape(str(text), quote=True)
+    """Text as it may appear in HTML or SVG, in an element or in a quoted attribute; control
+    characters shown as U+FFFD (exporter.display.visible), as in the terminal."""
+    return html.escape(visible(str(text)), quote=True)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..books.adjustments import late_changes
 from ..models import Report
 from ..money import format_micros
+from .figures import late_change_text
 from .manifest import PreviousPack
 
 SUMMARY_HEADER = ("model", "currency", "tasks", "spend", "refunds", "net spend", "share")
@@ -25,6 +26,11 @@ def money(micros: int) -> str:
     sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
     whole, _, fraction = digits.partition(".")
     return f"{sign}{int(whole):,}" + (f".{fraction}" if fraction else "")
+
+
+def signed(micros: int) -> str:
+    """An exact change: ``+2.24``, ``-0.003``, ``0.00``."""
+    return ("+" if micros > 0 else "") + money(micros)
 
 
 def people_amount(record_type: str, micros: int) -> int:
@@ -95,9 +101,15 @@ def render_rollforward(report: Report) -> list[str]:
         lines.append(f"  opening: {r.opening_source}")
         if r.topups_derived:
             lines.append(f"  top-ups: {r.topups_source}")
-    for change in late_changes(report.adjustments):
-        lines.append(f"late changes to {change.period}: {change.count} record(s), "
-                     f"{money(change.delta_micros)} {change.currency} posted in {report.window.label}")
+    changes = late_changes(report.adjustments)
+    for change in changes:  # as the report says it: spend positive (figures.late_change_text)
+        lines.append(f"late changes to {late_change_text(change, signed)}; posted in {report.window.label}")
+    for currency in sorted({change.currency for change in changes}):
+        usage = report.by_model[report.by_model["currency"].astype("str") == currency]
+        spend = -int(usage["net_micros"].sum())
+        late = sum(change.spend_micros for change in changes if change.currency == currency)
+        if late:
+            lines.append(f"AI spend {currency}: {money(spend)} this period, {money(spend + late)} with the late changes")
     return lines
 
 

@@ -44,6 +44,8 @@ Row = list[str]
 class XeroWriter(Writer):
     """Writes ``xero_manual_journals.csv`` (or its parts, per currency when there are several)."""
 
+    journal = True
+
     @staticmethod
     def check_mapping(mapping: AccountMapping) -> None:
         """Every account a line can post to has a Xero code; every class can be a tracking option."""
@@ -53,6 +55,14 @@ class XeroWriter(Writer):
             raise ConfigError(
                 f"{mapping.source}: Xero needs an account code for every account a journal can post to; "
                 f"no code for {listed}: add code = \"...\" to each (see templates/accounts_xero.toml)"
+            )
+        untaxed = [name for name in mapping.postable_accounts() if not mapping.tax_rate(name)]
+        if untaxed:
+            raise ConfigError(
+                f"{mapping.source}: Xero needs a tax rate name on every journal line and the mapping names none "
+                f"for {', '.join(repr(name) for name in untaxed)}: add xero_tax_rate = \"...\" at the top, spelled as "
+                "in Xero's Settings > Tax rates (a zero rate: e.g. Tax Exempt in the US, No VAT in the UK, "
+                "BAS Excluded in Australia, No GST in New Zealand)"
             )
         flat = [name for name in mapping.classes if ":" not in name]
         if flat:

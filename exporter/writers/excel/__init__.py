@@ -28,6 +28,8 @@ __all__ = ["MAX_SHEET_ROWS", "ExcelWriter", "clean_text"]
 class ExcelWriter(Writer):
     """``wavespeed_<label>.xlsx``: the month in one workbook, with real numbers and dates."""
 
+    journal = True
+
     def write(self, report: Report, folder: Path) -> list[Path]:
         path = Path(folder) / f"wavespeed_{report.window.label}.xlsx"
         workbook = Workbook()

@@ -20,7 +20,17 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from ...models import Report
 from ...money import micros_to_decimal, round_to_cents
-from ..figures import NO_KEY, CurrencyFigures, Figures, compute, late_changes_text, left_out_text, money, period_text
+from ..figures import (
+    NO_KEY,
+    CurrencyFigures,
+    Figures,
+    compute,
+    late_changes_text,
+    left_out_text,
+    money,
+    period_text,
+    signed_money,
+)
 from .cells import (
     CHANGE_FORMAT, CHANGE_PERCENT_FORMAT, COUNT_FORMAT, DATE_FORMAT, DAYS_FORMAT, FONT_NAME, MONEY_FORMAT,
     PERCENT_FORMAT, PRICE_FORMAT, cents_decimal, naive_utc, print_setup, put_paragraph, put_text,
@@ -111,6 +121,10 @@ def _headline(ws: Worksheet, row: int, figures: Figures, c: CurrencyFigures) -> 
           note=f"usage {money(c.usage_micros)} less {money(c.refunded_micros)} refunded tasks; "
                f"{c.tasks:,} tasks")
     row += 1
+    if c.shows_late_spend:
+        _line(ws, row, "AI spend with late changes", c.spend_with_late_micros, MONEY_FORMAT,
+              note=f"plus {signed_money(c.late_spend_micros)} of late changes to closed periods")
+        row += 1
     if figures.previous_label is None or c.previous_spend_micros is None:
         _line(ws, row, "Change vs previous period", None, CHANGE_FORMAT, note="no earlier period in the books")
     else:
@@ -131,7 +145,7 @@ def _headline(ws: Worksheet, row: int, figures: Figures, c: CurrencyFigures) -> 
     row += 1
     runway = c.runway_days
     if runway is None:
-        why = "needs the closing balance" if c.closing_micros is None else "no spend this period"
+        why = "needs the closing balance" if c.closing_micros is None else "spend under 0.01 a day: no rate to run down at"
         _line(ws, row, "Runway", None, DAYS_FORMAT, note=why)
     else:
         put_text(ws, row, 1, "Runway")

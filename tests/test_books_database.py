@@ -1,0 +1,127 @@
+"""The books database enforces its own invariants (docs/booking.md, "What the books refuse"):
+tested on the database directly, below the CLI, so no caller can forget them."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from exporter.books.database import MIGRATIONS, SCHEMA_VERSION, Books, Period
+from exporter.errors import ConfigError
+from exporter.period import period_window
+
+WHEN = datetime(2024, 6, 1, tzinfo=timezone.utc)
+
+
+def period(label: str, status: str = "open") -> Period:
+    window = period_window(label)
+    return Period(label, window.first_day, window.last_day, "UTC", window.start, window.end, "monthly", WHEN,
+                  f"out/{label}", "0" * 64, 0, status, WHEN if status == "closed" else None)
+
+
+def booked(record: str, label: str) -> tuple[object, ...]:
+    return (record, label, "completed", "usage", "m/x", "card", "USD", -1_000_000, None)
+
+
+def test_a_closed_period_overlaps_nothing(tmp_path):
+    with Books(tmp_path / "books.sqlite") as books, books.transaction():
+        books.add_period(period("2024-01"))
+        books.close("2024-01", WHEN)
+        for label in ("2024-Q1", "2024-01"):
+            with pytest.raises(ConfigError, match="2024-01"):
+                books.add_period(period(label))
+        books.add_period(period("2024-02"))  # next to it: fine
+        assert [p.label for p in books.periods()] == ["2024-01", "2024-02"]
+
+
+def test_the_triggers_refuse_what_a_careless_caller_writes(tmp_path):
+    with Books(tmp_path / "books.sqlite") as books, books.transaction():
+        books.add_period(period("2024-Q1"))
+        books.add_period(period("2024-02"))  # two open drafts may overlap
+        with pytest.raises(sqlite3.IntegrityError, match="overlaps"):  # closing one of them directly
+            books.db.execute("UPDATE periods SET status = 'closed' WHERE label = '2024-Q1'")
+        books.db.execute("DELETE FROM periods WHERE label = '2024-02'")
+        books.db.execute("UPDATE periods SET status = 'closed' WHERE label = '2024-Q1'")
+        with pytest.raises(sqlite3.IntegrityError, match="overlapping a closed period"):
+            books.db.execute("INSERT INTO periods SELECT account, '2024-03', first_day, last_day, time_zone, start_utc, "
+                             "end_utc, granularity, exported_at, pack, manifest_sha256, records, 'open', NULL "
+                             "FROM periods WHERE label = '2024-Q1'")
+        with pytest.raises(sqlite3.IntegrityError, match="do not hold"):
+            books.db.execute("INSERT INTO booked VALUES ('default', 'r1', '2023-12', 'completed', 'usage', '', '', "
+                             "'USD', -1, NULL)")
+
+
+def test_a_record_is_booked_per_period_and_never_replaced(tmp_path):
+    with Books(tmp_path / "books.sqlite") as books, books.transaction():
+        for label in ("2024-01", "2024-02"):
+            books.add_period(period(label))
+        books.add_booked([booked("r1", "2024-01")])
+        books.add_booked([booked("r1", "2024-02")])  # another period's row: kept beside it
+        with pytest.raises(ConfigError, match="refuse"):
+            books.add_booked([booked("r1", "2024-01")])
+        rows = books.db.execute("SELECT period, id FROM booked ORDER BY period").fetchall()
+    assert rows == [("2024-01", "r1"), ("2024-02", "r1")]
+
+
+def test_closing_drops_the_open_drafts_it_supersedes(tmp_path):
+    with Books(tmp_path / "books.sqlite") as books, books.transaction():
+        books.add_period(period("2024-Q1"))
+        books.add_period(period("2024-01"))
+        assert books.close("2024-01", WHEN) == ["2024-Q1"]
+        assert [(p.label, p.status) for p in books.periods()] == [("2024-01", "closed")]
+        with pytest.raises(ConfigError, match="was closed"):
+            books.close("2024-01", WHEN)
+
+
+def test_a_database_written_by_schema_1_opens_and_keeps_its_records(tmp_path):
+    path = tmp_path / "books.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    jan = period("2024-01", "closed")
+    db.execute("INSERT INTO periods VALUES ('default', '2024-01', ?, ?, 'UTC', ?, ?, 'monthly', ?, 'p', ?, 1, 'closed', ?)",
+               (str(jan.first_day), str(jan.last_day), jan.start_utc.isoformat(timespec="milliseconds"),
+                jan.end_utc.isoformat(timespec="milliseconds"), WHEN.isoformat(), "0" * 64, WHEN.isoformat()))
+    db.execute("INSERT INTO booked VALUES ('default', 'r1', '2024-01', 'completed', 'usage', 'm', 'c', 'USD', -5, 'WS2401U001')")
+    db.commit()
+    db.close()
+    with Books(path) as books:
+        version = books.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        assert int(version) == SCHEMA_VERSION == 2
+        frame = books.booked(["2024-01"])
+        assert frame[["id", "period", "amount"]].values.tolist() == [["r1", "2024-01", -5]]
+        with pytest.raises(ConfigError, match="overlaps 2024-01"), books.transaction():
+            books.add_period(period("2024-Q1"))
+    with Books(path) as again:  # opening it once more changes nothing
+        assert [p.label for p in again.periods()] == ["2024-01"]
+        assert again.periods()[0].first_day == date(2024, 1, 1)
+
+
+def test_a_new_database_has_the_current_schema(tmp_path: Path):
+    with Books(tmp_path / "books.sqlite") as books:
+        names = {r[0] for r in books.db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')")}
+    assert {"booked", "sources", "periods_insert_no_overlap", "periods_close_no_overlap"} <= names
+
+
+def test_a_rotated_key_is_the_same_account_when_it_serves_the_books_records(tmp_path):
+    import pandas as pd
+
+    from exporter.books.sources import Source, check_needed, record_source, verify
+
+    with Books(tmp_path / "books.sqlite") as books, books.transaction():
+        books.add_period(period("2024-01"))
+        record_source(books, "2024-01", Source("https://api.example", "a" * 64))
+        books.close("2024-01", WHEN)
+        books.add_booked([booked("r1", "2024-01"), booked("r2", "2024-01"), booked("r3", "2024-01")])
+        assert check_needed(books, Source("https://api.example", "a" * 64)) is None  # the same source
+        check = check_needed(books, Source("https://api.example", "b" * 64))  # the key was rotated
+        assert check is not None and check.period.label == "2024-01"
+    served = pd.DataFrame({"id": ["r1", "r2", "r3"], "amount_micros": [-1_000_000, -1_000_000, -3]})  # r3 re-priced
+    note = verify(check, served)
+    assert "the same account" in note and "2 of 3 records" in note and "a" * 64 not in note
+    with pytest.raises(ConfigError, match="does not serve 2024-01 as booked.*--books"):
+        verify(check, pd.DataFrame({"id": ["x1", "r1"], "amount_micros": [-1, -1_000_000]}))
