@@ -36,6 +36,7 @@ import zlib
 from array import array
 from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -102,7 +103,7 @@ def search(server: SandboxServer, body: dict[str, Any]) -> Response:
         window = window.only(view, _prediction_ids(uuids))
     if faults.arrivals and server.billings_answered() <= faults.arrive_after:
         window = window.without_newest(faults.arrivals)
-    return _page(server, window, page, max(1, min(asked, faults.page_cap)), sort == "created_at ASC",
+    return _page(server, view, window, page, max(1, min(asked, faults.page_cap)), sort == "created_at ASC",
                  faults.price_sign, faults.pagination)
 
 
@@ -120,10 +121,11 @@ def scheduler_query(server: SandboxServer, body: dict[str, Any]) -> Response:
     year, month = int(match[1]), int(match[2])
     first = datetime(year, month, 1, tzinfo=timezone.utc)
     after = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=timezone.utc)
-    window = view_of(server.dataset).window(None, _ms(first), _ms(after))
+    view = view_of(server.dataset)
+    window = view.window(None, _ms(first), _ms(after))
     if faults.arrivals and server.billings_answered() <= faults.arrive_after:
         window = window.without_newest(faults.arrivals)
-    return _page(server, window.oldest(SCHEDULER_CAP), page, size, True, "signed", "total")
+    return _page(server, view, window.oldest(SCHEDULER_CAP), page, size, True, "signed", "total")
 
 
 def balance(server: SandboxServer, body: dict[str, Any]) -> Response:
@@ -221,7 +223,8 @@ def _unit_price(name: str) -> Decimal | None:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Dataset positions ``seq[lo:hi]``, newest first; a page reads it in either direction."""
+    """Served records ``seq[lo:hi]`` (ranks into :attr:`View.served`), newest first; a page
+    reads it in either direction."""
 
     seq: Sequence[int]
     lo: int
@@ -248,20 +251,20 @@ class Window:
         return Window(self.seq, max(self.lo, self.hi - n), self.hi)
 
     def only(self, view: View, ids: set[str]) -> Window:
-        kept = array("l", [i for i in self.seq[self.lo : self.hi] if view.dataset.record_id(i) in ids])
+        record_id, served = view.dataset.record_id, view.served
+        kept = array("l", [k for k in self.seq[self.lo : self.hi] if record_id(served[k]) in ids])
         return Window(kept, 0, len(kept))
 
 
-def _page(server: SandboxServer, window: Window, page: int, size: int, ascending: bool,
+def _page(server: SandboxServer, view: View, window: Window, page: int, size: int, ascending: bool,
           price_sign: str, pagination: str) -> Response:
     """One page of ``window`` with the paging faults applied, as the envelope's bytes."""
     faults = server.faults
     first = 0 if faults.ignore_page else (page - 1) * size
-    positions: Sequence[int] = window.page(first, size, ascending) if first < len(window) else ()
-    if faults.duplicate_across_pages and page > 1 and positions and not faults.ignore_page:
-        positions = [window.at(first - 1, ascending), *positions]  # as if a new record had shifted the offsets
-    view = view_of(server.dataset)
-    items = view.items_json(positions, price_sign, faults.key_id_field, faults.malformed, faults.absurd_price)
+    ranks: Sequence[int] = window.page(first, size, ascending) if first < len(window) else ()
+    if faults.duplicate_across_pages and page > 1 and ranks and not faults.ignore_page:
+        ranks = [window.at(first - 1, ascending), *ranks]  # as if a new record had shifted the offsets
+    items = view.items_json(ranks, price_sign, faults.key_id_field, faults.malformed, faults.absurd_price)
     total = len(window) if faults.wrong_total is None else faults.wrong_total
     if pagination not in ("total", "has_more", "both"):
         raise ValueError(f"Faults.pagination must be total, has_more or both, not {pagination!r}")
@@ -277,68 +280,116 @@ def _page(server: SandboxServer, window: Window, page: int, size: int, ascending
 
 
 class View:
-    """What the current API serves of one dataset: the positions of its served records (all,
-    deducts, refunds) with their times negated for bisecting, and the shared parts of items."""
+    """What the current API serves of one dataset: the dataset positions of its served records
+    (newest first; a record's rank in :attr:`served` indexes everything else), their times
+    negated for bisecting, the ranks of each billing type, and the items' JSON text.
+
+    The items' text is built once per dataset and fault variant (price sign, key field), as one
+    blob like the legacy one: a page is then a slice of it, and a walk of a million records
+    costs about what the legacy walk costs. Building it is the price of the first request
+    (about 5 us a record)."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         self.columns = columns = dataset.columns()
         self._lock = threading.Lock()
-        self._served: dict[str | None, tuple[array, array]] = {}
-        positions = array("l", [
+        self.served = array("l", [
             i for i, (t, s) in enumerate(zip(columns.type, columns.status))
             if (t == _USAGE or t == _REFUND) and (s == _COMPLETED or s == _PENDING)
         ])
-        self._served[None] = positions, array("q", [-columns.ts[i] for i in positions])
-        self._parts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+        negated = array("q", [-columns.ts[i] for i in self.served])
+        self._ranks: dict[str | None, tuple[Sequence[int], array]] = {None: (range(len(self.served)), negated)}
+        self._blobs: dict[tuple[str, str], tuple[bytes, array]] = {}
+        self._parts: dict[tuple[str, str], dict[tuple[int, ...], tuple[str, str, str]]] = {}
         self._days: dict[int, str] = {}
 
     def window(self, billing_type: str | None, start_ms: int | None, end_ms: int | None) -> Window:
         """Served records with ``start_ms <= created_at < end_ms``, newest first."""
-        positions, negated = self._served_of(billing_type)
+        ranks, negated = self._ranks_of(billing_type)
         lo = 0 if end_ms is None else bisect_right(negated, -end_ms)
-        hi = len(positions) if start_ms is None else bisect_right(negated, -start_ms)
-        return Window(positions, lo, max(lo, hi))
+        hi = len(ranks) if start_ms is None else bisect_right(negated, -start_ms)
+        return Window(ranks, lo, max(lo, hi))
 
-    def _served_of(self, billing_type: str | None) -> tuple[array, array]:
+    def _ranks_of(self, billing_type: str | None) -> tuple[Sequence[int], array]:
         with self._lock:
-            found = self._served.get(billing_type)
+            found = self._ranks.get(billing_type)
             if found is None:
-                code, (every, negated) = _BILLING_TYPES[billing_type or ""], self._served[None]
-                types = self.columns.type
-                keep = [k for k, i in enumerate(every) if types[i] == code]
-                found = self._served[billing_type] = (
-                    array("l", [every[k] for k in keep]), array("q", [negated[k] for k in keep]))
+                code, (_, negated) = _BILLING_TYPES[billing_type or ""], self._ranks[None]
+                types, served = self.columns.type, self.served
+                keep = array("l", [k for k, i in enumerate(served) if types[i] == code])
+                found = self._ranks[billing_type] = keep, array("q", [negated[k] for k in keep])
             return found
 
-    def items_json(self, positions: Sequence[int], price_sign: str, key_field: str,
+    def items_json(self, ranks: Sequence[int], price_sign: str, key_field: str,
                    malformed: dict[str, str] | None, absurd: str | None) -> bytes:
-        """The items at ``positions`` as the inside of a JSON array."""
-        texts = []
-        for i in positions:
-            record_id, text = self.item(i, price_sign, key_field)
-            if (malformed and record_id in malformed) or record_id == absurd:
-                text = _damaged(text, (malformed or {}).get(record_id), record_id == absurd, price_sign)
-            texts.append(text)
-        return ",".join(texts).encode("utf-8")
+        """The items of the served records ``ranks`` as the inside of a JSON array."""
+        blob, offsets = self._blob(price_sign, key_field)
+        if malformed or absurd:
+            return ",".join(self._damaged_item(k, price_sign, key_field, malformed or {}, absurd)
+                            for k in ranks).encode("utf-8")
+        if isinstance(ranks, range) and ranks.step == 1:
+            # neighbours are neighbours in the blob: one slice, commas included
+            return blob[offsets[ranks.start] : offsets[ranks.stop] - 1] if ranks else b""
+        return b",".join([blob[offsets[k] : offsets[k + 1] - 1] for k in ranks])
+
+    def _damaged_item(self, k: int, price_sign: str, key_field: str, malformed: dict[str, str],
+                      absurd: str | None) -> str:
+        record_id, text = self.item(self.served[k], price_sign, key_field)
+        if record_id in malformed or record_id == absurd:
+            return _damaged(text, malformed.get(record_id), record_id == absurd, price_sign)
+        return text
+
+    def _blob(self, price_sign: str, key_field: str) -> tuple[bytes, array]:
+        """Every served item's text followed by a comma, and where each starts (built once)."""
+        with self._lock:
+            found = self._blobs.get((price_sign, key_field))
+            if found is None:
+                c = self.columns
+                texts = self._texts(self.served, price_sign, key_field, c.blob.decode("utf-8"), 0)
+                blob = "".join(texts).encode("utf-8")
+                lengths = (len(t) for t in texts) if blob.isascii() else (len(t.encode("utf-8")) for t in texts)
+                offsets = array("q", [0])
+                offsets.extend(accumulate(lengths))
+                found = self._blobs[(price_sign, key_field)] = blob, offsets
+            return found
 
     def item(self, i: int, price_sign: str, key_field: str) -> tuple[str, str]:
         """(record id, item JSON text) of dataset position ``i``."""
         c = self.columns
-        record_id = self.dataset.record_id(i)
-        tail = record_id[4:] if record_id.startswith("txn_") else record_id
-        key = _KEY_OF_BUCKET[zlib.crc32(record_id.encode()) % 10]
-        shape = (c.type[i], c.status[i], c.model[i], c.amount[i], key, price_sign, key_field)
-        parts = self._parts.get(shape) or self._make_parts(shape)
-        ts = c.ts[i]
-        return record_id, (
-            f'{{"uuid":"{record_id}",{parts[0]}"created_at":"{self._stamp(ts)}",'
-            f'"updated_at":"{self._stamp(ts + 2000 + ts % 3000)}","order":{{"uuid":"ord_{tail}",{parts[1]}'
-            f'"prediction":{{"uuid":"pred_{tail}",{parts[2]}'
-        )
+        line = c.blob[c.offsets[i] : c.offsets[i + 1]].decode("utf-8")
+        return self.dataset.record_id(i), self._texts([i], price_sign, key_field, line, c.offsets[i])[0][:-1]
+
+    def _texts(self, positions: Sequence[int], price_sign: str, key_field: str, legacy: str, base: int) -> list[str]:
+        """The item texts (each followed by a comma) of the records at ``positions``, whose legacy
+        JSON text ``legacy`` holds from blob offset ``base`` on.
+
+        The id and ``created_at`` are read from the legacy text (its first and last fields), and
+        ``updated_at`` is ``created_at`` plus 2 to 4 seconds, computed on the text: this loop
+        runs once per record of a million-record dataset, so no datetime and no dict per item."""
+        c = self.columns
+        offsets, types, statuses, models, amounts, stamps = c.offsets, c.type, c.status, c.model, c.amount, c.ts
+        parts_of = self._parts.setdefault((price_sign, key_field), {})
+        crc, buckets = zlib.crc32, _KEY_OF_BUCKET
+        out: list[str] = []
+        append = out.append
+        for i in positions:
+            line = legacy[offsets[i] - base : offsets[i + 1] - base - 1]
+            rid = line[7 : line.index('"', 7)]
+            created = line[-26:-2]
+            shape = (types[i], statuses[i], models[i], amounts[i], buckets[crc(rid.encode()) % 10])
+            parts = parts_of.get(shape) or self._make_parts(shape, price_sign, key_field)
+            seconds = int(created[17:19]) + 2 + stamps[i] % 3
+            updated = (created[:17] + f"{seconds:02d}" + created[19:] if seconds < 60
+                       else self._stamp(stamps[i] + (seconds - int(created[17:19])) * 1000))
+            tail = rid[4:] if rid.startswith("txn_") else rid
+            append(
+                f'{{"uuid":"{rid}",{parts[0]}"created_at":"{created}","updated_at":"{updated}",'
+                f'"order":{{"uuid":"ord_{tail}",{parts[1]}"prediction":{{"uuid":"pred_{tail}",{parts[2]},'
+            )
+        return out
 
     def _stamp(self, ms: int) -> str:
-        """``2024-01-15T10:30:00.123Z`` without strftime: a walk formats two per item."""
+        """``2024-01-15T10:30:00.123Z`` without strftime (once a minute or so it is needed)."""
         day, ms = divmod(ms, _DAY_MS)
         text = self._days.get(day)
         if text is None:
@@ -348,9 +399,10 @@ class View:
         seconds, ms = divmod(ms, 1000)
         return f"{text}{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}Z"
 
-    def _make_parts(self, shape: tuple[Any, ...]) -> tuple[str, str, str]:
-        """The texts shared by every item of one shape, between the per-record fields."""
-        type_, status, model, amount, key, price_sign, key_field = shape
+    def _make_parts(self, shape: tuple[int, int, int, int, int], price_sign: str, key_field: str) -> tuple[str, str, str]:
+        """The texts shared by every item of one shape (type, status, model, amount, key),
+        between the per-record fields."""
+        type_, status, model, amount, key = shape
         deduct = type_ == _USAGE
         price = _price_text(self.columns.amount_texts[amount], deduct, price_sign)
         name, _, key_id = API_KEYS[key]
@@ -364,7 +416,7 @@ class View:
             f'"model_uuid":{model_text},"status":"{outcome}"}},'
             f'"access_key_name":"{name}","{key_field}":"{key_id}"}}',
         )
-        self._parts[shape] = parts
+        self._parts[(price_sign, key_field)][shape] = parts
         return parts
 
 

@@ -276,7 +276,9 @@ class Dataset:
 
     def columns(self) -> Columns:
         """The raw columns, newest first, for the server's other API generation (read only)."""
-        return Columns(self._ts, self._type, self._status, self._model, self._amount, self._amounts.texts)
+        return Columns(
+            self._ts, self._type, self._status, self._model, self._amount, self._amounts.texts, self._blob, self._offsets
+        )
 
     # -- what the server uses ----------------------------------------------------------
 
@@ -375,6 +377,8 @@ class Columns(NamedTuple):
     model: Sequence[int]  # index into MODEL_NAMES, -1 for none
     amount: Sequence[int]
     amount_texts: Sequence[str]
+    blob: bytes | bytearray  # each record's legacy JSON text and a comma
+    offsets: Sequence[int]  # record i is blob[offsets[i]:offsets[i + 1] - 1]
 
 
 def generate_dataset(
