@@ -227,7 +227,9 @@ def _echo_json(value: dict[str, Any]) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port (0: any free one).")
-def sandbox(host: str, port: int) -> None:
+@click.option("--api", type=click.Choice(("current", "legacy", "both")), default="current", show_default=True,
+              help="API generation served: current (billings/search), legacy (account/billings) or both.")
+def sandbox(host: str, port: int, api: str) -> None:
     """Serve the built-in sandbox API in the foreground (Ctrl-C stops it).
 
     \b
@@ -238,7 +240,7 @@ def sandbox(host: str, port: int) -> None:
     from .sandbox.server import run
 
     try:
-        run(host, port)
+        run(host, port, api=api)
     except OSError as exc:  # binding: the port is taken, the address is not ours, the name unknown
         raise ConfigError(f"cannot serve on {host}:{port}: {os_reason(exc)} (try another --port, or 0 for any free one)") from None
 

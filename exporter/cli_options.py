@@ -102,6 +102,8 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--base-url", envvar="WAVESPEED_BASE_URL", show_envvar=True, default=DEFAULT_BASE_URL,
                      show_default=True, help="API base URL."),
         click.option("--sandbox", is_flag=True, help="Run against the built-in sandbox API (no key, no network)."),
+        click.option("--sandbox-api", type=click.Choice(("current", "legacy")), default="current", show_default=True,
+                     help="API generation the --sandbox serves: current (billings/search) or legacy (account/billings)."),
         click.option("--page-size", type=click.IntRange(1, 1000), default=DEFAULT_PAGE_SIZE, show_default=True,
                      help="Records asked per page (the server may serve fewer)."),
         click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True,
@@ -139,6 +141,7 @@ def refuse_ignored(params: dict[str, Any]) -> None:
         (params.get("from_source") is not None, "--from-source (it re-renders the archive's own period, offline)",
          _API_OPTIONS),
         (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
+        (not params.get("sandbox"), "a run without --sandbox (it picks the sandbox's API)", ("sandbox_api",)),
         (params["quiet"], "--quiet", ("verbose",)),
         ("quickbooks" not in formats, "a --format without quickbooks", ("iif_lists",)),
         (not formats & set(JOURNAL_FORMATS), f"a --format without a journal ({', '.join(JOURNAL_FORMATS)})",
@@ -200,7 +203,7 @@ def api_context(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
         return
     from .sandbox import DEMO_KEY, serve_in_thread
 
-    with serve_in_thread() as server:
+    with serve_in_thread(api=params.get("sandbox_api") or "current") as server:
         if not params["quiet"]:
             click.echo(f"sandbox API at {server.url}", err=True)
         yield server.url, DEMO_KEY
