@@ -176,6 +176,15 @@ def copy_archive(folder: Path, to: Path, name: str = ARCHIVE_NAME) -> Path:
     return copy
 
 
+def verified(folder: Path, name: str) -> Path:
+    """``<folder>/<name>``, once its bytes are checked against the manifest (DataError if changed)."""
+    path = folder / name
+    expected = _manifest_entry(folder, name)
+    data = path.read_bytes()
+    _check(path, expected, len(data), hashlib.sha256(data).hexdigest())
+    return path
+
+
 class _HashingReader:
     """A binary file that hashes (sha256) and counts whatever is read through it."""
 
@@ -239,7 +248,7 @@ def read_context(folder: Path, *, verify: bool = True) -> SourceContext:
             source=str(s["source"]),
             server_total=None if s["server_total"] is None else _count(s["server_total"]),
             unique_fetched=_count(s["unique_fetched"]), duplicates_dropped=_count(s["duplicates_dropped"]),
-            pages=_count(s["pages"]), in_period=_count(s["in_period"]),
+            pages=_count(s["pages"]), in_period=_count(s["in_period"]), api=str(s.get("api", "legacy")),
         )
         usage = data.get("provider_days_usage")
         return SourceContext(window, stats, data.get("provider_usage"), [str(w) for w in data.get("warnings", [])],

@@ -129,6 +129,9 @@ def cli(debug: bool) -> None:
               help="The credit balance at the start of the period, when the books and the provider cannot tell.")
 @click.option("--balance-max-records", type=click.IntRange(0), default=DEFAULT_BALANCE_MAX_RECORDS, show_default=True,
               help="Most records after the period fetched to derive its closing from the provider's balance.")
+@click.option("--topups", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE",
+              help="CSV of the top-ups paid (date,amount,reference): the current API lists none; they are "
+                   "booked and tied out against the provider's balance.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object for scripts (period, formats, totals, warnings, files) instead of text.")
 @click.option("--lock-timeout", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
@@ -158,7 +161,7 @@ def export(**params: Any) -> None:
             reconcile=not params["no_reconcile"], from_source=params["from_source"],
             books=params["books_file"], close=params["close_after"], lookback_days=params["lookback"],
             opening_balance=params["opening_balance"], balance_max_records=params["balance_max_records"],
-            lock_timeout=params["lock_timeout"],
+            lock_timeout=params["lock_timeout"], topups=params["topups"],
         )
         result = pipeline.run_export(config)
     if params["as_json"]:

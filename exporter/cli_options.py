@@ -22,6 +22,7 @@ from click.core import ParameterSource
 from click.shell_completion import CompletionItem
 
 from .config import (
+    API_CHOICES,
     CONNECT_TIMEOUT,
     Clock,
     DEFAULT_BASE_URL,
@@ -104,6 +105,9 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--sandbox", is_flag=True, help="Run against the built-in sandbox API (no key, no network)."),
         click.option("--sandbox-api", type=click.Choice(("current", "legacy")), default="current", show_default=True,
                      help="API generation the --sandbox serves: current (billings/search) or legacy (account/billings)."),
+        click.option("--api", "api", type=click.Choice(API_CHOICES), default="auto", show_default=True,
+                     help="Billing API generation: auto tries the current API (billings/search), then the "
+                          "legacy one (account/billings)."),
         click.option("--page-size", type=click.IntRange(1, 1000), default=DEFAULT_PAGE_SIZE, show_default=True,
                      help="Records asked per page (the server may serve fewer)."),
         click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True,
@@ -127,8 +131,8 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # what reading billing records from the API takes; --from-source reads none of it
-_API_OPTIONS = ("period", "start", "end", "tz_name", "api_key", "base_url", "sandbox", "page_size", "concurrency",
-                "retries", "backoff", "max_wait", "timeout")
+_API_OPTIONS = ("period", "start", "end", "tz_name", "api_key", "base_url", "sandbox", "api", "page_size",
+                "concurrency", "retries", "backoff", "max_wait", "timeout")
 
 
 def refuse_ignored(params: dict[str, Any]) -> None:
@@ -139,7 +143,7 @@ def refuse_ignored(params: dict[str, Any]) -> None:
     formats = set(params.get("formats") or ())
     rules = [
         (params.get("from_source") is not None, "--from-source (it re-renders the archive's own period, offline)",
-         _API_OPTIONS),
+         (*_API_OPTIONS, "topups")),
         (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
         (not params.get("sandbox"), "a run without --sandbox (it picks the sandbox's API)", ("sandbox_api",)),
         (params["quiet"], "--quiet", ("verbose",)),
@@ -171,6 +175,7 @@ def build_config(params: dict[str, Any], base_url: str, api_key: str, **extra: A
         window=window,
         base_url=base_url,
         api_key=api_key,
+        api=params["api"],
         page_size=params["page_size"],
         concurrency=params["concurrency"],
         retry=RetryPolicy(attempts=params["retries"], backoff=params["backoff"], max_wait=params["max_wait"]),

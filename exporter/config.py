@@ -27,6 +27,10 @@ DEFAULT_LOOKBACK_DAYS = 90  # closed periods that ended this long before an expo
 DEFAULT_BALANCE_MAX_RECORDS = 200_000  # records after a period fetched to derive its closing balance
 DEFAULT_DATE_FORMAT = "%d/%m/%Y"  # dates in the Xero file (docs/xero.md); QuickBooks keeps MM/DD/YYYY
 
+# the billing API generation (docs/api.md): auto tries the current API, then the legacy one
+ApiChoice = Literal["auto", "current", "legacy"]
+API_CHOICES: tuple[ApiChoice, ...] = ("auto", "current", "legacy")
+
 Granularity = Literal["monthly", "daily"]
 GRANULARITIES: tuple[Granularity, ...] = ("monthly", "daily")
 DEFAULT_GRANULARITY: Granularity = "monthly"
@@ -110,5 +114,7 @@ class ExportConfig:
     opening_balance: int | None = None  # micros, given with --opening-balance
     balance_max_records: int = DEFAULT_BALANCE_MAX_RECORDS
     lock_timeout: float = 0.0  # seconds to wait for another export of the same period and --out
+    api: ApiChoice = "auto"  # the billing API generation
+    topups: Path | None = None  # the payment receipts' CSV (--topups), for the current API's missing top-ups
     progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
     clock: Clock = field(default=system_clock, repr=False, compare=False)  # generated_at, periods not over

@@ -90,6 +90,7 @@ class ExtractionStats:
     duplicates_dropped: int
     pages: int
     in_period: int
+    api: str = "legacy"  # the API generation that answered: "legacy" or "current" (docs/api.md)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,14 @@ class RollForward:
     provider_balance_micros: int | None = None  # the provider's balance now, when it was read
     pending_micros: int = 0  # pending records of the period (the provider may reserve them)
     chained: bool = False  # the opening is the previous period's closing in the books
+    # "" when the top-ups are records (booked); otherwise how they were derived, or why they are
+    # unknown: the current API lists no top-ups (docs/booking.md, "Top-ups with the current API")
+    topups_source: str = ""
+
+    @property
+    def topups_derived(self) -> bool:
+        """The top-ups are a figure of the roll-forward, not records the journal booked."""
+        return bool(self.topups_source)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from .archive import (
     read_archive,
     read_context,
     resolve_source_folder,
+    verified,
     write_context,
 )
 from .books.database import BOOKS_NAME, Books
@@ -37,6 +38,7 @@ from .config import ExportConfig, Granularity
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
     BillingClient,
+    Generation,
     Extraction,
     LineSink,
     TooManyRecords,
@@ -48,6 +50,7 @@ from .extract import (
 from .models import COMPLETED, ProviderBalance, Report
 from .outdir import clear_leftovers, pack_folder, period_lock
 from .period import Window, check_started, period_not_over
+from .topups import TOPUPS_NAME, read_topups
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
 from .writers.manifest import PreviousPack, describe_pack, sha256_of, write_manifest
@@ -86,14 +89,30 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
     """
     if config.from_source is not None:
         records, context, closed = read_source(config.from_source, source_dir)
+        topups_file = _archived_topups(config.from_source, source_dir)
     else:
         records, context, closed = _fetch_live(config, view, source_dir)
+        topups_file = config.topups
+        if topups_file is not None and source_dir is not None:  # archived as given, for audit and --from-source
+            try:
+                topups_file = Path(shutil.copyfile(topups_file, source_dir / TOPUPS_NAME))
+            except OSError as exc:
+                raise ConfigError(f"--topups: cannot read {config.topups}: {os_reason(exc)}") from None
     if source_dir is not None:
         write_context(source_dir, context)
     if not config.reconcile:  # --no-reconcile on an archive: the archived summary stays archived
         context = replace(context, provider_usage=None, provider_balance=None)
+    topups = read_topups(topups_file, context.window.tz_name) if topups_file is not None else None
     return assemble_report(records, context, mapping, config.granularity, config.clock(),
-                           view, closed, config.opening_balance)
+                           view, closed, config.opening_balance, topups)
+
+
+def _archived_topups(source: Path, copy_to: Path | None) -> Path | None:
+    """The top-ups file an earlier export archived (checked against its manifest), if it had one."""
+    folder = resolve_source_folder(source)
+    if not (folder / TOPUPS_NAME).exists():
+        return None
+    return verified(folder, TOPUPS_NAME) if copy_to is None else copy_archive(folder, copy_to, TOPUPS_NAME)
 
 
 def assemble_report(
@@ -105,17 +124,23 @@ def assemble_report(
     view: BooksView | None = None,
     closed_records: pd.DataFrame | None = None,
     given_opening: int | None = None,
+    topups: pd.DataFrame | None = None,
 ) -> Report:
     """Validated records and their context -> the complete, frozen Report (no I/O).
 
     ``view`` is what the books knew before (none: a fresh start); ``closed_records`` what the API
-    returns now for the closed periods the view lists.
+    returns now for the closed periods the view lists; ``topups`` the receipts of ``--topups``
+    (docs/booking.md, "Top-ups with the current API").
     """
     window = context.window
     view = view or BooksView()
+    provider = context.provider_balance
+    if topups is not None:
+        records, provider = _with_topups(records, topups, window, provider)
     summaries = summarize_records(records, window)
     booked = book_period(summaries, window, mapping, granularity, view, closed_records=closed_records,
-                         provider=context.provider_balance, given_opening=given_opening)
+                         provider=provider, given_opening=given_opening,
+                         derive_topups=context.stats.api == "current" and topups is None)
     reconciliation: pd.DataFrame | None = None
     reconcile_warnings: list[str] = []
     if context.provider_usage is not None:
@@ -147,6 +172,21 @@ def assemble_report(
         ledger_accounts=view.ledger_accounts,
         books_start=view.start,
     )
+
+
+def _with_topups(
+    records: pd.DataFrame, topups: pd.DataFrame, window: Window, provider: ProviderBalance | None
+) -> tuple[pd.DataFrame, ProviderBalance | None]:
+    """The period's records with the receipts' top-ups of the period added; the provider's
+    balance with those made after the period counted among what happened since (no record
+    the API returned has their ids: they are ``topup:<reference>``)."""
+    instants = topups["created_at"]
+    within = topups[(instants >= window.start) & (instants < window.end)]
+    if provider is not None and provider.after_net_micros is not None:
+        after = topups[(instants >= window.end) & (instants < provider.read_at) & (topups["currency"] == provider.currency)]
+        provider = replace(provider, after_net_micros=provider.after_net_micros + int(after["amount_micros"].sum()),
+                           after_records=provider.after_records + len(after))
+    return pd.concat([records, within], ignore_index=True), provider
 
 
 def _provider_days_usage(context: SourceContext, by_model: pd.DataFrame) -> pd.DataFrame | None:
@@ -255,17 +295,19 @@ def _fetch_live(
         with _client(config) as client:
             extraction = _extract(client, config, archive.write if archive else None)
             warnings += extraction.warnings
+            api = extraction.api  # every later call asks the generation that answered
+            assert api is not None
             closed = None
             if view.closed:  # one ranged fetch over the closed periods to re-check
                 span = Window(min(p.start_utc for p in view.closed).date(), max(p.end_utc for p in view.closed).date(),
                               "UTC", "closed")
-                closed = extract(client, span, page_size=config.page_size, concurrency=config.concurrency,
+                closed = extract(client, span, api=api, page_size=config.page_size, concurrency=config.concurrency,
                                  sink=closed_archive.write if closed_archive else None).records
             usage, balance = None, None
             if config.reconcile:
-                usage, usage_warning = fetch_provider_usage(client, window)
+                usage, usage_warning = fetch_provider_usage(client, window, api.name)
                 warnings += [usage_warning] if usage_warning else []
-                balance, balance_warning = _provider_balance(client, config, window)
+                balance, balance_warning = _provider_balance(client, config, window, api)
                 warnings += [balance_warning] if balance_warning else []
     finally:
         for writer in (archive, closed_archive):
@@ -282,11 +324,13 @@ def _fetch_live(
     return extraction.records, context, closed
 
 
-def _provider_balance(client: BillingClient, config: ExportConfig, window: Window) -> tuple[ProviderBalance | None, str | None]:
+def _provider_balance(
+    client: BillingClient, config: ExportConfig, window: Window, api: Generation
+) -> tuple[ProviderBalance | None, str | None]:
     """The provider's balance now and the net of the completed records since the window ended
     (one ranged fetch, skipped above ``balance_max_records``), or a warning."""
     try:
-        micros, currency = fetch_balance(client)
+        micros, currency = fetch_balance(client, api.name)
     except AuthError:
         raise
     except (ApiError, DataError) as exc:  # the roll-forward then says its opening is unknown
@@ -297,7 +341,7 @@ def _provider_balance(client: BillingClient, config: ExportConfig, window: Windo
         return ProviderBalance(micros, currency, now, 0, 0), None
     after = Window(window.last_day + timedelta(days=1), today, window.tz_name, "after")
     try:
-        records = extract(client, after, page_size=config.page_size, concurrency=config.concurrency,
+        records = extract(client, after, api=api, page_size=config.page_size, concurrency=config.concurrency,
                           max_total=config.balance_max_records).records
     except TooManyRecords as exc:
         skipped = f"{exc.total} records after the period, over --balance-max-records {config.balance_max_records}"
@@ -308,8 +352,8 @@ def _provider_balance(client: BillingClient, config: ExportConfig, window: Windo
 
 def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None) -> Extraction:
     assert config.window is not None
-    return extract(client, config.window, page_size=config.page_size, concurrency=config.concurrency,
-                   progress=config.progress, store_folder=config.resume_folder, sink=sink)
+    return extract(client, config.window, api=config.api, page_size=config.page_size,
+                   concurrency=config.concurrency, progress=config.progress, store_folder=config.resume_folder, sink=sink)
 
 
 def _client(config: ExportConfig) -> BillingClient:

@@ -25,6 +25,8 @@ from exporter.extract import jsonexact
 
 BILLINGS = "/api/v3/account/billings"
 USAGE = "/api/v3/account/usage"
+SEARCH = "/api/v3/billings/search"  # the current generation (docs/api.md)
+USAGE_STATS = "/api/v3/user/usage_stats"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Request:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    method: str = "GET"
 
 
 @dataclass
@@ -64,7 +67,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
-        request = Request(parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}, dict(self.headers))
+        self._answer(Request(parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}, dict(self.headers)))
+
+    def do_POST(self) -> None:
+        """A JSON body's scalar fields stand in for a query (the current API searches by POST)."""
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            fields = jsonexact.loads(body)
+        except ValueError:
+            fields = {}
+        query = {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
+        self._answer(Request(urlsplit(self.path).path, query, dict(self.headers), method="POST"))
+
+    def _answer(self, request: Request) -> None:
         self.server.requests.append(request)
         reply = self.server.handler(request)
         self.send_response(reply.status, reply.reason)
@@ -120,7 +135,7 @@ def billing_api(records: Sequence[Any], page_size: int = 2, usage: Reply | None 
     ``usage`` answers the usage summary (default: a 404, so reconciliation is skipped with a warning).
     """
     def handle(request: Request) -> Reply:
-        if request.path == USAGE:
+        if request.path in (USAGE, USAGE_STATS):
             return usage or json_reply(None, 404)
         if request.path != BILLINGS:
             return json_reply(None, 404)

@@ -162,10 +162,10 @@ def stalls(tmp, mp, stack):
 
 
 def session_get_raises(error):
-    """Injected at the HTTP boundary (requests.Session.get): TLS failures and redirect loops need
+    """Injected at the HTTP boundary (requests.Session.request): TLS failures and redirect loops need
     certificates or more servers; the client's translation is what is under test."""
     def provoke(tmp, mp, stack):
-        mp.setattr(requests.Session, "get", raising(error))
+        mp.setattr(requests.Session, "request", raising(error))
         return live("https://api.invalid", tmp)
     return provoke
 

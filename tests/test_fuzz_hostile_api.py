@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from exporter.cli import cli
 from exporter.extract import jsonexact
-from hostile import BILLINGS, Reply, Request, everything_under, raw_record, serve
+from hostile import BILLINGS, SEARCH, USAGE, USAGE_STATS, Reply, Request, everything_under, raw_record, serve
 
 KEY = "sk-fuzz-SECRET-5b1e77"
 ESCAPED_KEY = "".join(f"\\u{ord(c):04x}" for c in KEY)  # the key in JSON without its bytes
@@ -82,6 +82,42 @@ def records(draw: st.DrawFn) -> Any:
     return record
 
 
+CURRENT_FIELDS = {  # the current API's record (docs/api.md), as hostile as the legacy one
+    "uuid": st.one_of(hostile_text, json_values),
+    "billing_type": st.one_of(st.sampled_from(["deduct", "refund", "bonus"]), hostile_text, json_values),
+    "price": st.one_of(numbers, json_values),
+    "order": st.one_of(json_values, st.fixed_dictionaries({"state": st.one_of(st.sampled_from(["pre", "done"]),
+                                                                                hostile_text, json_values)})),
+    "prediction": st.one_of(json_values, st.fixed_dictionaries({"model_uuid": st.one_of(hostile_text, json_values),
+                                                                "uuid": hostile_text})),
+    "access_key_name": st.one_of(st.none(), hostile_text, json_values),
+    "access_key_id": st.one_of(st.none(), hostile_text),
+    "created_at": st.one_of(stamps, st.integers(-10, 10**16).map(str), st.integers(-10, 10**16)),
+    "updated_at": st.one_of(stamps, st.integers(-10, 10**16)),
+}
+
+
+def current_record(number: int) -> dict[str, Any]:
+    """A valid charge of 2024-01-15 as the current API sends it."""
+    return {"uuid": f"b_{number:06d}", "billing_type": "deduct", "price": Decimal("0.0025"),
+            "created_at": f"2024-01-15T10:{number // 60 % 60:02d}:{number % 60:02d}.000Z",
+            "order": {"state": "done"}, "prediction": {"model_uuid": "wavespeed-ai/flux-dev", "uuid": f"p_{number}"},
+            "access_key_name": "prod-app", "access_key_id": "ak_1"}
+
+
+@st.composite
+def current_records(draw: st.DrawFn) -> Any:
+    if draw(st.integers(0, 19)) == 0:
+        return draw(json_values)
+    record = current_record(draw(st.integers(0, 3000)))
+    for name in draw(st.lists(st.sampled_from(sorted(CURRENT_FIELDS)), max_size=2, unique=True)):
+        if draw(st.integers(0, 5)):
+            record[name] = draw(CURRENT_FIELDS[name])
+        else:
+            record.pop(name, None)
+    return record
+
+
 @st.composite
 def plausible_records(draw: st.DrawFn) -> dict[str, Any]:
     """A record that passes validation but for its text: the text then reaches every file of the pack."""
@@ -94,9 +130,30 @@ def plausible_records(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
+def plausible_current_records(draw: st.DrawFn) -> dict[str, Any]:
+    """A current-API record that passes validation but for its text."""
+    record = current_record(draw(st.integers(0, 3000)))
+    record["billing_type"] = draw(st.sampled_from(["deduct", "refund", "bonus"]))
+    record["price"] = draw(st.sampled_from(["0.0025", "-12.50", "1000", "0.000001", "3e2"]).map(Decimal))
+    for name in ("uuid", "access_key_name", "access_key_id"):
+        if draw(st.booleans()):
+            record[name] = draw(hostile_text.filter(str.strip))
+    if draw(st.booleans()):
+        record["prediction"]["model_uuid"] = draw(hostile_text.filter(str.strip))
+    if draw(st.booleans()):
+        record["order"]["state"] = draw(hostile_text.filter(str.strip))
+    return record
+
+
+@st.composite
 def plausible_pages(draw: st.DrawFn) -> Reply:
-    items = draw(st.lists(plausible_records(), max_size=5))
-    data = {"items": items, "pagination": {"page": 1, "page_size": max(len(items), 1), "total": len(items)}}
+    data: dict[str, Any]
+    if draw(st.booleans()):
+        items = draw(st.lists(plausible_current_records(), max_size=5))
+        data = {"page": 1, "total": len(items), "items": items}
+    else:
+        items = draw(st.lists(plausible_records(), max_size=5))
+        data = {"items": items, "pagination": {"page": 1, "page_size": max(len(items), 1), "total": len(items)}}
     body = jsonexact.dumps({"code": 200, "message": "success", "data": data}).replace("@@ESCAPED@@", ESCAPED_KEY)
     return Reply(200, body.encode("utf-8", "backslashreplace"))
 
@@ -105,14 +162,23 @@ counts = st.one_of(st.integers(0, 6), st.sampled_from([-1, 10**9, 10**12, "2", N
 
 
 @st.composite
-def envelopes(draw: st.DrawFn) -> bytes:
+def envelopes(draw: st.DrawFn, generation: str = "legacy") -> bytes:
     kind = draw(st.integers(0, 9))
     if kind <= 7:  # a billings page, mostly well formed around hostile records
-        items = draw(st.lists(records(), max_size=4))
-        pagination = {"page": 1, "page_size": max(len(items), 1), "total": len(items)}
-        for name in draw(st.lists(st.sampled_from(sorted(pagination)), max_size=2, unique=True)):
-            pagination[name] = draw(counts)
-        data: Any = {"items": items, "pagination": pagination}
+        data: Any
+        if generation == "current":
+            items = draw(st.lists(current_records(), max_size=4))
+            data = {"page": 1, "total": len(items), "items": items}
+            if draw(st.booleans()):
+                data[draw(st.sampled_from(["page", "total", "has_more"]))] = draw(st.one_of(counts, st.booleans()))
+            if draw(st.integers(0, 4)) == 0:
+                del data["total"]
+        else:
+            items = draw(st.lists(records(), max_size=4))
+            pagination = {"page": 1, "page_size": max(len(items), 1), "total": len(items)}
+            for name in draw(st.lists(st.sampled_from(sorted(pagination)), max_size=2, unique=True)):
+                pagination[name] = draw(counts)
+            data = {"items": items, "pagination": pagination}
         if draw(st.integers(0, 9)) == 0:
             data = draw(json_values)
         body: Any = {"code": draw(st.sampled_from([200] * 12 + ["200", 500, 401, None])), "message": draw(hostile_text),
@@ -127,10 +193,17 @@ def envelopes(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def usage_envelopes(draw: st.DrawFn) -> bytes:
-    """The provider's usage summary: model names and costs as hostile as the records'."""
-    rows = draw(st.lists(st.fixed_dictionaries({"model": st.one_of(hostile_text, st.just("wavespeed-ai/flux-dev")),
-                                                "cost": st.one_of(numbers, json_values)}), max_size=3))
-    data = {"by_model": rows, "total_cost": draw(st.one_of(st.none(), numbers))}
+    """The provider's usage summary (either generation's shape): model names and costs as hostile as the records'."""
+    names = st.one_of(hostile_text, st.just("wavespeed-ai/flux-dev"))
+    data: Any
+    if draw(st.booleans()):
+        rows = draw(st.lists(st.fixed_dictionaries({"model": names, "cost": st.one_of(numbers, json_values)}), max_size=3))
+        data = {"by_model": rows, "total_cost": draw(st.one_of(st.none(), numbers))}
+    else:
+        rows = draw(st.lists(st.fixed_dictionaries({"model_uuid": names, "total_cost": st.one_of(numbers, json_values)}),
+                             max_size=3))
+        data = draw(st.one_of(st.none(), st.just({"per_model_usage": rows, "daily_usage": [],
+                                                   "summary": {"total_cost": draw(st.one_of(st.none(), numbers))}})))
     text = jsonexact.dumps({"code": 200, "message": "success", "data": data}).replace("@@ESCAPED@@", ESCAPED_KEY)
     return text.encode("utf-8", "backslashreplace")
 
@@ -138,7 +211,7 @@ def usage_envelopes(draw: st.DrawFn) -> bytes:
 @st.composite
 def replies(draw: st.DrawFn, bodies: st.SearchStrategy[bytes] | None = None) -> Reply:
     status = draw(st.sampled_from([200] * 36 + [204, 301, 302, 307, 400, 401, 403, 404, 429, 500, 502, 503]))
-    body = draw(bodies if bodies is not None else envelopes())
+    body = draw(bodies if bodies is not None else st.one_of(envelopes(), envelopes("current")))
     headers: dict[str, str] = {}
     if status in (301, 302, 307):
         headers["Location"] = draw(st.sampled_from([BILLINGS + "?page=1", "http://localhost:9/x", "//127.0.0.2:9/y",
@@ -161,21 +234,29 @@ def replies(draw: st.DrawFn, bodies: st.SearchStrategy[bytes] | None = None) -> 
 # -- the server and the run --------------------------------------------------------------------
 
 
+EMPTY = {BILLINGS: b'{"code":200,"message":"ok","data":{"items":[],"pagination":{"page":1,"page_size":2,"total":0}}}',
+         SEARCH: b'{"code":200,"message":"ok","data":{"page":1,"total":0,"items":[]}}'}
+
+
 class Script:
-    """Billings requests get the scripted replies in turn (then valid empty pages); usage gets its own."""
+    """The billing path of ``generation`` gets the scripted replies in turn (then valid empty pages),
+    the usage paths their own; any other path is not there (404), as on a real server."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.billings: list[Reply] = []
         self.usage = Reply(404)
+        self.path = BILLINGS
 
     def __call__(self, request: Request) -> Reply:
         with self.lock:
-            if request.path != BILLINGS:
+            if request.path in (USAGE, USAGE_STATS):
                 return self.usage
+            if request.path != self.path:
+                return Reply(404, b'{"code":404,"message":"not found","data":null}')
             if self.billings:
                 return self.billings.pop(0)
-        return Reply(200, b'{"code":200,"message":"ok","data":{"items":[],"pagination":{"page":1,"page_size":2,"total":0}}}')
+        return Reply(200, EMPTY[self.path])
 
 
 @pytest.fixture(scope="module")
@@ -190,8 +271,10 @@ def script():
                                                                    HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.lists(replies(), min_size=1, max_size=3), plausible_pages().map(lambda page: [page])), st.one_of(st.just(Reply(404)), replies(usage_envelopes()), replies()),
        st.sampled_from([False, False, False, True]))
-def test_whatever_the_server_answers_the_export_stays_safe(script, billings, usage, strict):
+@pytest.mark.parametrize("generation", ["legacy", "current"])
+def test_whatever_the_server_answers_the_export_stays_safe(script, generation, billings, usage, strict):
     script.billings, script.usage = list(billings), usage
+    script.path = SEARCH if generation == "current" else BILLINGS
     with tempfile.TemporaryDirectory(prefix="fuzz-") as folder:
         out = Path(folder) / "out"
         args = ["export", "--period", "2024-01", "--base-url", script.url, "--api-key", KEY, "--out", str(out),

@@ -96,6 +96,7 @@ def book_period(
     closed_records: pd.DataFrame | None = None,
     provider: ProviderBalance | None = None,
     given_opening: int | None = None,
+    derive_topups: bool = False,
 ) -> Booked:
     """Book P: late changes to the closed periods (``closed_records``: what the API returns for
     them now), the journal carrying on the running totals, the roll-forward, month-over-month."""
@@ -105,7 +106,7 @@ def book_period(
         adjustments, found = detect_changes(closed_records, view.booked, list(view.closed))
         warnings += found
     rollforward, checks = roll_forward(summaries, adjustments, previous=view.previous,
-                                       given_opening=given_opening, provider=provider)
+                                       given_opening=given_opening, provider=provider, derive_topups=derive_topups)
     journal = build_journal(summaries.transactions, window, mapping, granularity,
                             carry=_seeded(view, rollforward, mapping), adjustments=adjustments)
     by_model = _with_previous(summaries.by_model, view.previous_models)

@@ -38,8 +38,14 @@ def roll_forward(
     previous: Previous | None,
     given_opening: int | None,
     provider: ProviderBalance | None,
+    derive_topups: bool = False,
 ) -> tuple[tuple[RollForward, ...], list[str]]:
-    """One RollForward per currency met (records, adjustments or the provider's balance)."""
+    """One RollForward per currency met (records, adjustments or the provider's balance).
+
+    ``derive_topups``: the records hold no top-ups (the current API), so the top-ups of the
+    period are what the provider's balance says they were: closing - opening - the other moves;
+    the opening then cannot come from the provider (that would need the top-ups).
+    """
     totals = summaries.totals
     counts = summaries.status_counts  # the summary, not the detail rows again
     pending = counts[counts["status"] == "pending"].groupby("currency")["amount_micros"].sum()
@@ -58,7 +64,18 @@ def roll_forward(
         expected = None  # the provider's figure for the period's closing
         if provider is not None and provider.currency == currency and provider.after_net_micros is not None:
             expected = provider.balance_micros - provider.after_net_micros
-        opening, source = _opening(currency, len(currencies), previous, given_opening, expected, movement, provider)
+        topups_source = ""
+        if derive_topups:
+            opening, source = _opening(currency, len(currencies), previous, given_opening, None, movement, None)
+            if opening is not None and expected is not None:
+                moves["topups"] = expected - opening - movement
+                movement += moves["topups"]
+                topups_source = "derived from the provider's balance (the current API lists no top-ups)"
+            else:
+                topups_source = ("unknown: the current API lists no top-ups; give --topups FILE, or an opening "
+                                 "(--opening-balance or a closed previous period) and a provider balance")
+        else:
+            opening, source = _opening(currency, len(currencies), previous, given_opening, expected, movement, provider)
         closing = None if opening is None else opening + movement
         row = RollForward(
             currency=currency, opening_micros=opening, topups_micros=moves["topups"], usage_micros=moves["usage"],
@@ -66,6 +83,7 @@ def roll_forward(
             closing_micros=closing, opening_source=source,
             provider_balance_micros=provider.balance_micros if provider and provider.currency == currency else None,
             pending_micros=int(pending.get(currency, 0)), chained=source.startswith("closing of"),
+            topups_source=topups_source,
         )
         rows.append(row)
         warnings += _checks(row, expected, previous, adjustments)

@@ -8,6 +8,7 @@ columns, the same rules for the API and for an archive read back.
 from __future__ import annotations
 
 from .billings import Extraction, LineSink, TooManyRecords, extract
+from .generations import CurrentApi, Generation, LegacyApi
 from .client import BillingClient
 from .endpoints import (
     BALANCE_PATH,
@@ -21,9 +22,11 @@ from .endpoints import (
 )
 
 __all__ = [
+    "CurrentApi",
+    "Generation",
+    "LegacyApi",
     "BALANCE_PATH",
     "BILLINGS_PATH",
-    "USAGE_COLUMNS",
     "USAGE_COLUMNS",
     "USAGE_PATH",
     "BillingClient",

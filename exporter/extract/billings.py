@@ -12,26 +12,28 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import tempfile
 from collections.abc import Callable
 import queue
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..config import ProgressCallback
+from ..config import ApiChoice, ProgressCallback
 from ..errors import ApiError, DataError, ExportError
 from ..models import ExtractionStats
 from ..period import Window
 from . import jsonexact
 from .client import BillingClient
-from .endpoints import BILLINGS_PATH, usage_in_provider_days
+from .endpoints import usage_in_provider_days
+from .generations import Generation, Page, detect
 from .pagestore import PageStore
-from .paginators import PageNumberPaginator, page_info, page_items
+from .paginators import MAX_RECORDS, remaining_pages
 from .records import RECORD_COLUMNS, parse_records
 
 log = logging.getLogger("exporter.extract")
@@ -40,7 +42,7 @@ VALIDATE_BATCH = 5_000  # records validated at once while other pages are still 
 # (a few tens of milliseconds), few enough that memory never follows the server's page count.
 QUEUED_PER_WORKER = 8
 
-PageFuture = Future[tuple[int, list[Any], list[str], int]]  # (page, items, their JSON lines, total)
+PageFuture = Future[tuple[int, list[Any], list[str], int | None]]  # (page, items, their JSON lines, total)
 # receives each kept record's JSON text, exactly as received, in page order
 LineSink = Callable[[str], None]
 
@@ -62,12 +64,14 @@ class Extraction:
     warnings: list[str] = field(default_factory=list)
     # completed usage of the provider's UTC days (endpoints.usage_in_provider_days), for reconciliation
     provider_days_usage: pd.DataFrame | None = None
+    api: Generation | None = None  # the API generation that answered, for the run's later calls
 
 
 def extract(
     client: BillingClient,
     window: Window,
     *,
+    api: Generation | ApiChoice = "auto",
     page_size: int = 100,
     concurrency: int = 4,
     progress: ProgressCallback | None = None,
@@ -77,6 +81,8 @@ def extract(
 ) -> Extraction:
     """Fetch, validate, deduplicate and cut every record of ``window``.
 
+    ``api`` is the API generation to use, or how to choose it (:func:`.generations.detect`);
+    the one used is returned in :attr:`Extraction.api`, for the run's later calls.
     With ``store_folder`` the pages stay there if the fetch fails on the network (or is
     interrupted), and the next call with the same folder fetches only the missing pages; the
     folder is removed once the records are read. ``sink`` receives the kept records' JSON text.
@@ -85,14 +91,15 @@ def extract(
     """
     if store_folder is None:
         with tempfile.TemporaryDirectory(prefix="wavespeed-pages-") as temporary:
-            return extract(client, window, page_size=page_size, concurrency=concurrency,
+            return extract(client, window, api=api, page_size=page_size, concurrency=concurrency,
                            progress=progress, store_folder=Path(temporary), sink=sink, max_total=max_total)
     store = PageStore(store_folder)
     try:
         for _walk in range(2):
             batches = _Batches()
-            first_total, last_total = _fetch_pages(client, window, store, batches, page_size, concurrency, progress,
-                                                   max_total)
+            generation, first_total, last_total = _fetch_pages(client, window, api, store, batches, page_size,
+                                                               concurrency, progress, max_total)
+            api = generation  # a second walk asks the same generation
             if first_total == last_total:
                 break
             # Records arrived while paging: offsets shifted, so a record may have slipped past us
@@ -103,6 +110,8 @@ def extract(
         store.remove()  # refetching would only bring the same answer back
         raise
     store.remove()
+    result.api = generation
+    result.stats = replace(result.stats, api=generation.name)
     if batches.zoneless:
         ids = ", ".join(map(repr, batches.zoneless[:5])) + (f" and {len(batches.zoneless) - 5} more" if len(batches.zoneless) > 5 else "")
         result.warnings.append(f"{len(batches.zoneless)} record(s) have a created_at without a time zone, read as UTC: {ids}")
@@ -117,62 +126,67 @@ def extract(
 def _fetch_pages(
     client: BillingClient,
     window: Window,
+    api: Generation | ApiChoice,
     store: PageStore,
     batches: _Batches,
     page_size: int,
     concurrency: int,
     progress: ProgressCallback | None,
     max_total: int | None = None,
-) -> tuple[int, int]:
+) -> tuple[Generation, int | None, int | None]:
     """Every page of the query into ``store`` and ``batches``.
 
-    Returns the total the first page reported and the largest any later page reported: they
-    differ when records arrived during the walk. Finished pages are validated on this thread
-    while the pool waits on the network.
+    Returns the generation used, the total the first page reported and the largest any later
+    page reported: they differ when records arrived during the walk (both None when the server
+    only says whether more pages follow). Finished pages are validated on this thread while the
+    pool waits on the network.
     """
-    paginator = PageNumberPaginator(page_size)
-    params = window.query_params()
-    first = _data_object(client.get_data(BILLINGS_PATH, {**params, **paginator.first_params()}), 1)
-    info = page_info(first)
-    if max_total is not None and info.total > max_total:
-        raise TooManyRecords(info.total)
-    first_items = page_items(first, 1)
-    pages = paginator.remaining_params(first)  # refuses an impossible page count before anything is queued
-    what = {"base_url": client.base_url, "query": params, "first_day": window.first_day.isoformat(),
-            "last_day": window.last_day.isoformat(), "time_zone": window.tz_name,
-            "asked_page_size": page_size, "page_size": info.page_size, "total": info.total}
+    if isinstance(api, str):
+        api, first = detect(client, window, page_size, api)
+    else:
+        first = api.page(client, window, 1, page_size)
+    if max_total is not None and first.total is not None and first.total > max_total:
+        raise TooManyRecords(first.total)
+    if first.total is None:  # has_more only: nothing to fetch concurrently
+        _walk_in_order(client, window, api, store, batches, first, page_size, progress, max_total)
+        return api, None, None
+    asked = min(page_size, api.max_page_size)
+    page_count = first.page_count or 0
+    pages = remaining_pages(page_count, asked)  # refuses an impossible page count before anything is queued
+    what = {"base_url": client.base_url, "api": api.name, "query": api.query(window),
+            "first_day": window.first_day.isoformat(), "last_day": window.last_day.isoformat(),
+            "time_zone": window.tz_name, "asked_page_size": asked, "page_size": first.page_size, "total": first.total}
     have = store.open(what, client.key_fingerprint)
-    remaining = (query for query in pages if query["page"] not in have)
-    batches.add(1, first_items, store.save(1, first_items))
+    remaining = (number for number in pages if number not in have)
+    batches.add(1, first.items, store.save(1, first.items))
     for number in sorted(have - {1}):  # resuming: pages a previous run already stored
         try:
             lines = list(store.lines(number))
         except UnicodeDecodeError:
             raise DataError(f"stored page {number} is not UTF-8 text (the resume folder is damaged)") from None
         batches.add(number, _decode_stored(lines, number), lines)
-    total_pages = max(info.page_count, 1)
+    total_pages = max(page_count, 1)
     done = len(have | {1})
     if progress:
-        progress(done, total_pages, done * info.page_size)
+        progress(done, total_pages, done * first.page_size)
 
-    first_ids = _ids(first_items)
+    first_ids = _ids(first.items)
+    generation = api
 
-    def fetch(query: dict[str, int]) -> tuple[int, list[Any], list[str], int]:
-        number = query["page"]
-        data = _data_object(client.get_data(BILLINGS_PATH, {**params, **query}), number)
-        items = page_items(data, number)
-        if first_ids and _ids(items) == first_ids:  # never walk a broken server to the end
+    def fetch(number: int) -> tuple[int, list[Any], list[str], int | None]:
+        page = generation.page(client, window, number, first.page_size)
+        if first_ids and _ids(page.items) == first_ids:  # never walk a broken server to the end
             raise ApiError(f"the API ignores the 'page' parameter: page {number} repeats page 1")
-        return number, items, store.save(number, items), page_info(data).total
+        return number, page.items, store.save(number, page.items), page.total
 
-    last_total = info.total
+    last_total = first.total
     workers = max(1, concurrency)
     finished: queue.SimpleQueue[PageFuture] = queue.SimpleQueue()  # each future once, as it completes
     pending: set[PageFuture] = set()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as pool:
         while True:
-            for query in itertools.islice(remaining, QUEUED_PER_WORKER * workers - len(pending)):  # a few, never all
-                future = pool.submit(fetch, query)
+            for number in itertools.islice(remaining, QUEUED_PER_WORKER * workers - len(pending)):  # a few, never all
+                future = pool.submit(fetch, number)
                 pending.add(future)
                 future.add_done_callback(finished.put)
             if not pending:
@@ -186,11 +200,47 @@ def _fetch_pages(
                 raise error
             number, items, lines, total = future.result()
             batches.add(number, items, lines)
-            last_total = max(last_total, total)
+            last_total = max(last_total, total if total is not None else last_total)
             done += 1
             if progress:
-                progress(done, total_pages, min(done * info.page_size, info.total))
-    return info.total, last_total
+                progress(done, total_pages, min(done * first.page_size, first.total))
+    return api, first.total, last_total
+
+
+def _walk_in_order(
+    client: BillingClient,
+    window: Window,
+    api: Generation,
+    store: PageStore,
+    batches: _Batches,
+    first: Page,
+    page_size: int,
+    progress: ProgressCallback | None,
+    max_total: int | None,
+) -> None:
+    """A walk whose server says only ``has_more``: one page after another, bounded like any walk.
+
+    The page store starts afresh (a resume needs the page count the first page did not give).
+    """
+    asked = min(page_size, api.max_page_size)
+    most = -(-(max_total if max_total is not None else MAX_RECORDS) // asked)
+    what = {"base_url": client.base_url, "api": api.name, "query": api.query(window), "has_more": True}
+    store.open({**what, "fresh": secrets.token_hex(8)}, client.key_fingerprint)
+    page, number, first_ids = first, 1, _ids(first.items)
+    while True:
+        batches.add(number, page.items, store.save(number, page.items))
+        if progress:
+            progress(number, number + (1 if page.has_more else 0), batches.count)
+        if not page.has_more or not page.items:
+            return
+        if number >= most:
+            if max_total is not None:
+                raise TooManyRecords(number * asked)
+            raise ApiError(f"the billings answer still says has_more after {number:,} pages ({MAX_RECORDS:,} records)")
+        number += 1
+        page = api.page(client, window, number, page_size)
+        if first_ids and _ids(page.items) == first_ids:
+            raise ApiError(f"the API ignores the 'page' parameter: page {number} repeats page 1")
 
 
 class _Batches:
@@ -202,8 +252,10 @@ class _Batches:
         self.places: list[tuple[int, int]] = []  # (page, position) of each item
         self.hashes: list[int] = []  # of each record's text: tells repeated copies that differ
         self.zoneless: list[str] = []  # ids of records whose created_at has no zone
+        self.count = 0  # records added so far
 
     def add(self, number: int, items: list[Any], lines: list[str]) -> None:
+        self.count += len(items)
         self.items.extend(items)
         self.places.extend((number, position) for position in range(1, len(items) + 1))
         self.hashes.extend(map(hash, lines))
@@ -235,14 +287,9 @@ def _decode_stored(lines: list[str], number: int) -> list[Any]:
         raise DataError(f"stored page {number}, item {exc.index + 1}: {exc.reason}") from None
 
 
-def _data_object(data: Any, page: int) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ApiError(f"{BILLINGS_PATH} page {page} answered without a data object")
-    return data
-
-
 def _assemble(
-    fetched: pd.DataFrame, store: PageStore, window: Window, server_total: int, source: str, sink: LineSink | None
+    fetched: pd.DataFrame, store: PageStore, window: Window, server_total: int | None, source: str,
+    sink: LineSink | None
 ) -> Extraction:
     """Drop repeated ids (the first copy wins), keep the window's records, report what happened."""
     repeated = fetched["id"].duplicated(keep="first")
@@ -260,7 +307,7 @@ def _assemble(
         warnings.append(f"{duplicates} duplicate record(s) dropped (same id on more than one page)")
     if len(conflicting):
         warnings.append(f"{len(conflicting)} duplicate id(s) differed in content; the first copy was kept: {', '.join(conflicting[:5])}")
-    if unique != server_total:
+    if server_total is not None and unique != server_total:
         warnings.append(f"the API reported {server_total} records for the queried range but {unique} distinct ones were received")
     stats = ExtractionStats(
         source=source, server_total=server_total, unique_fetched=unique,

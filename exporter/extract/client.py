@@ -1,6 +1,7 @@
 """The HTTP client: one session, bearer auth, timeouts, retries, and the envelope check.
 
-Every request goes through :meth:`BillingClient.get_data`, the one place where ``requests``
+Every request goes through :meth:`BillingClient.request_data` (``get_data`` and ``post_data`` for
+short), the one place where ``requests``
 errors, HTTP statuses and failure envelopes become :class:`AuthError`, :class:`ApiError` or (for
 an answer that is not valid JSON text: NaN, not UTF-8) :class:`DataError`. The key travels only
 in the Authorization header, over https (or plain http to loopback, :mod:`.urls`); whatever the
@@ -12,6 +13,7 @@ contains it. A request has one deadline for its whole answer and a cap on its de
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import threading
@@ -99,13 +101,26 @@ class BillingClient:
         return hmac.new(salt.encode("utf-8"), self._key, "sha256").hexdigest()
 
     def get_data(self, path: str, params: dict[str, Any]) -> Any:
-        """GET ``path`` and return the envelope's ``data``, retrying transient failures."""
-        shown = f"{path}?{urlencode(params)}" if params else path
+        """GET ``path`` with query ``params`` and return the envelope's ``data``."""
+        return self.request_data("GET", path, params=params)
+
+    def post_data(self, path: str, body: dict[str, Any]) -> Any:
+        """POST ``body`` as JSON to ``path`` and return the envelope's ``data``.
+
+        Only for queries (the current API searches by POST): they are safe to repeat, so they
+        are retried like a GET.
+        """
+        return self.request_data("POST", path, body=json.dumps(body, separators=(",", ":")).encode("utf-8"))
+
+    def request_data(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                     body: bytes | None = None) -> Any:
+        """One call's envelope ``data``, retrying transient failures within the run's budget."""
+        shown = f"{method} {path}?{urlencode(params)}" if params else f"{method} {path}"
         retry = 0
         while True:
             started = time.monotonic()
             try:
-                answer = self._fetch(path, params, started + self.timeout[1])
+                answer = self._fetch(method, path, params, body, started + self.timeout[1])
             except DeadlineExceeded:
                 cause, status, retry_after = f"no complete answer within {self.timeout[1]:g} s", None, None
             except _TRANSIENT_ERRORS as exc:
@@ -113,7 +128,7 @@ class BillingClient:
             except requests.RequestException as exc:
                 raise ApiError(f"cannot request {path}: {type(exc).__name__}") from None
             else:
-                log.info("GET %s -> %s (%.0f ms)", shown, answer.status, (time.monotonic() - started) * 1000)
+                log.info("%s -> %s (%.0f ms)", shown, answer.status, (time.monotonic() - started) * 1000)
                 if answer.status not in RETRY_STATUSES:
                     return self._unwrap(answer, path)
                 cause, status = _failure_text(answer, self._redact), answer.status
@@ -123,15 +138,22 @@ class BillingClient:
             if retry >= self.retry.attempts or not self._reserve_wait(wait):
                 tries = f"{retry} attempt{'s' if retry > 1 else ''}"
                 raise ApiError(f"{path} failed after {tries}: {cause}", status=status)
-            log.warning("GET %s: %s; retrying in %.2f s", shown, cause, wait)
+            log.warning("%s: %s; retrying in %.2f s", shown, cause, wait)
             time.sleep(wait)
 
-    def _fetch(self, path: str, params: dict[str, Any] | None, deadline: float) -> Answer:
-        """One request, same-origin redirects followed, the body read within ``deadline``."""
+    def _fetch(self, method: str, path: str, params: dict[str, Any] | None, body: bytes | None,
+               deadline: float) -> Answer:
+        """One request, same-origin redirects followed, the body read within ``deadline``.
+
+        A redirected POST keeps its method and body only on 307/308 (as HTTP says); on 301/302/303
+        it would become a GET without its query, so that is refused.
+        """
         url = self.base_url + path
+        headers = {"Content-Type": "application/json"} if body is not None else None
         for _hop in range(MAX_REDIRECTS + 1):
             try:
-                response = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False, stream=True)
+                response = self.session.request(method, url, params=params, data=body, headers=headers,
+                                                timeout=self.timeout, allow_redirects=False, stream=True)
             except requests.RequestException:
                 raise
             except ValueError:  # requests reads a Location even when not following it
@@ -147,14 +169,16 @@ class BillingClient:
                     if target != self.origin:
                         where = f"{target[0]}://{target[1]}:{target[2]}" if target else "a non-http location"
                         raise ApiError(f"{path} redirected to another origin ({_clip(self._redact.text(where), 80)}): refusing to follow")
+                    if body is not None and response.status_code not in (307, 308):
+                        raise ApiError(f"{path} redirected a POST with {response.status_code}: refusing to re-send it as a GET")
                     continue
                 try:
-                    body = read_body(response.raw, response.headers.get("Content-Encoding"), deadline, self.timeout[1])
+                    content = read_body(response.raw, response.headers.get("Content-Encoding"), deadline, self.timeout[1])
                 except ApiError as exc:
                     raise ApiError(f"{path}: {exc}", status=response.status_code) from None
                 complete = True
                 return Answer(response.status_code, self._redact.text(response.reason or ""), response.headers,
-                              self._redact.body(body))
+                              self._redact.body(content))
             finally:
                 if complete:
                     response.raw.release_conn()  # read to the end: the connection can serve the next request

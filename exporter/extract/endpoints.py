@@ -1,11 +1,14 @@
-"""The account API's endpoints, and the calls other than the billing walk.
+"""The account API's endpoints (both generations, docs/api.md), and the calls other than the billing walk.
 
-``/billings`` is walked page by page in :mod:`.billings`; ``/usage`` (the provider's own usage
-summary, for reconciliation) is a single call made here.
+The billing records are walked page by page in :mod:`.billings` (the request of each generation
+in :mod:`.generations`); the provider's own usage summary (for reconciliation) and its balance
+(for the roll-forward) are read here, from the generation the billing walk found.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -18,24 +21,59 @@ from .client import BillingClient
 from .jsonexact import is_number
 from .records import encodable
 
+# legacy generation ("How to Check Billings" as first published)
 BILLINGS_PATH = "/api/v3/account/billings"
 USAGE_PATH = "/api/v3/account/usage"
 BALANCE_PATH = "/api/v3/account/balance"
+# current generation (the vendor's pages and CLI today)
+SEARCH_PATH = "/api/v3/billings/search"
+USAGE_STATS_PATH = "/api/v3/user/usage_stats"
+CURRENT_BALANCE_PATH = "/api/v3/balance"
+_CURRENCY = re.compile(r"[A-Z]{3}")
+USAGE_STATS_MAX_DAYS = 31  # the most days one usage_stats query may span
+# what a server answers for an endpoint it does not have (501: a server with no POST at all)
+ABSENT_STATUSES = frozenset({404, 405, 501})
 
 
-def fetch_provider_usage(client: BillingClient, window: Window) -> tuple[Any, str | None]:
-    """The provider's own per-model usage for the window's days, or a warning if it cannot be had.
+def fetch_provider_usage(client: BillingClient, window: Window, api: str = "legacy") -> tuple[Any, str | None]:
+    """The provider's own per-model usage for the window's UTC days, or a warning if it cannot be had.
 
-    The answer's ``data`` is returned as received (numbers exact), to be archived and read with
-    :func:`parse_provider_usage`. A rejected key still stops the run (AuthError).
+    With the current API: ``usage_stats`` in spans of at most 31 days, falling back to the legacy
+    ``/account/usage`` when it is not there. The answer is returned as received (numbers exact),
+    to be archived and read with :func:`parse_provider_usage`. A rejected key still stops the
+    run (AuthError).
     """
-    params = {"start_date": window.first_day.isoformat(), "end_date": window.last_day.isoformat()}
     try:
-        return client.get_data(USAGE_PATH, params), None
+        if api == "current":
+            try:
+                spans = [client.post_data(USAGE_STATS_PATH, span) for span in usage_stats_spans(window)]
+                data: Any = None if None in spans else {"usage_stats": spans}
+                return data, None if data is not None else _NO_DATA
+            except ApiError as exc:
+                if exc.status not in ABSENT_STATUSES:
+                    raise
+        params = {"start_date": window.first_day.isoformat(), "end_date": window.last_day.isoformat()}
+        data = client.get_data(USAGE_PATH, params)
     except AuthError:
         raise
     except ApiError as exc:
         return None, f"reconciliation skipped: the usage summary could not be fetched ({exc})"
+    return data, None if data is not None else _NO_DATA
+
+
+_NO_DATA = "reconciliation skipped: the provider's usage summary answered without data"
+
+
+def usage_stats_spans(window: Window) -> list[dict[str, str]]:
+    """``usage_stats`` bodies covering the window's UTC days, at most 31 days each, end inclusive
+    to the second as the vendor's example is."""
+    first, last = window.first_day, window.last_day
+    spans = []
+    while first <= last:
+        end = min(last, first + timedelta(days=USAGE_STATS_MAX_DAYS - 1))
+        spans.append({"start_time": f"{first.isoformat()}T00:00:00Z", "end_time": f"{end.isoformat()}T23:59:59Z"})
+        first = end + timedelta(days=1)
+    return spans
 
 
 USAGE_COLUMNS = ["model", "currency", "count", "amount_micros"]
@@ -71,32 +109,56 @@ def usage_in_provider_days(records: pd.DataFrame, window: Window) -> pd.DataFram
 
 
 def parse_provider_usage(data: Any) -> ProviderUsage:
-    """The usage answer's ``data``, checked: DataError naming the field when it is malformed.
+    """The usage answer as archived, checked: DataError naming the field when it is malformed.
 
-    Shape: ``{"period": "2024-01", "total_requests": 1250, "total_cost": 45.67, "by_model":
-    [{"model": "wavespeed-ai/flux-dev", "requests": 500, "cost": 15.00}, ...]}``. A model listed
-    twice is added up.
+    Legacy shape: ``{"period": "2024-01", "total_requests": 1250, "total_cost": 45.67, "by_model":
+    [{"model": "wavespeed-ai/flux-dev", "requests": 500, "cost": 15.00}, ...]}``. Current:
+    ``{"usage_stats": [<data of each span>]}``, each ``{"per_model_usage": [{"model_uuid",
+    "total_cost", ...}], "summary": {"total_cost", ...}, ...}``. A model listed twice (or in
+    several spans) is added up.
     """
     if not isinstance(data, dict):
         raise DataError("usage summary: 'data' must be an object")
-    items = data.get("by_model")
-    if not isinstance(items, list):
-        raise DataError("usage summary: field 'by_model' is missing or not a list")
-    costs: dict[str, int] = {}
-    for index, item in enumerate(items):
-        where = f"usage summary: by_model[{index}]"
-        if not isinstance(item, dict):
-            raise DataError(f"{where} must be an object")
-        model = item.get("model")
-        if not isinstance(model, str):
-            raise DataError(f"{where}: field 'model' is missing or not a string")
-        if not encodable([model]):
-            raise DataError(f"{where}: field 'model' is not valid Unicode text (a lone surrogate): {model[:40]!r}")
-        costs[model] = costs.get(model, 0) + _amount(item.get("cost"), f"{where} ({model}): field 'cost'")
+    if "usage_stats" in data:
+        spans = data["usage_stats"]
+        if not isinstance(spans, list):
+            raise DataError("usage summary: 'usage_stats' must be a list")
+        parts = [_per_model(span, "per_model_usage", "model_uuid", "total_cost", f"usage_stats[{i}]")
+                 for i, span in enumerate(spans)]
+        costs: dict[str, int] = {}
+        for part, _ in parts:
+            for model, micros in part.items():
+                costs[model] = costs.get(model, 0) + micros
+        totals = [total for _, total in parts]
+        total = None if any(t is None for t in totals) else sum(t for t in totals if t is not None)
+    else:
+        costs, total = _per_model(data, "by_model", "model", "cost", "usage summary")
     if sum(map(abs, costs.values())) > SUM_LIMIT_MICROS:
         raise DataError("usage summary: the costs add up to more than can be compared exactly")
-    total = data.get("total_cost")
-    return ProviderUsage(costs, None if total is None else _amount(total, "usage summary: field 'total_cost'"))
+    return ProviderUsage(costs, total)
+
+
+def _per_model(data: Any, list_key: str, model_key: str, cost_key: str, name: str) -> tuple[dict[str, int], int | None]:
+    """Costs per model of one summary object, and its total cost (None when it gives none)."""
+    if not isinstance(data, dict):
+        raise DataError(f"{name}: 'data' must be an object")
+    items = data.get(list_key)
+    if not isinstance(items, list):
+        raise DataError(f"{name}: field {list_key!r} is missing or not a list")
+    costs: dict[str, int] = {}
+    for index, item in enumerate(items):
+        where = f"{name}: {list_key}[{index}]"
+        if not isinstance(item, dict):
+            raise DataError(f"{where} must be an object")
+        model = item.get(model_key)
+        if not isinstance(model, str):
+            raise DataError(f"{where}: field {model_key!r} is missing or not a string")
+        if not encodable([model]):
+            raise DataError(f"{where}: field {model_key!r} is not valid Unicode text (a lone surrogate): {model[:40]!r}")
+        costs[model] = costs.get(model, 0) + _amount(item.get(cost_key), f"{where} ({model}): field {cost_key!r}")
+    summary = data.get("summary") if list_key == "per_model_usage" else data
+    total = summary.get("total_cost") if isinstance(summary, dict) else None
+    return costs, None if total is None else _amount(total, f"{name}: field 'total_cost'")
 
 
 def _amount(value: Any, where: str) -> int:
@@ -111,15 +173,22 @@ def _amount(value: Any, where: str) -> int:
     return micros  # a negative cost is odd but comparable: it shows as a mismatch
 
 
-def fetch_balance(client: BillingClient) -> tuple[int, str]:
+def fetch_balance(client: BillingClient, api: str = "legacy") -> tuple[int, str]:
     """The provider's credit balance now: (exact micros, currency). DataError when malformed.
 
-    Shape: ``{"balance": 156.78, "currency": "USD"}``.
+    Legacy shape: ``{"balance": 156.78, "currency": "USD"}``; current (``GET /api/v3/balance``):
+    ``{"balance": 156.78}``, in USD. Each generation's path first, the other's if it is absent.
     """
-    data = client.get_data(BALANCE_PATH, {})
+    paths = (CURRENT_BALANCE_PATH, BALANCE_PATH) if api == "current" else (BALANCE_PATH, CURRENT_BALANCE_PATH)
+    try:
+        data = client.get_data(paths[0], {})
+    except ApiError as exc:
+        if exc.status not in ABSENT_STATUSES:
+            raise
+        data = client.get_data(paths[1], {})
     if not isinstance(data, dict):
         raise DataError("balance: 'data' must be an object")
-    currency = data.get("currency")
-    if not isinstance(currency, str) or not currency.strip():
-        raise DataError("balance: field 'currency' is missing or not a string")
+    currency = data.get("currency", "USD")  # the current API documents USD and sends no currency
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency.strip()):
+        raise DataError(f"balance: field 'currency' must be three capital letters (ISO 4217), got {str(currency)[:20]!r}")
     return _amount(data.get("balance"), "balance: field 'balance'"), currency.strip()

@@ -1,13 +1,13 @@
 """Page arithmetic for ``page``/``page_size`` paging, on plain dicts (no network).
 
-Answer shape: ``{"items": [...], "pagination": {"page": 1, "page_size": 20, "total": 150}}``.
+Legacy answer shape: ``{"items": [...], "pagination": {"page": 1, "page_size": 20, "total": 150}}``
+(the current API's ``{page, total, items}`` is read in :mod:`.generations`).
 The page count comes from what the server says, not from what was asked: a server may cap
 ``page_size`` (ask 100, get 50).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,35 +30,24 @@ class PageInfo:
         return -(-self.total // self.page_size) if self.total > 0 else 0
 
 
-class PageNumberPaginator:
-    """Knows the first request, and, from the first answer, every remaining page."""
+def remaining_pages(page_count: int, asked_page_size: int) -> range:
+    """Page numbers 2..N of a walk whose first page said N pages.
 
-    def __init__(self, page_size: int = 100) -> None:
-        if page_size < 1:
-            raise ValueError("page_size must be at least 1")
-        self.page_size = page_size
-
-    def first_params(self) -> dict[str, int]:
-        return {"page": 1, "page_size": self.page_size}
-
-    def remaining_params(self, first: dict[str, Any]) -> Iterator[dict[str, int]]:
-        """Params of pages 2..N, using the page size the server actually served, made as they are asked for.
-
-        ApiError at once when N exceeds the pages :data:`MAX_RECORDS` takes at the requested size.
-        """
-        info = page_info(first)
-        most = -(-MAX_RECORDS // self.page_size)
-        if info.page_count > most:
-            raise ApiError(f"the billings answer claims {info.page_count:,} pages of {info.page_size}: more than the "
-                           f"{most:,} pages of {self.page_size} that {MAX_RECORDS:,} records take")
-        return ({"page": n, "page_size": info.page_size} for n in range(2, info.page_count + 1))
+    ApiError at once when N exceeds the pages :data:`MAX_RECORDS` take at the requested size, so
+    a server that shrinks its pages cannot make the walk take more requests than that.
+    """
+    most = -(-MAX_RECORDS // asked_page_size)
+    if page_count > most:
+        raise ApiError(f"the billings answer claims {page_count:,} pages: more than the "
+                       f"{most:,} pages of {asked_page_size} that {MAX_RECORDS:,} records take")
+    return range(2, page_count + 1)
 
 
 def page_info(data: dict[str, Any]) -> PageInfo:
     """Read ``pagination``; a missing or nonsensical one is the API's fault (ApiError)."""
     try:
         raw = data["pagination"]
-        info = PageInfo(_count(raw["page"]), _count(raw["page_size"]), _count(raw["total"]))
+        info = PageInfo(count(raw["page"]), count(raw["page_size"]), count(raw["total"]))
     except (KeyError, TypeError, ValueError, InvalidOperation):
         raise ApiError("the billings answer has no valid 'pagination' object") from None
     if info.page_size < 1 or info.total < 0:
@@ -68,7 +57,7 @@ def page_info(data: dict[str, Any]) -> PageInfo:
     return info
 
 
-def _count(value: Any) -> int:
+def count(value: Any) -> int:
     """An integer of at most 18 digits, given as a JSON number or decimal text (ValueError otherwise).
 
     Bounded before conversion: ``int()`` of a number such as ``1e999999999`` would not finish.

@@ -448,6 +448,13 @@ def _damaged(text: str, broken: str | None, absurd: bool, price_sign: str) -> st
     return json_text(item)
 
 
+def warm(dataset: Dataset) -> None:
+    """Build the dataset's view and the default items' blob now: a server serving the current
+    API does it when it starts, so no client's first request waits seconds for a big dataset
+    (nor do its concurrent requests queue behind that one)."""
+    view_of(dataset)._blob("positive", "access_key_id")
+
+
 _VIEWS: dict[int, tuple[weakref.ref[Dataset], View]] = {}
 _VIEWS_LOCK = threading.Lock()
 

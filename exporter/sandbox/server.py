@@ -150,6 +150,8 @@ class SandboxServer(ThreadingHTTPServer):
         self.dataset = dataset
         self.faults = faults
         self.api = api
+        if api != "legacy":
+            current.warm(dataset)
         self.requests = RequestLog()
         self._counter_lock = threading.Lock()
         self._billings_count = 0

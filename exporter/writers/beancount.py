@@ -106,7 +106,9 @@ def render_transactions(report: Report, names: dict[str, str]) -> str:
     if not report.mapping.postpaid:
         after = (window.last_day + timedelta(days=1)).isoformat()
         for row in report.rollforward:
-            if row.closing_micros is not None:
+            if row.topups_derived:  # top-ups the journal did not book: the ledger cannot hold this closing
+                out += ["", f"; no balance assertion for {row.currency}: top-ups {row.topups_source}"]
+            elif row.closing_micros is not None:
                 out += ["", f"{after} balance {prepaid}  {format_cents(round_to_cents(row.closing_micros))} "
                             f"{_currency(row.currency)}"]
     return "\n".join(out) + "\n"

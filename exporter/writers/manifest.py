@@ -81,6 +81,7 @@ def build_manifest(report: Report, folder: Path, files: list[Path], formats: tup
         },
         "source": {
             "base_url": stats.source,
+            "api": stats.api,
             "server_total": stats.server_total,
             "unique_fetched": stats.unique_fetched,
             "matches_server_total": stats.server_total == stats.unique_fetched,
@@ -123,6 +124,7 @@ def _rollforward_entry(r: RollForward) -> dict[str, Any]:
         "topups": amount(r.topups_micros), "usage": amount(r.usage_micros), "refunds": amount(r.refunds_micros),
         "other": amount(r.other_micros), "adjustments": amount(r.adjustments_micros), "closing": amount(r.closing_micros),
         "provider_balance": amount(r.provider_balance_micros), "pending": amount(r.pending_micros),
+        **({"topups_source": r.topups_source} if r.topups_derived else {}),
     }
 
 

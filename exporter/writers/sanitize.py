@@ -10,6 +10,7 @@ See docs/booking.md, "CSV and spreadsheet safety".
 from __future__ import annotations
 
 import re
+import unicodedata
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -27,9 +28,20 @@ def neutralize(text: str) -> str:
 
 
 def import_text(text: str) -> str:
-    """Free text for an import file: one line, no control characters, no leading trigger."""
-    text = _LINE_BREAKS.sub(" ", _CONTROL.sub("", text)).strip()
-    return text.lstrip("=+-@ ").strip()
+    """Free text for an import file: one line, no control characters, no leading trigger.
+
+    Leading whitespace of any kind and triggers are taken off together until neither is left,
+    judged on the compatibility form of each character (a no-break space or a fullwidth ``＝``
+    would otherwise hide an ``=`` behind it, or become one in a tool that normalises).
+    """
+    text = _LINE_BREAKS.sub(" ", _CONTROL.sub("", text)).rstrip()
+    start = 0
+    while start < len(text) and (text[start].isspace() or unicodedata.normalize("NFKC", text[start])[:1] in _LEADING):
+        start += 1
+    return text[start:]
+
+
+_LEADING = frozenset("=+-@ ")
 
 
 def excel_text(text: str) -> str:

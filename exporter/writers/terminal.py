@@ -93,6 +93,8 @@ def render_rollforward(report: Report) -> list[str]:
             + f" + adjustments {money(r.adjustments_micros)} = closing {closing}"
         )
         lines.append(f"  opening: {r.opening_source}")
+        if r.topups_derived:
+            lines.append(f"  top-ups: {r.topups_source}")
     for change in late_changes(report.adjustments):
         lines.append(f"late changes to {change.period}: {change.count} record(s), "
                      f"{money(change.delta_micros)} {change.currency} posted in {report.window.label}")
