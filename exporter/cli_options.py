@@ -104,7 +104,8 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True, help="API base URL."),
         click.option("--sandbox", is_flag=True, help="Run against the built-in sandbox API (no key, no network)."),
         click.option("--sandbox-api", type=click.Choice(("current", "legacy")), default="current", show_default=True,
-                     help="API generation the --sandbox serves: current (billings/search) or legacy (account/billings)."),
+                     help="API generation the --sandbox serves: current (billings/search) or legacy "
+                          "(account/billings)."),
         click.option("--api", "api", type=click.Choice(API_CHOICES), default="auto", show_default=True,
                      help="Billing API generation: auto tries the current API (billings/search), then the "
                           "legacy one (account/billings)."),

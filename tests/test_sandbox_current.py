@@ -15,7 +15,7 @@ import requests
 from click.testing import CliRunner
 
 from exporter.cli import cli
-from exporter.sandbox import DEMO_KEY, Dataset, Faults, Record, generate_dataset, serve_in_thread
+from exporter.sandbox import DEMO_KEY, Dataset, Record, generate_dataset, serve_in_thread
 from exporter.sandbox import current
 from exporter.sandbox.current import BALANCE, SCHEDULER, SEARCH, USAGE_STATS
 from exporter.sandbox.data import dataset_from_records
@@ -325,7 +325,8 @@ def test_balance(server: SandboxServer, small: Dataset) -> None:
     response = requests.get(server.url + BALANCE, headers=AUTH, timeout=5)
     assert data_of(response) == {"balance": small.balance}
     server.faults.balance_skew = Decimal("0.05")
-    assert data_of(requests.get(server.url + BALANCE, headers=AUTH, timeout=5)) == {"balance": small.balance + Decimal("0.05")}
+    skewed = data_of(requests.get(server.url + BALANCE, headers=AUTH, timeout=5))
+    assert skewed == {"balance": small.balance + Decimal("0.05")}
     assert refused(requests.post(server.url + BALANCE, headers=AUTH, timeout=5), 405)
 
 

@@ -277,7 +277,8 @@ class Dataset:
     def columns(self) -> Columns:
         """The raw columns, newest first, for the server's other API generation (read only)."""
         return Columns(
-            self._ts, self._type, self._status, self._model, self._amount, self._amounts.texts, self._blob, self._offsets
+            self._ts, self._type, self._status, self._model, self._amount, self._amounts.texts,
+            self._blob, self._offsets,
         )
 
     # -- what the server uses ----------------------------------------------------------

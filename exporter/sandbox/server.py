@@ -31,7 +31,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import current
 from .data import DEMO_KEY, TYPES, Dataset, generate_dataset, record_json
-from .wire import CENT
+from .wire import CENT, Route, body_fields, parse_body  # noqa: F401 (CENT: kept importable from here)
 from .wire import BadParam as _BadParam
 from .wire import Response as _Response
 from .wire import cents as _cents
@@ -221,7 +221,7 @@ class SandboxServer(ThreadingHTTPServer):
         except _BadParam as exc:
             return _envelope(400, str(exc))
 
-    def _routes(self) -> dict[str, tuple[str, Callable[[SandboxServer, Any], _Response], bool]]:
+    def _routes(self) -> dict[str, Route]:
         if self.api == "legacy":
             return _ROUTES
         return current.ROUTES if self.api == "current" else {**_ROUTES, **current.ROUTES}
@@ -328,8 +328,9 @@ def _balance(server: SandboxServer, query: dict[str, str]) -> _Response:
     return _envelope(200, "success", {"balance": balance, "currency": "USD"})
 
 
-_ROUTES = {BILLINGS: ("GET", _billings, True), USAGE: ("GET", _usage, False), BALANCE: ("GET", _balance, False)}
-"""Path -> (method, handler, counted with the billings requests for the "every Nth" faults)."""
+_ROUTES: dict[str, Route] = {
+    BILLINGS: ("GET", _billings, True), USAGE: ("GET", _usage, False), BALANCE: ("GET", _balance, False),
+}
 
 
 def _items_json(dataset: Dataset, positions: Iterable[int], malformed: dict[str, str] | None) -> bytes:
@@ -374,36 +375,6 @@ def _date_range(query: dict[str, str]) -> tuple[date | None, date | None]:
     if start and end and start > end:
         raise _BadParam("start_date is after end_date")
     return start, end
-
-
-def parse_body(body: bytes) -> dict[str, Any]:
-    """A POST's JSON object (numbers with a fraction as Decimal); no body is ``{}``."""
-    if not body.strip():
-        return {}
-    try:
-        value = json.loads(body, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise _BadParam("invalid JSON body") from None
-    if not isinstance(value, dict):
-        raise _BadParam("invalid JSON body: expected an object")
-    return value
-
-
-def body_fields(body: bytes) -> dict[str, str]:
-    """A POST body's fields as the request log keeps them: scalars as text, lists comma-joined."""
-    try:
-        value = parse_body(body)
-    except _BadParam:
-        return {}
-    return {str(k): _log_text(v) for k, v in value.items() if not isinstance(v, dict)}
-
-
-def _log_text(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(_log_text(v) for v in value)
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    return str(value)
 
 
 def _authorised(header: str | None) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from decimal import ROUND_HALF_UP, Decimal
 from http import HTTPStatus
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 CENT = Decimal("0.01")
@@ -24,6 +25,10 @@ class Response(NamedTuple):
 
 class BadParam(ValueError):
     """A query parameter or body field the API would reject with 400."""
+
+
+Route = tuple[str, Callable[[Any, Any], Response], bool]
+"""(method, handler(server, parameters), counted with the billings requests for the "every Nth" faults)."""
 
 
 def json_text(value: Any) -> str:
@@ -65,3 +70,33 @@ def cents(value: Decimal) -> Decimal:
 def millis(value: Decimal) -> Decimal:
     """Three decimals, half up: how the current usage_stats rounds its amounts."""
     return value.quantize(MILLI, rounding=ROUND_HALF_UP)
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """A POST's JSON object (numbers with a fraction as Decimal); no body is ``{}``."""
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise BadParam("invalid JSON body") from None
+    if not isinstance(value, dict):
+        raise BadParam("invalid JSON body: expected an object")
+    return value
+
+
+def body_fields(body: bytes) -> dict[str, str]:
+    """A POST body's fields as the request log keeps them: scalars as text, lists comma-joined."""
+    try:
+        value = parse_body(body)
+    except BadParam:
+        return {}
+    return {str(k): _log_text(v) for k, v in value.items() if not isinstance(v, dict)}
+
+
+def _log_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(_log_text(v) for v in value)
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return str(value)
