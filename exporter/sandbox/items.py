@@ -37,6 +37,7 @@ _USAGE, _REFUND = TYPES.index("usage"), TYPES.index("refund")
 _COMPLETED, _PENDING = STATUSES.index("completed"), STATUSES.index("pending")
 BILLING_TYPES = {"deduct": _USAGE, "refund": _REFUND}
 _DAY_MS = 86_400_000
+_CHUNK = 65_536  # items formatted at once while building a blob
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -95,7 +96,7 @@ class View:
         ])
         negated = array("q", [-columns.ts[i] for i in self.served])
         self._ranks: dict[str | None, tuple[Sequence[int], array]] = {None: (range(len(self.served)), negated)}
-        self._blobs: dict[tuple[str, str], tuple[bytes, array]] = {}
+        self._blobs: dict[tuple[str, str], tuple[bytes | bytearray, array]] = {}
         self._parts: dict[tuple[str, str], dict[tuple[int, ...], tuple[str, str, str]]] = {}
         self._days: dict[int, str] = {}
 
@@ -125,7 +126,7 @@ class View:
                             for k in ranks).encode("utf-8")
         if isinstance(ranks, range) and ranks.step == 1:
             # neighbours are neighbours in the blob: one slice, commas included
-            return blob[offsets[ranks.start] : offsets[ranks.stop] - 1] if ranks else b""
+            return bytes(blob[offsets[ranks.start] : offsets[ranks.stop] - 1]) if ranks else b""
         return b",".join([blob[offsets[k] : offsets[k + 1] - 1] for k in ranks])
 
     def _damaged_item(self, k: int, price_sign: str, key_field: str, malformed: dict[str, str],
@@ -135,19 +136,29 @@ class View:
             return _damaged(text, malformed.get(record_id), record_id == absurd, price_sign)
         return text
 
-    def _blob(self, price_sign: str, key_field: str) -> tuple[bytes, array]:
-        """Every served item's text followed by a comma, and where each starts (built once)."""
+    def _blob(self, price_sign: str, key_field: str) -> tuple[bytes | bytearray, array]:
+        """Every served item's text followed by a comma, and where each starts (built once, by
+        chunks: a million items never sit in memory as a million strings)."""
         with self._lock:
             found = self._blobs.get((price_sign, key_field))
             if found is None:
-                c = self.columns
-                texts = self._texts(self.served, price_sign, key_field, c.blob.decode("utf-8"), 0)
-                blob = "".join(texts).encode("utf-8")
-                lengths = (len(t) for t in texts) if blob.isascii() else (len(t.encode("utf-8")) for t in texts)
-                offsets = array("q", [0])
-                offsets.extend(accumulate(lengths))
+                blob, offsets = bytearray(), array("q", [0])
+                for k in range(0, len(self.served), _CHUNK):
+                    texts, part = self._chunk(self.served[k : k + _CHUNK], price_sign, key_field)
+                    lengths = (len(t) for t in texts) if part.isascii() else (len(t.encode("utf-8")) for t in texts)
+                    ends = accumulate(lengths, initial=len(blob))
+                    next(ends)  # the start, already the last offset
+                    offsets.extend(ends)
+                    blob += part
                 found = self._blobs[(price_sign, key_field)] = blob, offsets
             return found
+
+    def _chunk(self, positions: Sequence[int], price_sign: str, key_field: str) -> tuple[list[str], bytes]:
+        c = self.columns
+        base = c.offsets[positions[0]]
+        legacy = c.blob[base : c.offsets[positions[-1] + 1]].decode("utf-8")
+        texts = self._texts(positions, price_sign, key_field, legacy, base)
+        return texts, "".join(texts).encode("utf-8")
 
     def item(self, i: int, price_sign: str, key_field: str) -> tuple[str, str]:
         """(record id, item JSON text) of dataset position ``i``."""
