@@ -96,7 +96,7 @@ class View:
         ])
         negated = array("q", [-columns.ts[i] for i in self.served])
         self._ranks: dict[str | None, tuple[Sequence[int], array]] = {None: (range(len(self.served)), negated)}
-        self._blobs: dict[tuple[str, str], tuple[bytes | bytearray, array]] = {}
+        self._blobs: dict[tuple[str, str], tuple[memoryview, array]] = {}
         self._parts: dict[tuple[str, str], dict[tuple[int, ...], tuple[str, str, str]]] = {}
         self._days: dict[int, str] = {}
 
@@ -136,7 +136,7 @@ class View:
             return _damaged(text, malformed.get(record_id), record_id == absurd, price_sign)
         return text
 
-    def _blob(self, price_sign: str, key_field: str) -> tuple[bytes | bytearray, array]:
+    def _blob(self, price_sign: str, key_field: str) -> tuple[memoryview, array]:
         """Every served item's text followed by a comma, and where each starts (built once, by
         chunks: a million items never sit in memory as a million strings)."""
         with self._lock:
@@ -150,7 +150,8 @@ class View:
                     next(ends)  # the start, already the last offset
                     offsets.extend(ends)
                     blob += part
-                found = self._blobs[(price_sign, key_field)] = blob, offsets
+                # slices of a memoryview are not copies: a page joins a hundred of them
+                found = self._blobs[(price_sign, key_field)] = memoryview(blob), offsets
             return found
 
     def _chunk(self, positions: Sequence[int], price_sign: str, key_field: str) -> tuple[list[str], bytes]:

@@ -190,10 +190,16 @@ class SandboxServer(ThreadingHTTPServer):
             return False
 
     def answer(
-        self, path: str, query: dict[str, str], authorization: str | None, method: str = "GET", body: bytes = b""
+        self,
+        path: str,
+        query: dict[str, str],
+        authorization: str | None,
+        method: str = "GET",
+        body: bytes | dict[str, Any] = b"",
     ) -> _Response:
         """Decide the response to one request; see the module docstring for the order of checks.
-        ``query`` holds a GET's parameters; a POST's are its JSON ``body``."""
+        ``query`` holds a GET's parameters; a POST's are its JSON ``body`` (bytes, or already
+        parsed)."""
         faults = self.faults
         if faults.latency_ms > 0:
             time.sleep(faults.latency_ms / 1000)
@@ -217,7 +223,9 @@ class SandboxServer(ThreadingHTTPServer):
             if faults.error_every and n % faults.error_every == 0:
                 return _error(faults.error_status, faults.error_html)
         try:
-            return handler(self, parse_body(body) if method == "POST" else query)
+            if method == "GET":
+                return handler(self, query)
+            return handler(self, body if isinstance(body, dict) else parse_body(body))
         except _BadParam as exc:
             return _envelope(400, str(exc))
 
@@ -245,12 +253,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str, body: bytes) -> None:
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        parsed: bytes | dict[str, Any] = body
+        if method == "POST":
+            try:
+                parsed = parse_body(body)  # once: for the answer and the log
+            except _BadParam:
+                pass  # answered 400 in its turn, after the key and the faults
         try:
-            response = self.server.answer(parts.path, query, self.headers.get("Authorization"), method, body)
+            response = self.server.answer(parts.path, query, self.headers.get("Authorization"), method, parsed)
         except Exception as exc:  # a sandbox bug must still answer, or the client hangs
             response = _envelope(500, f"sandbox error: {type(exc).__name__}: {exc}")
         # logged before the answer leaves, so a test that got the answer sees the entry
-        logged = query if method == "GET" else {**query, **body_fields(body)}
+        logged = {**query, **body_fields(parsed)} if isinstance(parsed, dict) else query
         self.server.requests.append(LoggedRequest(parts.path, logged, response.status))
         self.send_response(response.status)
         self.send_header("Content-Type", f"{response.content_type}; charset=utf-8")

@@ -85,13 +85,9 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return value
 
 
-def body_fields(body: bytes) -> dict[str, str]:
+def body_fields(body: dict[str, Any]) -> dict[str, str]:
     """A POST body's fields as the request log keeps them: scalars as text, lists comma-joined."""
-    try:
-        value = parse_body(body)
-    except BadParam:
-        return {}
-    return {str(k): _log_text(v) for k, v in value.items() if not isinstance(v, dict)}
+    return {str(k): _log_text(v) for k, v in body.items() if not isinstance(v, dict)}
 
 
 def _log_text(value: Any) -> str:
