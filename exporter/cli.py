@@ -235,6 +235,9 @@ def _echo_json(value: dict[str, Any]) -> None:
 def sandbox(host: str, port: int, api: str) -> None:
     """Serve the built-in sandbox API in the foreground (Ctrl-C stops it).
 
+    It serves the current API generation (POST /api/v3/billings/search, ...) by default;
+    --api legacy serves GET /api/v3/account/billings, ... instead, --api both serves both.
+
     \b
     Example:
         wavespeed-export sandbox --port 8765

@@ -146,7 +146,7 @@ def refuse_ignored(params: dict[str, Any]) -> None:
         (params.get("from_source") is not None, "--from-source (it re-renders the archive's own period, offline)",
          (*_API_OPTIONS, "topups")),
         (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
-        (not params.get("sandbox"), "a run without --sandbox (it picks the sandbox's API)", ("sandbox_api",)),
+        (not params.get("sandbox"), "the real API (it picks the generation --sandbox serves)", ("sandbox_api",)),
         (params["quiet"], "--quiet", ("verbose",)),
         ("quickbooks" not in formats, "a --format without quickbooks", ("iif_lists",)),
         (not formats & set(JOURNAL_FORMATS), f"a --format without a journal ({', '.join(JOURNAL_FORMATS)})",

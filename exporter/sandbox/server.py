@@ -454,7 +454,7 @@ def run(
 ) -> None:
     """Serve in the foreground until Ctrl-C, after printing the URL and the demo key."""
     server = make_server(host, port, dataset, faults, api)
-    print(f"WaveSpeedAI sandbox serving at {server.url} ({api} API)", flush=True)
+    print(f"WaveSpeedAI sandbox serving at {server.url} (API: {api})", flush=True)
     print(f"demo API key: {DEMO_KEY}  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
