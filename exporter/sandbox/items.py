@@ -71,7 +71,7 @@ class Window:
         return Window(self.seq, max(self.lo, self.hi - n), self.hi)
 
     def only(self, view: View, ids: set[str]) -> Window:
-        record_id, served = view.dataset.record_id, view.served
+        record_id, served = view.record_id, view.served
         kept = array("l", [k for k in self.seq[self.lo : self.hi] if record_id(served[k]) in ids])
         return Window(kept, 0, len(kept))
 
@@ -87,8 +87,7 @@ class View:
     (about 5 us a record)."""
 
     def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-        self.columns = columns = dataset.columns()
+        self.columns = columns = dataset.columns()  # shared, not copied; the dataset itself is not kept
         self._lock = threading.Lock()
         self.served = array("l", [
             i for i, (t, s) in enumerate(zip(columns.type, columns.status))
@@ -161,11 +160,16 @@ class View:
         texts = self._texts(positions, price_sign, key_field, legacy, base)
         return texts, "".join(texts).encode("utf-8")
 
+    def record_id(self, i: int) -> str:
+        """The id of the record at dataset position ``i``, read from its legacy text (``{"id":"…",``)."""
+        blob, start = self.columns.blob, self.columns.offsets[i] + 7
+        return blob[start : blob.index(b'"', start)].decode("utf-8")
+
     def item(self, i: int, price_sign: str, key_field: str) -> tuple[str, str]:
         """(record id, item JSON text) of dataset position ``i``."""
         c = self.columns
         line = c.blob[c.offsets[i] : c.offsets[i + 1]].decode("utf-8")
-        return self.dataset.record_id(i), self._texts([i], price_sign, key_field, line, c.offsets[i])[0][:-1]
+        return self.record_id(i), self._texts([i], price_sign, key_field, line, c.offsets[i])[0][:-1]
 
     def _texts(self, positions: Sequence[int], price_sign: str, key_field: str, legacy: str, base: int) -> list[str]:
         """The item texts (each followed by a comma) of the records at ``positions``, whose legacy
@@ -265,7 +269,7 @@ def warm(dataset: Dataset) -> None:
     view_of(dataset)._blob("positive", "access_key_id")
 
 
-_VIEWS: dict[int, tuple[weakref.ref[Dataset], View]] = {}
+_VIEWS: dict[int, View] = {}  # by id of a live dataset: forgotten when the dataset is collected
 _VIEWS_LOCK = threading.Lock()
 
 
@@ -273,10 +277,8 @@ def view_of(dataset: Dataset) -> View:
     """The dataset's :class:`View`, built once (a benchmark walks a million records through it)."""
     with _VIEWS_LOCK:
         found = _VIEWS.get(id(dataset))
-        if found is not None and found[0]() is dataset:
-            return found[1]
-        if len(_VIEWS) >= 8:
-            _VIEWS.clear()
-        view = View(dataset)
-        _VIEWS[id(dataset)] = weakref.ref(dataset), view
-        return view
+        if found is None:
+            found = _VIEWS[id(dataset)] = View(dataset)
+            # no lock in the callback: it may run in a thread that holds the lock (a collection)
+            weakref.finalize(dataset, _VIEWS.pop, id(dataset), None)
+        return found
