@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,13 @@ from .config import (
 from .cli_books import COMMANDS as BOOKS_COMMANDS
 from .cli_options import (
     AmountType,
+    AsOfDate,
     FormatList,
     api_context,
     build_config,
     line_writer,
     refuse_ignored,
+    sandbox_instant,
     source_options,
 )
 from .errors import ConfigError, ExportError, from_foreign, os_reason
@@ -232,7 +235,9 @@ def _echo_json(value: dict[str, Any]) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port (0: any free one).")
 @click.option("--api", type=click.Choice(("current", "legacy", "both")), default="current", show_default=True,
               help="API generation served: current (billings/search), legacy (account/billings) or both.")
-def sandbox(host: str, port: int, api: str) -> None:
+@click.option("--as-of", "as_of", type=AsOfDate(), metavar="YYYY-MM-DD",
+              help="Serve the account as it stood at 00:00 UTC that day (default: as of now).")
+def sandbox(host: str, port: int, api: str = "current", as_of: date | None = None) -> None:
     """Serve the built-in sandbox API in the foreground (Ctrl-C stops it).
 
     It serves the current API generation (POST /api/v3/billings/search, ...) by default;
@@ -242,11 +247,13 @@ def sandbox(host: str, port: int, api: str) -> None:
     Example:
         wavespeed-export sandbox --port 8765
         wavespeed-export export --base-url http://127.0.0.1:8765 --api-key ws-sandbox-demo-key --period 2024-01
+        wavespeed-export sandbox --as-of 2024-02-01      # January as it stood at month end
     """
     from .sandbox.server import run
 
+    instant = sandbox_instant(as_of, "--as-of")
     try:
-        run(host, port, api=api)
+        run(host, port, api=api, as_of=instant)
     except OSError as exc:  # binding: the port is taken, the address is not ours, the name unknown
         raise ConfigError(f"cannot serve on {host}:{port}: {os_reason(exc)} (try another --port, or 0 for any free one)") from None
 

@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,23 @@ class FormatList(click.ParamType):
         return [CompletionItem(prefix + name) for name in FORMATS if name.startswith(last)]
 
 
+class AsOfDate(click.ParamType):
+    """A calendar day ``YYYY-MM-DD`` (``--sandbox-as-of``): the sandbox as it stood at 00:00 UTC that day."""
+
+    name = "date"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        text = str(value).strip()
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                raise ValueError
+            return date.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a date: expected YYYY-MM-DD, e.g. 2024-02-01", param, ctx)
+
+
 def complete_period(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     """The words of --period (months and quarters are typed)."""
     return [word for word in RELATIVE_PERIODS if word.startswith(incomplete)]
@@ -106,6 +124,8 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--sandbox-api", type=click.Choice(("current", "legacy")), default="current", show_default=True,
                      help="API generation the --sandbox serves: current (billings/search) or legacy "
                           "(account/billings)."),
+        click.option("--sandbox-as-of", "sandbox_as_of", type=AsOfDate(), metavar="YYYY-MM-DD",
+                     help="With --sandbox: serve the account as it stood at 00:00 UTC that day (default: as of now)."),
         click.option("--api", "api", type=click.Choice(API_CHOICES), default="auto", show_default=True,
                      help="Billing API generation: auto tries the current API (billings/search), then the "
                           "legacy one (account/billings)."),
@@ -132,8 +152,8 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # what reading billing records from the API takes; --from-source reads none of it
-_API_OPTIONS = ("period", "start", "end", "tz_name", "api_key", "base_url", "sandbox", "api", "page_size",
-                "concurrency", "retries", "backoff", "max_wait", "timeout")
+_API_OPTIONS = ("period", "start", "end", "tz_name", "api_key", "base_url", "sandbox", "sandbox_as_of", "api",
+                "page_size", "concurrency", "retries", "backoff", "max_wait", "timeout")
 
 
 def refuse_ignored(params: dict[str, Any]) -> None:
@@ -147,6 +167,7 @@ def refuse_ignored(params: dict[str, Any]) -> None:
          (*_API_OPTIONS, "topups")),
         (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
         (not params.get("sandbox"), "the real API (it picks the generation --sandbox serves)", ("sandbox_api",)),
+        (not params["sandbox"], "the real API (only the built-in --sandbox has a history to date)", ("sandbox_as_of",)),
         (params["quiet"], "--quiet", ("verbose",)),
         ("quickbooks" not in formats, "a --format without quickbooks", ("iif_lists",)),
         (not formats & set(JOURNAL_FORMATS), f"a --format without a journal ({', '.join(JOURNAL_FORMATS)})",
@@ -209,10 +230,28 @@ def api_context(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
         return
     from .sandbox import DEMO_KEY, serve_in_thread
 
-    with serve_in_thread(api=params.get("sandbox_api") or "current") as server:
+    as_of = sandbox_instant(params.get("sandbox_as_of"))
+    with serve_in_thread(api=params.get("sandbox_api") or "current", as_of=as_of) as server:
         if not params["quiet"]:
             click.echo(f"sandbox API at {server.url}", err=True)
+            if params.get("sandbox_as_of") is not None:
+                click.echo(f"sandbox: the account as it stood at {as_of:%Y-%m-%d %H:%M} UTC", err=True)
         yield server.url, DEMO_KEY
+
+
+def sandbox_instant(day: date | None, option: str = "--sandbox-as-of") -> datetime:
+    """The instant the sandbox serves the account as of: 00:00 UTC of ``day``, or now (the CLI's
+    clock). ConfigError for a day before the sandbox's history starts."""
+    from .sandbox.history import day_start, history_start
+    from .sandbox.server import default_dataset
+
+    if day is None:
+        return current_clock()()
+    first = history_start(default_dataset())
+    if day < first:
+        raise ConfigError(f"{option} {day.isoformat()} is before the sandbox's history, which starts "
+                          f"{first.isoformat()}")
+    return day_start(day)
 
 
 def _from_command_line(name: str) -> bool:
@@ -278,6 +317,6 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
 
 
 __all__ = [
-    "AmountType", "CliState", "FormatList", "api_context", "build_config", "current_clock", "line_writer",
-    "refuse_ignored", "source_options",
+    "AmountType", "AsOfDate", "CliState", "FormatList", "api_context", "build_config", "current_clock", "line_writer",
+    "refuse_ignored", "sandbox_instant", "source_options",
 ]

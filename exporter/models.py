@@ -16,6 +16,8 @@ payment_method  str                          "" when absent
 currency        str                          e.g. USD
 amount          str                          exact signed decimal text, source precision
 amount_micros   int64                        the same amount in micro-units (exact)
+api_key_name    str                          the API key that ran the task, "" when absent
+api_key_id      str                          its id, "" when absent (legacy API, top-ups)
 =============== ============================ ==============================================
 """
 
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 COMPLETED = "completed"
 TRANSACTION_COLUMNS = [
     "id", "created_at", "date", "type", "status", "model",
-    "payment_method", "currency", "amount", "amount_micros",
+    "payment_method", "currency", "amount", "amount_micros", "api_key_name", "api_key_id",
 ]
 
 # How a completed record is booked (docs/booking.md, "The booking model"):
@@ -103,12 +105,13 @@ class ProviderUsage:
 
 ADJUSTMENT_COLUMNS = [
     "id", "period", "change", "type", "model", "currency", "status_before", "status_after",
-    "amount_before_micros", "amount_after_micros", "delta_micros", "payment_method",
+    "amount_before_micros", "amount_after_micros", "delta_micros", "payment_method", "period_start", "period_end",
 ]
 """``Report.adjustments``: late changes to closed periods, posted in this period (docs/booking.md,
 "Closed periods"). ``period`` is the closed period's label; ``change`` one of completed_late,
 arrived_late, reversed, amount_changed, missing; ``delta_micros`` the signed effect on the credit
-balance (0 for missing: nothing is posted)."""
+balance (0 for missing: nothing is posted); ``period_start``/``period_end`` the closed period's
+instants (UTC), as the books recorded them in its own time zone."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ class Summaries:
 
     transactions: pd.DataFrame
     by_model: pd.DataFrame  # transform.BY_MODEL_COLUMNS
+    by_key: pd.DataFrame  # transform.BY_KEY_COLUMNS (no rows when no record names an API key)
     by_day: pd.DataFrame  # date, currency, topups/usage/refunds/other/net _micros, count
     totals: pd.DataFrame  # currency, type, count, amount_micros  (completed records only)
     status_counts: pd.DataFrame  # type, status, currency, count, amount_micros  (every record)
@@ -204,6 +208,10 @@ class Report:
     @property
     def by_model(self) -> pd.DataFrame:
         return self.summaries.by_model
+
+    @property
+    def by_key(self) -> pd.DataFrame:
+        return self.summaries.by_key
 
     @property
     def by_day(self) -> pd.DataFrame:

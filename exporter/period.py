@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
@@ -49,6 +50,13 @@ class Window:
 
     def contains(self, instant: datetime) -> bool:
         return self.start <= instant < self.end
+
+    @property
+    def kind(self) -> PeriodKind:
+        """``month``, ``quarter`` or ``range``: what the label says, when it names exactly these
+        days (internal windows such as the closed periods' span are ranges)."""
+        kind = label_kind(self.label)
+        return kind if kind is not None and label_fits(self.label, self.first_day, self.last_day) else "range"
 
     @property
     def provider_days(self) -> tuple[datetime, datetime]:
@@ -159,11 +167,6 @@ def resolve_window(
     raise ConfigError(f"give --period ({PERIOD_FORMS}), or both --start and --end")
 
 
-def is_quarter(window: Window) -> bool:
-    """Whether the window is a calendar quarter chosen as ``YYYY-Qn``."""
-    return bool(_QUARTER.match(window.label)) and window.first_day.day == 1 and window.first_day.month % 3 == 1
-
-
 def period_not_over(window: Window, now: datetime) -> str | None:
     """The warning for a window that has not ended at ``now`` (its records may still change)."""
     if now < window.end:
@@ -177,6 +180,27 @@ def check_started(window: Window, now: datetime) -> None:
     if now < window.start:
         start = window.start.astimezone(window.tz)
         raise ConfigError(f"the period {window.label} is in the future: it starts {start:%Y-%m-%d %H:%M} {window.tz_name}")
+
+
+PeriodKind = Literal["month", "quarter", "range"]
+
+
+def label_kind(label: str) -> PeriodKind | None:
+    """The kind of period a label names (the one reading of labels), or None for another text."""
+    if not _LABEL.fullmatch(label):
+        return None
+    return "range" if "_" in label else "quarter" if "Q" in label else "month"
+
+
+def window_from_label(label: str, tz_name: str) -> Window:
+    """The window a label names, in ``tz_name``; ConfigError for a label that names none."""
+    kind = label_kind(label)
+    if kind == "range":
+        first, _, last = label.partition("_")
+        return range_window(first, last, tz_name)
+    if kind == "quarter":
+        return quarter_window(label, tz_name)
+    return month_window(label, tz_name)
 
 
 def label_fits(label: object, first_day: date, last_day: date) -> bool:

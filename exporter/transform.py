@@ -17,7 +17,7 @@ from .money import MICROS_PER_UNIT, SUM_LIMIT_MICROS, format_micros, sums_fit
 from .period import Window
 
 KNOWN_TYPES = ("topup", "usage", "refund")
-_CATEGORIES = ["type", "status", "model", "payment_method", "currency"]
+_CATEGORIES = ["type", "status", "model", "payment_method", "currency", "api_key_name", "api_key_id"]
 # The sign a record must have for its type; refunds may be either (credit back: +, paid out: -).
 _EXPECTED_SIGN = {"topup": 1, "usage": -1}
 
@@ -91,6 +91,43 @@ def by_model(frame: pd.DataFrame) -> pd.DataFrame:
     ]
     grouped = grouped.sort_values(["currency", "amount_micros", "model"], ignore_index=True)
     return grouped[BY_MODEL_COLUMNS]
+
+
+BY_KEY_COLUMNS = ["api_key_name", "api_key_id", "currency", "count", "usage_micros", "refunds_micros", "net_micros"]
+
+
+def by_key(frame: pd.DataFrame) -> pd.DataFrame:
+    """Completed usage and refunded tasks per API key and currency, biggest net spend first
+    (README, "Spend per API key").
+
+    Columns (:data:`BY_KEY_COLUMNS`): count (usage records), usage_micros (negative),
+    refunds_micros (refunded tasks, positive), net_micros (their sum). The records :func:`by_model`
+    sums, grouped by key instead, so per currency both tables add up to the same usage and refunds.
+    A record without a key is grouped under the empty name and id. No rows when no record of the
+    period names a key (the legacy API has none).
+    """
+    if not (frame["api_key_name"] != "").any() and not (frame["api_key_id"] != "").any():
+        return pd.DataFrame({
+            **{name: pd.Series([], dtype="str") for name in BY_KEY_COLUMNS[:3]},
+            **{name: pd.Series([], dtype="int64") for name in BY_KEY_COLUMNS[3:]},
+        })
+    done = completed(frame)
+    roles = record_roles(done)
+    booked = done[roles.isin(["usage", "task_refund"])]
+    is_usage = roles[booked.index] == "usage"
+    parts = pd.DataFrame({
+        "api_key_name": booked["api_key_name"].astype("str"),
+        "api_key_id": booked["api_key_id"].astype("str"),
+        "currency": booked["currency"].astype("str"),
+        "count": is_usage.astype("int64"),
+        "usage_micros": booked["amount_micros"].where(is_usage, 0),
+        "refunds_micros": booked["amount_micros"].where(~is_usage, 0),
+    })
+    grouped = parts.groupby(["api_key_name", "api_key_id", "currency"]).sum().reset_index()
+    grouped = grouped.astype({"count": "int64", "usage_micros": "int64", "refunds_micros": "int64"})
+    grouped["net_micros"] = grouped["usage_micros"] + grouped["refunds_micros"]
+    grouped = grouped.sort_values(["currency", "net_micros", "api_key_name", "api_key_id"], ignore_index=True)
+    return grouped[BY_KEY_COLUMNS]
 
 
 def by_day(frame: pd.DataFrame) -> pd.DataFrame:
@@ -189,6 +226,7 @@ def summarize(records: pd.DataFrame, window: Window) -> Summaries:
     return Summaries(
         transactions=frame,
         by_model=by_model(frame),
+        by_key=by_key(frame),
         by_day=by_day(frame),
         totals=totals(frame),
         status_counts=status_counts(frame),

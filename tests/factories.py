@@ -37,8 +37,11 @@ def record(
     currency: str = "USD",
     created_at: str = "2024-01-15T10:30:00.000Z",
     id: str | None = None,
+    api_key_name: str | None = None,
+    api_key_id: str | None = None,
 ) -> dict[str, Any]:
-    """A raw record as the API sends it (amount is an exact JSON number)."""
+    """A raw record as the API sends it (amount is an exact JSON number); the API key fields only
+    when given (as the current API's records carry them)."""
     raw: dict[str, Any] = {
         "id": id or f"txn_{next(_ids):07d}",
         "type": type,
@@ -53,6 +56,10 @@ def record(
         raw["model"] = model
     if payment_method is not None:
         raw["payment_method"] = payment_method
+    if api_key_name is not None:
+        raw["api_key_name"] = api_key_name
+    if api_key_id is not None:
+        raw["api_key_id"] = api_key_id
     return raw
 
 

@@ -295,3 +295,19 @@ def test_a_usage_answer_without_data_skips_the_reconciliation(tmp_path, usage_pa
     assert result.exit_code == 0, result.output
     assert "reconciliation skipped: the provider's usage summary answered without data" in result.output
     assert [row["amount"] for row in rows(tmp_path / "2024-01" / "transactions.csv")] == ["-0.01"] * 3
+
+
+def test_spend_per_api_key_ties_out(current, tmp_path):
+    """by_key.csv: each key's completed usage and refunds, exactly, and the keys add up to by_model."""
+    assert export(current, tmp_path, "--format", "csv").exit_code == 0
+    folder = tmp_path / "2024-01"
+    expected: dict[str, list[Decimal]] = {}
+    for line in gzip.open(folder / "source" / "billings.jsonl.gz", "rt"):
+        record = json.loads(line, parse_float=Decimal)
+        if record["status"] == "completed":
+            sums = expected.setdefault(record["api_key_name"], [Decimal(0), Decimal(0)])
+            sums[0 if record["type"] == "usage" else 1] += record["amount"]
+    by_key = {row["api_key_name"]: [Decimal(row["usage"]), Decimal(row["refunds"])] for row in rows(folder / "by_key.csv")}
+    assert by_key == expected and set(by_key) == {"prod-app", "staging", "client-acme"}
+    by_model = rows(folder / "by_model.csv")
+    assert sum(u + r for u, r in by_key.values()) == sum(Decimal(row["amount"]) + Decimal(row["refunds"]) for row in by_model)

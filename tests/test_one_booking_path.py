@@ -33,6 +33,18 @@ from loopback import record_line
 
 GOLDEN = Path(__file__).parent / "golden"
 MAPPING = load_mapping(GOLDEN / "accounts_sample.toml")
+# the same accounts, and [[keys]] rules routing API keys to classes (docs/booking.md, "Chargeback by API key")
+KEYS_TOML = '[[keys]]\nname = "prod-app"\nclass = "Projects:Production"\n[[keys]]\nname = "client-*"\nclass = "Clients:Other"\n'
+
+
+def _keyed_mapping():
+    with tempfile.TemporaryDirectory() as temporary:
+        path = Path(temporary) / "accounts_keys.toml"
+        path.write_text((GOLDEN / "accounts_sample.toml").read_text(encoding="utf-8") + KEYS_TOML, encoding="utf-8")
+        return load_mapping(path)
+
+
+KEY_MAPPING = _keyed_mapping()
 PREPAID = MAPPING.prepaid  # "Prepaid Expenses:WaveSpeedAI Credits"
 PREPAID_BEANCOUNT = "Assets:Prepaid-Expenses:WaveSpeedAI-Credits"  # its OCASSET type makes it an asset
 MODELS = ["model-a", "model-b", "google/veo3", "google/imagen", "unmapped/x"]
@@ -155,6 +167,9 @@ STATUS = st.sampled_from(["completed"] * 5 + ["failed"])
 MICROS = st.integers(1, 3_000_000)  # up to 3.00, most of them sub-cent or not whole cents
 
 
+KEY = st.sampled_from([None, "", "prod-app", "client-acme", "client-beta", "ops"])
+
+
 def raw(kind: str, micros: int, model: str | None, method: str | None, **fields) -> dict:
     return record(kind, format_micros(micros, 0), model=model, payment_method=method, **fields)
 
@@ -162,10 +177,10 @@ def raw(kind: str, micros: int, model: str | None, method: str | None, **fields)
 RECORD = st.one_of(
     # usage (negative, names a model)
     st.builds(raw, st.just("usage"), MICROS.map(lambda m: -m), st.sampled_from(MODELS), st.none(),
-              created_at=DAY, currency=CURRENCY, status=STATUS),
+              created_at=DAY, currency=CURRENCY, status=STATUS, api_key_name=KEY),
     # a refunded task (positive, names a model), as usage or as a refund record
     st.builds(raw, st.sampled_from(["usage", "refund"]), MICROS, st.sampled_from(MODELS), st.none(),
-              created_at=DAY, currency=CURRENCY, status=STATUS),
+              created_at=DAY, currency=CURRENCY, status=STATUS, api_key_name=KEY),
     # a top-up
     st.builds(raw, st.just("topup"), MICROS.map(lambda m: m * 50), st.none(), st.sampled_from(["card", "paypal", "x"]),
               created_at=DAY, currency=CURRENCY, status=STATUS),
@@ -179,10 +194,11 @@ RECORD = st.one_of(
 )
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raws=st.lists(RECORD, max_size=25), granularity=st.sampled_from(["monthly", "daily"]))
-def test_every_book_moves_the_prepaid_account_by_the_same_cents(raws, granularity):
-    report = make_report(raws, mapping=MAPPING, granularity=granularity)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raws=st.lists(RECORD, max_size=25), granularity=st.sampled_from(["monthly", "daily"]),
+       mapping=st.sampled_from([MAPPING, KEY_MAPPING]))
+def test_every_book_moves_the_prepaid_account_by_the_same_cents(raws, granularity, mapping):
+    report = make_report(raws, mapping=mapping, granularity=granularity)
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         QuickBooksWriter().write(report, folder)

@@ -7,12 +7,13 @@ import pytest
 from exporter.errors import ConfigError
 from exporter.period import (
     check_started,
-    is_quarter,
     month_window,
     period_not_over,
     quarter_window,
     range_window,
     resolve_window,
+    Window,
+    window_from_label,
 )
 
 
@@ -70,7 +71,11 @@ def test_bad_periods_are_config_errors(period, start, end, tz):
 def test_quarters(period, first, last):
     w = resolve_window(period, None, None, "UTC")
     assert (w.first_day, w.last_day, w.label) == (first, last, period.upper())
-    assert is_quarter(w) and not is_quarter(month_window("2024-01"))
+    assert w.kind == "quarter" and month_window("2024-01").kind == "month"
+    assert range_window("2024-01-01", "2024-03-31").kind == "range"  # the days of a quarter, named as a range
+    assert Window(date(2024, 1, 1), date(2024, 2, 29), "UTC", "2024-Q1").kind == "range"  # a label that does not fit
+    assert window_from_label("2024-Q1", "Europe/Berlin") == quarter_window("2024-Q1", "Europe/Berlin")
+    assert window_from_label("2024-01-05_2024-02-04", "UTC") == range_window("2024-01-05", "2024-02-04")
     assert quarter_window("2024-Q1", "Europe/Berlin").start == datetime(2023, 12, 31, 23, tzinfo=timezone.utc)
 
 

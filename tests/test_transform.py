@@ -27,7 +27,8 @@ def test_frame_columns_types_and_order():
     ])
     frame = report.transactions
     assert list(frame.columns) == ["id", "created_at", "date", "type", "status", "model",
-                                   "payment_method", "currency", "amount", "amount_micros"]
+                                   "payment_method", "currency", "amount", "amount_micros",
+                                   "api_key_name", "api_key_id"]
     assert list(frame["id"]) == ["y", "x", "z"]  # by time, then id
     assert str(frame["created_at"].dt.tz) == "UTC"
     assert frame["amount_micros"].dtype == "int64"

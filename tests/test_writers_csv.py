@@ -35,10 +35,12 @@ def test_transactions_columns_and_exact_amounts(tmp_path):
         usage_record("m", "-3", status="failed", id="d"),
     ])
     rows = write(report, tmp_path)["transactions"]
-    assert list(rows[0]) == ["id", "created_at", "date", "type", "status", "model", "payment_method", "currency", "amount"]
+    assert list(rows[0]) == ["id", "created_at", "date", "type", "status", "model", "payment_method", "currency", "amount",
+                            "api_key_name", "api_key_id"]
     assert [r["id"] for r in rows] == ["a", "d", "b", "c"]  # by time (d is at 10:30:00.000), then id
     assert rows[0] | {} == {"id": "a", "created_at": "2024-01-02T00:00:00.000Z", "date": "2024-01-02", "type": "topup",
-                            "status": "completed", "model": "", "payment_method": "stripe", "currency": "USD", "amount": "100.00"}
+                            "status": "completed", "model": "", "payment_method": "stripe", "currency": "USD", "amount": "100.00",
+                            "api_key_name": "", "api_key_id": ""}
     assert rows[2]["created_at"] == "2024-01-15T10:30:00.500Z"
     assert [r["amount"] for r in rows] == ["100.00", "-3", "-0.0025", "0.001"]  # source precision, no exponent
     assert (tmp_path / "transactions.csv").read_bytes().count(b"\r\n") == 5

@@ -19,7 +19,7 @@ from exporter.books.mapping_toml import load_mapping
 from exporter.cli import cli
 from exporter.errors import DataError
 from exporter.models import ADJUSTMENT_COLUMNS
-from exporter.period import month_window
+from exporter.period import month_window, window_from_label
 from exporter.writers.focus import FOCUS_COLUMNS, HEADER, FocusWriter
 from factories import make_report, record, topup_record, usage_record
 
@@ -30,7 +30,8 @@ MANDATORY = {
     "ChargePeriodStart", "ContractedCost", "EffectiveCost", "InvoiceIssuerName", "ListCost",
     "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "ServiceCategory", "ServiceName",
 }
-CONDITIONAL_OR_RECOMMENDED = {"ChargeFrequency", "ConsumedQuantity", "ConsumedUnit", "InvoiceId", "ServiceSubcategory", "SkuId"}
+CONDITIONAL_OR_RECOMMENDED = {"ChargeFrequency", "ConsumedQuantity", "ConsumedUnit", "InvoiceId", "ServiceSubcategory", "SkuId",
+                             "SubAccountId", "SubAccountName"}
 NOT_NULL = MANDATORY - {"ChargeClass", "PricingQuantity", "PricingUnit"} | {"ChargeFrequency", "ServiceSubcategory"}
 DECIMAL = ["BilledCost", "ContractedCost", "EffectiveCost", "ListCost", "PricingQuantity", "ConsumedQuantity"]
 DATETIME = ["BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"]
@@ -198,9 +199,15 @@ def test_postpaid_usage_is_billed_as_it_is_used(tmp_path):
 
 
 def adjustments(*rows: dict) -> pd.DataFrame:
+    """Adjustment rows; each closed period's instants from its label in its own zone (``tz``, default UTC)."""
     defaults = {"model": "", "currency": "USD", "status_before": "completed", "status_after": "completed",
                 "amount_before_micros": 0, "amount_after_micros": 0, "delta_micros": 0}
-    return pd.DataFrame([{**defaults, **row} for row in rows], columns=ADJUSTMENT_COLUMNS)
+    full = []
+    for row in rows:
+        window = window_from_label(row["period"], row.pop("tz", "UTC"))
+        full.append({**defaults, "period_start": window.start, "period_end": window.end, **row})
+    frame = pd.DataFrame(full, columns=ADJUSTMENT_COLUMNS)
+    return frame.astype({"period_start": "datetime64[us, UTC]", "period_end": "datetime64[us, UTC]"})
 
 
 def test_late_changes_to_closed_periods_are_correction_rows(tmp_path):
@@ -214,6 +221,10 @@ def test_late_changes_to_closed_periods_are_correction_rows(tmp_path):
          "status_before": "pending", "amount_before_micros": 50_000_000, "amount_after_micros": 50_000_000, "delta_micros": 50_000_000},
         {"id": "gone", "period": "2023-12", "change": "missing", "type": "usage", "model": "m/a",
          "amount_before_micros": -2_500, "amount_after_micros": -2_500, "delta_micros": 0},
+        {"id": "q_u", "period": "2023-Q3", "change": "amount_changed", "type": "usage", "model": "m/a",
+         "amount_before_micros": -1_000, "amount_after_micros": -2_000, "delta_micros": -1_000},  # a closed quarter
+        {"id": "berlin", "period": "2023-10", "tz": "Europe/Berlin", "change": "arrived_late", "type": "usage",
+         "model": "m/a", "amount_after_micros": -1_000, "delta_micros": -1_000},  # closed in another zone
     )
     rows = write_focus(replace(report, adjustments=frame), tmp_path)
     check_rules(rows)
@@ -226,6 +237,8 @@ def test_late_changes_to_closed_periods_are_correction_rows(tmp_path):
         "rev_u": ("Usage", "0.00", "-0.04", "2023-11-01T00:00:00Z", "2023-12-01T00:00:00Z", "2023-11", "reversed", ""),
         "late_t": ("Purchase", "50.00", "0.00", "2023-12-01T00:00:00Z", "2023-12-16T00:00:00Z", "2023-12-01_2023-12-15",
                    "completed_late", ""),
+        "q_u": ("Usage", "0.00", "0.001", "2023-07-01T00:00:00Z", "2023-10-01T00:00:00Z", "2023-Q3", "amount_changed", ""),
+        "berlin": ("Usage", "0.00", "0.001", "2023-09-30T22:00:00Z", "2023-10-31T23:00:00Z", "2023-10", "arrived_late", ""),
     }  # "missing" moved no money: no row
     assert {(r["BillingPeriodStart"], r["BillingPeriodEnd"]) for r in corrections} == {("2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z")}
     assert all("closed period" in r["ChargeDescription"] for r in corrections)

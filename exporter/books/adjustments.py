@@ -61,6 +61,9 @@ def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Per
         elif is_done and not was_done:
             rows.append(_row(r, "completed_late", "after", new))
     frame = pd.DataFrame(rows, columns=ADJUSTMENT_COLUMNS)
+    bounds = {period.label: (period.start_utc, period.end_utc) for period in closed}
+    frame["period_start"] = pd.to_datetime([bounds[label][0] for label in frame["period"]], utc=True)
+    frame["period_end"] = pd.to_datetime([bounds[label][1] for label in frame["period"]], utc=True)
     frame = frame.astype({"amount_before_micros": "int64", "amount_after_micros": "int64", "delta_micros": "int64"})
     frame = frame.sort_values(["period", "id", "change"], ignore_index=True)
     warnings = []

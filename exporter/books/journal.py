@@ -9,7 +9,8 @@ and explained in docs/booking.md ("The booking model"). In short: the prepaid ac
 of a postpaid account: the payable) moves by the record's amount, the counter account by the
 opposite. Top-ups, payouts, credits back without a model and suspense records are one entry each,
 rounded half-up; usage and refunded tasks are summarised per currency and calendar month (or
-local day), one line per (expense account, class), rounded by the cumulative rule of
+local day), one line per (expense account, class) -- the class the API key's when the mapping
+routes keys --, rounded by the cumulative rule of
 :mod:`.carry`. Late changes to closed periods (:mod:`.adjustments`) are booked the same way in
 entries of their own (docs/booking.md, "Closed periods and late changes").
 """
@@ -31,7 +32,7 @@ from ..period import Window
 from ..transform import record_roles
 from .carry import Carry, LineKey
 from .mapping import AccountMapping
-from .numbering import MAX_NUMBER, NumberRequest, assign_numbers, is_month
+from .numbering import MAX_NUMBER, NumberRequest, assign_numbers
 
 _MEMO_MODELS = 3  # models named in a summary line's memo before "+N more"
 _ORDER = {"usage": 0, "task_refund": 1, "adjustment": 2}  # summaries of one day post in this order
@@ -98,16 +99,16 @@ class _Group:
 
     micros: int = 0
     count: int = 0
-    models: list[tuple[int, str]] = field(default_factory=list)
+    models: dict[str, int] = field(default_factory=dict)  # model -> size (micros, magnitude)
 
     def add(self, model: str, count: int, micros: int) -> None:
         self.micros += micros
         self.count += count
-        self.models.append((abs(micros), model))
+        self.models[model] = self.models.get(model, 0) + abs(micros)  # a model run by several keys: once
 
     def label(self) -> str:
         """The models by size, e.g. ``wavespeed-ai/flux-dev, google/veo3 +2 more``."""
-        names = [model or "(no model)" for _, model in sorted(self.models, key=lambda m: (-m[0], m[1]))]
+        names = [model or "(no model)" for model, _ in sorted(self.models.items(), key=lambda m: (-m[1], m[0]))]
         shown = ", ".join(names[:_MEMO_MODELS])
         return shown + (f" +{len(names) - _MEMO_MODELS} more" if len(names) > _MEMO_MODELS else "")
 
@@ -176,9 +177,12 @@ class _Builder:
             return
         unit = "D" if self.granularity == "daily" else "M"
         keyed = records.assign(_period=records["date"].to_numpy().astype(f"datetime64[{unit}]"))
+        # by API key too only when the mapping routes keys (docs/booking.md, "Chargeback by API key")
+        by = ["model", "api_key_name"] if self.mapping.keys else ["model"]
         for (currency, period), part in keyed.groupby(["currency", "_period"], observed=True, sort=True):
-            models = part.groupby("model", observed=True).agg(count=("id", "size"), micros=("amount_micros", "sum"))
-            groups = self.groups(zip(models.index.astype("str"), models["count"], models["micros"]))
+            sums = part.groupby(by, observed=True).agg(count=("id", "size"), micros=("amount_micros", "sum")).reset_index()
+            names = sums["api_key_name"].astype("str") if self.mapping.keys else [""] * len(sums)
+            groups = self.groups(zip(sums["model"].astype("str"), names, sums["count"], sums["micros"]))
             label, day, number_part = self.period_of(pd.Timestamp(period).date())
             # refunded tasks are few next to usage (millions of ids): keep theirs so each can be traced
             source_ids = tuple(part["id"]) if role == "task_refund" else ()
@@ -195,7 +199,7 @@ class _Builder:
         day = self.window.last_day
         summary = posted[roles.isin(SUMMARY_ROLES)]
         for (period, currency), part in summary.groupby(["period", "currency"], sort=True):
-            groups = self.groups(zip(part["model"].astype("str"), [1] * len(part), part["delta_micros"]))
+            groups = self.groups(zip(part["model"].astype("str"), [""] * len(part), [1] * len(part), part["delta_micros"]))
             self.pending.append(_Summary("adjustment", "usage", str(currency), day, f"late changes to {period}",
                                          "", groups, tuple(part["id"]), str(period)))
         singles = posted.assign(role=roles)[~roles.isin(SUMMARY_ROLES)]
@@ -203,11 +207,12 @@ class _Builder:
             self.single(row.role, str(row.id), str(row.currency), int(row.delta_micros), str(row.payment_method),
                         str(row.type), day, (day, str(row.period), str(row.id)), str(row.period), str(row.change))
 
-    def groups(self, models: Iterable[tuple[str, Any, Any]]) -> dict[tuple[str, str], _Group]:
-        """(model, count, signed micros) -> counter groups per (account, class), debit-positive."""
+    def groups(self, models: Iterable[tuple[str, str, Any, Any]]) -> dict[tuple[str, str], _Group]:
+        """(model, API key name, count, signed micros) -> counter groups per (account, class),
+        debit-positive; a key rule's class wins over the model's (docs/booking.md, "Chargeback by API key")."""
         groups: dict[tuple[str, str], _Group] = {}
-        for model, count, micros in models:
-            account, klass, explicit = self.mapping.expense_for(model)
+        for model, key_name, count, micros in models:
+            account, klass, explicit = self.mapping.line_for(model, key_name)
             if not explicit and self.mapping.rules:  # no rules: everything goes to [usage] by choice
                 self.unmapped.add(model)
             groups.setdefault((account, klass), _Group()).add(model, int(count), -int(micros))
@@ -245,7 +250,7 @@ class _Builder:
         """(label for memos, entry date, period part of the number) of a summary period."""
         window = self.window
         if self.granularity == "daily":
-            if is_month(window):
+            if window.kind == "month":
                 part = f"{start.day:02d}"
             else:
                 width = len(str((window.last_day - window.first_day).days + 1))

@@ -79,11 +79,10 @@ def read_view(books: Books, window: Window, lookback_days: int) -> BooksView:
 
 
 def _same_kind(period: Period, window: Window) -> bool:
-    """Month after month (or range after range of the same length): comparable figures."""
+    """Month after month, quarter after quarter, or range after range of the same length: comparable figures."""
+    kind = Window(period.first_day, period.last_day, window.tz_name, period.label).kind
     length = (window.last_day - window.first_day).days
-    return (len(period.label) == 7) == (len(window.label) == 7) and (
-        len(window.label) == 7 or (period.last_day - period.first_day).days == length
-    )
+    return kind == window.kind and (kind != "range" or (period.last_day - period.first_day).days == length)
 
 
 def book_period(

@@ -16,6 +16,12 @@ The mapping is a TOML file (``templates/accounts.toml`` is the commented default
     default = { account = "WaveSpeedAI Clearing", type = "BANK" }
     stripe = { account = "Company Visa", type = "CCARD" }
     [refunds]   ...   [suspense]   ...   [payable] (needed when postpaid = true)
+    [[keys]]
+    name = "prod-app"        # an API key's name, exact, or a prefix ending in "*"
+    class = "Production"
+
+A ``[[keys]]`` rule gives usage and refunded tasks of an API key a class; it wins over the class
+of the model's rule (docs/booking.md, "Chargeback by API key"). The account stays the model's.
 
 For Xero (docs/xero.md) an account may also carry ``code`` (its Xero account code) and
 ``xero_tax_rate`` (the tax rate name on its lines; the file's top-level ``xero_tax_rate``, or
@@ -89,6 +95,23 @@ class ModelRule:
 
 
 @dataclass(frozen=True)
+class KeyRule:
+    """A ``[[keys]]`` rule: ``pattern`` is an API key's exact name or a prefix ending in ``*``."""
+
+    pattern: str
+    klass: str
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.pattern.endswith("*")
+
+    def matches(self, key_name: str) -> bool:
+        if self.is_prefix:
+            return key_name.startswith(self.pattern[:-1])
+        return key_name == self.pattern
+
+
+@dataclass(frozen=True)
 class AccountMapping:
     """A loaded, validated mapping. All resolution methods return full QuickBooks account names."""
 
@@ -106,6 +129,7 @@ class AccountMapping:
     suspense: str
     accounts: dict[str, Account] = field(repr=False)  # every declared account, by full name
     xero_tax_rate: str = DEFAULT_XERO_TAX_RATE  # tax rate name of a Xero line whose account names none
+    keys: tuple[KeyRule, ...] = ()  # most specific first, like ``rules``
 
     @property
     def usage_side(self) -> str:
@@ -130,6 +154,21 @@ class AccountMapping:
                     break
         return account or self.usage, klass or self.usage_class, explicit
 
+    def key_class(self, key_name: str) -> str:
+        """The class of the most specific ``[[keys]]`` rule matching an API key's name; "" when none
+        does (or the record names no key: a rule never matches the empty name)."""
+        if key_name:
+            for rule in self.keys:
+                if rule.matches(key_name):
+                    return rule.klass
+        return ""
+
+    def line_for(self, model: str, key_name: str) -> tuple[str, str, bool]:
+        """(expense account, class, explicit) of usage of ``model`` run by the key ``key_name``: the
+        model's account and class (:meth:`expense_for`), the key's class winning when a key rule matches."""
+        account, klass, explicit = self.expense_for(model)
+        return account, self.key_class(key_name) or klass, explicit
+
     def payment_account(self, method: str) -> str:
         """The account that paid for a top-up (or receives a refund), ``default`` when unknown."""
         return self.payment_methods.get(method.strip().lower(), self.default_payment)
@@ -141,7 +180,7 @@ class AccountMapping:
     @property
     def classes(self) -> tuple[str, ...]:
         """Every class the mapping can put on a line, sorted."""
-        found = {self.usage_class, *(rule.klass for rule in self.rules)}
+        found = {self.usage_class, *(rule.klass for rule in self.rules), *(rule.klass for rule in self.keys)}
         return tuple(sorted(name for name in found if name))
 
     def postable_accounts(self) -> tuple[str, ...]:
@@ -166,4 +205,4 @@ class AccountMapping:
         return found
 
 
-__all__ = ["ACCOUNT_ROOTS", "DEFAULT_XERO_TAX_RATE", "Account", "AccountMapping", "ModelRule"]
+__all__ = ["ACCOUNT_ROOTS", "DEFAULT_XERO_TAX_RATE", "Account", "AccountMapping", "KeyRule", "ModelRule"]

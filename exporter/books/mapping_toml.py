@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .mapping import ACCOUNT_ROOTS, DEFAULT_XERO_TAX_RATE, Account, AccountMapping, ModelRule
+from .mapping import ACCOUNT_ROOTS, DEFAULT_XERO_TAX_RATE, Account, AccountMapping, KeyRule, ModelRule
 
 
 def _default_accounts_path() -> Path:
@@ -41,10 +41,12 @@ _XERO_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 _TOP_KEYS = {
     "vendor", "postpaid", "prepaid", "payable", "usage", "payment_methods", "refunds", "suspense", "xero_tax_rate",
+    "keys",
 }
 _ACCOUNT_KEYS = {"account", "type", "description", "code", "xero_tax_rate"}
 _USAGE_KEYS = _ACCOUNT_KEYS | {"class", "models"}
 _RULE_KEYS = _ACCOUNT_KEYS | {"class"}
+_KEY_RULE_KEYS = {"name", "class"}
 
 
 def load_mapping(path: Path | None = None) -> AccountMapping:
@@ -94,6 +96,7 @@ class _Loader:
         usage = self.account(usage_table, "usage", check_keys=False)
         usage_class = self.klass(usage_table.get("class", ""), "usage.class")
         rules = self.rules(usage_table.get("models", {}), self.accounts[usage].type)
+        keys = self.key_rules(data.get("keys", []))
 
         methods_table = self.table(data["payment_methods"], "payment_methods")
         if "default" not in methods_table:
@@ -138,6 +141,7 @@ class _Loader:
             suspense=suspense,
             accounts=dict(self.accounts),
             xero_tax_rate=tax_rate,
+            keys=keys,
         )
 
     # -- pieces ------------------------------------------------------------------------------
@@ -289,6 +293,31 @@ class _Loader:
         # exact ids first, then prefixes from the longest down: the first match is the most specific
         rules.sort(key=lambda rule: (rule.is_prefix, -len(rule.pattern), rule.pattern))
         return tuple(rules)
+
+    def key_rules(self, value: Any) -> tuple[KeyRule, ...]:
+        """``[[keys]]``: each ``{name, class}``; the name an API key's exact name or a prefix ending
+        in '*' (docs/booking.md, "Chargeback by API key")."""
+        if not isinstance(value, list):
+            raise self.fail("keys", f"must be an array of tables ([[keys]]), got {_describe(value)}")
+        rules: dict[str, KeyRule] = {}
+        for index, item in enumerate(value):
+            key = f"keys[{index}]"
+            table = self.table(item, key)
+            self.check_keys(table, _KEY_RULE_KEYS, key)
+            for required in ("name", "class"):
+                if required not in table:
+                    raise self.fail(f"{key}.{required}", "missing")
+            pattern = self.text(table["name"], f"{key}.name")
+            if not pattern.strip() or "*" in pattern[:-1]:
+                raise self.fail(f"{key}.name", "an API key's exact name, or a prefix ending in '*'")
+            if pattern in rules:
+                raise self.fail(f"{key}.name", f"{pattern!r} is listed twice")
+            klass = self.klass(table["class"], f"{key}.class")
+            if not klass:
+                raise self.fail(f"{key}.class", "may not be empty")
+            rules[pattern] = KeyRule(pattern, klass)
+        # exact names first, then prefixes from the longest down: the first match is the most specific
+        return tuple(sorted(rules.values(), key=lambda rule: (rule.is_prefix, -len(rule.pattern), rule.pattern)))
 
     def check_parents(self) -> None:
         """QuickBooks keeps a sub-account in its parent's type; catch a clash before the import does."""

@@ -22,13 +22,12 @@ See docs/booking.md, "Journal numbers".
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ExportError
 from ..models import SUMMARY_ROLES, Role
-from ..period import Window, is_quarter
+from ..period import Window
 
 MAX_NUMBER = 11  # IIF DOCNUM / QuickBooks Desktop RefNumber (docs/booking.md, "Journal numbers")
 LETTERS: dict[Role, str] = {"topup": "T", "usage": "U", "task_refund": "R", "credit": "C", "payout": "P", "suspense": "S"}
@@ -47,16 +46,12 @@ class NumberRequest:
     adjustment: bool = False  # a late change to a closed period
 
 
-def is_month(window: Window) -> bool:
-    return bool(re.fullmatch(r"\d{4}-\d{2}", window.label)) and window.first_day.day == 1
-
-
 def journal_prefix(window: Window) -> str:
     """``WS2401`` for the month 2024-01, ``WS24Q1`` for the quarter 2024-Q1, ``W240105`` for a
     range starting 2024-01-05."""
-    if is_month(window):
+    if window.kind == "month":
         return f"WS{window.first_day:%y%m}"
-    if is_quarter(window):
+    if window.kind == "quarter":
         return f"WS{window.first_day:%y}Q{(window.first_day.month + 2) // 3}"
     return f"W{window.first_day:%y%m%d}"
 
@@ -124,4 +119,4 @@ def _base36(n: int, width: int) -> str:
     return digits.rjust(width, "0")
 
 
-__all__ = ["LETTERS", "MAX_NUMBER", "NumberRequest", "assign_numbers", "is_month", "journal_prefix"]
+__all__ = ["LETTERS", "MAX_NUMBER", "NumberRequest", "assign_numbers", "journal_prefix"]

@@ -33,9 +33,12 @@ class Row(NamedTuple):
     currency: str
     amount: str
     amount_micros: int
+    api_key_name: str = ""  # the API key that ran the task (current API only); "" when absent
+    api_key_id: str = ""
 
 
 _TEXT_FIELDS = ("type", "currency", "status")
+OPTIONAL_KEY_FIELDS = ("api_key_name", "api_key_id")  # absent from legacy records and old archives
 _CURRENCY = re.compile(r"[A-Z]{3}")  # an ISO 4217 code; anything else is not a currency
 
 # receives the positions of records whose created_at names no time zone (read as UTC)
@@ -79,6 +82,7 @@ def parse_record(raw: Any, where: str) -> Row:
         raw["currency"],
         text,
         micros,
+        *(_optional_text(raw, key, name) for key in OPTIONAL_KEY_FIELDS),
     )
 
 
@@ -147,7 +151,10 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-RECORD_COLUMNS = ["id", "created_at", "type", "status", "model", "payment_method", "currency", "amount", "amount_micros"]
+RECORD_COLUMNS = [
+    "id", "created_at", "type", "status", "model", "payment_method", "currency", "amount", "amount_micros",
+    *OPTIONAL_KEY_FIELDS,
+]
 
 
 def parse_records(raws: list[Any], where: Callable[[int], str], on_zoneless: ZonelessCallback | None = None) -> pd.DataFrame:
@@ -197,7 +204,7 @@ def _fast_columns(raws: list[Any]) -> dict[str, Any] | None:
         columns[key] = values
     if not all(_CURRENCY.fullmatch(code) for code in set(columns["currency"])):
         return None
-    for key in ("model", "payment_method"):
+    for key in ("model", "payment_method", *OPTIONAL_KEY_FIELDS):
         values = [raw.get(key) for raw in raws]
         if not set(map(type, values)) <= {str, type(None)}:
             return None

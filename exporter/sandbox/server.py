@@ -34,14 +34,14 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from . import current
+from . import current, history
 from .data import DEMO_KEY, TYPES, Dataset, generate_dataset, record_json
 from .wire import CENT, Route, body_fields, parse_body  # noqa: F401 (CENT: kept importable from here)
 from .wire import BadParam as _BadParam
@@ -413,15 +413,19 @@ def make_server(
     dataset: Dataset | None = None,
     faults: Faults | None = None,
     api: str = "legacy",
+    *,
+    as_of: datetime | None = None,
 ) -> SandboxServer:
-    """A bound, not yet serving sandbox; port 0 lets the OS pick a free port. ``api``: which
-    generation to serve, "legacy", "current" or "both"."""
-    return SandboxServer(
-        (host, port),
-        default_dataset() if dataset is None else dataset,
-        Faults() if faults is None else faults,
-        api,
-    )
+    """A bound, not yet serving sandbox; port 0 lets the OS pick a free port.
+
+    ``api``: which generation to serve, "legacy", "current" or "both". ``as_of``: serve the data
+    as the account stood at that instant (:func:`.history.as_of`); without it, the dataset
+    exactly as generated.
+    """
+    served = default_dataset() if dataset is None else dataset
+    if as_of is not None:
+        served = history.as_of(served, as_of)
+    return SandboxServer((host, port), served, Faults() if faults is None else faults, api)
 
 
 @contextmanager
@@ -432,9 +436,10 @@ def serve_in_thread(
     host: str = "127.0.0.1",
     port: int = 0,
     api: str = "legacy",
+    as_of: datetime | None = None,
 ) -> Iterator[SandboxServer]:
     """Serve from a daemon thread for the duration of a ``with`` block; yields the server."""
-    server = make_server(host, port, dataset, faults, api)
+    server = make_server(host, port, dataset, faults, api, as_of=as_of)
     thread = threading.Thread(target=server.serve_forever, name="wavespeed-sandbox", daemon=True)
     thread.start()
     try:
@@ -451,10 +456,14 @@ def run(
     dataset: Dataset | None = None,
     faults: Faults | None = None,
     api: str = "legacy",
+    *,
+    as_of: datetime | None = None,
 ) -> None:
     """Serve in the foreground until Ctrl-C, after printing the URL and the demo key."""
-    server = make_server(host, port, dataset, faults, api)
+    server = make_server(host, port, dataset, faults, api, as_of=as_of)
     print(f"WaveSpeedAI sandbox serving at {server.url} (API: {api})", flush=True)
+    if as_of is not None:
+        print(f"the account as it stood at {as_of.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC", flush=True)
     print(f"demo API key: {DEMO_KEY}  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()

@@ -1,4 +1,4 @@
-"""CSV files of the pack: transactions.csv, by_model.csv, by_day.csv, reconciliation.csv.
+"""CSV files of the pack: transactions.csv, by_model.csv, by_day.csv, by_key.csv, reconciliation.csv.
 
 UTF-8 without BOM, RFC 4180 quoting, CRLF line ends. Amounts are exact plain decimal text
 (never floats, never exponents); every text cell goes through :func:`.sanitize.neutralize`
@@ -32,13 +32,19 @@ ADJUSTMENTS_HEADER = [
     "amount_before", "amount_after", "delta",
 ]
 BY_DAY_HEADER = ["date", "currency", "topups", "usage", "refunds", "other", "net", "count"]
-TRANSACTION_HEADER = ["id", "created_at", "date", "type", "status", "model", "payment_method", "currency", "amount"]
+BY_KEY_HEADER = ["api_key_name", "api_key_id", "currency", "count", "usage", "refunds", "net"]
+TRANSACTION_HEADER = [
+    "id", "created_at", "date", "type", "status", "model", "payment_method", "currency", "amount",
+    "api_key_name", "api_key_id",
+]
 _FREE_TEXT = ["type", "status", "model", "payment_method", "currency"]
+_KEY_TEXT = ["api_key_name", "api_key_id"]  # after amount: the columns added last stay last
 
 
 class CsvWriter(Writer):
-    """transactions.csv, by_model.csv, by_day.csv; reconciliation.csv when reconciled, and
-    adjustments.csv when the books had closed periods to re-check."""
+    """transactions.csv, by_model.csv, by_day.csv; by_key.csv when records name API keys (README,
+    "Spend per API key"); reconciliation.csv when reconciled, and adjustments.csv when the books
+    had closed periods to re-check."""
 
     def write(self, report: Report, folder: Path) -> list[Path]:
         paths = [
@@ -54,6 +60,12 @@ class CsvWriter(Writer):
                 for r in report.by_day.itertuples(index=False)
             )),
         ]
+        if len(report.by_key):
+            paths.append(_write_rows(folder / "by_key.csv", BY_KEY_HEADER, (
+                [neutralize(str(r.api_key_name)), neutralize(str(r.api_key_id)), neutralize(str(r.currency)), int(r.count),
+                 format_micros(r.usage_micros), format_micros(r.refunds_micros), format_micros(r.net_micros)]
+                for r in report.by_key.itertuples(index=False)
+            )))
         if report.reconciliation is not None:
             paths.append(_write_rows(folder / "reconciliation.csv", ["model", "currency", "exported", "provider", "difference", "status"], (
                 [neutralize(r.model), neutralize(r.currency), format_micros(r.exported_micros),
@@ -83,6 +95,7 @@ class CsvWriter(Writer):
             np.datetime_as_string(frame["date"].to_numpy().astype("datetime64[D]"), unit="D").tolist(),
             *(_category_cells(frame[name]) for name in _FREE_TEXT),
             frame["amount"].astype("str").tolist(),  # validated decimal text: never needs quoting
+            *(_category_cells(frame[name]) for name in _KEY_TEXT),
         ]
         with open(path, "w", encoding="utf-8", newline="") as handle:
             handle.write(",".join(TRANSACTION_HEADER) + "\r\n")

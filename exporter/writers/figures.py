@@ -1,7 +1,7 @@
 """The monthly report's figures, computed once from a Report: what the Summary sheet, the HTML
 report (and the terminal) show, exact (int micros, Decimal ratios) and with spend POSITIVE.
 
-Only the summary frames are read (by_model, by_day, totals, status_counts, rollforward,
+Only the summary frames are read (by_model, by_key, by_day, totals, status_counts, rollforward,
 history), never the detail rows, so this costs the same for ten records or a million.
 
 Definitions (README, "Monthly report"):
@@ -30,8 +30,11 @@ from ..money import MICROS_PER_UNIT, allocate_cents, round_to_cents
 
 TOP_MODELS = 10
 """Models shown one by one; the rest are summed as "Other" (never silently dropped)."""
+TOP_KEYS = 5
+"""API keys shown one by one on the Summary; the rest are summed as "Other" (README, "Spend per API key")."""
 HISTORY_MONTHS = 12
 NO_MODEL = "(no model)"
+NO_KEY = "(no key)"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,24 @@ class ModelLine:
         if self.change_micros is None or self.usage_micros == self.change_micros:
             return None
         return _ratio(self.change_micros, self.usage_micros - self.change_micros)
+
+
+@dataclass(frozen=True)
+class KeyLine:
+    """One row of the by-API-key table: a key, or "Other" standing for ``keys`` keys."""
+
+    label: str
+    key_id: str  # "" for "Other" and for records without a key
+    usage_micros: int  # positive
+    refunded_micros: int  # refunded tasks of the key, positive
+    tasks: int
+    share: Decimal  # of the currency's AI spend, exact ratio
+    keys: int = 1
+    other: bool = False
+
+    @property
+    def spend_micros(self) -> int:
+        return self.usage_micros - self.refunded_micros
 
 
 @dataclass(frozen=True)
@@ -90,6 +111,8 @@ class CurrencyFigures:
     model_count: int
     daily: tuple[tuple[date, int], ...]  # every day of the period: usage, positive
     monthly: tuple[tuple[str, int], ...]  # up to 12 periods of AI spend, oldest first; () without books
+    keys: tuple[KeyLine, ...] = ()  # top API keys, then "Other"; () when no record names a key
+    key_count: int = 0
 
     @property
     def spend_micros(self) -> int:
@@ -147,6 +170,11 @@ class CurrencyFigures:
         parts[len(self.models)] = -self.refunded_micros
         cents = allocate_cents(parts)
         return [cents[i] for i in range(len(parts))]
+
+    def key_cents(self) -> list[int]:
+        """The key rows' AI spend in cents, adding up to the rounded AI spend (the same rule)."""
+        cents = allocate_cents({i: line.spend_micros for i, line in enumerate(self.keys)})
+        return [cents[i] for i in range(len(self.keys))]
 
 
 @dataclass(frozen=True)
@@ -208,6 +236,7 @@ def _currency(report: Report, currency: str, rollforward: RollForward | None, da
     totals = report.totals[(report.totals["currency"] == currency) & (report.totals["type"] == "topup")]
     previous = _history_row(report, report.previous_label, currency)
     spend_now = -int(by_model["net_micros"].sum())
+    by_key = report.by_key[report.by_key["currency"].astype("str") == currency]
     return CurrencyFigures(
         currency=currency,
         usage_micros=-int(by_model["amount_micros"].sum()),
@@ -223,6 +252,8 @@ def _currency(report: Report, currency: str, rollforward: RollForward | None, da
         model_count=len(by_model),
         daily=_daily(report, currency),
         monthly=_monthly(report, currency, spend_now),
+        keys=_key_lines(by_key, spend_now),
+        key_count=len(by_key),
     )
 
 
@@ -261,6 +292,32 @@ def _model_lines(by_model: pd.DataFrame) -> tuple[ModelLine, ...]:
         other=True,
     )
     return (*lines[:TOP_MODELS], other)
+
+
+def _key_lines(by_key: pd.DataFrame, spend: int) -> tuple[KeyLine, ...]:
+    """Biggest AI spend first (then name, id); past :data:`TOP_KEYS` the rest become one "Other" line."""
+    frame = by_key.assign(api_key_name=by_key["api_key_name"].astype("str"), api_key_id=by_key["api_key_id"].astype("str"))
+    frame = frame.sort_values(["net_micros", "api_key_name", "api_key_id"], kind="stable", ignore_index=True)
+    lines = [
+        KeyLine(
+            label=r.api_key_name or (f"(unnamed key {r.api_key_id})" if r.api_key_id else NO_KEY),
+            key_id=r.api_key_id,
+            usage_micros=-int(r.usage_micros),
+            refunded_micros=int(r.refunds_micros),
+            tasks=int(r.count),
+            share=_share(-int(r.net_micros), spend),
+        )
+        for r in frame.itertuples(index=False)
+    ]
+    if len(lines) <= TOP_KEYS + 1:
+        return tuple(lines)
+    rest = lines[TOP_KEYS:]
+    usage, refunded = sum(line.usage_micros for line in rest), sum(line.refunded_micros for line in rest)
+    other = KeyLine(
+        label=f"Other ({len(rest)} keys)", key_id="", usage_micros=usage, refunded_micros=refunded,
+        tasks=sum(line.tasks for line in rest), share=_share(usage - refunded, spend), keys=len(rest), other=True,
+    )
+    return (*lines[:TOP_KEYS], other)
 
 
 def _share(part: int, total: int) -> Decimal:
@@ -370,6 +427,7 @@ def period_text(figures: Figures) -> str:
 
 
 __all__ = [
-    "HISTORY_MONTHS", "TOP_MODELS", "CurrencyFigures", "Figures", "LateChanges", "LeftOut", "ModelLine", "cents_text",
+    "HISTORY_MONTHS", "NO_KEY", "TOP_KEYS", "TOP_MODELS", "CurrencyFigures", "Figures", "KeyLine", "LateChanges",
+    "LeftOut", "ModelLine", "cents_text",
     "compute", "late_changes_text", "left_out_text", "money", "percent", "period_text", "price", "signed_money",
 ]

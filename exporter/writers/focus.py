@@ -2,13 +2,14 @@
 
 One row per charge, in the FinOps Open Cost and Usage Specification's columns:
 
-- ``Usage``: completed usage per UTC day x model x currency; quantities are completed requests.
+- ``Usage``: completed usage per UTC day x model x API key x currency; quantities are completed
+  requests; ``SubAccountId``/``SubAccountName`` the API key's id and name (docs/focus.md).
   The prepaid credit paid for it already, so BilledCost is 0 and EffectiveCost carries the cost
   (docs/focus.md, "Prepaid credit"); on a postpaid account usage is billed as it is used.
 - ``Purchase``: each top-up (BilledCost its amount, EffectiveCost 0: it covers future usage), and
   each refund paid out of the credit (a negative purchase).
 - ``Credit``: credits back to the balance (refunded tasks, goodwill credits) per UTC day x model x
-  currency, with every cost column equal.
+  API key x currency, with every cost column equal.
 - ``Adjustment``: records the booking rules cannot place (the journal's suspense records).
 - ``ChargeClass = Correction``: late changes to closed periods from ``report.adjustments``.
 
@@ -42,7 +43,7 @@ FOCUS_COLUMNS = [
     "BillingPeriodStart", "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargeFrequency",
     "ChargePeriodEnd", "ChargePeriodStart", "ConsumedQuantity", "ConsumedUnit", "ContractedCost",
     "EffectiveCost", "InvoiceId", "InvoiceIssuerName", "ListCost", "PricingQuantity", "PricingUnit", "ProviderName",
-    "PublisherName", "ServiceCategory", "ServiceName", "ServiceSubcategory", "SkuId",
+    "PublisherName", "ServiceCategory", "ServiceName", "ServiceSubcategory", "SkuId", "SubAccountId", "SubAccountName",
 ]
 VENDOR_COLUMNS = ["x_CorrectedPeriod", "x_CorrectionReason", "x_PaymentMethod", "x_RecordCount", "x_TransactionId"]
 HEADER = FOCUS_COLUMNS + VENDOR_COLUMNS
@@ -95,7 +96,10 @@ class FocusWriter(Writer):
 
 # -- charges: one frame row per FOCUS row, money in int micros ------------------------------------
 
-_CHARGE_COLUMNS = ["role", "start", "end", "currency", "model", "count", "micros", "id", "method", "period", "reason"]
+_CHARGE_COLUMNS = [
+    "role", "start", "end", "currency", "model", "key_name", "key_id", "count", "micros", "id", "method", "period", "reason",
+]
+_TEXT = ["role", "currency", "model", "key_name", "key_id", "id", "method", "period", "reason"]
 
 
 def focus_charges(transactions: pd.DataFrame, context: _Context) -> pd.DataFrame:
@@ -109,10 +113,11 @@ def focus_charges(transactions: pd.DataFrame, context: _Context) -> pd.DataFrame
     summed = roles.isin(["usage", "task_refund", "credit"]).to_numpy()
     keyed = pd.DataFrame({  # categoricals keep a million-row groupby fast
         "role": pd.Categorical(roles.to_numpy()), "day": days, "currency": done["currency"].astype("category").array,
-        "model": done["model"].astype("category").array, "micros": done["amount_micros"].to_numpy(),
+        "model": done["model"].astype("category").array, "key_name": done["api_key_name"].astype("category").array,
+        "key_id": done["api_key_id"].astype("category").array, "micros": done["amount_micros"].to_numpy(),
     })
     grouped = (
-        keyed[summed].groupby(["role", "day", "currency", "model"], observed=True, sort=True)
+        keyed[summed].groupby(["role", "day", "currency", "model", "key_name", "key_id"], observed=True, sort=True)
         .agg(count=("micros", "size"), micros=("micros", "sum")).reset_index()
     )
     single = done[~summed]
@@ -120,6 +125,7 @@ def focus_charges(transactions: pd.DataFrame, context: _Context) -> pd.DataFrame
         "role": roles[~summed].to_numpy(), "day": days[~summed], "currency": single["currency"].astype("str").to_numpy(),
         "model": single["model"].astype("str").to_numpy(), "count": 1, "micros": single["amount_micros"].to_numpy(),
         "id": single["id"].astype("str").to_numpy(), "method": single["payment_method"].astype("str").to_numpy(),
+        "key_name": single["api_key_name"].astype("str").to_numpy(), "key_id": single["api_key_id"].astype("str").to_numpy(),
     })
     charges = pd.concat([grouped, singles], ignore_index=True)
     day = charges["day"].to_numpy().astype("datetime64[s]")
@@ -140,9 +146,9 @@ def correction_charges(adjustments: pd.DataFrame, context: _Context) -> pd.DataF
         "amount_micros": reference.to_numpy(), "type": moved["type"].astype("str").to_numpy(),
         "model": moved["model"].fillna("").astype("str").to_numpy(),
     }))
-    bounds = [_closed_window(str(label), context) for label in moved["period"]]
-    charges = pd.DataFrame({
-        "role": roles.to_numpy(), "start": [start for start, _ in bounds], "end": [end for _, end in bounds],
+    charges = pd.DataFrame({  # the closed period's own instants, as the books hold them (its zone, its days)
+        "role": roles.to_numpy(), "start": moved["period_start"].dt.floor("s").dt.tz_localize(None).to_numpy(),
+        "end": moved["period_end"].dt.floor("s").dt.tz_localize(None).to_numpy(),
         "currency": moved["currency"].astype("str").to_numpy(), "model": moved["model"].fillna("").astype("str").to_numpy(),
         "count": 1, "micros": moved["delta_micros"].astype("int64").to_numpy(), "id": moved["id"].astype("str").to_numpy(),
         "period": moved["period"].astype("str").to_numpy(), "reason": moved["change"].astype("str").to_numpy(),
@@ -155,22 +161,11 @@ def _complete(charges: pd.DataFrame) -> pd.DataFrame:
     for column in _CHARGE_COLUMNS:
         if column not in charges:
             charges[column] = ""
-    for column in ["role", "currency", "model", "id", "method", "period", "reason"]:
+    for column in _TEXT:
         charges[column] = charges[column].astype("object").fillna("").astype("str")
     charges["start"] = charges["start"].astype("datetime64[s]")
     charges["end"] = charges["end"].astype("datetime64[s]")
     return charges[_CHARGE_COLUMNS]
-
-
-def _closed_window(label: str, context: _Context) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The UTC bounds of a closed period's label (``2024-01`` or ``2024-01-01_2024-01-31``)."""
-    tz = context.window.tz_name
-    first, _, last = label.partition("_")
-    try:
-        window = range_window(first, last, tz) if last else month_window(label, tz)
-    except ConfigError:
-        return context.start, context.end  # an unreadable label: the label stays in x_CorrectedPeriod
-    return _utc_second(window.start), _utc_second(window.end)
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -178,14 +173,15 @@ def _closed_window(label: str, context: _Context) -> tuple[pd.Timestamp, pd.Time
 
 def render_rows(charges: pd.DataFrame, context: _Context, account: str) -> list[list[str]]:
     """The CSV rows in :data:`HEADER` order (``""`` is null), sorted by charge period, category,
-    currency, model and id."""
+    currency, model, API key and id."""
     charges = charges.assign(category=charges["role"].map(_CATEGORY))
     if charges["category"].isna().any():
         raise ExportError(f"internal error: no FOCUS charge category for role(s) {sorted(set(charges['role']) - set(_CATEGORY))}")
     bad = sorted(code for code in set(charges["currency"]) if not _CURRENCY.match(code))
     if bad:
         raise DataError(f"currency {bad[0]!r} is not a three-letter ISO 4217 code, which FOCUS BillingCurrency needs")
-    charges = charges.sort_values(["start", "category", "currency", "model", "id", "period"], kind="stable")
+    charges = charges.sort_values(["start", "category", "currency", "model", "key_name", "key_id", "id", "period"],
+                                  kind="stable")
     account_name = import_text(account) or "default"
     shared = {
         "BillingAccountId": account_name, "BillingAccountName": account_name,
@@ -209,6 +205,7 @@ def render_rows(charges: pd.DataFrame, context: _Context, account: str) -> list[
             "ConsumedQuantity": quantity if consumed else "", "ConsumedUnit": REQUESTS if consumed else "",
             "PricingQuantity": quantity, "PricingUnit": unit,
             "SkuId": CREDIT_SKU if charge.category == "Purchase" else import_text(charge.model),
+            "SubAccountId": import_text(charge.key_id), "SubAccountName": import_text(charge.key_name),
             "x_CorrectedPeriod": import_text(charge.period), "x_CorrectionReason": import_text(charge.reason),
             "x_PaymentMethod": import_text(charge.method), "x_RecordCount": str(charge.count),
             "x_TransactionId": import_text(charge.id),

@@ -141,6 +141,7 @@ def _currency_section(figures: Figures, c: CurrencyFigures) -> list[str]:
         *_headline(figures, c),
         f"<h3>Top models ({c.model_count:,} model{'s' if c.model_count != 1 else ''})</h3>",
         *_top_models(figures, c),
+        *_top_keys(c),
         "</section>",
     ]
 
@@ -206,6 +207,24 @@ def _top_models(figures: Figures, c: CurrencyFigures) -> list[str]:
         total += [_signed(c.change_micros), _DASH if c.change_ratio is None else percent(c.change_ratio, signed=True)]
     rows.append(_row(total, "total"))
     return _table(f"top-models-{esc(c.currency)}", heads, rows)
+
+
+def _top_keys(c: CurrencyFigures) -> list[str]:
+    """The Summary's by-API-key table (README, "Spend per API key"); nothing when no record names a key."""
+    if not c.keys:
+        return []
+    heads = ["API key", "AI spend", "Share", "Tasks", "Refunded"]
+    cents = c.key_cents()
+    rows = [
+        _row([line.label, _cents(n), percent(line.share), f"{line.tasks:,}", money(line.refunded_micros)],
+             "other" if line.other else "")
+        for line, n in zip(c.keys, cents)
+    ]
+    rows.append(_row(["AI spend", _cents(sum(cents)), "", f"{c.tasks:,}", ""], "total"))
+    return [
+        f"<h3>By API key ({c.key_count:,} key{'s' if c.key_count != 1 else ''})</h3>",
+        *_table(f"top-keys-{esc(c.currency)}", heads, rows),
+    ]
 
 
 def _charts(figures: Figures, c: CurrencyFigures) -> list[str]:

@@ -1,8 +1,9 @@
 """The Summary sheet: the month on one printed page, spend positive, money to the cent.
 
 Top to bottom: account and period; per currency the headline (AI spend, change vs the previous
-period, top-ups, closing credit, runway) and the top models; what was left out; then the
-charts. Every figure comes from :mod:`exporter.writers.figures`. The charts' day and month series
+period, top-ups, closing credit, runway), the top models and, when records name API keys, the
+top keys (at most ``TOP_KEYS`` rows and "Other", so the page still holds it); what was left out;
+then the charts. Every figure comes from :mod:`exporter.writers.figures`. The charts' day and month series
 sit right of the print area (columns I onward), labelled, so the printed page holds only the report.
 """
 
@@ -19,7 +20,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from ...models import Report
 from ...money import micros_to_decimal, round_to_cents
-from ..figures import CurrencyFigures, Figures, compute, late_changes_text, left_out_text, money, period_text
+from ..figures import NO_KEY, CurrencyFigures, Figures, compute, late_changes_text, left_out_text, money, period_text
 from .cells import (
     CHANGE_FORMAT, CHANGE_PERCENT_FORMAT, COUNT_FORMAT, DATE_FORMAT, DAYS_FORMAT, FONT_NAME, MONEY_FORMAT,
     PERCENT_FORMAT, PRICE_FORMAT, cents_decimal, naive_utc, print_setup, put_paragraph, put_text,
@@ -59,6 +60,8 @@ def write_summary(ws: Worksheet, report: Report) -> None:
         row = _headline(ws, row, figures, currency)
         row, rows = _models(ws, row + 1, figures, currency)
         model_rows.append(rows)
+        if currency.keys:
+            row = _keys(ws, row + 1, currency)
         row += 1
     put_paragraph(ws, row, left_out_text(figures.left_out), 7, sum(_WIDTHS.values()))
     late = late_changes_text(figures.late_changes)
@@ -197,6 +200,37 @@ def _models(ws: Worksheet, row: int, figures: Figures, c: CurrencyFigures) -> tu
     for column in range(1, 8):
         ws.cell(row=row, column=column).border = Border(top=_THIN)
     return row + 1, chart_rows
+
+
+_KEY_HEADERS = ("API key", "AI spend", "Share", "Tasks", "Refunded")
+
+
+def _keys(ws: Worksheet, row: int, c: CurrencyFigures) -> int:
+    """Spend per API key (after refunded tasks), "Other", and the total, which is the headline AI spend."""
+    title = f"By API key ({c.currency}, {c.key_count:,} key{'s' if c.key_count != 1 else ''})"
+    row = _section(ws, row, title)
+    for column, header in enumerate(_KEY_HEADERS, 1):
+        cell = put_text(ws, row, column, header, bold=True)
+        cell.fill = _HEADER_FILL
+        if column > 1:
+            cell.alignment = Alignment(horizontal="right")
+    row += 1
+    cents = c.key_cents()
+    for line, line_cents in zip(c.keys, cents):
+        label = put_text(ws, row, 1, line.label)
+        if line.other or line.label == NO_KEY:
+            label.font = _ITALIC
+        _number(ws, row, 2, cents_decimal(line_cents), MONEY_FORMAT)
+        _number(ws, row, 3, line.share, PERCENT_FORMAT)
+        _number(ws, row, 4, line.tasks, COUNT_FORMAT)
+        _number(ws, row, 5, _to_cents(line.refunded_micros), MONEY_FORMAT)
+        row += 1
+    put_text(ws, row, 1, "AI spend", bold=True)
+    _number(ws, row, 2, cents_decimal(sum(cents)), MONEY_FORMAT, font=_BOLD)
+    _number(ws, row, 4, c.tasks, COUNT_FORMAT, font=_BOLD)
+    for column in range(1, 8):
+        ws.cell(row=row, column=column).border = Border(top=_THIN)
+    return row + 1
 
 
 def _to_cents(micros: int | None) -> Decimal | None:
