@@ -241,10 +241,15 @@ def _echo_json(value: dict[str, Any]) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port (0: any free one).")
+@click.option("--api", type=click.Choice(("current", "legacy", "both")), default="current", show_default=True,
+              help="API generation served: current (billings/search), legacy (account/billings) or both.")
 @click.option("--as-of", "as_of", type=AsOfDate(), metavar="YYYY-MM-DD",
               help="Serve the account as it stood at 00:00 UTC that day (default: as of now).")
-def sandbox(host: str, port: int, as_of: date | None = None) -> None:
+def sandbox(host: str, port: int, api: str = "current", as_of: date | None = None) -> None:
     """Serve the built-in sandbox API in the foreground (Ctrl-C stops it).
+
+    It serves the current API generation (POST /api/v3/billings/search, ...) by default;
+    --api legacy serves GET /api/v3/account/billings, ... instead, --api both serves both.
 
     \b
     Example:
@@ -256,7 +261,7 @@ def sandbox(host: str, port: int, as_of: date | None = None) -> None:
 
     instant = sandbox_instant(as_of, "--as-of")
     try:
-        run(host, port, as_of=instant)
+        run(host, port, api=api, as_of=instant)
     except OSError as exc:  # binding: the port is taken, the address is not ours, the name unknown
         raise ConfigError(f"cannot serve on {host}:{port}: {os_reason(exc)} (try another --port, or 0 for any free one)") from None
 

@@ -122,6 +122,9 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--base-url", envvar="WAVESPEED_BASE_URL", show_envvar=True, default=DEFAULT_BASE_URL,
                      show_default=True, help="API base URL."),
         click.option("--sandbox", is_flag=True, help="Run against the built-in sandbox API (no key, no network)."),
+        click.option("--sandbox-api", type=click.Choice(("current", "legacy")), default="current", show_default=True,
+                     help="API generation the --sandbox serves: current (billings/search) or legacy "
+                          "(account/billings)."),
         click.option("--sandbox-as-of", "sandbox_as_of", type=AsOfDate(), metavar="YYYY-MM-DD",
                      help="With --sandbox: serve the account as it stood at 00:00 UTC that day (default: as of now)."),
         click.option("--api", "api", type=click.Choice(API_CHOICES), default="auto", show_default=True,
@@ -164,6 +167,7 @@ def refuse_ignored(params: dict[str, Any]) -> None:
         (params.get("from_source") is not None, "--from-source (it re-renders the archive's own period, offline)",
          (*_API_OPTIONS, "topups")),
         (params["sandbox"], "--sandbox (it serves its own API, with its own key)", ("base_url", "api_key")),
+        (not params.get("sandbox"), "the real API (it picks the generation --sandbox serves)", ("sandbox_api",)),
         (not params["sandbox"], "the real API (only the built-in --sandbox has a history to date)", ("sandbox_as_of",)),
         (params["quiet"], "--quiet", ("verbose",)),
         ("quickbooks" not in formats, "a --format without quickbooks", ("iif_lists",)),
@@ -239,7 +243,7 @@ def api_context(params: dict[str, Any]) -> Iterator[tuple[str, str]]:
     from .sandbox import DEMO_KEY, serve_in_thread
 
     as_of = sandbox_instant(params.get("sandbox_as_of"))
-    with serve_in_thread(as_of=as_of) as server:
+    with serve_in_thread(api=params.get("sandbox_api") or "current", as_of=as_of) as server:
         if not params["quiet"]:
             echo(f"sandbox API at {server.url}", err=True)
             if params.get("sandbox_as_of") is not None:

@@ -164,11 +164,13 @@ def test_sandbox_without_as_of_serves_as_of_the_clis_now(tmp_path):
 def test_walk_through_books_januarys_late_changes_in_february(tmp_path):
     """The README's "Closing a month": January closed as of 1 February, February exported as of
     1 March; every difference between the two views of January is one adjustment row."""
-    closed = invoke("export", "--sandbox", "--sandbox-as-of", "2024-02-01", "--period", "2024-01", "--close",
-                    "--out", str(tmp_path), "--format", "csv", "-q")
+    # the legacy generation: it lists a task failed after it was charged as a failed record; the
+    # current one serves no failed records, so there such a task vanishes (booked as missing)
+    closed = invoke("export", "--sandbox", "--sandbox-api", "legacy", "--sandbox-as-of", "2024-02-01",
+                    "--period", "2024-01", "--close", "--out", str(tmp_path), "--format", "csv", "-q")
     assert closed.exit_code == 0, closed.output
-    february = invoke("export", "--sandbox", "--sandbox-as-of", "2024-03-01", "--period", "2024-02",
-                      "--out", str(tmp_path), "--format", "csv", "-q")
+    february = invoke("export", "--sandbox", "--sandbox-api", "legacy", "--sandbox-as-of", "2024-03-01",
+                      "--period", "2024-02", "--out", str(tmp_path), "--format", "csv", "-q")
     assert february.exit_code == 0, february.output
 
     at_close = by_id(as_of(default_dataset(), FEB_1), "2024-01")

@@ -189,6 +189,7 @@ class Dataset:
         self._lock = threading.Lock()
         self._index_cache: dict[tuple[str | None, int | None, int | None], Sequence[int]] = {}
         self._usage_cache: dict[tuple[int | None, int | None], dict[str, ModelUsage]] = {}
+        self._daily_cache: dict[tuple[str | None, int | None, int | None], dict[date, dict[str, ModelUsage]]] = {}
 
     def __len__(self) -> int:
         return len(self._ts)
@@ -256,6 +257,30 @@ class Dataset:
         counts = Counter(a for a, s in zip(self._amount, self._status) if s == _COMPLETED)
         return self.opening_balance + sum((self._amounts.values[a] * n for a, n in counts.items()), Decimal(0))
 
+    def usage_by_day(
+        self, start: date | None = None, end: date | None = None, status: str | None = "completed"
+    ) -> dict[date, dict[str, ModelUsage]]:
+        """Usage records per UTC day and model between two inclusive UTC days, days ascending,
+        models by name; ``status`` ``None`` counts every status (a task asked for, whatever its
+        fate). ``cost`` is the exact, positive sum of the amounts. One pass over the span, cached."""
+        key = (status, _day_start_ms(start), _day_end_ms(end))
+        with self._lock:
+            cached = self._daily_cache.get(key)
+        if cached is None:
+            cached = self._compute_daily(key[1], key[2], None if status is None else STATUSES.index(status))
+            with self._lock:
+                if len(self._daily_cache) >= self._CACHE_LIMIT:
+                    self._daily_cache.clear()
+                self._daily_cache[key] = cached
+        return {day: dict(models) for day, models in cached.items()}
+
+    def columns(self) -> Columns:
+        """The raw columns, newest first, for the server's other API generation (read only)."""
+        return Columns(
+            self._ts, self._type, self._status, self._model, self._amount, self._amounts.texts,
+            self._blob, self._offsets,
+        )
+
     # -- what the server uses ----------------------------------------------------------
 
     def select(self, type_: str | None = None, start: date | None = None, end: date | None = None) -> Sequence[int]:
@@ -320,6 +345,41 @@ class Dataset:
             requests, cost = totals.get(name, (0, Decimal(0)))
             totals[name] = (requests + n, cost - self._amounts.values[amount] * n)
         return {name: ModelUsage(*totals[name]) for name in sorted(totals)}
+
+
+    def _compute_daily(
+        self, start_ms: int | None, end_ms: int | None, status: int | None
+    ) -> dict[date, dict[str, ModelUsage]]:
+        lo, hi = self._span(start_ms, end_ms)
+        counts: Counter[tuple[int, int, int]] = Counter(
+            (t // _DAY_MS, m, a)
+            for ty, s, t, m, a in zip(
+                self._type[lo:hi], self._status[lo:hi], self._ts[lo:hi], self._model[lo:hi], self._amount[lo:hi]
+            )
+            if ty == _USAGE and (status is None or s == status)
+        )
+        days: dict[int, dict[str, list[Any]]] = {}
+        for (day, model, amount), n in counts.items():
+            row = days.setdefault(day, {}).setdefault(MODEL_NAMES[model], [0, Decimal(0)])
+            row[0] += n
+            row[1] -= self._amounts.values[amount] * n
+        return {
+            (_EPOCH + timedelta(days=day)).date(): {m: ModelUsage(*days[day][m]) for m in sorted(days[day])}
+            for day in sorted(days)
+        }
+
+
+class Columns(NamedTuple):
+    """A dataset's columns, newest first; ``amount`` indexes ``amount_texts`` (exact, signed)."""
+
+    ts: Sequence[int]  # ms since the epoch, UTC
+    type: Sequence[int]  # index into TYPES
+    status: Sequence[int]  # index into STATUSES
+    model: Sequence[int]  # index into MODEL_NAMES, -1 for none
+    amount: Sequence[int]
+    amount_texts: Sequence[str]
+    blob: bytes | bytearray  # each record's legacy JSON text and a comma
+    offsets: Sequence[int]  # record i is blob[offsets[i]:offsets[i + 1] - 1]
 
 
 def generate_dataset(

@@ -1,18 +1,27 @@
 """The sandbox: a real HTTP server on loopback that plays the WaveSpeedAI account API.
 
-Stdlib only (``http.server``), so it starts anywhere without a key or a network. Endpoints:
+Stdlib only (``http.server``), so it starts anywhere without a key or a network. It serves one
+or both generations of the API (``api``: ``"legacy"``, the library default, ``"current"`` or
+``"both"``); the paths of a generation not served answer 404. This module is the router and
+serves the legacy generation:
 
 - ``GET /api/v3/account/billings``: ``page``, ``page_size``, ``type``, ``start_date``, ``end_date``
 - ``GET /api/v3/account/usage``: ``start_date``, ``end_date``, ``model``
 - ``GET /api/v3/account/balance``
 
+:mod:`.current` serves the current generation from the same dataset:
+
+- ``POST /api/v3/billings/search`` (JSON body), ``POST /api/v3/scheduler/billings/query``,
+  ``GET /api/v3/balance``, ``POST /api/v3/user/usage_stats``
+
 Every JSON answer is the envelope ``{"code": 200, "message": "success", "data": {...}}``.
 :class:`Faults` switches on the failures a careful client must survive; the server reads them
 on every request, so a test can flip them while the server runs.
 
-Order of checks for one request: latency, ``down``, ``fail_next``, unknown path (404), key (401),
-then for billings the "every Nth" faults (counted over authorised billings requests), then the
-parameters (400).
+Order of checks for one request: latency, ``down``, ``fail_next``, unknown path (404), wrong
+method (405), key (401), then for the billing listings (legacy billings, current search and
+scheduler query) the "every Nth" faults (counted over authorised listing requests), then the
+parameters and the JSON body (400).
 """
 
 from __future__ import annotations
@@ -26,21 +35,27 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from functools import lru_cache
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from . import history
+from . import current, history
 from .data import DEMO_KEY, TYPES, Dataset, generate_dataset, record_json
+from .wire import CENT, Route, body_fields, parse_body  # noqa: F401 (CENT: kept importable from here)
+from .wire import BadParam as _BadParam
+from .wire import Response as _Response
+from .wire import cents as _cents
+from .wire import envelope as _envelope
+from .wire import error as _error
+from .wire import html as _html
 
 BILLINGS = "/api/v3/account/billings"
 USAGE = "/api/v3/account/usage"
 BALANCE = "/api/v3/account/balance"
 DEFAULT_PAGE_SIZE = 20
-CENT = Decimal("0.01")
+APIS = ("legacy", "current", "both")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -67,6 +82,12 @@ class Faults:
     arrive_after: int = 0
     usage_skew: dict[str, Decimal] = field(default_factory=dict)  # model -> amount added to its usage cost
     balance_skew: Decimal = Decimal(0)  # added to the balance answer: a provider that disagrees with its records
+    # -- the current API only --
+    time_form: str = "both"  # start_time/end_time of billings/search: "both", "ms" or "rfc3339" accepted
+    pagination: str = "total"  # billings/search data: "total", "has_more" (no total) or "both"
+    price_sign: str = "positive"  # billings/search price: "positive", "negative" or "signed" (deducts negative)
+    key_id_field: str = "access_key_id"  # or "access_key_uuid", as one doc example names it
+    absurd_price: str | None = None  # this record id is served with price 24300
 
 
 class LoggedRequest(NamedTuple):
@@ -111,17 +132,6 @@ class RequestLog:
         return f"RequestLog({self.snapshot()!r})"
 
 
-class _Response(NamedTuple):
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-class _BadParam(ValueError):
-    """A query parameter the API would reject with 400."""
-
-
 class SandboxServer(ThreadingHTTPServer):
     """The fake API. ``url``, ``faults`` (mutable) and ``requests`` (the log) are for tests."""
 
@@ -133,10 +143,15 @@ class SandboxServer(ThreadingHTTPServer):
     # kernel then retries the connection a second later: a stall that a real API would not show.
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], dataset: Dataset, faults: Faults) -> None:
+    def __init__(self, address: tuple[str, int], dataset: Dataset, faults: Faults, api: str = "legacy") -> None:
+        if api not in APIS:
+            raise ValueError(f"api must be one of {', '.join(APIS)}, not {api!r}")
         super().__init__(address, _Handler)
         self.dataset = dataset
         self.faults = faults
+        self.api = api
+        if api != "legacy":
+            current.warm(dataset)
         self.requests = RequestLog()
         self._counter_lock = threading.Lock()
         self._billings_count = 0
@@ -174,8 +189,17 @@ class SandboxServer(ThreadingHTTPServer):
                 return True
             return False
 
-    def answer(self, path: str, query: dict[str, str], authorization: str | None) -> _Response:
-        """Decide the response to one GET; see the module docstring for the order of checks."""
+    def answer(
+        self,
+        path: str,
+        query: dict[str, str],
+        authorization: str | None,
+        method: str = "GET",
+        body: bytes | dict[str, Any] = b"",
+    ) -> _Response:
+        """Decide the response to one request; see the module docstring for the order of checks.
+        ``query`` holds a GET's parameters; a POST's are its JSON ``body`` (bytes, or already
+        parsed)."""
         faults = self.faults
         if faults.latency_ms > 0:
             time.sleep(faults.latency_ms / 1000)
@@ -183,12 +207,15 @@ class SandboxServer(ThreadingHTTPServer):
             return _html(503)
         if self._take_fail_next():
             return _error(faults.error_status, faults.error_html)
-        route = _ROUTES.get(path.rstrip("/"))
+        route = self._routes().get(path.rstrip("/"))
         if route is None:
             return _envelope(404, "not found")
+        allowed, handler, counted = route
+        if method != allowed:
+            return _envelope(405, "method not allowed", headers=(("Allow", allowed),))
         if not _authorised(authorization):
             return _envelope(401, "invalid api key")
-        if route is _billings:
+        if counted:
             n = self._next_billings_number()
             if faults.rate_limit_every and n % faults.rate_limit_every == 0:
                 headers = () if faults.retry_after is None else (("Retry-After", faults.retry_after),)
@@ -196,9 +223,16 @@ class SandboxServer(ThreadingHTTPServer):
             if faults.error_every and n % faults.error_every == 0:
                 return _error(faults.error_status, faults.error_html)
         try:
-            return route(self, query)
+            if method == "GET":
+                return handler(self, query)
+            return handler(self, body if isinstance(body, dict) else parse_body(body))
         except _BadParam as exc:
             return _envelope(400, str(exc))
+
+    def _routes(self) -> dict[str, Route]:
+        if self.api == "legacy":
+            return _ROUTES
+        return current.ROUTES if self.api == "current" else {**_ROUTES, **current.ROUTES}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -209,14 +243,29 @@ class _Handler(BaseHTTPRequestHandler):
     server: SandboxServer
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self._handle("GET", b"")
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = self.headers.get("Content-Length") or "0"
+        body = self.rfile.read(int(length)) if length.isdigit() else b""
+        self._handle("POST", body)
+
+    def _handle(self, method: str, body: bytes) -> None:
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        parsed: bytes | dict[str, Any] = body
+        if method == "POST":
+            try:
+                parsed = parse_body(body)  # once: for the answer and the log
+            except _BadParam:
+                pass  # answered 400 in its turn, after the key and the faults
         try:
-            response = self.server.answer(parts.path, query, self.headers.get("Authorization"))
+            response = self.server.answer(parts.path, query, self.headers.get("Authorization"), method, parsed)
         except Exception as exc:  # a sandbox bug must still answer, or the client hangs
             response = _envelope(500, f"sandbox error: {type(exc).__name__}: {exc}")
         # logged before the answer leaves, so a test that got the answer sees the entry
-        self.server.requests.append(LoggedRequest(parts.path, query, response.status))
+        logged = {**query, **body_fields(parsed)} if isinstance(parsed, dict) else query
+        self.server.requests.append(LoggedRequest(parts.path, logged, response.status))
         self.send_response(response.status)
         self.send_header("Content-Type", f"{response.content_type}; charset=utf-8")
         self.send_header("Content-Length", str(len(response.body)))
@@ -293,7 +342,9 @@ def _balance(server: SandboxServer, query: dict[str, str]) -> _Response:
     return _envelope(200, "success", {"balance": balance, "currency": "USD"})
 
 
-_ROUTES = {BILLINGS: _billings, USAGE: _usage, BALANCE: _balance}
+_ROUTES: dict[str, Route] = {
+    BILLINGS: ("GET", _billings, True), USAGE: ("GET", _usage, False), BALANCE: ("GET", _balance, False),
+}
 
 
 def _items_json(dataset: Dataset, positions: Iterable[int], malformed: dict[str, str] | None) -> bytes:
@@ -347,48 +398,6 @@ def _authorised(header: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), DEMO_KEY.encode())
 
 
-# -- bodies ------------------------------------------------------------------------------
-
-
-def _cents(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _json(value: Any) -> str:
-    """Compact JSON where a Decimal is written as its exact number text, never via float."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_json(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_json(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-def _envelope(
-    code: int, message: str, data: Any = None, headers: tuple[tuple[str, str], ...] = ()
-) -> _Response:
-    body = _json({"code": code, "message": message, "data": data}).encode("utf-8")
-    return _Response(code, body, headers=headers)
-
-
-def _html(status: int) -> _Response:
-    phrase = _phrase(status)
-    body = f"<html><body><h1>{status} {phrase}</h1></body></html>".encode("utf-8")
-    return _Response(status, body, content_type="text/html")
-
-
-def _error(status: int, html: bool) -> _Response:
-    return _html(status) if html else _envelope(status, _phrase(status).lower())
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
 # -- starting it -------------------------------------------------------------------------
 
 
@@ -403,18 +412,20 @@ def make_server(
     port: int = 0,
     dataset: Dataset | None = None,
     faults: Faults | None = None,
+    api: str = "legacy",
     *,
     as_of: datetime | None = None,
 ) -> SandboxServer:
     """A bound, not yet serving sandbox; port 0 lets the OS pick a free port.
 
-    ``as_of``: serve the data as the account stood at that instant (:func:`.history.as_of`);
-    without it, the dataset exactly as generated.
+    ``api``: which generation to serve, "legacy", "current" or "both". ``as_of``: serve the data
+    as the account stood at that instant (:func:`.history.as_of`); without it, the dataset
+    exactly as generated.
     """
     served = default_dataset() if dataset is None else dataset
     if as_of is not None:
         served = history.as_of(served, as_of)
-    return SandboxServer((host, port), served, Faults() if faults is None else faults)
+    return SandboxServer((host, port), served, Faults() if faults is None else faults, api)
 
 
 @contextmanager
@@ -424,10 +435,11 @@ def serve_in_thread(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
+    api: str = "legacy",
     as_of: datetime | None = None,
 ) -> Iterator[SandboxServer]:
     """Serve from a daemon thread for the duration of a ``with`` block; yields the server."""
-    server = make_server(host, port, dataset, faults, as_of=as_of)
+    server = make_server(host, port, dataset, faults, api, as_of=as_of)
     thread = threading.Thread(target=server.serve_forever, name="wavespeed-sandbox", daemon=True)
     thread.start()
     try:
@@ -443,12 +455,13 @@ def run(
     port: int = 8765,
     dataset: Dataset | None = None,
     faults: Faults | None = None,
+    api: str = "legacy",
     *,
     as_of: datetime | None = None,
 ) -> None:
     """Serve in the foreground until Ctrl-C, after printing the URL and the demo key."""
-    server = make_server(host, port, dataset, faults, as_of=as_of)
-    print(f"WaveSpeedAI sandbox serving at {server.url}", flush=True)
+    server = make_server(host, port, dataset, faults, api, as_of=as_of)
+    print(f"WaveSpeedAI sandbox serving at {server.url} (API: {api})", flush=True)
     if as_of is not None:
         print(f"the account as it stood at {as_of.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC", flush=True)
     print(f"demo API key: {DEMO_KEY}  (Ctrl-C to stop)", flush=True)
