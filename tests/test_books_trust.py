@@ -125,7 +125,7 @@ def test_books_record_their_source_and_refuse_another_account(server, tmp_path):
     first = run("export", "--sandbox", "--period", "2024-01", "--out", str(tmp_path), "--format", "csv", "--close", "-q")
     assert first.exit_code == 0, first.output
     [(label, name, fingerprint, api)] = sources(tmp_path)
-    assert (label, name, api) == ("2024-01", "sandbox", "legacy")  # the generation that answered (docs/api.md)
+    assert (label, name, api) == ("2024-01", "sandbox", "current")  # the generation that answered (docs/api.md)
     assert len(fingerprint) == 64 and DEMO_KEY not in fingerprint
     assert DEMO_KEY.encode() not in (tmp_path / "books.sqlite").read_bytes()
     # the same account at another address: it serves January as booked, so the books continue

@@ -27,7 +27,6 @@ parameters and the JSON body (400).
 from __future__ import annotations
 
 import hmac
-import json
 import re
 import threading
 import time
