@@ -129,10 +129,33 @@ def check(ctx: click.Context, **params: Any) -> None:
     Example:
         wavespeed-export books check --out output
     """
-    given = any(ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT for name in ("out", "books_file"))
-    path = closing.books_path(params["out"], params["books_file"]) if given else ctx.obj
-    checked = closing.check(path)
+    checked = closing.check(_subcommand_books(ctx, params))
     echo(f"{len(checked)} closed period(s) match the books" + (f": {', '.join(checked)}" if checked else ""))
+
+
+@books.command()
+@_books_options
+@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--reason", required=True, help="Why the records are accepted as gone (kept in the books).")
+@click.pass_context
+def acknowledge(ctx: click.Context, ids: tuple[str, ...], **params: Any) -> None:
+    """Accept records the provider no longer returns: later exports stop warning about them.
+
+    The records stay booked in their closed period (nothing is reversed); the reason is kept.
+
+    \b
+    Example:
+        wavespeed-export books acknowledge txn_2024010004000 --reason "pruned by the provider, ticket 1234"
+    """
+    path = _subcommand_books(ctx, params)
+    for record_id, period in closing.acknowledge(path, ids, params["reason"]):
+        echo(f"acknowledged {record_id} (booked in {period}): no longer reported missing")
+
+
+def _subcommand_books(ctx: click.Context, params: dict[str, Any]) -> Path:
+    """The books a ``books`` subcommand works on: its own --out/--books if given, else the group's."""
+    given = any(ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT for name in ("out", "books_file"))
+    return closing.books_path(params["out"], params["books_file"]) if given else ctx.obj
 
 
 COMMANDS = (close, reopen, books)

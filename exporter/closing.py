@@ -103,6 +103,24 @@ def reopen(path: Path, label: str, reason: str) -> list[str]:
     return []
 
 
+def acknowledge(path: Path, ids: tuple[str, ...], reason: str) -> list[tuple[str, str]]:
+    """Accept records booked in closed periods as dropped by the provider (docs/booking.md,
+    "Closed periods and late changes"): later exports stop reporting them missing. Returns
+    (id, closed period) of each; ConfigError, with nothing recorded, if one was never booked."""
+    if not reason.strip():
+        raise ConfigError("--reason may not be empty: say why the records are accepted as gone")
+    now = datetime.now(timezone.utc)
+    with _existing(path) as books, books.transaction():
+        done = []
+        for record_id in ids:
+            period = books.acknowledge(record_id, reason.strip(), now)
+            if period is None:
+                raise ConfigError(f"{record_id!r} is not booked in a closed period of {path}: nothing acknowledged")
+            books.log(period, "acknowledge", f"{record_id}: {reason.strip()}", now)
+            done.append((record_id, period))
+    return done
+
+
 def list_periods(path: Path) -> list[PeriodLine]:
     """Every period in the books with its figures (exact, per currency)."""
     with _existing(path) as books:

@@ -108,6 +108,11 @@ MIGRATIONS: list[str] = [
         api TEXT, PRIMARY KEY (account, label));
     INSERT OR IGNORE INTO meta VALUES ('source_salt', lower(hex(randomblob(16))));
     """,
+    """
+    CREATE TABLE acknowledged (
+        account TEXT NOT NULL, id TEXT NOT NULL, reason TEXT NOT NULL CHECK (trim(reason) != ''),
+        at TEXT NOT NULL, PRIMARY KEY (account, id));
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -295,7 +300,8 @@ class Books:
     def booked(self, labels: list[str]) -> pd.DataFrame:
         """Every record of the closed periods ``labels`` as the books hold it now: the state at
         close, overlaid by the late changes posted in closed periods since (latest wins).
-        ``reported_missing`` marks records a closed period already reported as no longer returned."""
+        ``reported_missing`` marks records a closed period already reported as no longer returned,
+        and those acknowledged as gone (``books acknowledge``): neither is reported again."""
         if not labels:
             return pd.DataFrame(columns=["id", "period", "status", "type", "model", "payment_method", "currency",
                                          "amount", "reported_missing"])
@@ -315,8 +321,22 @@ class Books:
             f"WHERE a.account = ? AND p.status = 'closed' AND a.period IN ({marks}) AND a.change = 'missing'",
             self.db, params=(self.account, *labels),
         )
+        acknowledged = pd.read_sql_query("SELECT id FROM acknowledged WHERE account = ?", self.db, params=(self.account,))
         both = pd.concat([snapshot, later], ignore_index=True).drop_duplicates("id", keep="last")
-        return both.assign(reported_missing=both["id"].isin(missing["id"])).reset_index(drop=True)
+        quiet = both["id"].isin(missing["id"]) | both["id"].isin(acknowledged["id"])
+        return both.assign(reported_missing=quiet).reset_index(drop=True)
+
+    def acknowledge(self, record_id: str, reason: str, when: datetime) -> str | None:
+        """Accept that a record booked in a closed period is gone from the provider: it is not
+        reported missing again. Returns the closed period that booked it, None if none did."""
+        row = self.db.execute(
+            "SELECT b.period FROM booked b JOIN periods p ON p.account = b.account AND p.label = b.period "
+            "WHERE b.account = ? AND b.id = ? AND p.status = 'closed'", (self.account, record_id)).fetchone()
+        if row is None:
+            return None
+        self.db.execute("INSERT OR REPLACE INTO acknowledged VALUES (?, ?, ?, ?)",
+                        (self.account, record_id, reason, _instant(when)))
+        return str(row[0])
 
     def adjustments(self, label: str) -> pd.DataFrame:
         return pd.read_sql_query(
