@@ -74,6 +74,9 @@ def roll_forward(
             else:
                 topups_source = ("unknown: the current API lists no top-ups; give --topups FILE, or an opening "
                                  "(--opening-balance or a closed previous period) and a provider balance")
+            if opening is None:
+                source = ("unknown: the current API lists no top-ups, so the provider's balance cannot tell the "
+                          "opening; give --opening-balance, or --topups FILE")
         else:
             opening, source = _opening(currency, len(currencies), previous, given_opening, expected, movement, provider)
         closing = None if opening is None else opening + movement
