@@ -199,7 +199,7 @@ def test_top_ups_are_derived_from_the_balance_and_said_so(current, tmp_path):
     """No top-up records: given the opening, the balance tells the period's top-ups exactly (the
     sandbox's last month: nothing happened after it)."""
     result = export(current, tmp_path, "--opening-balance", str(opening_of(current, "2024-03")),
-                    "--format", "csv,beancount", period="2024-03")
+                    "--format", "csv,beancount,html", period="2024-03")
     assert result.exit_code == 0, result.output
     pack = manifest(tmp_path / "2024-03")
     (roll,) = pack["rollforward"]
@@ -208,6 +208,9 @@ def test_top_ups_are_derived_from_the_balance_and_said_so(current, tmp_path):
     parts = ("opening", "topups", "usage", "refunds")
     assert Decimal(roll["closing"]) == sum(Decimal(roll[part]) for part in parts)
     assert not any(row["type"] == "topup" for row in rows(tmp_path / "2024-03" / "transactions.csv"))  # nothing invented
+    html = (tmp_path / "2024-03" / "report.html").read_text(encoding="utf-8")
+    shown = f"{topups_from(current, '2024-03').quantize(Decimal('0.01')):,}"
+    assert re.search(rf"Top-ups</dt>\s*<dd[^>]*>{re.escape(shown)}<", html) and "derived from the provider" in html
     ledger = (tmp_path / "2024-03" / "wavespeed_2024-03.beancount").read_text(encoding="utf-8")
     assert not re.search(r"^\d{4}-\d{2}-\d{2} balance ", ledger, re.M) and "no balance assertion for USD" in ledger
 

@@ -104,7 +104,7 @@ class CurrencyFigures:
     usage_micros: int  # positive
     refunded_micros: int  # refunded tasks, positive
     tasks: int
-    topups_micros: int
+    topups_micros: int | None  # None when unknown (the current API lists none and the balance cannot tell)
     topups_count: int
     previous_spend_micros: int | None  # AI spend of the previous period; None when unknown
     previous_refunded_micros: int | None
@@ -117,6 +117,15 @@ class CurrencyFigures:
     keys: tuple[KeyLine, ...] = ()  # top API keys, then "Other"; () when no record names a key
     key_count: int = 0
     late_spend_micros: int = 0  # AI spend of the late changes to closed periods booked here, positive = more
+
+    @property
+    def topups_note(self) -> str:
+        """What the top-ups figure is: records counted, or derived from the balance, or unknown."""
+        row = self.rollforward
+        if row is not None and row.topups_derived:
+            return "derived from the provider's balance" if self.topups_micros is not None else \
+                "unknown: the current API lists no top-ups"
+        return f"{self.topups_count:,} top-up{'s' if self.topups_count != 1 else ''}"
 
     @property
     def shows_late_spend(self) -> bool:
@@ -253,12 +262,15 @@ def _currency(report: Report, currency: str, rollforward: RollForward | None, da
     spend_now = -int(by_model["net_micros"].sum())
     by_key = report.by_key[report.by_key["currency"].astype("str") == currency]
     late = sum(change.spend_micros for change in late_changes(report.adjustments) if change.currency == currency)
+    topups: int | None = int(totals["amount_micros"].sum())
+    if rollforward is not None and rollforward.topups_derived:  # docs/booking.md, "Top-ups with the current API"
+        topups = rollforward.topups_micros if rollforward.topups_source.startswith("derived") else None
     return CurrencyFigures(
         currency=currency,
         usage_micros=-int(by_model["amount_micros"].sum()),
         refunded_micros=int(by_model["refunds_micros"].sum()),
         tasks=int(by_model["count"].sum()),
-        topups_micros=int(totals["amount_micros"].sum()),
+        topups_micros=topups,
         topups_count=int(totals["count"].sum()),
         previous_spend_micros=None if previous is None else previous[0],
         previous_refunded_micros=None if previous is None else previous[1],

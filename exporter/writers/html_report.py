@@ -176,7 +176,6 @@ def _headline(figures: Figures, c: CurrencyFigures) -> list[str]:
     else:
         runway = _figure("runway", "Runway", f"{c.runway_days:,} days",
                          f"at {money(c.average_daily_micros)} a day (average over {c.days} days)")
-    topups = f"{c.topups_count:,} top-up{'s' if c.topups_count != 1 else ''}"
     return [
         '<dl class="headline">',
         _figure("spend", "AI spend this period", money(c.spend_micros), spend_note),
@@ -184,7 +183,7 @@ def _headline(figures: Figures, c: CurrencyFigures) -> list[str]:
                    f"this period's {money(c.spend_micros)} plus {signed_money(c.late_spend_micros)} "
                    "of late changes to closed periods")] if c.shows_late_spend else []),
         change,
-        _figure("topups", "Top-ups", money(c.topups_micros), topups),
+        _figure("topups", "Top-ups", _DASH if c.topups_micros is None else money(c.topups_micros), c.topups_note),
         closing,
         runway,
         "</dl>",

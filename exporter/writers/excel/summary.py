@@ -132,8 +132,7 @@ def _headline(ws: Worksheet, row: int, figures: Figures, c: CurrencyFigures) -> 
               note=f"{figures.previous_label}: {money(c.previous_spend_micros)}", note_column=4)
         _number(ws, row, 3, c.change_ratio, CHANGE_PERCENT_FORMAT)
     row += 1
-    count = f"{c.topups_count:,} top-up{'s' if c.topups_count != 1 else ''}"
-    _line(ws, row, "Top-ups", c.topups_micros, MONEY_FORMAT, note=count)
+    _line(ws, row, "Top-ups", c.topups_micros, MONEY_FORMAT, note=c.topups_note)
     row += 1
     rollforward = c.rollforward
     if rollforward is None or rollforward.closing_micros is None:
