@@ -149,24 +149,17 @@ def detect(client: BillingClient, window: Window, page_size: int, choice: ApiCho
     ``auto`` tries the current API first and falls back to the legacy one when the current path
     answers 404/405/501; if neither is there, the error names both paths.
     """
-    if choice != "auto":
-        generation = make_generation(choice)
-        return generation, generation.page(client, window, 1, page_size)
-    current = CurrentApi()
-    try:
-        return current, current.page(client, window, 1, page_size)
-    except ApiError as exc:
-        if exc.status not in ABSENT_STATUSES:
-            raise
-        first_error = exc
-    legacy = LegacyApi()
-    try:
-        return legacy, legacy.page(client, window, 1, page_size)
-    except ApiError as exc:
-        if exc.status not in ABSENT_STATUSES:
-            raise
-        raise ApiError(f"neither billing API answers here: {first_error}; {exc} (check --base-url)",
-                       status=exc.status) from None
+    candidates: list[Generation] = [make_generation(choice)] if choice != "auto" else [CurrentApi(), LegacyApi()]
+    absent: list[ApiError] = []
+    for generation in candidates:
+        try:
+            return generation, generation.page(client, window, 1, page_size)
+        except ApiError as exc:
+            if choice != "auto" or exc.status not in ABSENT_STATUSES:
+                raise
+            absent.append(exc)
+    raise ApiError(f"neither billing API answers here: {'; '.join(map(str, absent))} (check --base-url)",
+                   status=absent[-1].status)
 
 
 def canonical(item: Any, page: int, position: int) -> Any:

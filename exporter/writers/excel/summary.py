@@ -10,6 +10,7 @@ sit right of the print area (columns I onward), labelled, so the printed page ho
 from __future__ import annotations
 
 from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
 
 from openpyxl.chart import BarChart, Reference
@@ -164,6 +165,16 @@ def _line(
         put_text(ws, row, note_column, note).font = _NOTE
 
 
+def _header_row(ws: Worksheet, row: int, headers: Sequence[str]) -> int:
+    """A table's header row (numbers' headers right-aligned over them); returns the next row."""
+    for column, header in enumerate(headers, 1):
+        cell = put_text(ws, row, column, header, bold=True)
+        cell.fill = _HEADER_FILL
+        if column > 1:
+            cell.alignment = Alignment(horizontal="right")
+    return row + 1
+
+
 _TABLE_HEADERS = ("Model", "Spend", "Share", "Tasks", "Unit cost", "Change", "Change %")
 
 
@@ -177,12 +188,7 @@ def _models(ws: Worksheet, row: int, figures: Figures, c: CurrencyFigures) -> tu
     headers = list(_TABLE_HEADERS if c.compares else _TABLE_HEADERS[:5])
     if c.compares and figures.previous_label is not None:
         headers[5] = f"vs {figures.previous_label}"
-    for column, header in enumerate(headers, 1):
-        cell = put_text(ws, row, column, header, bold=True)
-        cell.fill = _HEADER_FILL
-        if column > 1:
-            cell.alignment = Alignment(horizontal="right")
-    row += 1
+    row = _header_row(ws, row, headers)
     cents = c.table_cents()
     first = row
     for line, line_cents in zip(c.models, cents):
@@ -222,12 +228,7 @@ def _keys(ws: Worksheet, row: int, c: CurrencyFigures) -> int:
     """Spend per API key (after refunded tasks), "Other", and the total, which is the headline AI spend."""
     title = f"By API key ({c.currency}, {c.key_count:,} key{'s' if c.key_count != 1 else ''})"
     row = _section(ws, row, title)
-    for column, header in enumerate(_KEY_HEADERS, 1):
-        cell = put_text(ws, row, column, header, bold=True)
-        cell.fill = _HEADER_FILL
-        if column > 1:
-            cell.alignment = Alignment(horizontal="right")
-    row += 1
+    row = _header_row(ws, row, _KEY_HEADERS)
     cents = c.key_cents()
     for line, line_cents in zip(c.keys, cents):
         label = put_text(ws, row, 1, line.label)
