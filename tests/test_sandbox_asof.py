@@ -164,8 +164,9 @@ def test_sandbox_without_as_of_serves_as_of_the_clis_now(tmp_path):
 def test_walk_through_books_januarys_late_changes_in_february(tmp_path):
     """The README's "Closing a month": January closed as of 1 February, February exported as of
     1 March; every difference between the two views of January is one adjustment row."""
-    # the legacy generation: it lists a task failed after it was charged as a failed record; the
-    # current one serves no failed records, so there such a task vanishes (booked as missing)
+    # the legacy generation: it lists a charge given back as a failed record, a late change to the
+    # closed month; the current one shows a refund in the month it happened instead
+    # (tests/test_sandbox_reversal.py)
     closed = invoke("export", "--sandbox", "--sandbox-api", "legacy", "--sandbox-as-of", "2024-02-01",
                     "--period", "2024-01", "--close", "--out", str(tmp_path), "--format", "csv", "-q")
     assert closed.exit_code == 0, closed.output

@@ -22,7 +22,11 @@ One item, derived from a legacy record of the dataset (same id; key order fixed)
 
 Legacy ``usage`` -> ``deduct``, ``refund`` -> ``refund``; top-ups are not served (the current API
 lists none: they only move the balance), nor failed records (a task that fails before it is
-charged leaves no billing record). ``completed`` -> order ``done``, ``pending`` -> ``pre``.
+charged leaves no billing record). ``completed`` -> order ``done``, ``pending`` -> ``pre``. A
+charge reversed after it completed (an as-of view's reversals) is served as the charge plus a
+``refund`` created when the credit was given back (:func:`.items.current_dataset`); the balance
+and ``usage_stats`` are those of what is served: the refund adds the credit back, and the charge
+stays usage of its day.
 Items are formatted per page from the dataset's columns: no second copy of a million records.
 """
 
@@ -35,7 +39,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .data import MODELS
-from .items import BILLING_TYPES, View, Window, view_of, warm  # noqa: F401 (warm: for the server)
+from .items import BILLING_TYPES, View, Window, current_dataset, view_of, warm  # noqa: F401 (warm: for the server)
 from .wire import BadParam, Response, Route, envelope, millis
 
 if TYPE_CHECKING:
@@ -110,8 +114,10 @@ def scheduler_query(server: SandboxServer, body: dict[str, Any]) -> Response:
 
 
 def balance(server: SandboxServer, body: dict[str, Any]) -> Response:
-    """The legacy balance (top-ups included), without a currency field: USD is documented."""
-    return envelope(200, "success", {"balance": server.dataset.balance + Decimal(server.faults.balance_skew)})
+    """The balance (top-ups included), without a currency field: USD is documented. The legacy
+    generation's figure: a reversal's refund gives back exactly what the reversal did."""
+    shown = current_dataset(server.dataset)
+    return envelope(200, "success", {"balance": shown.balance + Decimal(server.faults.balance_skew)})
 
 
 def usage_stats(server: SandboxServer, body: dict[str, Any]) -> Response:
@@ -120,6 +126,8 @@ def usage_stats(server: SandboxServer, body: dict[str, Any]) -> Response:
     The days are those of ``start_time`` to ``end_time`` (an ``end_time`` at midnight ends the
     day before), so ``…T00:00:00Z`` to ``…T23:59:59Z`` covers whole days, as the vendor's example.
     ``total_requests`` counts usage tasks of every status, ``success_requests`` the completed ones.
+    A charge later given back (a refund served for it) still counts as usage of its day, as the
+    ``deduct`` served for it does; the refund is not usage.
     """
     start, end = _instant(body, "start_time", "rfc3339", True), _instant(body, "end_time", "rfc3339", True)
     assert start is not None and end is not None
@@ -130,8 +138,9 @@ def usage_stats(server: SandboxServer, body: dict[str, Any]) -> Response:
     first = (_EPOCH + timedelta(milliseconds=start)).date()
     last = (_EPOCH + timedelta(milliseconds=end - (1 if end % _DAY_MS == 0 and end > start else 0))).date()
     model = body.get("model_uuid") or None
-    days = server.dataset.usage_by_day(first, last)
-    tried = server.dataset.usage_by_day(first, last, status=None)
+    shown = current_dataset(server.dataset)
+    days = shown.usage_by_day(first, last)
+    tried = shown.usage_by_day(first, last, status=None)
     if model is not None:
         days = {d: {m: u for m, u in ms.items() if m == model} for d, ms in days.items()}
         tried = {d: {m: u for m, u in ms.items() if m == model} for d, ms in tried.items()}

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 DEMO_KEY = "ws-sandbox-demo-key"
@@ -173,10 +174,16 @@ class Dataset:
         columns: _Columns,
         amounts: _AmountTable,
         opening_balance: Decimal = DEFAULT_OPENING_BALANCE,
+        reversals: Mapping[str, int] | None = None,
     ) -> None:
         self.months = months
         self.seed = seed
         self.opening_balance = opening_balance
+        # record id -> instant (ms since the epoch) a completed charge was given back, for the
+        # records served ``failed`` because they were reversed (:func:`.history.as_of`); the
+        # current API generation serves those as the charge plus a refund (:mod:`.items`).
+        # Empty for generated data: its failed records failed before they were charged.
+        self.reversals: Mapping[str, int] = MappingProxyType(dict(reversals or {}))
         self._ts = columns.ts
         self._type = columns.type
         self._status = columns.status
@@ -549,9 +556,11 @@ def _usage_amount(amounts: _AmountTable, model: int, multiplier: int) -> int:
 
 
 def dataset_from_records(
-    records: Iterable[Record], months: tuple[str, ...], seed: int | str, opening_balance: Decimal
+    records: Iterable[Record], months: tuple[str, ...], seed: int | str, opening_balance: Decimal,
+    reversals: Mapping[str, int] | None = None,
 ) -> Dataset:
-    """A dataset holding exactly ``records`` (any order; served newest first)."""
+    """A dataset holding exactly ``records`` (any order; served newest first); ``reversals`` as
+    :attr:`Dataset.reversals`."""
     amounts, columns = _AmountTable(), _Columns()
     ordered = sorted(records, key=lambda r: (r.created_at, r.id), reverse=True)
     for record in ordered:
@@ -563,7 +572,7 @@ def dataset_from_records(
         columns.amount.append(amounts.add(_decimal_text(record.amount)))
         columns.blob += (record_json(record) + ",").encode("ascii")
         columns.offsets.append(len(columns.blob))
-    return Dataset(months, seed, columns, amounts, opening_balance)
+    return Dataset(months, seed, columns, amounts, opening_balance, reversals)
 
 
 def _append_month(ym: tuple[int, int], month: _Month, amounts: _AmountTable, columns: _Columns) -> None:

@@ -19,7 +19,9 @@ record's id, so it never depends on which date is asked or in which order:
   fails one time in ten.
 - **reversal.** About 0.5 % of the usage records that complete are reversed 1 to 30 days after
   settling: their status becomes ``failed`` (the charge is given back; the sandbox knows no
-  ``refunded`` status).
+  ``refunded`` status). The view also records the instant of each reversal
+  (:attr:`~.data.Dataset.reversals`): the legacy API generation shows the record ``failed``, the
+  current one the charge as it was plus a refund created at that instant (:mod:`.items`).
 - **re-pricing.** About 0.2 % of the usage records that complete and are not reversed are
   re-priced 1 to 30 days after settling: the amount moves by 5 to 20 %, up or down, to a
   whole hundredth of a cent.
@@ -150,8 +152,15 @@ def as_of(dataset: Dataset, instant: datetime) -> Dataset:
         if cached is not None and cached[0] is dataset:
             _views.move_to_end(key)
             return cached[1]
-    served = [record for record in (t.state(at) for t in lines) if record is not None]
-    view = dataset_from_records(served, dataset.months, dataset.seed, dataset.opening_balance)
+    served, reversals = [], {}
+    for timeline in lines:
+        record = timeline.state(at)
+        if record is None:
+            continue
+        served.append(record)
+        if timeline.reversed_at is not None and at > timeline.reversed_at:
+            reversals[record.id] = timeline.reversed_at  # the current API shows it as a refund
+    view = dataset_from_records(served, dataset.months, dataset.seed, dataset.opening_balance, reversals)
     with _lock:
         _views[key] = (dataset, view)
         while len(_views) > _CACHE_LIMIT:

@@ -4,6 +4,12 @@ Stdlib only. :mod:`.current` answers the requests; this module knows which legac
 current API lists (charges and refunds that were not failed), in which order (newest first, by
 rank), and what each looks like (the item shown in :mod:`.current`'s docstring). The items'
 JSON text is built once per dataset and fault variant, like the legacy blob of :mod:`.data`.
+
+A charge reversed after it completed (a dataset's :attr:`~.data.Dataset.reversals`, which an
+as-of view of the history has) is served failed by the legacy generation; the current one serves
+what the vendor shows for a charge given back (:func:`current_dataset`): the charge as it was
+(``deduct``, ``done``) and a ``refund`` of its price for the same prediction, model and API key,
+created at the reversal instant, uuid the charge's plus ``-refund``.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ import zlib
 from array import array
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import accumulate
 
-from .data import MODEL_NAMES, STATUSES, TYPES, Dataset
+from .data import MODEL_NAMES, STATUSES, TYPES, Dataset, Record, dataset_from_records
 from .wire import json_text
 
+REFUND_SUFFIX = "-refund"  # the uuid of the refund of a reversed charge: the charge's plus this
 ABSURD_PRICE = "24300"  # a documentation example's number where USD is documented
 
 # (name, share out of 10, id): every record gets one, from a stable hash of its id
@@ -72,7 +79,8 @@ class Window:
 
     def only(self, view: View, ids: set[str]) -> Window:
         record_id, served = view.record_id, view.served
-        kept = array("l", [k for k in self.seq[self.lo : self.hi] if record_id(served[k]) in ids])
+        kept = array("l", [k for k in self.seq[self.lo : self.hi]
+                           if record_id(served[k]).removesuffix(REFUND_SUFFIX) in ids])
         return Window(kept, 0, len(kept))
 
 
@@ -187,16 +195,18 @@ class View:
         for i in positions:
             line = legacy[offsets[i] - base : offsets[i + 1] - base - 1]
             rid = line[7 : line.index('"', 7)]
+            charge = rid.removesuffix(REFUND_SUFFIX)  # a reversal's refund: the charge's prediction and key
             created = line[-26:-2]
-            shape = (types[i], statuses[i], models[i], amounts[i], buckets[crc(rid.encode()) % 10])
+            shape = (types[i], statuses[i], models[i], amounts[i], buckets[crc(charge.encode()) % 10])
             parts = parts_of.get(shape) or self._make_parts(shape, price_sign, key_field)
             seconds = int(created[17:19]) + 2 + stamps[i] % 3
             updated = (created[:17] + f"{seconds:02d}" + created[19:] if seconds < 60
                        else self._stamp(stamps[i] + (seconds - int(created[17:19])) * 1000))
             tail = rid[4:] if rid.startswith("txn_") else rid
+            prediction = charge[4:] if charge.startswith("txn_") else charge
             append(
                 f'{{"uuid":"{rid}",{parts[0]}"created_at":"{created}","updated_at":"{updated}",'
-                f'"order":{{"uuid":"ord_{tail}",{parts[1]}"prediction":{{"uuid":"pred_{tail}",{parts[2]},'
+                f'"order":{{"uuid":"ord_{tail}",{parts[1]}"prediction":{{"uuid":"pred_{prediction}",{parts[2]},'
             )
         return out
 
@@ -273,12 +283,52 @@ _VIEWS: dict[int, View] = {}  # by id of a live dataset: forgotten when the data
 _VIEWS_LOCK = threading.Lock()
 
 
+def current_dataset(dataset: Dataset) -> Dataset:
+    """``dataset`` as the current generation shows it: ``dataset`` itself unless some of its
+    records are reversed charges (:attr:`~.data.Dataset.reversals`); then a dataset where each of
+    those is the charge as it stood before its reversal (completed, same price) plus a completed
+    ``refund`` of that price, same model, created at the reversal instant, id the charge's plus
+    :data:`REFUND_SUFFIX`. Its balance is the legacy one (the refund gives back what the reversal
+    did); its usage counts the charge on its day, as the records served do. Built once per dataset."""
+    if not dataset.reversals:
+        return dataset
+    with _CURRENT_LOCK:
+        found = _CURRENT.get(id(dataset))
+        if found is not None:
+            return found
+    reversals = dataset.reversals
+    records: list[Record] = []
+    for record in dataset.records:
+        at = reversals.get(record.id)
+        if at is None:
+            records.append(record)
+            continue
+        records.append(replace(record, status="completed"))
+        records.append(Record(
+            id=record.id + REFUND_SUFFIX, type="refund", amount=-record.amount, currency=record.currency,
+            status="completed", created_at=_EPOCH + timedelta(milliseconds=at), model=record.model,
+        ))
+    built = dataset_from_records(records, dataset.months, dataset.seed, dataset.opening_balance)
+    with _CURRENT_LOCK:
+        found = _CURRENT.get(id(dataset))
+        if found is None:
+            found = _CURRENT[id(dataset)] = built
+            weakref.finalize(dataset, _CURRENT.pop, id(dataset), None)
+        return found
+
+
+_CURRENT: dict[int, Dataset] = {}  # by id of a live dataset with reversals
+_CURRENT_LOCK = threading.Lock()
+
+
 def view_of(dataset: Dataset) -> View:
-    """The dataset's :class:`View`, built once (a benchmark walks a million records through it)."""
+    """The dataset's :class:`View` (of :func:`current_dataset`), built once (a benchmark walks a
+    million records through it)."""
+    shown = current_dataset(dataset)
     with _VIEWS_LOCK:
         found = _VIEWS.get(id(dataset))
         if found is None:
-            found = _VIEWS[id(dataset)] = View(dataset)
+            found = _VIEWS[id(dataset)] = View(shown)
             # no lock in the callback: it may run in a thread that holds the lock (a collection)
             weakref.finalize(dataset, _VIEWS.pop, id(dataset), None)
         return found
