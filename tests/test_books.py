@@ -300,3 +300,20 @@ def test_a_model_new_to_the_books_is_a_note_not_a_warning():
     assert booked.notes == ("new model: new/model",) and not any("new/model" in w for w in booked.warnings)
     fresh = book_period(report.summaries, month_window("2024-01"), load_mapping(), "monthly", BooksView())
     assert fresh.notes == ()  # empty books: every model is new, none is news
+
+
+def test_a_refused_command_and_a_read_leave_the_books_file_byte_for_byte(server, tmp_path):
+    """Opening the books rewrote their schema version each time, so a refused close or export, or
+    a plain `books` listing, changed books.sqlite's bytes (found by tests/test_model_churn.py)."""
+    out = tmp_path / "out"
+    assert export(server, out, "2024-01", "--close").exit_code == 0
+    before = (out / "books.sqlite").read_bytes()
+    for args in (("close", "--period", "2024-02", "--out", str(out)),  # never exported
+                 ("reopen", "--period", "2024-02", "--out", str(out), "--reason", "x")):  # not closed
+        assert CliRunner().invoke(cli, list(args)).exit_code == 2
+    assert export(server, out, "2024-Q1").exit_code == 2  # over the closed January
+    assert run("books", "--out", str(out)).exit_code == 0
+    assert run("books", "check", "--out", str(out)).exit_code == 0
+    assert (out / "books.sqlite").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["2024-01", "books.sqlite"]
+

@@ -207,6 +207,8 @@ class Books:
                     f"{self.path} was written by a newer wavespeed-export (schema {version}, this one knows "
                     f"{SCHEMA_VERSION}): upgrade the tool"
                 )
+            if version == SCHEMA_VERSION:
+                return  # nothing to write: opening the books (to read, or to refuse) leaves the file as it was
             for script in MIGRATIONS[version:]:
                 for statement in _statements(script):
                     self.db.execute(statement)
