@@ -117,9 +117,12 @@ def book_period(
 
 
 def _seeded(view: BooksView, rollforward: tuple[RollForward, ...], mapping: AccountMapping) -> Carry:
-    """The running totals to start from. A ledger's first period starts the prepaid account's
-    running total at its opening balance, so postings keep it at the exact balance rounded."""
-    if view.previous is not None or view.carry.balances:
+    """The running totals to start from. A period that follows the previous one in the books
+    carries on from it. Any other (the ledger's first period, or one with a gap behind it) starts
+    the prepaid account's running total at its opening balance when it is known: the gap's records
+    are not in the earlier running total, and whatever books them later carries on from the
+    earlier period, so postings keep the prepaid account at the exact balance rounded."""
+    if view.previous is not None:
         return view.carry
     carry = view.carry.copy()
     for row in rollforward:
