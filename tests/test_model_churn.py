@@ -507,6 +507,28 @@ class ModelChurn(RuleBasedStateMachine):
             assert abs(posted - exact) <= HALF_CENT, (window.label, posted, exact)
             assert posted == _round(exact), (window.label, posted, exact)
 
+    @invariant()
+    def the_closed_beancount_files_make_one_ledger(self) -> None:
+        """The closed periods that follow each other from the books' first one, loaded as one
+        ledger (the latest accounts.beancount, then every period's file): bean-check passes,
+        balance assertions included (docs/booking.md, "Beancount": "One ledger across months")."""
+        chain: list[Window] = []
+        for window in self.books.closed():
+            if chain and window.start != chain[-1].end:
+                break
+            chain.append(window)
+        if not chain or OPENING_BEANCOUNT not in _ledger_text(self.out / chain[0].label):
+            return  # not the books' first period: its opening is in a pack outside the chain
+        text = (self.out / chain[-1].label / "accounts.beancount").read_text(encoding="utf-8")
+        text += "".join(_ledger_text(self.out / window.label) for window in chain)
+        _, errors, _ = loader.load_string(text)
+        assert errors == [], ([w.label for w in chain], errors)
+
+
+def _ledger_text(pack: Path) -> str:
+    (ledger,) = pack.glob("wavespeed_*.beancount")
+    return ledger.read_text(encoding="utf-8")
+
 
 ModelChurn.TestCase.settings = settings(
     max_examples=int(os.environ.get("CHURN_EXAMPLES", "20")),
