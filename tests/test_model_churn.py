@@ -343,14 +343,13 @@ class ModelChurn(RuleBasedStateMachine):
     # -- steps -----------------------------------------------------------------------------------
 
     def _stale_opening(self, window: Window, exporting: bool) -> bool:
-        """KNOWN BUG, excluded until fixed (so the bounded run cannot fail on it at random): a
-        closed period whose opening came from the period before it while that one was an open
-        draft that was exported again since (or is re-exported after it was closed) keeps the
-        draft's closing as its opening: the closed roll-forwards no longer chain, the Beancount
-        ledger's balance assertion fails and every later month warns that the closing does not
-        tie to the provider's balance (docs/booking.md, "Roll-forward"). Reproduced through the
-        CLI: export 2024-01, export 2024-02, a January record arrives late, export 2024-01,
-        close 2024-02, close 2024-01."""
+        """Whether ``window``'s opening may come from a stale export of the period before it.
+
+        Closing: the period before it was exported again after it (the books refuse the close when
+        that changed the closing they chained from). Exporting — KNOWN BUG, excluded until fixed
+        (issue 21, restatements): re-exporting a reopened period that a closed one chained its
+        opening from leaves that closed opening stale, so the Beancount ledger's balance assertion
+        fails and later months warn that the closing does not tie to the provider's balance."""
         before = [w for w, _ in self.books.periods.values() if w.end == window.start]
         after = [w for w, closed in self.books.periods.values() if w.start == window.end and closed]
         if exporting:  # re-exporting the period a closed one chained its opening from
@@ -390,12 +389,15 @@ class ModelChurn(RuleBasedStateMachine):
     @rule(window=st.sampled_from(WINDOWS))
     def close(self, window: Window) -> None:
         known = self.books.periods.get(window.label)
-        if known is not None and not known[1] and self._stale_opening(window, exporting=False):
-            return
-        refused = (known is None or known[1]
+        earlier_open = any(not closed and other.end <= window.start for other, closed in self.books.periods.values())
+        refused = (known is None or known[1] or earlier_open
                    or any(window.overlaps(w) for w in self.books.closed() if w.label != window.label))
+        # its opening chained from an earlier export of the period before, since exported again: refused
+        # when that export changed the closing (docs/booking.md, "What the books refuse"), which this
+        # model does not compute, so either answer is accepted there
+        suspect = not refused and self._stale_opening(window, exporting=False)
         code = self._run("close", *window.args, "--out", str(self.out), "--accounts", str(ACCOUNTS))
-        assert code == (2 if refused else 0), (window.label, self.books.periods)
+        assert code == (2 if refused else 0) or suspect, (window.label, self.books.periods)
         if code == 0:
             # open exports overlapping it are drafts the close drops from the books
             for label, (other, _) in list(self.books.periods.items()):

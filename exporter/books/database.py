@@ -411,6 +411,7 @@ class Books:
         if period is None:
             raise ConfigError(f"{label} is not in the books {self.path}: export it first")
         self.refuse_closed(label, period.start_utc, period.end_utc)
+        self._refuse_out_of_order(period)
         drafts = [p.label for p in self.overlapping(period.start_utc, period.end_utc, label)]
         for draft in drafts:
             self.forget(draft)
@@ -418,6 +419,27 @@ class Books:
             self.log(draft, "superseded", f"open export dropped from the books: {label}, which overlaps it, was closed", when)
         self.set_status(label, "closed", when)
         return drafts
+
+    def _refuse_out_of_order(self, period: Period) -> None:
+        """Periods close in order, each on the closing its predecessor has now (docs/booking.md,
+        "What the books refuse"): an earlier period still open, or an opening taken from an
+        earlier export of the period before that has since changed, would chain a draft's figure."""
+        earlier = [p.label for p in self.periods()
+                   if not p.closed and p.end_utc <= period.start_utc and p.label != period.label]
+        if earlier:
+            raise ConfigError(f"{', '.join(earlier)} {'is' if len(earlier) == 1 else 'are'} earlier than {period.label} "
+                              f"and still open: close {'it' if len(earlier) == 1 else 'them'} first (periods close in order)")
+        before = self.before(period.start_utc)
+        if before is None or before.end_utc != period.start_utc:
+            return
+        now = self.closings(before.label)
+        rows = self.db.execute("SELECT currency, opening, opening_source FROM rollforward WHERE account = ? AND label = ?",
+                               (self.account, period.label)).fetchall()
+        stale = [currency for currency, opening, source in rows
+                 if source.startswith(f"closing of {before.label} ") and opening != now.get(currency)]
+        if stale:
+            raise ConfigError(f"{period.label} opened at the closing of an earlier export of {before.label}, which has "
+                              f"changed since ({', '.join(stale)}): export {period.label} again, then close it")
 
     def add_rows(self, table: str, label: str, rows: Sequence[tuple[object, ...]]) -> None:
         """Rows of a per-period table, each given without its leading (account, label)."""
