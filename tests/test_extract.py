@@ -19,10 +19,13 @@ from exporter.sandbox import DEMO_KEY, SandboxServer, serve_in_thread
 from loopback import record_line, serve_billings
 
 QUICK = RetryPolicy(attempts=5, backoff=0.01, max_backoff=0.05, max_wait=5)
+# Every Nth request failing while pages are fetched concurrently: a page's retries can keep landing
+# on the failing turns by chance, so these tests allow attempts enough that only a bug exhausts them.
+PATIENT = RetryPolicy(attempts=40, backoff=0.001, max_backoff=0.005, max_wait=10)
 
 
-def run(server: SandboxServer, window=None, key: str = DEMO_KEY, **kwargs):
-    with BillingClient(server.url, key, retry=QUICK) as client:
+def run(server: SandboxServer, window=None, key: str = DEMO_KEY, retry: RetryPolicy = QUICK, **kwargs):
+    with BillingClient(server.url, key, retry=retry) as client:
         return extract(client, window or month_window("2024-01"), **kwargs)
 
 
@@ -109,7 +112,7 @@ def test_concurrency_does_not_change_the_result(sandbox):
 def test_rate_limits_are_retried_until_every_page_arrives(sandbox):  # the wait itself: test_client.py
     sandbox.faults.rate_limit_every = 3
     sandbox.faults.retry_after = "0"
-    result = run(sandbox, concurrency=2)
+    result = run(sandbox, concurrency=2, retry=PATIENT)
     statuses = [r.status for r in sandbox.requests]
     assert statuses.count(429) >= 5
     assert len(result.records) == len(expected_ids(sandbox, *_bounds()))
@@ -119,7 +122,7 @@ def test_transient_html_gateway_errors_are_retried(sandbox):
     sandbox.faults.error_every = 4
     sandbox.faults.error_status = 502
     sandbox.faults.error_html = True
-    result = run(sandbox)
+    result = run(sandbox, retry=PATIENT)
     assert [r.status for r in sandbox.requests].count(502) >= 5
     assert len(result.records) == len(expected_ids(sandbox, *_bounds()))
 
