@@ -1,4 +1,5 @@
-"""The output folder: where a pack may go, one run per period at a time, and what killed runs left.
+"""The output folder: where a pack may go, one run per period at a time, what killed runs left,
+and the staging folder a pack is written in before it replaces the previous one (all or nothing).
 
 ``<out>/.<label>.lock`` is held (``flock``) by the run writing ``<out>/<label>/``: a second run of
 the same period into the same folder waits up to ``--lock-timeout`` seconds and then stops, so
@@ -12,13 +13,14 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, OutputError, os_reason
 
 LOCK_POLL_SECONDS = 0.1
 
@@ -101,3 +103,72 @@ def _still_named(fd: int, path: Path) -> bool:
         return False
     held = os.fstat(fd)
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+class Pack:
+    """A pack being written in ``folder`` beside ``target``; :meth:`publish` swaps it into place."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.folder = target.parent / f".{target.name}.writing-{secrets.token_hex(4)}"
+        self.retired: Path | None = None
+        self.published = False
+
+    def publish(self) -> None:
+        """Move the previous pack aside and this one into place (undone if that fails)."""
+        if self.target.exists():
+            retired = self.target.parent / f".{self.target.name}.old-{secrets.token_hex(4)}"
+            retired.mkdir()
+            try:
+                self.target.rename(retired / self.target.name)
+            except OSError:
+                retired.rmdir()
+                raise
+            self.retired = retired
+        try:
+            self.folder.rename(self.target)
+        except OSError:
+            self._restore()
+            raise
+        self.published = True
+
+    def undo(self) -> None:
+        """After a failure: the previous pack back in place, nothing of this one left."""
+        if self.published:
+            self.target.rename(self.folder)
+            self.published = False
+        self._restore()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _restore(self) -> None:
+        """Put the previous pack back; say where it is kept if even that fails."""
+        if self.retired is None:
+            return
+        previous = self.retired / self.target.name
+        try:
+            previous.rename(self.target)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot replace {self.target} ({os_reason(exc)}); the previous export is kept in {previous}"
+            ) from None
+        shutil.rmtree(self.retired, ignore_errors=True)
+        self.retired = None
+
+
+@contextmanager
+def staging(target: Path) -> Iterator[Pack]:
+    """A temporary folder beside ``target`` that replaces it only if the block succeeds
+    (publishing it itself, or at the end)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(target.parent, target.name)  # under the period's lock: nothing else owns them
+    pack = Pack(target)
+    pack.folder.mkdir()  # unlike mkdtemp, keeps the user's umask: the pack is as readable as any file
+    try:
+        yield pack
+        if not pack.published:
+            pack.publish()
+    except BaseException:
+        pack.undo()
+        raise
+    if pack.retired is not None:
+        shutil.rmtree(pack.retired, ignore_errors=True)

@@ -7,10 +7,7 @@ failure removes the temporary folder and leaves any previous export of the perio
 
 from __future__ import annotations
 
-import secrets
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -49,7 +46,7 @@ from .extract import (
     parse_provider_usage,
 )
 from .models import COMPLETED, ProviderBalance, Report
-from .outdir import clear_leftovers, pack_folder, period_lock
+from .outdir import pack_folder, period_lock, staging
 from .period import Window, check_started, period_not_over
 from .topups import TOPUPS_NAME, read_topups
 from .transform import summarize as summarize_records
@@ -223,7 +220,7 @@ def run_export(config: ExportConfig) -> ExportResult:
             if config.from_source is None:  # a new source must serve the books' records (docs/booking.md)
                 view = replace(view, source_check=check_needed(books, _current_source(config, books.source_salt())))
     try:
-        with period_lock(config.out, window.label, config.lock_timeout), _staging(target) as pack:
+        with period_lock(config.out, window.label, config.lock_timeout), staging(target) as pack:
             resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
             report = build(resumable, mapping, view, pack.folder / "source")
             if config.strict and report.warnings:
@@ -382,72 +379,3 @@ def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None,
 def _client(config: ExportConfig) -> BillingClient:
     return BillingClient(config.base_url, config.api_key, retry=config.retry,
                          timeout=config.timeout, pool_size=config.concurrency)
-
-
-class _Pack:
-    """A pack being written in ``folder`` beside ``target``; :meth:`publish` swaps it into place."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        self.folder = target.parent / f".{target.name}.writing-{secrets.token_hex(4)}"
-        self.retired: Path | None = None
-        self.published = False
-
-    def publish(self) -> None:
-        """Move the previous pack aside and this one into place (undone if that fails)."""
-        if self.target.exists():
-            retired = self.target.parent / f".{self.target.name}.old-{secrets.token_hex(4)}"
-            retired.mkdir()
-            try:
-                self.target.rename(retired / self.target.name)
-            except OSError:
-                retired.rmdir()
-                raise
-            self.retired = retired
-        try:
-            self.folder.rename(self.target)
-        except OSError:
-            self._restore()
-            raise
-        self.published = True
-
-    def undo(self) -> None:
-        """After a failure: the previous pack back in place, nothing of this one left."""
-        if self.published:
-            self.target.rename(self.folder)
-            self.published = False
-        self._restore()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _restore(self) -> None:
-        """Put the previous pack back; say where it is kept if even that fails."""
-        if self.retired is None:
-            return
-        previous = self.retired / self.target.name
-        try:
-            previous.rename(self.target)
-        except OSError as exc:
-            raise OutputError(
-                f"cannot replace {self.target} ({os_reason(exc)}); the previous export is kept in {previous}"
-            ) from None
-        shutil.rmtree(self.retired, ignore_errors=True)
-        self.retired = None
-
-
-@contextmanager
-def _staging(target: Path) -> Iterator[_Pack]:
-    """A temporary folder beside ``target`` that replaces it only if the block succeeds
-    (publishing it itself, or at the end)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clear_leftovers(target.parent, target.name)  # under the period's lock: nothing else owns them
-    pack = _Pack(target)
-    pack.folder.mkdir()  # unlike mkdtemp, keeps the user's umask: the pack is as readable as any file
-    try:
-        yield pack
-        if not pack.published:
-            pack.publish()
-    except BaseException:
-        pack.undo()
-        raise
-    if pack.retired is not None:
-        shutil.rmtree(pack.retired, ignore_errors=True)

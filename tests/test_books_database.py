@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.books.database import MIGRATIONS, SCHEMA_VERSION, Books, Period
+from exporter.books.database import Books, Period
+from exporter.books.schema import MIGRATIONS, SCHEMA_VERSION
 from exporter.errors import ConfigError
 from exporter.period import period_window
 

@@ -26,95 +26,12 @@ import pandas as pd
 
 from ..errors import ConfigError
 from .carry import Carry, Total
+from .schema import MIGRATIONS, SCHEMA_VERSION
 
 BOOKS_NAME = "books.sqlite"
 DEFAULT_ACCOUNT = "default"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one before giving up
 
-# Forward migrations: MIGRATIONS[n] takes the schema from version n to n + 1.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE periods (
-        account TEXT NOT NULL, label TEXT NOT NULL,
-        first_day TEXT NOT NULL, last_day TEXT NOT NULL, time_zone TEXT NOT NULL,
-        start_utc TEXT NOT NULL, end_utc TEXT NOT NULL, granularity TEXT NOT NULL,
-        exported_at TEXT NOT NULL, pack TEXT NOT NULL, manifest_sha256 TEXT NOT NULL,
-        records INTEGER NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
-        closed_at TEXT,
-        PRIMARY KEY (account, label));
-    CREATE TABLE rollforward (
-        account TEXT NOT NULL, label TEXT NOT NULL, currency TEXT NOT NULL,
-        opening INTEGER, topups INTEGER NOT NULL, usage INTEGER NOT NULL, refunds INTEGER NOT NULL,
-        other INTEGER NOT NULL, adjustments INTEGER NOT NULL, closing INTEGER,
-        opening_source TEXT NOT NULL, provider_balance INTEGER, pending INTEGER NOT NULL,
-        PRIMARY KEY (account, label, currency));
-    CREATE TABLE period_models (
-        account TEXT NOT NULL, label TEXT NOT NULL, model TEXT NOT NULL, currency TEXT NOT NULL,
-        count INTEGER NOT NULL, amount INTEGER NOT NULL, refunds INTEGER NOT NULL,
-        PRIMARY KEY (account, label, model, currency));
-    CREATE TABLE carry (
-        account TEXT NOT NULL, label TEXT NOT NULL,
-        side TEXT NOT NULL CHECK (side IN ('balance', 'counter')),
-        line_account TEXT NOT NULL, line_class TEXT NOT NULL, currency TEXT NOT NULL,
-        exact INTEGER NOT NULL, posted INTEGER NOT NULL,
-        PRIMARY KEY (account, label, side, line_account, line_class, currency));
-    CREATE TABLE booked (
-        account TEXT NOT NULL, id TEXT NOT NULL, period TEXT NOT NULL, status TEXT NOT NULL,
-        type TEXT NOT NULL, model TEXT NOT NULL, payment_method TEXT NOT NULL, currency TEXT NOT NULL,
-        amount INTEGER NOT NULL, entry TEXT,
-        PRIMARY KEY (account, id)) WITHOUT ROWID;
-    CREATE INDEX booked_period ON booked (account, period);
-    CREATE TABLE adjustments (
-        account TEXT NOT NULL, label TEXT NOT NULL, id TEXT NOT NULL, period TEXT NOT NULL,
-        change TEXT NOT NULL, type TEXT NOT NULL, model TEXT NOT NULL, payment_method TEXT NOT NULL,
-        currency TEXT NOT NULL, status_before TEXT NOT NULL, status_after TEXT NOT NULL,
-        amount_before INTEGER NOT NULL, amount_after INTEGER NOT NULL, delta INTEGER NOT NULL,
-        PRIMARY KEY (account, label, id, period));
-    CREATE TABLE ledger_accounts (
-        account TEXT NOT NULL, name TEXT NOT NULL, currency TEXT NOT NULL, first_label TEXT NOT NULL,
-        PRIMARY KEY (account, name, currency));
-    CREATE TABLE events (
-        account TEXT NOT NULL, at TEXT NOT NULL, label TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
-    """,
-    # 2: the books' invariants (docs/booking.md, "What the books refuse"): a record is booked per
-    # period, so one period's close never overwrites another's; a closed period overlaps no other
-    # period of its account; where the records came from.
-    """
-    CREATE TABLE booked_by_period (
-        account TEXT NOT NULL, id TEXT NOT NULL, period TEXT NOT NULL, status TEXT NOT NULL,
-        type TEXT NOT NULL, model TEXT NOT NULL, payment_method TEXT NOT NULL, currency TEXT NOT NULL,
-        amount INTEGER NOT NULL, entry TEXT,
-        PRIMARY KEY (account, period, id)) WITHOUT ROWID;
-    INSERT INTO booked_by_period SELECT * FROM booked;
-    DROP TABLE booked;
-    ALTER TABLE booked_by_period RENAME TO booked;
-    CREATE INDEX booked_id ON booked (account, id);
-    CREATE TRIGGER booked_period_known BEFORE INSERT ON booked
-    WHEN NOT EXISTS (SELECT 1 FROM periods p WHERE p.account = NEW.account AND p.label = NEW.period)
-    BEGIN SELECT RAISE(ABORT, 'books: a record booked in a period the books do not hold'); END;
-    CREATE TRIGGER periods_insert_no_overlap BEFORE INSERT ON periods
-    WHEN EXISTS (SELECT 1 FROM periods p WHERE p.account = NEW.account AND p.label != NEW.label
-                 AND p.start_utc < NEW.end_utc AND NEW.start_utc < p.end_utc
-                 AND (p.status = 'closed' OR NEW.status = 'closed'))
-    BEGIN SELECT RAISE(ABORT, 'books: a period overlapping a closed period'); END;
-    CREATE TRIGGER periods_close_no_overlap BEFORE UPDATE OF status, start_utc, end_utc ON periods
-    WHEN NEW.status = 'closed' AND EXISTS (
-        SELECT 1 FROM periods p WHERE p.account = NEW.account AND p.label != NEW.label
-        AND p.start_utc < NEW.end_utc AND NEW.start_utc < p.end_utc)
-    BEGIN SELECT RAISE(ABORT, 'books: closing a period that overlaps another'); END;
-    CREATE TABLE sources (
-        account TEXT NOT NULL, label TEXT NOT NULL, base_url TEXT NOT NULL, key_fingerprint TEXT NOT NULL,
-        api TEXT, PRIMARY KEY (account, label));
-    INSERT OR IGNORE INTO meta VALUES ('source_salt', lower(hex(randomblob(16))));
-    """,
-    """
-    CREATE TABLE acknowledged (
-        account TEXT NOT NULL, id TEXT NOT NULL, reason TEXT NOT NULL CHECK (trim(reason) != ''),
-        at TEXT NOT NULL, PRIMARY KEY (account, id));
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True)

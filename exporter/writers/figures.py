@@ -30,6 +30,7 @@ import pandas as pd
 from ..books.adjustments import LateChanges, late_changes
 from ..models import COMPLETED, Report, RollForward
 from ..money import MICROS_PER_CENT, MICROS_PER_UNIT, allocate_cents, round_to_cents
+from .amounts_text import cents_text, money, percent, price, signed_money
 
 TOP_MODELS = 10
 """Models shown one by one; the rest are summed as "Other" (never silently dropped)."""
@@ -398,40 +399,6 @@ def _monthly(report: Report, currency: str, spend_now: int) -> tuple[tuple[str, 
 
 
 # --------------------------------------------------------------------------- text for people
-
-
-def money(micros: int) -> str:
-    """Cents with thousands separators, half up: ``1,234.57``."""
-    cents = round_to_cents(micros)
-    return cents_text(cents)
-
-
-def cents_text(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    whole, frac = divmod(abs(int(cents)), 100)
-    return f"{sign}{whole:,}.{frac:02d}"
-
-
-def signed_money(micros: int) -> str:
-    """A change: ``+12.30``, ``-0.05``, ``0.00``."""
-    cents = round_to_cents(micros)
-    return ("+" if cents > 0 else "") + cents_text(cents)
-
-
-def percent(ratio: Decimal, *, signed: bool = False, places: int = 1) -> str:
-    value = (ratio * 100).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
-    if value == 0:
-        value = abs(value)  # never "-0.0%"
-    return f"{'+' if signed and value > 0 else ''}{value:,}%"
-
-
-def price(value: Decimal | None) -> str:
-    """A unit cost: 2 to 4 decimals (a task can cost a fraction of a cent), ``-`` when unknown."""
-    if value is None:
-        return "-"
-    text = f"{value.quantize(Decimal('0.0001'), ROUND_HALF_UP):,}"
-    whole, _, frac = text.partition(".")
-    return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
 
 
 def left_out_text(items: Sequence[LeftOut]) -> str:
