@@ -130,6 +130,16 @@ def test_a_sub_cent_credit_without_a_model_is_not_posted_but_reported():
     assert "rf_tiny" in warning and "0.00" in warning and "0.004 USD" in warning
 
 
+def test_sub_cent_singles_round_through_the_prepaid_running_total():
+    """Rounded one by one, two credits of 0.004 would post nothing against 0.008 exact: the prepaid
+    account would drift past half a cent (docs/booking.md, "Rounding")."""
+    raws = [record("refund", "0.004", model=None, id=f"rf_{n}") for n in (1, 2)] + [topup_record("25.00", id="tp")]
+    entries, warnings = build_journal(make_report(raws), MAPPING)
+    assert prepaid_cents(entries) == 2501  # round(25.008), not 2500
+    assert [lines_of(e)[0][1] for e in sorted(entries, key=lambda e: e.number)] == [1, 2500]  # the top-up posts itself
+    assert any("rf_1" in w for w in warnings)  # the first posted nothing by itself: reported
+
+
 def test_suspense_takes_what_the_rules_cannot_place():
     raws = [
         topup_record("-5.00", id="tu_neg", created_at="2024-01-02T00:00:00Z"),

@@ -8,7 +8,7 @@ record's effect on the prepaid credit balance); the roles are listed in :data:`e
 and explained in docs/booking.md ("The booking model"). In short: the prepaid account (for usage
 of a postpaid account: the payable) moves by the record's amount, the counter account by the
 opposite. Top-ups, payouts, credits back without a model and suspense records are one entry each,
-rounded half-up; usage and refunded tasks are summarised per currency and calendar month (or
+their prepaid line rounded through the prepaid account's running total; usage and refunded tasks are summarised per currency and calendar month (or
 local day), one line per (expense account, class) -- the class the API key's when the mapping
 routes keys --, rounded by the cumulative rule of
 :mod:`.carry`. Late changes to closed periods (:mod:`.adjustments`) are booked the same way in
@@ -29,7 +29,7 @@ from ..errors import ConfigError, ExportError
 from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, JournalLine, Role
 from ..money import MICROS_PER_CENT, format_cents, format_micros, round_to_cents
 from ..period import Window
-from .carry import Carry, LineKey
+from .carry import Carry, LineKey, Total
 from .mapping import AccountMapping
 from .numbering import MAX_NUMBER, NumberRequest, assign_numbers
 
@@ -68,7 +68,8 @@ def build_journal(
         raise ConfigError(f"journal granularity must be 'monthly' or 'daily', got {granularity!r}")
     done = transactions[(transactions["status"] == COMPLETED) & (transactions["amount_micros"] != 0)]
     roles = done["role"]  # computed once per report (transform.record_roles)
-    builder = _Builder(window, mapping, granularity)
+    state = (carry or Carry()).copy()
+    builder = _Builder(window, mapping, granularity, state)
     for row in done.assign(role=roles)[roles.notna() & ~roles.isin(SUMMARY_ROLES)].itertuples(index=False):
         builder.single(row.role, str(row.id), str(row.currency), int(row.amount_micros), str(row.payment_method),
                        str(row.type), row.date.date(), (row.date.date(), row.created_at, str(row.id)))
@@ -76,8 +77,7 @@ def build_journal(
         builder.summaries(done[roles == role], role)
     if adjustments is not None and len(adjustments):
         builder.adjustments(adjustments)
-    state = (carry or Carry()).copy()
-    builder.post_summaries(state)
+    builder.post_summaries()
     entries = _numbered(builder.drafts, window)
     _check_ties(entries, done, adjustments, mapping, len(builder.singles_rounded) + len(builder.dropped))
     return Journal(tuple(entries), tuple(builder.warnings()), state)
@@ -128,10 +128,11 @@ class _Summary:
 
 
 class _Builder:
-    def __init__(self, window: Window, mapping: AccountMapping, granularity: Granularity) -> None:
+    def __init__(self, window: Window, mapping: AccountMapping, granularity: Granularity, carry: Carry) -> None:
         self.window = window
         self.mapping = mapping
         self.granularity = granularity
+        self.carry = carry  # the running totals every entry rounds through (docs/booking.md, "Rounding")
         self.drafts: list[_Draft] = []
         self.pending: list[_Summary] = []
         self.unmapped: set[str] = set()
@@ -144,8 +145,16 @@ class _Builder:
     def single(self, role: str, record_id: str, currency: str, micros: int, method: str, kind: str,
                day: date, order: tuple[Any, ...], adjusts: str = "", change: str = "") -> None:
         """A top-up, payout, credit without a model or suspense record (or a late change to one):
-        the prepaid credit moves by ``micros``, the counter account by the opposite."""
-        cents = round_to_cents(micros)
+        the prepaid credit moves by ``micros``, the counter account by the opposite.
+
+        The prepaid line is rounded through the prepaid account's running total, like a summary's
+        balance line: a whole-cent amount posts exactly itself, a sub-cent one what keeps the
+        account at its exact balance rounded (an amount under half a cent may post nothing now and
+        a cent later)."""
+        total = self.carry.balances.setdefault((self.mapping.prepaid, "", currency), Total())
+        total.exact += micros
+        cents = round_to_cents(total.exact) - total.posted
+        total.posted += cents
         if cents == 0:
             self.dropped.append((record_id, currency, micros))
             return
@@ -214,8 +223,9 @@ class _Builder:
             groups.setdefault((account, klass), _Group()).add(model, int(count), -int(micros))
         return groups
 
-    def post_summaries(self, carry: Carry) -> None:
+    def post_summaries(self) -> None:
         """Round every summary through the running totals, in date order, and make its entry."""
+        carry = self.carry
         for summary in sorted(self.pending, key=lambda s: (s.currency, s.day, _ORDER[s.kind], s.adjusts)):
             balance: LineKey = (self.mapping.usage_side, "", summary.currency)
             counters = {(account, klass, summary.currency): g.micros for (account, klass), g in summary.groups.items()}
