@@ -8,6 +8,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from decimal import Decimal
+from collections.abc import Mapping
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,25 @@ def source_folder(root: Path, archive: bytes, window: Window | None = None) -> P
               "sha256": hashlib.sha256(path.read_bytes()).hexdigest()} for path in sorted(folder.iterdir())]
     (folder.parent / "manifest.json").write_text(json.dumps({"files": files}))  # the pack vouches for these bytes
     return folder
+
+
+LateChange = tuple[str, Decimal, Decimal, Decimal]  # (change, amount before, amount after, delta)
+
+
+def expected_late_changes(at_close: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, LateChange]:
+    """What the books should post for a closed period, from its records (id -> a record with
+    ``status`` and ``amount``) as served at close and as served now: the table of
+    docs/booking.md, "Closed periods and late changes" (records gone are not included)."""
+    expected: dict[str, LateChange] = {}
+    for rid, after in now.items():
+        before = at_close.get(rid)
+        if before is None:
+            if after.status == "completed":
+                expected[rid] = ("arrived_late", Decimal(0), after.amount, after.amount)
+        elif before.status != "completed" and after.status == "completed":
+            expected[rid] = ("completed_late", before.amount, after.amount, after.amount)
+        elif before.status == "completed" and after.status != "completed":
+            expected[rid] = ("reversed", before.amount, after.amount, -before.amount)
+        elif before.status == "completed" and before.amount != after.amount:
+            expected[rid] = ("amount_changed", before.amount, after.amount, after.amount - before.amount)
+    return expected

@@ -21,6 +21,7 @@ from exporter.sandbox import DEMO_KEY, generate_dataset, serve_in_thread
 from exporter.sandbox.data import Dataset, Record
 from exporter.sandbox.history import as_of, day_start, history_start, timelines
 from exporter.sandbox.server import default_dataset
+from factories import expected_late_changes
 
 UTC = timezone.utc
 FEB_1 = datetime(2024, 2, 1, tzinfo=UTC)
@@ -176,18 +177,7 @@ def test_walk_through_books_januarys_late_changes_in_february(tmp_path):
 
     at_close = by_id(as_of(default_dataset(), FEB_1), "2024-01")
     now = by_id(as_of(default_dataset(), MAR_1), "2024-01")
-    expected: dict[str, tuple[str, Decimal, Decimal, Decimal]] = {}  # id -> (change, before, after, delta)
-    for rid, after in now.items():
-        before = at_close.get(rid)
-        if before is None:
-            if after.status == "completed":
-                expected[rid] = ("arrived_late", Decimal(0), after.amount, after.amount)
-        elif before.status != "completed" and after.status == "completed":
-            expected[rid] = ("completed_late", before.amount, after.amount, after.amount)
-        elif before.status == "completed" and after.status != "completed":
-            expected[rid] = ("reversed", before.amount, after.amount, -before.amount)
-        elif before.status == "completed" and before.amount != after.amount:
-            expected[rid] = ("amount_changed", before.amount, after.amount, after.amount - before.amount)
+    expected = expected_late_changes(at_close, now)
 
     booked = {
         row["id"]: (row["change"], Decimal(row["amount_before"]), Decimal(row["amount_after"]), Decimal(row["delta"]))

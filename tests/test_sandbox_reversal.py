@@ -24,6 +24,7 @@ from exporter.sandbox import DEMO_KEY, generate_dataset, serve_in_thread
 from exporter.sandbox.data import Dataset, Record
 from exporter.sandbox.history import Timeline, as_of, timelines
 from exporter.sandbox.items import REFUND_SUFFIX, current_dataset, view_of
+from factories import expected_late_changes
 from exporter.sandbox.server import default_dataset
 
 UTC = timezone.utc
@@ -209,18 +210,7 @@ def test_current_api_books_a_reversal_as_a_refund_in_the_month_it_happened(tmp_p
     # January's late changes as the current API shows them: no reversal among them
     before = {rid: r for rid, r in served_by_current(at_close).items() if month(r) == "2024-01"}
     after = {rid: r for rid, r in served_by_current(now).items() if month(r) == "2024-01"}
-    expected: dict[str, tuple[str, Decimal, Decimal, Decimal]] = {}
-    for rid, record in after.items():
-        old = before.get(rid)
-        if old is None:
-            if record.status == "completed":
-                expected[rid] = ("arrived_late", Decimal(0), record.amount, record.amount)
-        elif old.status != "completed" and record.status == "completed":
-            expected[rid] = ("completed_late", old.amount, record.amount, record.amount)
-        elif old.status == "completed" and record.status != "completed":
-            expected[rid] = ("reversed", old.amount, record.amount, -old.amount)
-        elif old.status == "completed" and old.amount != record.amount:
-            expected[rid] = ("amount_changed", old.amount, record.amount, record.amount - old.amount)
+    expected = expected_late_changes(before, after)
     assert before.keys() <= after.keys()  # nothing vanishes: no missing record
     adjustments = rows(pack / "adjustments.csv")
     booked = {row["id"]: (row["change"], Decimal(row["amount_before"]), Decimal(row["amount_after"]),
