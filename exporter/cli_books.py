@@ -88,8 +88,7 @@ def reopen(**params: Any) -> None:
     """
     path = closing.books_path(params["out"], params["books_file"])
     label = _label(params)
-    for warning in closing.reopen(path, label, params["reason"]):
-        echo(f"warning: {warning}", err=True)
+    closing.reopen(path, label, params["reason"])
     echo(f"reopened {label}: export it again to restate it")
 
 

@@ -20,6 +20,7 @@ from .books.mapping_toml import load_mapping
 from .config import Granularity
 from .errors import ConfigError, DataError
 from .money import format_micros
+from .outdir import period_lock
 from .pipeline import assemble_report, read_source
 from .writers.manifest import pack_problem
 
@@ -55,26 +56,43 @@ class Closed:
 
 def close(path: Path, label: str, accounts: Path | None = None) -> Closed:
     """Close an exported period: refused (exit 2) if never exported, already closed, overlapping a
-    closed period, or if its pack no longer matches what the books recorded. The period's records
-    are kept as booked."""
+    closed period, out of order, or if its pack no longer matches what the books recorded. Holds
+    the period's lock, as an export of it does, and checks the pack again inside the books'
+    transaction, so a concurrent export of the period cannot slip between the check and the close.
+    The period's records are kept as booked."""
     with _existing(path) as books:
-        period = books.period(label)
-        if period is None:
-            raise ConfigError(f"{label} was never exported into {path}: export it first")
-        books.refuse_closed(label, period.start_utc, period.end_utc)
-        problem = pack_problem(Path(period.pack), period.manifest_sha256)
-        if problem:
-            raise ConfigError(f"{label} cannot be closed: {problem}; export it again first")
-        records, context, closed = read_source(Path(period.pack), None)
-        view = read_view(books, context.window, lookback_days=_lookback(books, period))
-        granularity: Granularity = "daily" if period.granularity == "daily" else "monthly"
-        report = assemble_report(records, context, load_mapping(accounts), granularity,
-                                 datetime.now(timezone.utc), view, closed)
-        with books.transaction():
-            superseded = close_period(books, report, datetime.now(timezone.utc))  # refuses what it must itself
+        period = _exported(books, label, path)
+        pack = Path(period.pack)
+        with period_lock(pack.parent, label):
+            period = _exported(books, label, path)  # as it is now that no export of it runs
+            _check_pack(period)
+            records, context, closed = read_source(pack, None)
+            view = read_view(books, context.window, lookback_days=_lookback(books, period))
+            granularity: Granularity = "daily" if period.granularity == "daily" else "monthly"
+            report = assemble_report(records, context, load_mapping(accounts), granularity,
+                                     datetime.now(timezone.utc), view, closed)
+            with books.transaction():
+                if _exported(books, label, path).manifest_sha256 != period.manifest_sha256:
+                    raise ConfigError(f"{label} was exported again while it was being closed: close it again")
+                _check_pack(period)
+                superseded = close_period(books, report, datetime.now(timezone.utc))  # refuses what it must itself
         closed_period = books.period(label)
         assert closed_period is not None
         return Closed(closed_period, tuple(superseded))
+
+
+def _exported(books: Books, label: str, path: Path) -> Period:
+    period = books.period(label)
+    if period is None:
+        raise ConfigError(f"{label} was never exported into {path}: export it first")
+    books.refuse_closed(label, period.start_utc, period.end_utc)
+    return period
+
+
+def _check_pack(period: Period) -> None:
+    problem = pack_problem(Path(period.pack), period.manifest_sha256)
+    if problem:
+        raise ConfigError(f"{period.label} cannot be closed: {problem}; export it again first")
 
 
 def _lookback(books: Books, period: Period) -> int:
@@ -83,24 +101,12 @@ def _lookback(books: Books, period: Period) -> int:
     return max([(period.start_utc - p.end_utc).days + 1 for p in earlier], default=0)
 
 
-def reopen(path: Path, label: str, reason: str) -> list[str]:
-    """Reopen a closed period for a restatement; returns warnings about what that implies."""
+def reopen(path: Path, label: str, reason: str) -> None:
+    """Reopen a closed period for a restatement (the books refuse it while a later one is closed)."""
     if not reason.strip():
         raise ConfigError("--reason may not be empty: say why the period is restated")
-    with _existing(path) as books:
-        period = books.period(label)
-        if period is None or not period.closed:
-            raise ConfigError(f"{label} is not a closed period in {path}")
-        later = [p.label for p in books.periods() if p.closed and p.label != label
-                 and (books.adjustments(p.label)["period"] == label).any()]
-        now = datetime.now(timezone.utc)
-        with books.transaction():
-            books.set_status(label, "open", None)
-            books.log(label, "reopen", reason.strip(), now)
-    if later:
-        return [f"{', '.join(later)} already booked late changes to {label}: a restated {label} includes "
-                "them again, so reverse them there or restate those periods too"]
-    return []
+    with _existing(path) as books, books.transaction():
+        books.reopen(label, reason.strip(), datetime.now(timezone.utc))
 
 
 def acknowledge(path: Path, ids: tuple[str, ...], reason: str) -> list[tuple[str, str]]:
@@ -149,4 +155,4 @@ def check(path: Path) -> list[str]:
         return checked
 
 
-__all__ = ["Closed", "PeriodLine", "books_path", "check", "close", "list_periods", "reopen"]
+__all__ = ["Closed", "PeriodLine", "acknowledge", "books_path", "check", "close", "list_periods", "reopen"]

@@ -27,7 +27,7 @@ from .archive import (
     write_context,
 )
 from .books.database import BOOKS_NAME, Books
-from .books.ledger import BooksView, book_period, close_period, read_view, record_export
+from .books.ledger import BooksView, book_period, close_period, read_view, record_export, split_moved
 from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.reconcile import reconcile
@@ -139,8 +139,9 @@ def assemble_report(
     provider = context.provider_balance
     if topups is not None:
         records, provider = _with_topups(records, topups, window, provider)
+    records, moved = split_moved(records, view.booked)
     summaries = summarize_records(records, window)
-    booked = book_period(summaries, window, mapping, granularity, view, closed_records=closed_records,
+    booked = book_period(summaries, window, mapping, granularity, view, closed_records=closed_records, moved=moved,
                          provider=provider, given_opening=given_opening,
                          derive_topups=context.stats.api == "current" and topups is None)
     reconciliation: pd.DataFrame | None = None
@@ -216,6 +217,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     if books_path.exists():  # a failed first run must not leave an empty database behind
         with Books(books_path) as books:
             books.refuse_closed(window.label, window.start, window.end)
+            books.refuse_gap(window.label, window.start, window.end, window.tz_name)
             view = read_view(books, window, config.lookback_days)
             if config.from_source is None:  # a new source must serve the books' records (docs/booking.md)
                 view = replace(view, source_check=check_needed(books, _current_source(config, books.source_salt())))
@@ -233,7 +235,8 @@ def run_export(config: ExportConfig) -> ExportResult:
                 books.refuse_closed(window.label, window.start, window.end)  # closed by someone else meanwhile
                 now = config.clock()
                 assert report.carry is not None
-                record_export(books, report, report.carry, sha256_of(manifest), str(target), now)
+                record_export(books, report, report.carry, sha256_of(manifest), str(target), now,
+                              view.basis if view.basis is not None else books.basis(window.start))
                 if config.from_source is None:
                     record_source(books, window.label, _current_source(config, books.source_salt(), report.stats.api))
                 superseded = close_period(books, report, now) if config.close else []

@@ -15,6 +15,7 @@ or not at all. A second writer waits up to the busy timeout, then gets a one-lin
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -91,6 +92,15 @@ def _invariant() -> Iterator[None]:
 
 def _overlap(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
+
+
+def _gap_message(label: str, tz_name: str, neighbour: Period, at: datetime, gap_start: datetime, gap_end: datetime) -> str:
+    side = "after" if neighbour.end_utc <= at else "before"
+    same_zone = neighbour.time_zone == tz_name
+    way = ("export the periods in between first" if same_zone
+           else f"export it in the books' time zone (--timezone {neighbour.time_zone})")
+    return (f"{label} ({tz_name}) would leave a gap in the books {side} {neighbour.label} ({neighbour.time_zone}): "
+            f"no period would cover {gap_start:%Y-%m-%d %H:%M} to {gap_end:%Y-%m-%d %H:%M} UTC; {way}")
 
 
 class Books:
@@ -216,9 +226,11 @@ class Books:
         labels = list(dict.fromkeys(frame["label"]))[:months]
         return frame[frame["label"].isin(labels)].iloc[::-1].reset_index(drop=True)
 
-    def booked(self, labels: list[str]) -> pd.DataFrame:
+    def booked(self, labels: list[str], before: datetime | None = None) -> pd.DataFrame:
         """Every record of the closed periods ``labels`` as the books hold it now: the state at
-        close, overlaid by the late changes posted in closed periods since (latest wins).
+        close, overlaid by the late changes posted since (in period order; the last one wins) by
+        the periods that end at or before ``before`` — open ones included, so a change an earlier
+        open export posted is not posted again — or, without ``before``, by the closed periods.
         ``reported_missing`` marks records a closed period already reported as no longer returned,
         and those acknowledged as gone (``books acknowledge``): neither is reported again."""
         if not labels:
@@ -229,11 +241,13 @@ class Books:
             f"SELECT id, period, status, type, model, payment_method, currency, amount FROM booked "
             f"WHERE account = ? AND period IN ({marks})", self.db, params=(self.account, *labels),
         )
+        posted_by = "p.status = 'closed'" if before is None else "p.end_utc <= ?"
         later = pd.read_sql_query(
             f"SELECT a.id, a.period, a.status_after AS status, a.type, a.model, a.payment_method, a.currency, "
             f"a.amount_after AS amount FROM adjustments a JOIN periods p ON p.account = a.account AND p.label = a.label "
-            f"WHERE a.account = ? AND p.status = 'closed' AND a.period IN ({marks}) AND a.change != 'missing' "
-            f"ORDER BY p.end_utc", self.db, params=(self.account, *labels),
+            f"WHERE a.account = ? AND {posted_by} AND a.period IN ({marks}) AND a.change NOT IN ('missing', 'moved') "
+            f"ORDER BY p.end_utc, a.rowid", self.db,
+            params=(self.account, *([] if before is None else [_instant(before)]), *labels),
         )
         missing = pd.read_sql_query(
             f"SELECT a.id FROM adjustments a JOIN periods p ON p.account = a.account AND p.label = a.label "
@@ -244,6 +258,16 @@ class Books:
         both = pd.concat([snapshot, later], ignore_index=True).drop_duplicates("id", keep="last")
         quiet = both["id"].isin(missing["id"]) | both["id"].isin(acknowledged["id"])
         return both.assign(reported_missing=quiet).reset_index(drop=True)
+
+    def basis(self, start: datetime) -> str:
+        """What a period starting at ``start`` is booked on: the exports of the periods before it
+        (their manifests' sha256). Recorded at export; a close refuses a period whose basis has
+        changed since (docs/booking.md, "What the books refuse")."""
+        rows = self.db.execute(
+            "SELECT label, manifest_sha256 FROM periods WHERE account = ? AND end_utc <= ? ORDER BY start_utc, label",
+            (self.account, _instant(start)),
+        ).fetchall()
+        return hashlib.sha256("".join(f"{label}:{sha}\n" for label, sha in rows).encode()).hexdigest()
 
     def acknowledge(self, record_id: str, reason: str, when: datetime) -> str | None:
         """Accept that a record booked in a closed period is gone from the provider: it is not
@@ -308,17 +332,48 @@ class Books:
         for table in ("periods", "rollforward", "period_models", "carry", "adjustments", "sources"):
             self.db.execute(f"DELETE FROM {table} WHERE account = ? AND label = ?", (self.account, label))
 
-    def add_period(self, period: Period) -> None:
-        """A new period; refused (ConfigError) if it is or overlaps a closed one."""
+    def add_period(self, period: Period, basis: str | None = None) -> None:
+        """A new period booked on ``basis`` (:meth:`basis` when its view was read; None: as the
+        books are now); refused (ConfigError) if it is or overlaps a closed one, would leave a gap
+        in the books, or if the periods before it changed since ``basis``."""
         self.refuse_closed(period.label, period.start_utc, period.end_utc)
+        self._refuse_gap(period)
+        now = self.basis(period.start_utc)
+        if basis is not None and basis != now:
+            raise ConfigError(f"the books' periods before {period.label} changed while it was being exported "
+                              "(another export or close finished meanwhile): export it again")
         with _invariant():
             self.db.execute(
-                "INSERT INTO periods VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO periods VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self.account, period.label, period.first_day.isoformat(), period.last_day.isoformat(), period.time_zone,
                  _instant(period.start_utc), _instant(period.end_utc), period.granularity, _instant(period.exported_at),
                  period.pack, period.manifest_sha256, period.records, period.status,
-                 None if period.closed_at is None else _instant(period.closed_at)),
+                 None if period.closed_at is None else _instant(period.closed_at), now),
             )
+
+    def refuse_gap(self, label: str, start: datetime, end: datetime, tz_name: str) -> None:
+        """ConfigError (exit 2) if period ``label`` over ``[start, end)`` would leave instants no
+        period of the books covers, between it and the periods before or after it, or would come
+        before a closed period (docs/booking.md, "What the books refuse")."""
+        others = [p for p in self.periods() if p.label != label]
+        if not others or any(_overlap((p.start_utc, p.end_utc), (start, end)) for p in others):
+            return  # the first period, or a draft over open ones (a closed one is refused before)
+        before = max((p for p in others if p.end_utc <= start), key=lambda p: p.end_utc, default=None)
+        after = min((p for p in others if p.start_utc >= end), key=lambda p: p.start_utc, default=None)
+        if before is not None and before.end_utc != start:
+            raise ConfigError(_gap_message(label, tz_name, before, start, before.end_utc, start))
+        if after is not None and before is None and after.start_utc != end:
+            raise ConfigError(_gap_message(label, tz_name, after, end, end, after.start_utc))
+        closed_after = [p.label for p in others if p.start_utc >= end and p.closed]
+        if closed_after:
+            raise ConfigError(
+                f"{label} comes before {', '.join(closed_after)}, which {'is' if len(closed_after) == 1 else 'are'} "
+                f"closed: periods are booked in order; reopen {closed_after[-1]} (and those before it) first, "
+                "or keep the earlier periods in other books (--books)"
+            )
+
+    def _refuse_gap(self, period: Period) -> None:
+        self.refuse_gap(period.label, period.start_utc, period.end_utc, period.time_zone)
 
     def close(self, label: str, when: datetime) -> list[str]:
         """Mark period ``label`` closed. Open periods overlapping it are drafts it supersedes: they
@@ -338,25 +393,34 @@ class Books:
         return drafts
 
     def _refuse_out_of_order(self, period: Period) -> None:
-        """Periods close in order, each on the closing its predecessor has now (docs/booking.md,
-        "What the books refuse"): an earlier period still open, or an opening taken from an
-        earlier export of the period before that has since changed, would chain a draft's figure."""
+        """Periods close in order, each on the exports before it as they are now (docs/booking.md,
+        "What the books refuse"): an earlier period still open, or one exported again since this
+        one was (its closing, running totals or late changes may differ), would close a period
+        booked on a draft's figures."""
         earlier = [p.label for p in self.periods()
                    if not p.closed and p.end_utc <= period.start_utc and p.label != period.label]
         if earlier:
             raise ConfigError(f"{', '.join(earlier)} {'is' if len(earlier) == 1 else 'are'} earlier than {period.label} "
                               f"and still open: close {'it' if len(earlier) == 1 else 'them'} first (periods close in order)")
-        before = self.before(period.start_utc)
-        if before is None or before.end_utc != period.start_utc:
-            return
-        now = self.closings(before.label)
-        rows = self.db.execute("SELECT currency, opening, opening_source FROM rollforward WHERE account = ? AND label = ?",
-                               (self.account, period.label)).fetchall()
-        stale = [currency for currency, opening, source in rows
-                 if source.startswith(f"closing of {before.label} ") and opening != now.get(currency)]
-        if stale:
-            raise ConfigError(f"{period.label} opened at the closing of an earlier export of {before.label}, which has "
-                              f"changed since ({', '.join(stale)}): export {period.label} again, then close it")
+        row = self.db.execute("SELECT basis FROM periods WHERE account = ? AND label = ?",
+                              (self.account, period.label)).fetchone()
+        if row is None or row[0] != self.basis(period.start_utc):
+            cause = ("was exported by an earlier version of the tool" if row is None or row[0] is None
+                     else "was exported before the periods ahead of it were exported again or added")
+            raise ConfigError(f"{period.label} {cause}: export {period.label} again, then close it")
+
+    def reopen(self, label: str, reason: str, when: datetime) -> None:
+        """Reopen closed period ``label`` for a restatement; refused while a later period is
+        closed (periods reopen in reverse order: later closings chain from this one)."""
+        period = self.period(label)
+        if period is None or not period.closed:
+            raise ConfigError(f"{label} is not a closed period in {self.path}")
+        later = [p.label for p in self.periods() if p.closed and p.start_utc >= period.end_utc]
+        if later:
+            raise ConfigError(f"{', '.join(later)} {'is' if len(later) == 1 else 'are'} closed after {label} and "
+                              f"chained from it: reopen {later[-1]} first (periods reopen in reverse order)")
+        self.set_status(label, "open", None)
+        self.log(label, "reopen", reason, when)
 
     def add_rows(self, table: str, label: str, rows: Sequence[tuple[object, ...]]) -> None:
         """Rows of a per-period table, each given without its leading (account, label)."""
