@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from .books.recheck import Recheck
 from .extract import USAGE_COLUMNS, jsonexact
 from .errors import ConfigError, DataError, os_reason
 from .models import ExtractionStats, ProviderBalance
@@ -51,6 +52,7 @@ class SourceContext:
     # what the provider's summary is compared with: completed usage of the provider's UTC days
     # (extract.USAGE_COLUMNS); None in a context written before it was recorded
     provider_days_usage: pd.DataFrame | None = None
+    recheck: Recheck | None = None  # the closed days re-read for late changes, and why
 
 
 class ArchiveWriter:
@@ -95,6 +97,8 @@ def write_context(folder: Path, context: SourceContext) -> Path:
     }
     if context.provider_days_usage is not None:
         payload["provider_days_usage"] = _usage_rows(context.provider_days_usage)
+    if context.recheck is not None:
+        payload["recheck"] = context.recheck.to_json()
     path = folder / CONTEXT_NAME
     # a lone surrogate in the API's text is kept as its JSON escape (UTF-8 cannot hold it; the
     # usage summary's model names are then refused by parse_provider_usage, naming the field)
@@ -253,7 +257,8 @@ def read_context(folder: Path, *, verify: bool = True) -> SourceContext:
         usage = data.get("provider_days_usage")
         return SourceContext(window, stats, data.get("provider_usage"), [str(w) for w in data.get("warnings", [])],
                              provider_days_usage=None if usage is None else _usage_frame(usage),
-                             provider_balance=_balance_from(data.get("provider_balance")))
+                             provider_balance=_balance_from(data.get("provider_balance")),
+                             recheck=Recheck.from_json(data["recheck"]) if "recheck" in data else None)
     except FileNotFoundError:
         raise ConfigError(f"--from-source: {path} does not exist (give the source/ folder of an export)") from None
     except OSError as exc:

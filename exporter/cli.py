@@ -131,6 +131,9 @@ def cli(debug: bool) -> None:
 @click.option("--close", "close_after", is_flag=True, help="Close the period once exported (month-end automation).")
 @click.option("--lookback", type=click.IntRange(0), default=DEFAULT_LOOKBACK_DAYS, show_default=True,
               help="Re-check closed periods that ended up to this many days before the period for late changes.")
+@click.option("--recheck", type=click.Choice(["changed", "full"]), default="changed", show_default=True,
+              help="Closed days re-read for late changes: those whose day totals at the provider changed "
+                   "(and those that held pending records), or every one (catches what day totals cannot show).")
 @click.option("--opening-balance", type=AmountType(), metavar="AMOUNT",
               help="The credit balance at the start of the period, when the books and the provider cannot tell.")
 @click.option("--balance-max-records", type=click.IntRange(0), default=DEFAULT_BALANCE_MAX_RECORDS, show_default=True,
@@ -166,6 +169,7 @@ def export(**params: Any) -> None:
             render=RenderOptions(iif_lists=params["iif_lists"], date_format=params["date_format"]),
             reconcile=not params["no_reconcile"], from_source=params["from_source"],
             books=params["books_file"], close=params["close_after"], lookback_days=params["lookback"],
+            recheck=params["recheck"],
             opening_balance=params["opening_balance"], balance_max_records=params["balance_max_records"],
             lock_timeout=params["lock_timeout"], topups=params["topups"],
         )

@@ -111,6 +111,7 @@ class ExportConfig:
     resume_folder: Path | None = None  # where pages wait between runs, so an interrupted fetch resumes
     books: Path | None = None  # the books database; None: <out>/books.sqlite
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
+    recheck: Literal["changed", "full"] = "changed"  # closed days re-read: those whose totals changed, or all
     close: bool = False  # close the period once exported (month-end automation)
     opening_balance: int | None = None  # micros, given with --opening-balance
     balance_max_records: int = DEFAULT_BALANCE_MAX_RECORDS

@@ -24,7 +24,7 @@ def period(label: str, status: str = "open") -> Period:
 
 
 def booked(record: str, label: str) -> tuple[object, ...]:
-    return (record, label, "completed", "usage", "m/x", "card", "USD", -1_000_000, None)
+    return (record, label, "completed", "usage", "m/x", "card", "USD", -1_000_000, None, 19_723)
 
 
 def test_a_closed_period_overlaps_nothing(tmp_path):
@@ -52,7 +52,7 @@ def test_the_triggers_refuse_what_a_careless_caller_writes(tmp_path):
                              "FROM periods WHERE label = '2024-Q1'")
         with pytest.raises(sqlite3.IntegrityError, match="do not hold"):
             books.db.execute("INSERT INTO booked VALUES ('default', 'r1', '2023-12', 'completed', 'usage', '', '', "
-                             "'USD', -1, NULL)")
+                             "'USD', -1, NULL, NULL)")
 
 
 def test_a_record_is_booked_once_and_never_replaced(tmp_path):
@@ -93,8 +93,9 @@ def test_a_database_written_by_schema_1_opens_and_keeps_its_records(tmp_path):
     db.close()
     with Books(path) as books:
         version = books.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        # 2: periods that cannot overlap, sources; 3: acknowledged records; 4: booked once, rebookings, bases
-        assert int(version) == SCHEMA_VERSION == 4
+        # 2: periods that cannot overlap, sources; 3: acknowledged records; 4: booked once, rebookings,
+        # bases; 5: each booked record's day, full re-checks
+        assert int(version) == SCHEMA_VERSION == 5
         frame = books.booked(["2024-01"])
         assert frame[["id", "period", "amount"]].values.tolist() == [["r1", "2024-01", -5]]
         with pytest.raises(ConfigError, match="overlaps 2024-01"), books.transaction():

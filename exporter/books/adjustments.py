@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..models import ADJUSTMENT_COLUMNS, COMPLETED, SUMMARY_ROLES
 from ..transform import record_roles
+from ..days import utc_days
 from .database import Period
 
 
@@ -76,7 +77,8 @@ def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Per
     bounds = {period.label: (period.start_utc, period.end_utc) for period in closed}
     frame["period_start"] = pd.to_datetime([bounds[label][0] for label in frame["period"]], utc=True)
     frame["period_end"] = pd.to_datetime([bounds[label][1] for label in frame["period"]], utc=True)
-    frame = frame.astype({"amount_before_micros": "int64", "amount_after_micros": "int64", "delta_micros": "int64"})
+    frame = frame.astype({"amount_before_micros": "int64", "amount_after_micros": "int64", "delta_micros": "int64",
+                          "day": "int64"})
     frame["role"] = adjustment_roles(frame)
     # reversed before completed_late: a rebooked record's last row is what it is now (Books.booked)
     order = frame["change"].map(CHANGE_ORDER)
@@ -131,9 +133,10 @@ def _in_periods(current: pd.DataFrame, closed: list[Period]) -> pd.DataFrame:
 
 def _columns(frame: pd.DataFrame) -> pd.DataFrame:
     """What late changes compare of a record, with its closed period's label."""
-    return frame[["id", "period", "status", "type", "model", "payment_method", "currency", "amount_micros"]].astype(
+    columns = frame[["id", "period", "status", "type", "model", "payment_method", "currency", "amount_micros"]].astype(
         {"status": "str", "type": "str", "model": "str", "payment_method": "str", "currency": "str"}
     )
+    return columns.assign(day=utc_days(frame["created_at"]))
 
 
 def _row(r: Any, change: str, side: str, delta: int, *, status_before: str | None = None,
@@ -150,6 +153,7 @@ def _row(r: Any, change: str, side: str, delta: int, *, status_before: str | Non
         "amount_before_micros": _int(r.amount_micros_before),
         "amount_after_micros": _int(r.amount_micros_after) if amount_after is None else amount_after,
         "delta_micros": delta,
+        "day": _int(r.day_after) if r.side != "left_only" else _int(r.day_before),
     }
 
 

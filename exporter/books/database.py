@@ -235,16 +235,16 @@ class Books:
         and those acknowledged as gone (``books acknowledge``): neither is reported again."""
         if not labels:
             return pd.DataFrame(columns=["id", "period", "status", "type", "model", "payment_method", "currency",
-                                         "amount", "reported_missing"])
+                                         "amount", "day", "reported_missing"])
         marks = ",".join("?" * len(labels))
         snapshot = pd.read_sql_query(
-            f"SELECT id, period, status, type, model, payment_method, currency, amount FROM booked "
+            f"SELECT id, period, status, type, model, payment_method, currency, amount, day FROM booked "
             f"WHERE account = ? AND period IN ({marks})", self.db, params=(self.account, *labels),
         )
         posted_by = "p.status = 'closed'" if before is None else "p.end_utc <= ?"
         later = pd.read_sql_query(
             f"SELECT a.id, a.period, a.status_after AS status, a.type, a.model, a.payment_method, a.currency, "
-            f"a.amount_after AS amount FROM adjustments a JOIN periods p ON p.account = a.account AND p.label = a.label "
+            f"a.amount_after AS amount, a.day FROM adjustments a JOIN periods p ON p.account = a.account AND p.label = a.label "
             f"WHERE a.account = ? AND {posted_by} AND a.period IN ({marks}) AND a.change NOT IN ('missing', 'moved') "
             f"ORDER BY p.end_utc, a.rowid", self.db,
             params=(self.account, *([] if before is None else [_instant(before)]), *labels),
@@ -256,6 +256,7 @@ class Books:
         )
         acknowledged = pd.read_sql_query("SELECT id FROM acknowledged WHERE account = ?", self.db, params=(self.account,))
         both = pd.concat([snapshot, later], ignore_index=True).drop_duplicates("id", keep="last")
+        both["day"] = both["day"].astype("Int64")  # NULL: booked by a version that kept no day
         quiet = both["id"].isin(missing["id"]) | both["id"].isin(acknowledged["id"])
         return both.assign(reported_missing=quiet).reset_index(drop=True)
 
@@ -329,7 +330,7 @@ class Books:
 
     def forget(self, label: str) -> None:
         """Drop what an earlier export of an open period recorded (a re-export replaces it)."""
-        for table in ("periods", "rollforward", "period_models", "carry", "adjustments", "sources"):
+        for table in ("periods", "rollforward", "period_models", "carry", "adjustments", "sources", "full_checks"):
             self.db.execute(f"DELETE FROM {table} WHERE account = ? AND label = ?", (self.account, label))
 
     def add_period(self, period: Period, basis: str | None = None) -> None:
@@ -432,6 +433,19 @@ class Books:
         """Where period ``label``'s records came from (docs/booking.md, "The books' source")."""
         self.db.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)", (self.account, label, name, fingerprint, api))
 
+    def add_full_checks(self, label: str, days: Sequence[int], when: datetime) -> None:
+        """The closed UTC days (day numbers) period ``label``'s export re-read in full."""
+        self.add_rows("full_checks", label, [(day, _instant(when)) for day in days])
+
+    def last_full_check(self, days: Sequence[int]) -> datetime | None:
+        """When all of ``days`` were last re-read in full together (None: not all of them ever)."""
+        if not days:
+            return None
+        marks = ",".join("?" * len(days))
+        rows = self.db.execute(f"SELECT day, max(at) FROM full_checks WHERE account = ? AND day IN ({marks}) GROUP BY day",
+                               (self.account, *days)).fetchall()
+        return None if len(rows) < len(set(days)) else min(datetime.fromisoformat(at) for _, at in rows)
+
     def add_carry(self, label: str, carry: Carry) -> None:
         rows = [("balance", *key, t.exact, t.posted) for key, t in carry.balances.items()]
         rows += [("counter", *key, t.exact, t.posted) for key, t in carry.counters.items()]
@@ -444,10 +458,11 @@ class Books:
         )
 
     def add_booked(self, rows: Sequence[tuple[object, ...]]) -> None:
-        """Records as booked at close: (id, period, status, type, model, payment_method, currency, amount, entry)."""
+        """Records as booked at close: (id, period, status, type, model, payment_method, currency, amount,
+        entry, UTC day)."""
         with _invariant():  # a plain INSERT: booking a record twice in one period is a bug, never a replace
             self.db.executemany(
-                "INSERT INTO booked VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO booked VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ((self.account, *row) for row in rows),
             )
 

@@ -21,8 +21,10 @@ from ..period import Window
 from ..transform import with_ratios
 from .adjustments import detect_changes, split_moved
 from .carry import Carry, Total
+from ..days import day_number, utc_days
 from .database import Books, Period
 from .journal import Journal, build_journal
+from .recheck import Recheck, covered, covered_records
 from .mapping import AccountMapping
 from .rollforward import Previous, roll_forward
 from .sources import SourceCheck
@@ -98,6 +100,7 @@ def book_period(
     *,
     closed_records: pd.DataFrame | None = None,
     moved: pd.DataFrame | None = None,
+    recheck: Recheck | None = None,
     provider: ProviderBalance | None = None,
     given_opening: int | None = None,
     derive_topups: bool = False,
@@ -108,7 +111,11 @@ def book_period(
     warnings: list[str] = []
     adjustments = None
     if view.closed and closed_records is not None and view.booked is not None:
-        adjustments, found = detect_changes(closed_records, view.booked, list(view.closed), moved)
+        booked, current = view.booked, closed_records
+        if recheck is not None:  # only what was re-read is compared (docs/booking.md, "Finding late changes")
+            booked = covered(booked, recheck, [] if moved is None else list(moved["id"]))
+            current = covered_records(current, recheck)
+        adjustments, found = detect_changes(current, booked, list(view.closed), moved)
         warnings += found
     rollforward, checks = roll_forward(summaries, adjustments, previous=view.previous,
                                        given_opening=given_opening, provider=provider, derive_topups=derive_topups)
@@ -179,9 +186,11 @@ def record_export(books: Books, report: Report, carry: Carry, manifest_sha256: s
         books.add_rows("adjustments", label, [
             (str(r.id), str(r.period), str(r.change), str(r.type), str(r.model), str(r.payment_method),
              str(r.currency), str(r.status_before), str(r.status_after), int(r.amount_before_micros),
-             int(r.amount_after_micros), int(r.delta_micros))
+             int(r.amount_after_micros), int(r.delta_micros), int(r.day))
             for r in report.adjustments.itertuples(index=False)
         ])
+    if report.recheck is not None:  # each closed day re-read whole, and when (docs/booking.md, "Finding late changes")
+        books.add_full_checks(label, [day_number(d) for d in report.recheck.days], when)
     books.log(label, "export", f"{report.stats.in_period} records, pack {pack}", when)
 
 
@@ -197,7 +206,7 @@ def close_period(books: Books, report: Report, when: datetime) -> list[str]:
 
 
 def snapshot_rows(report: Report) -> list[tuple[object, ...]]:
-    """(id, period, status, type, model, payment_method, currency, amount, entry) of every record."""
+    """(id, period, status, type, model, payment_method, currency, amount, entry, UTC day) of every record."""
     frame = report.transactions
     roles = frame["role"]
     summaries, singles = _entry_numbers(report.journal)
@@ -216,6 +225,7 @@ def snapshot_rows(report: Report) -> list[tuple[object, ...]]:
         frame["id"].astype("str"), [report.window.label] * len(frame), frame["status"].astype("str"),
         frame["type"].astype("str"), frame["model"].astype("str"), frame["payment_method"].astype("str"),
         frame["currency"].astype("str"), frame["amount_micros"].astype("int64").tolist(), entry.tolist(),
+        utc_days(frame["created_at"]).tolist(),
     ))
 
 

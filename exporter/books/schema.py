@@ -106,5 +106,15 @@ MIGRATIONS: list[str] = [
     WHEN EXISTS (SELECT 1 FROM booked b WHERE b.account = NEW.account AND b.id = NEW.id AND b.period != NEW.period)
     BEGIN SELECT RAISE(ABORT, 'books: a record already booked in another period'); END;
     """,
+    # 5: late changes found from the provider's day totals (docs/booking.md, "Finding late
+    # changes"): each booked record's UTC day (days since 1970-01-01; NULL when closed before), and
+    # the closed days an export re-read in full.
+    """
+    ALTER TABLE booked ADD COLUMN day INTEGER;
+    ALTER TABLE adjustments ADD COLUMN day INTEGER;
+    CREATE TABLE full_checks (
+        account TEXT NOT NULL, label TEXT NOT NULL, day INTEGER NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (account, label, day)) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

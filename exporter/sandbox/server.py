@@ -87,6 +87,7 @@ class Faults:
     price_sign: str = "positive"  # billings/search price: "positive", "negative" or "signed" (deducts negative)
     key_id_field: str = "access_key_id"  # or "access_key_uuid", as one doc example names it
     absurd_price: str | None = None  # this record id is served with price 24300
+    absent: frozenset[str] = frozenset()  # paths answered 404, as if this server did not have them
 
 
 class LoggedRequest(NamedTuple):
@@ -154,6 +155,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.requests = RequestLog()
         self._counter_lock = threading.Lock()
         self._billings_count = 0
+        self.records_served = 0  # billing records served (for tests of what a run re-reads)
 
     @property
     def url(self) -> str:
@@ -170,6 +172,11 @@ class SandboxServer(ThreadingHTTPServer):
         self.requests.clear()
         with self._counter_lock:
             self._billings_count = 0
+            self.records_served = 0
+
+    def count_served(self, records: int) -> None:
+        with self._counter_lock:
+            self.records_served += records
 
     def billings_answered(self) -> int:
         """Billings requests counted so far (the one being answered included)."""
@@ -207,7 +214,7 @@ class SandboxServer(ThreadingHTTPServer):
         if self._take_fail_next():
             return _error(faults.error_status, faults.error_html)
         route = self._routes().get(path.rstrip("/"))
-        if route is None:
+        if route is None or path.rstrip("/") in faults.absent:
             return _envelope(404, "not found")
         allowed, handler, counted = route
         if method != allowed:
@@ -301,6 +308,7 @@ def _billings(server: SandboxServer, query: dict[str, str]) -> _Response:
         # as if a new record had shifted the offsets: the previous page's last item comes again
         positions = [index[first - 1], *positions]
     items = _items_json(server.dataset, positions, faults.malformed)
+    server.count_served(len(positions))
 
     reported = total if faults.wrong_total is None else faults.wrong_total
     tail = f'],"pagination":{{"page":{page},"page_size":{size},"total":{reported}}}}}}}'

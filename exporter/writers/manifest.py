@@ -110,6 +110,8 @@ def build_manifest(report: Report, folder: Path, files: list[Path], formats: tup
             {"period": c.period, "currency": c.currency, "count": c.count, "total": format_micros(c.delta_micros)}
             for c in late_changes(report.adjustments)
         ]
+    if report.recheck is not None:
+        manifest["recheck"] = {"summary": report.recheck.text, **report.recheck.to_json()}
     manifest["formats"] = list(formats)
     manifest["files"] = [file_entry(path, folder) for path in sorted(files)]
     return manifest
