@@ -15,6 +15,7 @@ or not at all. A second writer waits up to the busy timeout, then gets a one-lin
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError, ExportError, OutputError, os_reason
 from .carry import Carry, Total
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -61,8 +62,22 @@ def _instant(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _parse_instant(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+def _aware(text: str) -> datetime:
+    """An instant as the books store it (ISO 8601 with its offset); ValueError for anything else."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return value
+
+
+def _period_row_ok(row: Sequence[object]) -> bool:
+    try:
+        date.fromisoformat(row[1]), date.fromisoformat(row[2])  # type: ignore[arg-type]
+        for text in (row[4], row[5], row[7], *([row[12]] if row[12] is not None else [])):
+            _aware(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -74,6 +89,33 @@ def _statements(script: str) -> Iterator[str]:
             if pending.strip(" \n;"):
                 yield pending
             pending = ""
+
+
+def _connect_for_reading(path: Path) -> sqlite3.Connection:
+    """The books opened to read. Writable ones as usual (SQLite then tidies its ``-wal`` and
+    ``-shm`` files on close); a read-only file or folder with ``mode=ro``, and, since a WAL reader
+    needs a ``-shm`` file that a read-only folder cannot hold, as immutable when that fails
+    (nobody can write there either)."""
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        return sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+    uri = path.absolute().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
+def books_error(path: Path, exc: sqlite3.Error) -> ExportError:
+    """An SQLite failure on the books, translated: a full disk is exit 7, a file that is not a
+    database exit 5, anything else exit 2 naming the file."""
+    text = str(exc)
+    if "disk is full" in text or "disk I/O error" in text:
+        return OutputError(f"cannot write the books {path}: {text} (no space left?); the books are as they were")
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return DataError(f"{path} is not a books database ({text})")
+    return ConfigError(f"{path}: cannot use the books database: {text}")
 
 
 def _when(period: Period) -> str:
@@ -96,17 +138,47 @@ def _overlap(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool
 class Books:
     """The open database; use as a context manager (closes the connection)."""
 
-    def __init__(self, path: Path, account: str = DEFAULT_ACCOUNT) -> None:
+    def __init__(self, path: Path, account: str = DEFAULT_ACCOUNT, *, write: bool = True) -> None:
+        """Open the books at ``path``; ``write=False`` opens them read-only (a read-only file or
+        folder is fine) and never creates one. An existing file that is not books (0 bytes, no
+        schema) is refused, never initialised (docs/booking.md, "What the books refuse")."""
         self.path = path
         self.account = account
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            exists = path.exists()
+            if not exists and not write:
+                raise ConfigError(f"{path}: no books database yet (export a period first, or give --books)")
+            if exists and path.is_file() and path.stat().st_size == 0:
+                raise DataError(f"{path} is empty (0 bytes), not a books database: refusing to initialise it "
+                                "(if a first export was interrupted, delete the file; else give the right --books)")
+            if write:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            else:
+                self.db = _connect_for_reading(path)
+            try:
+                version = self._version() if exists else 0
+                if exists and version == 0:
+                    raise DataError(f"{path} is not a books database (no schema version): refusing to initialise "
+                                    "it; give the right --books, or move the file away")
+                if not write and version < SCHEMA_VERSION:  # older books: migrate them once, in place
+                    self.db.close()
+                    write = True
+                    self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+                if write:
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                    self.db.execute("PRAGMA synchronous=NORMAL")
+                    self._migrate()
+                else:
+                    self._check_version(version)
+                self._audit()
+            except BaseException:
+                self.db.close()
+                raise
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{path}: cannot use the books database: {exc}") from None
+            raise books_error(path, exc) from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot open the books database: {os_reason(exc)}") from None
 
     def __enter__(self) -> Books:
         return self
@@ -114,16 +186,47 @@ class Books:
     def __exit__(self, *exc: object) -> None:
         self.db.close()
 
+    def _version(self) -> int:
+        """The schema version the file records; 0 for a file with no ``meta`` table (not books)."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        try:
+            return int(row[0]) if row else 0
+        except (TypeError, ValueError):
+            raise self.damaged(f"meta.schema_version is {row[0]!r}") from None
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{self.path} was written by a newer wavespeed-export (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}): upgrade the tool"
+            )
+
+    def _audit(self) -> None:
+        """Every INTEGER column holds integers (or NULL): a hand edit that put text there is
+        "books damaged" (exit 5) here, not a failure somewhere downstream."""
+        tables = [name for (name,) in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'meta' AND name NOT LIKE 'sqlite_%'")]
+        for table in tables:
+            columns = [row[1] for row in self.db.execute(f"PRAGMA table_info({table})") if row[2].upper() == "INTEGER"]
+            if not columns:
+                continue
+            where = " OR ".join(f"typeof({c}) NOT IN ('integer', 'null')" for c in columns)
+            bad = self.db.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {where} LIMIT 1").fetchone()
+            if bad is not None:
+                column, value = next((c, v) for c, v in zip(columns, bad) if not isinstance(v, (int, type(None))))
+                raise self.damaged(f"{table}.{column} holds {str(value)[:20]!r}, not an integer")
+
+    def damaged(self, what: str) -> DataError:
+        """The one-line error for books a hand (or a disk) has broken: exit 5 naming the file."""
+        return DataError(f"{self.path}: books damaged: {what}; restore the file from a backup")
+
     def _migrate(self) -> None:
         with self.transaction():
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"{self.path} was written by a newer wavespeed-export (schema {version}, this one knows "
-                    f"{SCHEMA_VERSION}): upgrade the tool"
-                )
+            version = self._version()
+            self._check_version(version)
             if version == SCHEMA_VERSION:
                 return  # nothing to write: opening the books (to read, or to refuse) leaves the file as it was
             for script in MIGRATIONS[version:]:
@@ -141,10 +244,20 @@ class Books:
                               "is writing to it, try again when it has finished") from None
         try:
             yield self.db
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:  # a full disk, an I/O error: one line and its exit code
+            self._rollback()
+            raise books_error(self.path, exc) from None
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -154,12 +267,16 @@ class Books:
             "manifest_sha256, records, status, closed_at FROM periods WHERE account = ? ORDER BY start_utc, label",
             (self.account,),
         ).fetchall()
-        return [
-            Period(r[0], date.fromisoformat(r[1]), date.fromisoformat(r[2]), r[3], datetime.fromisoformat(r[4]),
-                   datetime.fromisoformat(r[5]), r[6], datetime.fromisoformat(r[7]), r[8], r[9], r[10], r[11],
-                   _parse_instant(r[12]))
-            for r in rows
-        ]
+        try:
+            return [
+                Period(r[0], date.fromisoformat(r[1]), date.fromisoformat(r[2]), r[3], _aware(r[4]),
+                       _aware(r[5]), r[6], _aware(r[7]), r[8], r[9], r[10], r[11],
+                       None if r[12] is None else _aware(r[12]))
+                for r in rows
+            ]
+        except (TypeError, ValueError) as exc:
+            bad = next(r[0] for r in rows if not _period_row_ok(r))
+            raise self.damaged(f"period {str(bad)[:40]!r} has a value that is not a date or instant ({exc})") from None
 
     def period(self, label: str) -> Period | None:
         return next((p for p in self.periods() if p.label == label), None)
@@ -399,6 +516,16 @@ class Books:
 
     def log(self, label: str, action: str, detail: str, when: datetime) -> None:
         self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (self.account, _instant(when), label, action, detail))
+
+    def pack_folder(self, period: Period) -> Path:
+        """Where period's pack is: recorded absolute since the books stored paths so; an older,
+        relative path is read from the working directory as before, or else beside the books
+        (the default layout, ``<out>/books.sqlite`` and ``<out>/<label>``)."""
+        pack = Path(period.pack)
+        if pack.is_absolute() or pack.exists():
+            return pack
+        beside = self.path.parent / pack.name
+        return beside if beside.exists() else pack
 
 
 __all__ = ["BOOKS_NAME", "DEFAULT_ACCOUNT", "SCHEMA_VERSION", "Books", "Period"]
