@@ -73,6 +73,7 @@ def close(path: Path, label: str, accounts: Path | None = None) -> Closed:
                                  datetime.now(timezone.utc), view, closed)
         with books.transaction():
             superseded = close_period(books, report, datetime.now(timezone.utc))  # refuses what it must itself
+            books.seal(label)
         closed_period = books.period(label)
         assert closed_period is not None
         return Closed(closed_period, tuple(superseded))
@@ -158,9 +159,12 @@ def check(path: Path) -> Checked:
                     warnings.append(f"{period.label} (open): the pack in {folder} is not the one the books recorded "
                                     "(an export interrupted between writing the pack and recording it?); export it again")
                 continue
-            problem = pack_problem(folder, period.manifest_sha256)
+            problem = pack_problem(folder, period.manifest_sha256) or books.seal_problem(period.label)
             if problem:
                 raise DataError(f"closed period {period.label}: {problem}")
+            if not books.sealed(period.label):
+                warnings.append(f"{period.label} was closed before the books kept seals: its pack is checked, "
+                                "its rows in the books are not")
             checked.append(period.label)
         return Checked(checked, warnings)
 

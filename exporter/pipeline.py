@@ -244,6 +244,8 @@ def run_export(config: ExportConfig) -> ExportResult:
                 if config.from_source is None:
                     record_source(books, window.label, _current_source(config, books.source_salt(), report.stats.api))
                 superseded = close_period(books, report, now) if config.close else []
+                if config.close:
+                    books.seal(window.label)
                 pack.publish()
     except OSError as exc:
         # The one translation of output failures: the staging folder, the page store, the archive,

@@ -197,3 +197,22 @@ def test_an_export_interrupted_between_pack_and_books_is_said_once(server, tmp_p
                     "--api-key", DEMO_KEY, "--no-reconcile")
     assert once_more.exit_code == 0 and "is not the one the books" not in once_more.output
     assert run("close", "--period", "2024-01", "--out", str(out)).exit_code == 0
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE booked SET amount = amount - 1000000 WHERE id = (SELECT max(id) FROM booked)",
+    "UPDATE booked SET amount = amount - 1 WHERE id = (SELECT min(id) FROM booked)",
+    "INSERT INTO adjustments VALUES ('default', '2024-01', 'txn_x', '2023-12', 'repriced', 'usage', 'm', '', 'USD', "
+    "'completed', 'completed', -1, -2, -1)",
+    "UPDATE rollforward SET usage = usage + 1",
+])
+def test_hand_edits_of_a_closed_period_in_the_books_are_caught_by_check(server, tmp_path, edit):
+    out = tmp_path / "out"
+    assert export(server, out, "2024-01", "--close").exit_code == 0
+    assert run("books", "check", "--out", str(out)).exit_code == 0
+    with sqlite3.connect(out / "books.sqlite") as db:
+        db.execute(edit)
+    db.close()
+    result = run("books", "check", "--out", str(out))
+    assert result.exit_code == 5, result.output
+    assert "closed period 2024-01" in result.output and "changed since it was closed" in result.output

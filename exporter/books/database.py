@@ -15,6 +15,8 @@ or not at all. A second writer waits up to the busy timeout, then gets a one-lin
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -60,6 +62,17 @@ class Period:
 
 def _instant(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# what a period's seal covers: (table, columns, the column naming the period, order)
+_SEALED = (
+    ("booked", "id, period, status, type, model, payment_method, currency, amount, entry", "period", "id"),
+    ("adjustments", "id, period, change, type, model, payment_method, currency, status_before, status_after, "
+                    "amount_before, amount_after, delta", "label", "id, period"),
+    ("rollforward", "currency, opening, topups, usage, refunds, other, adjustments, closing, opening_source, "
+                    "provider_balance, pending", "label", "currency"),
+    ("carry", "side, line_account, line_class, currency, exact, posted", "label", "side, line_account, line_class, currency"),
+)
 
 
 def _aware(text: str) -> datetime:
@@ -516,6 +529,32 @@ class Books:
 
     def log(self, label: str, action: str, detail: str, when: datetime) -> None:
         self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (self.account, _instant(when), label, action, detail))
+
+    def seal_digest(self, label: str) -> str:
+        """The sha256 of what closing ``label`` fixed in the books: its booked records, the late
+        changes posted in it, its roll-forward and its running totals (rows in key order)."""
+        digest = hashlib.sha256()
+        for table, columns, key, order in _SEALED:
+            rows = self.db.execute(f"SELECT {columns} FROM {table} WHERE account = ? AND {key} = ? ORDER BY {order}",
+                                   (self.account, label)).fetchall()
+            digest.update(json.dumps([table, rows], separators=(",", ":")).encode("utf-8"))
+        return digest.hexdigest()
+
+    def seal(self, label: str) -> None:
+        """Keep the seal of period ``label`` just closed (inside the closing transaction)."""
+        self.db.execute("INSERT OR REPLACE INTO seals VALUES (?, ?, ?)", (self.account, label, self.seal_digest(label)))
+
+    def seal_problem(self, label: str) -> str | None:
+        """Why closed period ``label``'s rows no longer match its seal; None when they do, or when it
+        was closed before the books kept seals (:meth:`sealed` tells)."""
+        row = self.db.execute("SELECT sha256 FROM seals WHERE account = ? AND label = ?", (self.account, label)).fetchone()
+        if row is None or row[0] == self.seal_digest(label):
+            return None
+        return (f"its booked records, late changes, roll-forward or running totals in {self.path} were changed "
+                "since it was closed (the seal kept at close no longer matches)")
+
+    def sealed(self, label: str) -> bool:
+        return self.db.execute("SELECT 1 FROM seals WHERE account = ? AND label = ?", (self.account, label)).fetchone() is not None
 
     def pack_folder(self, period: Period) -> Path:
         """Where period's pack is: recorded absolute since the books stored paths so; an older,
