@@ -356,6 +356,8 @@ def _fetch_live(
                                             concurrency=config.concurrency,
                                             sink=closed_archive.write if closed_archive else None)
                 closed, api = closed_extraction.records, closed_extraction.api or api
+                # its warnings (duplicate ids that differ, zoneless times) count as the main walk's do
+                warnings += [f"closed periods re-read: {warning}" for warning in closed_extraction.warnings]
             if view.source_check is not None:  # before the period itself: another account costs little
                 notes.append(_check_source(client, config, view.source_check, view, closed, api))
             extraction = _extract(client, config, archive.write if archive else None, api)
