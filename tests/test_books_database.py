@@ -92,7 +92,7 @@ def test_a_database_written_by_schema_1_opens_and_keeps_its_records(tmp_path):
     db.close()
     with Books(path) as books:
         version = books.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        assert int(version) == SCHEMA_VERSION == 3  # 2: periods that cannot overlap, sources; 3: acknowledged records
+        assert int(version) == SCHEMA_VERSION == 4  # 2: periods that cannot overlap, sources; 3: acknowledged records; 4: seals
         frame = books.booked(["2024-01"])
         assert frame[["id", "period", "amount"]].values.tolist() == [["r1", "2024-01", -5]]
         with pytest.raises(ConfigError, match="overlaps 2024-01"), books.transaction():
