@@ -116,7 +116,9 @@ def _connect_for_reading(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
+        if "unable to open" not in str(exc) and "readonly" not in str(exc):
+            raise  # busy, or another failure: said as such
         return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
 
