@@ -216,3 +216,17 @@ def test_hand_edits_of_a_closed_period_in_the_books_are_caught_by_check(server, 
     result = run("books", "check", "--out", str(out))
     assert result.exit_code == 5, result.output
     assert "closed period 2024-01" in result.output and "changed since it was closed" in result.output
+
+
+def test_a_first_export_interrupted_before_its_books_is_said_once(server, tmp_path):
+    """The same, for a period's first export: its pack is on disk, the books never heard of it."""
+    out = tmp_path / "out"
+    assert export(server, out, "2024-01").exit_code == 0
+    saved = (out / "books.sqlite").read_bytes()
+    assert export(server, out, "2024-02").exit_code == 0
+    (out / "books.sqlite").write_bytes(saved)
+    args = ("export", "--period", "2024-02", "--out", str(out), "--format", "csv", "--base-url", server.url,
+            "--api-key", DEMO_KEY, "--no-reconcile")
+    first, second = run(*args), run(*args)
+    assert first.exit_code == 0 and first.output.count("is not in the books") == 1, first.output
+    assert second.exit_code == 0 and "is not in the books" not in second.output
