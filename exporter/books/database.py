@@ -15,9 +15,6 @@ or not at all. A second writer waits up to the busy timeout, then gets a one-lin
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,13 +24,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ConfigError, DataError, ExportError, OutputError, os_reason
+from ..errors import ConfigError, DataError, os_reason
 from .carry import Carry, Total
+from .integrity import BUSY_TIMEOUT, aware, books_error, connect_for_reading, integer_problem, period_row_ok, seal_digest
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 BOOKS_NAME = "books.sqlite"
 DEFAULT_ACCOUNT = "default"
-BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one before giving up
 
 
 
@@ -64,35 +61,6 @@ def _instant(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
-# what a period's seal covers: (table, columns, the column naming the period, order)
-_SEALED = (
-    ("booked", "id, period, status, type, model, payment_method, currency, amount, entry", "period", "id"),
-    ("adjustments", "id, period, change, type, model, payment_method, currency, status_before, status_after, "
-                    "amount_before, amount_after, delta", "label", "id, period"),
-    ("rollforward", "currency, opening, topups, usage, refunds, other, adjustments, closing, opening_source, "
-                    "provider_balance, pending", "label", "currency"),
-    ("carry", "side, line_account, line_class, currency, exact, posted", "label", "side, line_account, line_class, currency"),
-)
-
-
-def _aware(text: str) -> datetime:
-    """An instant as the books store it (ISO 8601 with its offset); ValueError for anything else."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError(f"{text!r} has no UTC offset")
-    return value
-
-
-def _period_row_ok(row: Sequence[object]) -> bool:
-    try:
-        date.fromisoformat(row[1]), date.fromisoformat(row[2])  # type: ignore[arg-type]
-        for text in (row[4], row[5], row[7], *([row[12]] if row[12] is not None else [])):
-            _aware(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 def _statements(script: str) -> Iterator[str]:
     """The complete SQL statements of a script (a trigger's body holds semicolons of its own)."""
     pending = ""
@@ -102,35 +70,6 @@ def _statements(script: str) -> Iterator[str]:
             if pending.strip(" \n;"):
                 yield pending
             pending = ""
-
-
-def _connect_for_reading(path: Path) -> sqlite3.Connection:
-    """The books opened to read. Writable ones as usual (SQLite then tidies its ``-wal`` and
-    ``-shm`` files on close); a read-only file or folder with ``mode=ro``, and, since a WAL reader
-    needs a ``-shm`` file that a read-only folder cannot hold, as immutable when that fails
-    (nobody can write there either)."""
-    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
-        return sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
-    uri = path.absolute().as_uri()
-    try:
-        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None)
-        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return db
-    except sqlite3.OperationalError as exc:
-        if "unable to open" not in str(exc) and "readonly" not in str(exc):
-            raise  # busy, or another failure: said as such
-        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
-
-
-def books_error(path: Path, exc: sqlite3.Error) -> ExportError:
-    """An SQLite failure on the books, translated: a full disk is exit 7, a file that is not a
-    database exit 5, anything else exit 2 naming the file."""
-    text = str(exc)
-    if "disk is full" in text or "disk I/O error" in text:
-        return OutputError(f"cannot write the books {path}: {text} (no space left?); the books are as they were")
-    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
-        return DataError(f"{path} is not a books database ({text})")
-    return ConfigError(f"{path}: cannot use the books database: {text}")
 
 
 def _when(period: Period) -> str:
@@ -170,7 +109,7 @@ class Books:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
             else:
-                self.db = _connect_for_reading(path)
+                self.db = connect_for_reading(path)
             try:
                 version = self._version() if exists else 0
                 if exists and version == 0:
@@ -219,19 +158,11 @@ class Books:
             )
 
     def _audit(self) -> None:
-        """Every INTEGER column holds integers (or NULL): a hand edit that put text there is
-        "books damaged" (exit 5) here, not a failure somewhere downstream."""
-        tables = [name for (name,) in self.db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'meta' AND name NOT LIKE 'sqlite_%'")]
-        for table in tables:
-            columns = [row[1] for row in self.db.execute(f"PRAGMA table_info({table})") if row[2].upper() == "INTEGER"]
-            if not columns:
-                continue
-            where = " OR ".join(f"typeof({c}) NOT IN ('integer', 'null')" for c in columns)
-            bad = self.db.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {where} LIMIT 1").fetchone()
-            if bad is not None:
-                column, value = next((c, v) for c, v in zip(columns, bad) if not isinstance(v, (int, type(None))))
-                raise self.damaged(f"{table}.{column} holds {str(value)[:20]!r}, not an integer")
+        """A hand edit that put text in an INTEGER column is "books damaged" (exit 5) here, not a
+        failure somewhere downstream."""
+        problem = integer_problem(self.db)
+        if problem:
+            raise self.damaged(problem)
 
     def damaged(self, what: str) -> DataError:
         """The one-line error for books a hand (or a disk) has broken: exit 5 naming the file."""
@@ -284,13 +215,13 @@ class Books:
         ).fetchall()
         try:
             return [
-                Period(r[0], date.fromisoformat(r[1]), date.fromisoformat(r[2]), r[3], _aware(r[4]),
-                       _aware(r[5]), r[6], _aware(r[7]), r[8], r[9], r[10], r[11],
-                       None if r[12] is None else _aware(r[12]))
+                Period(r[0], date.fromisoformat(r[1]), date.fromisoformat(r[2]), r[3], aware(r[4]),
+                       aware(r[5]), r[6], aware(r[7]), r[8], r[9], r[10], r[11],
+                       None if r[12] is None else aware(r[12]))
                 for r in rows
             ]
         except (TypeError, ValueError) as exc:
-            bad = next(r[0] for r in rows if not _period_row_ok(r))
+            bad = next(r[0] for r in rows if not period_row_ok(r))
             raise self.damaged(f"period {str(bad)[:40]!r} has a value that is not a date or instant ({exc})") from None
 
     def period(self, label: str) -> Period | None:
@@ -533,14 +464,8 @@ class Books:
         self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (self.account, _instant(when), label, action, detail))
 
     def seal_digest(self, label: str) -> str:
-        """The sha256 of what closing ``label`` fixed in the books: its booked records, the late
-        changes posted in it, its roll-forward and its running totals (rows in key order)."""
-        digest = hashlib.sha256()
-        for table, columns, key, order in _SEALED:
-            rows = self.db.execute(f"SELECT {columns} FROM {table} WHERE account = ? AND {key} = ? ORDER BY {order}",
-                                   (self.account, label)).fetchall()
-            digest.update(json.dumps([table, rows], separators=(",", ":")).encode("utf-8"))
-        return digest.hexdigest()
+        """The sha256 of what closing ``label`` fixed in the books (:func:`.integrity.seal_digest`)."""
+        return seal_digest(self.db, self.account, label)
 
     def seal(self, label: str) -> None:
         """Keep the seal of period ``label`` just closed (inside the closing transaction)."""
