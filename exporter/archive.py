@@ -32,7 +32,7 @@ from .books.recheck import Recheck
 from .extract import USAGE_COLUMNS, jsonexact
 from .errors import ConfigError, DataError, os_reason
 from .models import ExtractionStats, ProviderBalance
-from .money import format_micros, parse_amount
+from .money import CURRENCY_CODE, format_micros, parse_amount
 from .period import Window, label_fits
 from .extract.records import parse_records
 
@@ -125,8 +125,12 @@ def _balance_from(data: Any) -> ProviderBalance | None:
     if data is None:
         return None
     net = data["net_after"]
+    currency = data["currency"]
+    if not isinstance(currency, str) or not CURRENCY_CODE.fullmatch(currency):
+        raise DataError(f"archived context: provider_balance field 'currency' must be three capital letters "
+                        f"(ISO 4217), got {str(currency)[:20]!r}")
     return ProviderBalance(
-        balance_micros=parse_amount(str(data["balance"]))[0], currency=str(data["currency"]),
+        balance_micros=parse_amount(str(data["balance"]))[0], currency=currency,
         read_at=datetime.fromisoformat(data["read_at"]), after_records=int(data["records_after"]),
         after_net_micros=None if net is None else parse_amount(str(net))[0], skipped=str(data["skipped"]),
     )

@@ -24,6 +24,7 @@ from .config import (
     DEFAULT_LOOKBACK_DAYS,
     DEFAULT_OUT,
     GRANULARITIES,
+    MAX_LOOKBACK_DAYS,
     RenderOptions,
 )
 from .cli_books import COMMANDS as BOOKS_COMMANDS
@@ -32,9 +33,11 @@ from .cli_options import (
     AmountType,
     AsOfDate,
     FormatList,
+    Seconds,
     api_context,
     build_config,
     line_writer,
+    refuse_close_unfinished,
     refuse_ignored,
     sandbox_instant,
     source_options,
@@ -129,7 +132,7 @@ def cli(debug: bool) -> None:
 @click.option("--books", "books_file", type=click.Path(dir_okay=False, path_type=Path),
               help="The books database (default: <out>/books.sqlite).")
 @click.option("--close", "close_after", is_flag=True, help="Close the period once exported (month-end automation).")
-@click.option("--lookback", type=click.IntRange(0), default=DEFAULT_LOOKBACK_DAYS, show_default=True,
+@click.option("--lookback", type=click.IntRange(0, MAX_LOOKBACK_DAYS), default=DEFAULT_LOOKBACK_DAYS, show_default=True,
               help="Re-check closed periods that ended up to this many days before the period for late changes.")
 @click.option("--recheck", type=click.Choice(["changed", "full"]), default="changed", show_default=True,
               help="Closed days re-read for late changes: those whose day totals at the provider changed "
@@ -143,7 +146,7 @@ def cli(debug: bool) -> None:
                    "booked and tied out against the provider's balance.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object for scripts (period, formats, totals, warnings, files) instead of text.")
-@click.option("--lock-timeout", type=click.FloatRange(0), default=0, show_default=True, metavar="SECONDS",
+@click.option("--lock-timeout", type=Seconds(0), default=0, show_default=True, metavar="SECONDS",
               help="Wait this long for another export of the same period into the same --out (0: fail at once, exit 2).")
 def export(**params: Any) -> None:
     """Write the accountant pack for a period into <out>/<label>/.
@@ -161,6 +164,7 @@ def export(**params: Any) -> None:
         wavespeed-export export --from-source output/2024-01
     """
     refuse_ignored(params)
+    refuse_close_unfinished(params)
     with api_context(params) as (base_url, api_key):
         config = build_config(
             params, base_url, api_key,

@@ -129,7 +129,10 @@ def check(ctx: click.Context, **params: Any) -> None:
         wavespeed-export books check --out output
     """
     checked = closing.check(_subcommand_books(ctx, params))
-    echo(f"{len(checked)} closed period(s) match the books" + (f": {', '.join(checked)}" if checked else ""))
+    for warning in checked.warnings:
+        echo(f"warning: {warning}", err=True)
+    closed = checked.closed
+    echo(f"{len(closed)} closed period(s) match the books" + (f": {', '.join(closed)}" if closed else ""))
 
 
 @books.command()

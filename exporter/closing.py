@@ -22,7 +22,7 @@ from .errors import ConfigError, DataError
 from .money import format_micros
 from .outdir import period_lock
 from .pipeline import assemble_report, read_source
-from .writers.manifest import pack_problem
+from .writers.manifest import MANIFEST_NAME, pack_problem, sha256_of
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,10 @@ def books_path(out: Path, books: Path | None) -> Path:
     return books or out / BOOKS_NAME
 
 
-def _existing(path: Path) -> Books:
+def _existing(path: Path, *, write: bool = True) -> Books:
     if not path.exists():
         raise ConfigError(f"{path}: no books database yet (export a period first, or give --books)")
-    return Books(path)
+    return Books(path, write=write)
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,10 @@ def close(path: Path, label: str, accounts: Path | None = None) -> Closed:
     The period's records are kept as booked."""
     with _existing(path) as books:
         period = _exported(books, label, path)
-        pack = Path(period.pack)
+        pack = books.pack_folder(period)
         with period_lock(pack.parent, label):
             period = _exported(books, label, path)  # as it is now that no export of it runs
-            _check_pack(period)
+            _check_pack(books, period)
             records, context, closed = read_source(pack, None)
             view = read_view(books, context.window, lookback_days=_lookback(books, period))
             granularity: Granularity = "daily" if period.granularity == "daily" else "monthly"
@@ -74,8 +74,9 @@ def close(path: Path, label: str, accounts: Path | None = None) -> Closed:
             with books.transaction():
                 if _exported(books, label, path).manifest_sha256 != period.manifest_sha256:
                     raise ConfigError(f"{label} was exported again while it was being closed: close it again")
-                _check_pack(period)
+                _check_pack(books, period)
                 superseded = close_period(books, report, datetime.now(timezone.utc))  # refuses what it must itself
+                books.seal(label)
         closed_period = books.period(label)
         assert closed_period is not None
         return Closed(closed_period, tuple(superseded))
@@ -89,10 +90,11 @@ def _exported(books: Books, label: str, path: Path) -> Period:
     return period
 
 
-def _check_pack(period: Period) -> None:
-    problem = pack_problem(Path(period.pack), period.manifest_sha256)
+def _check_pack(books: Books, period: Period) -> None:
+    problem = pack_problem(books.pack_folder(period), period.manifest_sha256)
     if problem:
-        raise ConfigError(f"{period.label} cannot be closed: {problem}; export it again first")
+        raise ConfigError(f"{period.label} cannot be closed: {problem} (by hand, or by an export interrupted between "
+                          "writing the pack and recording it); export it again first")
 
 
 def _lookback(books: Books, period: Period) -> int:
@@ -128,8 +130,8 @@ def acknowledge(path: Path, ids: tuple[str, ...], reason: str) -> list[tuple[str
 
 
 def list_periods(path: Path) -> list[PeriodLine]:
-    """Every period in the books with its figures (exact, per currency)."""
-    with _existing(path) as books:
+    """Every period in the books with its figures (exact, per currency); opens them read-only."""
+    with _existing(path, write=False) as books:
         lines = []
         for period in books.periods():
             figures = books.figures(period.label)
@@ -141,18 +143,36 @@ def list_periods(path: Path) -> list[PeriodLine]:
         return lines
 
 
-def check(path: Path) -> list[str]:
-    """Every closed pack still matches what the books recorded; DataError (exit 5) naming the file otherwise."""
-    with _existing(path) as books:
-        checked = []
+@dataclass(frozen=True)
+class Checked:
+    """What ``books check`` found: the closed periods that match, and notes on open ones."""
+
+    closed: list[str]
+    warnings: list[str]
+
+
+def check(path: Path) -> Checked:
+    """Every closed pack still matches what the books recorded; DataError (exit 5) naming the file
+    otherwise. An open period whose pack on disk is not the one recorded is a warning (an export
+    interrupted between writing its pack and recording it). Opens the books read-only."""
+    with _existing(path, write=False) as books:
+        checked, warnings = [], []
         for period in books.periods():
+            folder = books.pack_folder(period)
             if not period.closed:
+                manifest = folder / MANIFEST_NAME
+                if manifest.is_file() and sha256_of(manifest) != period.manifest_sha256:
+                    warnings.append(f"{period.label} (open): the pack in {folder} is not the one the books recorded "
+                                    "(an export interrupted between writing the pack and recording it?); export it again")
                 continue
-            problem = pack_problem(Path(period.pack), period.manifest_sha256)
+            problem = pack_problem(folder, period.manifest_sha256) or books.seal_problem(period.label)
             if problem:
                 raise DataError(f"closed period {period.label}: {problem}")
+            if not books.sealed(period.label):
+                warnings.append(f"{period.label} was closed before the books kept seals: its pack is checked, "
+                                "its rows in the books are not")
             checked.append(period.label)
-        return checked
+        return Checked(checked, warnings)
 
 
-__all__ = ["Closed", "PeriodLine", "acknowledge", "books_path", "check", "close", "list_periods", "reopen"]
+__all__ = ["Checked", "Closed", "PeriodLine", "acknowledge", "books_path", "check", "close", "list_periods", "reopen"]

@@ -24,6 +24,7 @@ DEFAULT_TIMEOUT = 60.0  # seconds: read timeout per request
 CONNECT_TIMEOUT = 10.0  # seconds: at most this, never more than the read timeout
 DEFAULT_FORMATS = ("csv", "xlsx", "quickbooks", "html")
 DEFAULT_LOOKBACK_DAYS = 90  # closed periods that ended this long before an export are re-checked
+MAX_LOOKBACK_DAYS = 3660  # --lookback: about ten years, the longest a books file is expected to re-check
 DEFAULT_BALANCE_MAX_RECORDS = 200_000  # records after a period fetched to derive its closing balance
 DEFAULT_DATE_FORMAT = "%d/%m/%Y"  # dates in the Xero file (docs/xero.md); QuickBooks keeps MM/DD/YYYY
 

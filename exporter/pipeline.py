@@ -38,6 +38,7 @@ from .config import ApiChoice, ExportConfig, Granularity
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
     OTHER_TYPE_FILTERS,
+    BadBalanceCurrency,
     BillingClient,
     Generation,
     Extraction,
@@ -51,13 +52,14 @@ from .extract import (
     parse_provider_usage,
 )
 from .models import COMPLETED, ProviderBalance, Report
+from .money import format_micros
 from .outdir import pack_folder, period_lock, staging
 from .days import days_between
-from .period import Window, check_started, period_not_over
+from .period import Window, check_started, label_kind, period_not_over
 from .topups import TOPUPS_NAME, read_topups
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
-from .writers.manifest import PreviousPack, describe_pack, sha256_of, write_manifest
+from .writers.manifest import MANIFEST_NAME, PreviousPack, describe_pack, sha256_of, write_manifest
 
 
 @dataclass(frozen=True)
@@ -220,18 +222,23 @@ def run_export(config: ExportConfig) -> ExportResult:
     target = pack_folder(config.out, window.label)
     previous = describe_pack(target)
     books_path = config.books or config.out / BOOKS_NAME
+    refuse_books_in_packs(config.out, books_path)
     view = BooksView()
+    unrecorded: str | None = None
     if books_path.exists():  # a failed first run must not leave an empty database behind
-        with Books(books_path) as books:
+        with Books(books_path, write=False) as books:
             books.refuse_closed(window.label, window.start, window.end)
             books.refuse_gap(window.label, window.start, window.end, window.tz_name)
             view = read_view(books, window, config.lookback_days)
             if config.from_source is None:  # a new source must serve the books' records (docs/booking.md)
                 view = replace(view, source_check=check_needed(books, _current_source(config, books.source_salt())))
+            unrecorded = unrecorded_pack(books, window.label, target)
     try:
         with period_lock(config.out, window.label, config.lock_timeout), staging(target) as pack:
             resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
             report = build(resumable, mapping, view, pack.folder / "source")
+            if unrecorded:
+                report = replace(report, notes=(unrecorded, *report.notes))
             if config.strict and report.warnings:
                 raise StrictError(list(report.warnings))
             files = sorted((pack.folder / "source").iterdir())
@@ -242,11 +249,13 @@ def run_export(config: ExportConfig) -> ExportResult:
                 books.refuse_closed(window.label, window.start, window.end)  # closed by someone else meanwhile
                 now = config.clock()
                 assert report.carry is not None
-                record_export(books, report, report.carry, sha256_of(manifest), str(target), now,
+                record_export(books, report, report.carry, sha256_of(manifest), str(target.absolute()), now,
                               view.basis if view.basis is not None else books.basis(window.start))
                 if config.from_source is None:
                     record_source(books, window.label, _current_source(config, books.source_salt(), report.stats.api))
                 superseded = close_period(books, report, now) if config.close else []
+                if config.close:
+                    books.seal(window.label)
                 pack.publish()
     except OSError as exc:
         # The one translation of output failures: the staging folder, the page store, the archive,
@@ -255,6 +264,37 @@ def run_export(config: ExportConfig) -> ExportResult:
         raise OutputError(f"cannot write {target}: {os_reason(exc)}; nothing was written, a previous export is untouched") from None
     return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, previous,
                         closed=config.close, superseded=tuple(superseded))
+
+
+def refuse_books_in_packs(out: Path, books: Path) -> None:
+    """ConfigError (exit 2) for books inside a folder exports replace or clear: a pack folder
+    ``<out>/<label>/`` or a hidden ``<out>/.<...>`` one (staging, retired packs, the page cache).
+    A re-export would delete them with the pack (docs/booking.md, "What the books refuse")."""
+    try:
+        inside = books.absolute().resolve().relative_to(out.absolute().resolve())
+    except ValueError:
+        return  # outside <out>
+    if len(inside.parts) > 1 and (label_kind(inside.parts[0]) is not None or inside.parts[0].startswith(".")):
+        raise ConfigError(f"--books {books} is inside {out / inside.parts[0]}, a folder exports replace: a re-export "
+                          f"would delete the books; keep them in {out} (the default) or outside it")
+
+
+def unrecorded_pack(books: Books, label: str, target: Path) -> str | None:
+    """The note for a pack on disk the books did not record: a run killed after publishing it and
+    before the books committed (or a pack edited by hand). This export replaces it and records its
+    own, so the note is said once."""
+    manifest = target / MANIFEST_NAME
+    if not manifest.is_file():
+        return None
+    period = books.period(label)
+    if period is None:
+        return (f"note: the pack in {target} is not in the books {books.path} (an earlier export was interrupted "
+                "before recording it, or it was dropped as a superseded draft): this export replaces it and records its own")
+    if sha256_of(manifest) != period.manifest_sha256:
+        return (f"note: the pack in {target} is not the one the books {books.path} recorded for {label} (an earlier "
+                "export was interrupted between writing the pack and recording it, or the pack was edited): "
+                "this export replaces it and records its own")
+    return None
 
 
 def _window(config: ExportConfig) -> Window:
@@ -406,7 +446,8 @@ def _reread(client: BillingClient, config: ExportConfig, view: BooksView, rechec
     for window, generation, kind in walks:
         extraction = extract(client, window, api=generation, page_size=config.page_size,
                              concurrency=config.concurrency, sink=sink)
-        warnings += extraction.warnings
+        # its warnings (duplicate ids that differ, zoneless times) count as the main walk's do
+        warnings += [f"closed periods re-read: {warning}" for warning in extraction.warnings]
         frames.append(extraction.records if kind is None else extraction.records[extraction.records["type"] == kind])
     return pd.concat(frames, ignore_index=True).drop_duplicates("id", keep="first").reset_index(drop=True)
 
@@ -418,23 +459,27 @@ def _provider_balance(
     (one ranged fetch, skipped above ``balance_max_records``), or a warning."""
     try:
         micros, currency = fetch_balance(client, api.name)
-    except AuthError:
+    except (AuthError, BadBalanceCurrency):
         raise
     except (ApiError, DataError) as exc:  # the roll-forward then says its opening is unknown
         return None, f"roll-forward: the provider's balance could not be read ({exc})"
     now = config.clock()
     today = now.astimezone(window.tz).date()
+    negative = None
+    if micros < 0:  # accepted, as the provider's word, but prepaid credit should not be below zero
+        negative = (f"the provider's balance is negative ({format_micros(micros)} {currency}): prepaid credit "
+                    "should not be negative; it is used as given, check the account with the provider")
     if window.last_day >= today:  # the period is not over: nothing was created after it yet
-        return ProviderBalance(micros, currency, now, 0, 0), None
+        return ProviderBalance(micros, currency, now, 0, 0), negative
     after = Window(window.last_day + timedelta(days=1), today, window.tz_name, "after")
     try:
         records = extract(client, after, api=api, page_size=config.page_size, concurrency=config.concurrency,
                           max_total=config.balance_max_records).records
     except TooManyRecords as exc:
         skipped = f"{exc.total} records after the period, over --balance-max-records {config.balance_max_records}"
-        return ProviderBalance(micros, currency, now, None, exc.total, skipped), None
+        return ProviderBalance(micros, currency, now, None, exc.total, skipped), negative
     done = records[(records["status"] == COMPLETED) & (records["currency"] == currency)]
-    return ProviderBalance(micros, currency, now, int(done["amount_micros"].sum()), len(done)), None
+    return ProviderBalance(micros, currency, now, int(done["amount_micros"].sum()), len(done)), negative
 
 
 def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None,

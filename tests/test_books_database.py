@@ -94,8 +94,8 @@ def test_a_database_written_by_schema_1_opens_and_keeps_its_records(tmp_path):
     with Books(path) as books:
         version = books.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
         # 2: periods that cannot overlap, sources; 3: acknowledged records; 4: booked once, rebookings,
-        # bases; 5: each booked record's day, full re-checks
-        assert int(version) == SCHEMA_VERSION == 5
+        # bases; 5: each booked record's day, full re-checks; 6: seals
+        assert int(version) == SCHEMA_VERSION == 6
         frame = books.booked(["2024-01"])
         assert frame[["id", "period", "amount"]].values.tolist() == [["r1", "2024-01", -5]]
         with pytest.raises(ConfigError, match="overlaps 2024-01"), books.transaction():

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError, os_reason
 from .carry import Carry, Total
+from .integrity import BUSY_TIMEOUT, aware, books_error, connect_for_reading, integer_problem, period_row_ok, seal_digest
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 BOOKS_NAME = "books.sqlite"
 DEFAULT_ACCOUNT = "default"
-BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one before giving up
 
 
 
@@ -60,10 +60,6 @@ class Period:
 
 def _instant(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _parse_instant(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -106,17 +102,47 @@ def _gap_message(label: str, tz_name: str, neighbour: Period, at: datetime, gap_
 class Books:
     """The open database; use as a context manager (closes the connection)."""
 
-    def __init__(self, path: Path, account: str = DEFAULT_ACCOUNT) -> None:
+    def __init__(self, path: Path, account: str = DEFAULT_ACCOUNT, *, write: bool = True) -> None:
+        """Open the books at ``path``; ``write=False`` opens them read-only (a read-only file or
+        folder is fine) and never creates one. An existing file that is not books (0 bytes, no
+        schema) is refused, never initialised (docs/booking.md, "What the books refuse")."""
         self.path = path
         self.account = account
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            exists = path.exists()
+            if not exists and not write:
+                raise ConfigError(f"{path}: no books database yet (export a period first, or give --books)")
+            if exists and path.is_file() and path.stat().st_size == 0:
+                raise DataError(f"{path} is empty (0 bytes), not a books database: refusing to initialise it "
+                                "(if a first export was interrupted, delete the file; else give the right --books)")
+            if write:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            else:
+                self.db = connect_for_reading(path)
+            try:
+                version = self._version() if exists else 0
+                if exists and version == 0:
+                    raise DataError(f"{path} is not a books database (no schema version): refusing to initialise "
+                                    "it; give the right --books, or move the file away")
+                if not write and version < SCHEMA_VERSION:  # older books: migrate them once, in place
+                    self.db.close()
+                    write = True
+                    self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+                if write:
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                    self.db.execute("PRAGMA synchronous=NORMAL")
+                    self._migrate()
+                else:
+                    self._check_version(version)
+                self._audit()
+            except BaseException:
+                self.db.close()
+                raise
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{path}: cannot use the books database: {exc}") from None
+            raise books_error(path, exc) from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot open the books database: {os_reason(exc)}") from None
 
     def __enter__(self) -> Books:
         return self
@@ -124,16 +150,39 @@ class Books:
     def __exit__(self, *exc: object) -> None:
         self.db.close()
 
+    def _version(self) -> int:
+        """The schema version the file records; 0 for a file with no ``meta`` table (not books)."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        try:
+            return int(row[0]) if row else 0
+        except (TypeError, ValueError):
+            raise self.damaged(f"meta.schema_version is {row[0]!r}") from None
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{self.path} was written by a newer wavespeed-export (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}): upgrade the tool"
+            )
+
+    def _audit(self) -> None:
+        """A hand edit that put text in an INTEGER column is "books damaged" (exit 5) here, not a
+        failure somewhere downstream."""
+        problem = integer_problem(self.db)
+        if problem:
+            raise self.damaged(problem)
+
+    def damaged(self, what: str) -> DataError:
+        """The one-line error for books a hand (or a disk) has broken: exit 5 naming the file."""
+        return DataError(f"{self.path}: books damaged: {what}; restore the file from a backup")
+
     def _migrate(self) -> None:
         with self.transaction():
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"{self.path} was written by a newer wavespeed-export (schema {version}, this one knows "
-                    f"{SCHEMA_VERSION}): upgrade the tool"
-                )
+            version = self._version()
+            self._check_version(version)
             if version == SCHEMA_VERSION:
                 return  # nothing to write: opening the books (to read, or to refuse) leaves the file as it was
             for script in MIGRATIONS[version:]:
@@ -151,10 +200,20 @@ class Books:
                               "is writing to it, try again when it has finished") from None
         try:
             yield self.db
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:  # a full disk, an I/O error: one line and its exit code
+            self._rollback()
+            raise books_error(self.path, exc) from None
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -164,12 +223,16 @@ class Books:
             "manifest_sha256, records, status, closed_at FROM periods WHERE account = ? ORDER BY start_utc, label",
             (self.account,),
         ).fetchall()
-        return [
-            Period(r[0], date.fromisoformat(r[1]), date.fromisoformat(r[2]), r[3], datetime.fromisoformat(r[4]),
-                   datetime.fromisoformat(r[5]), r[6], datetime.fromisoformat(r[7]), r[8], r[9], r[10], r[11],
-                   _parse_instant(r[12]))
-            for r in rows
-        ]
+        try:
+            return [
+                Period(r[0], date.fromisoformat(r[1]), date.fromisoformat(r[2]), r[3], aware(r[4]),
+                       aware(r[5]), r[6], aware(r[7]), r[8], r[9], r[10], r[11],
+                       None if r[12] is None else aware(r[12]))
+                for r in rows
+            ]
+        except (TypeError, ValueError) as exc:
+            bad = next(r[0] for r in rows if not period_row_ok(r))
+            raise self.damaged(f"period {str(bad)[:40]!r} has a value that is not a date or instant ({exc})") from None
 
     def period(self, label: str) -> Period | None:
         return next((p for p in self.periods() if p.label == label), None)
@@ -478,6 +541,36 @@ class Books:
 
     def log(self, label: str, action: str, detail: str, when: datetime) -> None:
         self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (self.account, _instant(when), label, action, detail))
+
+    def seal_digest(self, label: str) -> str:
+        """The sha256 of what closing ``label`` fixed in the books (:func:`.integrity.seal_digest`)."""
+        return seal_digest(self.db, self.account, label)
+
+    def seal(self, label: str) -> None:
+        """Keep the seal of period ``label`` just closed (inside the closing transaction)."""
+        self.db.execute("INSERT OR REPLACE INTO seals VALUES (?, ?, ?)", (self.account, label, self.seal_digest(label)))
+
+    def seal_problem(self, label: str) -> str | None:
+        """Why closed period ``label``'s rows no longer match its seal; None when they do, or when it
+        was closed before the books kept seals (:meth:`sealed` tells)."""
+        row = self.db.execute("SELECT sha256 FROM seals WHERE account = ? AND label = ?", (self.account, label)).fetchone()
+        if row is None or row[0] == self.seal_digest(label):
+            return None
+        return (f"its booked records, late changes, roll-forward or running totals in {self.path} were changed "
+                "since it was closed (the seal kept at close no longer matches)")
+
+    def sealed(self, label: str) -> bool:
+        return self.db.execute("SELECT 1 FROM seals WHERE account = ? AND label = ?", (self.account, label)).fetchone() is not None
+
+    def pack_folder(self, period: Period) -> Path:
+        """Where period's pack is: recorded absolute since the books stored paths so; an older,
+        relative path is read from the working directory as before, or else beside the books
+        (the default layout, ``<out>/books.sqlite`` and ``<out>/<label>``)."""
+        pack = Path(period.pack)
+        if pack.is_absolute() or pack.exists():
+            return pack
+        beside = self.path.parent / pack.name
+        return beside if beside.exists() else pack
 
 
 __all__ = ["BOOKS_NAME", "DEFAULT_ACCOUNT", "SCHEMA_VERSION", "Books", "Period"]

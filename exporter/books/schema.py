@@ -116,5 +116,11 @@ MIGRATIONS: list[str] = [
         account TEXT NOT NULL, label TEXT NOT NULL, day INTEGER NOT NULL, at TEXT NOT NULL,
         PRIMARY KEY (account, label, day)) WITHOUT ROWID;
     """,
+    # 6: the seal of each closed period: the sha256 of what its close fixed (booked records, the late
+    # changes it posted, its roll-forward and running totals), verified by `books check`
+    """
+    CREATE TABLE seals (
+        account TEXT NOT NULL, label TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (account, label));
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -80,7 +80,7 @@ def _as_booked(books: Books, period: Period) -> pd.DataFrame:
     from ..archive import read_archive, resolve_source_folder  # the pack of an open period
 
     try:
-        records = read_archive(resolve_source_folder(Path(period.pack)))
+        records = read_archive(resolve_source_folder(books.pack_folder(period)))
     except Exception:  # noqa: BLE001  the pack was moved or edited: nothing left to compare with
         records = pd.DataFrame({"id": [], "amount_micros": []})
     return pd.DataFrame({"id": records["id"].astype("str"), "amount": records["amount_micros"].astype("int64")})

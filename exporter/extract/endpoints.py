@@ -257,6 +257,12 @@ def fetch_balance(client: BillingClient, api: str = "legacy") -> tuple[int, str]
     if not isinstance(data, dict):
         raise DataError("balance: 'data' must be an object")
     currency = data.get("currency", "USD")  # the current API documents USD and sends no currency
-    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency.strip()):
-        raise DataError(f"balance: field 'currency' must be three capital letters (ISO 4217), got {str(currency)[:20]!r}")
-    return _amount(data.get("balance"), "balance: field 'balance'"), currency.strip()
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+        raise BadBalanceCurrency(f"balance: field 'currency' must be three capital letters (ISO 4217), "
+                                 f"got {str(currency)[:20]!r}")
+    return _amount(data.get("balance"), "balance: field 'balance'"), currency
+
+
+class BadBalanceCurrency(DataError):
+    """The balance names no currency code (``usd``, control characters, ...): exit 5, never a
+    roll-forward in a currency that is not one (docs/booking.md, "Roll-forward")."""

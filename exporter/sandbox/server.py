@@ -81,6 +81,7 @@ class Faults:
     arrive_after: int = 0
     usage_skew: dict[str, Decimal] = field(default_factory=dict)  # model -> amount added to its usage cost
     balance_skew: Decimal = Decimal(0)  # added to the balance answer: a provider that disagrees with its records
+    balance_currency: str = "USD"  # the balance answer's currency (a provider that names another, or garbage)
     # -- the current API only --
     time_form: str = "both"  # start_time/end_time of billings/search: "both", "ms" or "rfc3339" accepted
     pagination: str = "total"  # billings/search data: "total", "has_more" (no total) or "both"
@@ -346,7 +347,7 @@ def _usage(server: SandboxServer, query: dict[str, str]) -> _Response:
 def _balance(server: SandboxServer, query: dict[str, str]) -> _Response:
     """The current credit balance: the opening balance plus every completed amount, exactly."""
     balance = server.dataset.balance + Decimal(server.faults.balance_skew)
-    return _envelope(200, "success", {"balance": balance, "currency": "USD"})
+    return _envelope(200, "success", {"balance": balance, "currency": server.faults.balance_currency})
 
 
 _ROUTES: dict[str, Route] = {
