@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .books.database import BOOKS_NAME, Books, Period
+from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT, Books, Period
 from .books.ledger import close_period, read_view
 from .books.mapping_toml import load_mapping
 from .config import Granularity
@@ -39,10 +39,10 @@ def books_path(out: Path, books: Path | None) -> Path:
     return books or out / BOOKS_NAME
 
 
-def _existing(path: Path) -> Books:
+def _existing(path: Path, account: str = DEFAULT_ACCOUNT) -> Books:
     if not path.exists():
         raise ConfigError(f"{path}: no books database yet (export a period first, or give --books)")
-    return Books(path)
+    return Books(path, account)
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,11 @@ class Closed:
     superseded: tuple[str, ...] = ()
 
 
-def close(path: Path, label: str, accounts: Path | None = None) -> Closed:
+def close(path: Path, label: str, accounts: Path | None = None, account: str = DEFAULT_ACCOUNT) -> Closed:
     """Close an exported period: refused (exit 2) if never exported, already closed, overlapping a
     closed period, or if its pack no longer matches what the books recorded. The period's records
-    are kept as booked."""
-    with _existing(path) as books:
+    are kept as booked. ``account``: the provider account in the books (a profile's name)."""
+    with _existing(path, account) as books:
         period = books.period(label)
         if period is None:
             raise ConfigError(f"{label} was never exported into {path}: export it first")
@@ -83,11 +83,11 @@ def _lookback(books: Books, period: Period) -> int:
     return max([(period.start_utc - p.end_utc).days + 1 for p in earlier], default=0)
 
 
-def reopen(path: Path, label: str, reason: str) -> list[str]:
+def reopen(path: Path, label: str, reason: str, account: str = DEFAULT_ACCOUNT) -> list[str]:
     """Reopen a closed period for a restatement; returns warnings about what that implies."""
     if not reason.strip():
         raise ConfigError("--reason may not be empty: say why the period is restated")
-    with _existing(path) as books:
+    with _existing(path, account) as books:
         period = books.period(label)
         if period is None or not period.closed:
             raise ConfigError(f"{label} is not a closed period in {path}")
@@ -103,14 +103,14 @@ def reopen(path: Path, label: str, reason: str) -> list[str]:
     return []
 
 
-def acknowledge(path: Path, ids: tuple[str, ...], reason: str) -> list[tuple[str, str]]:
+def acknowledge(path: Path, ids: tuple[str, ...], reason: str, account: str = DEFAULT_ACCOUNT) -> list[tuple[str, str]]:
     """Accept records booked in closed periods as dropped by the provider (docs/booking.md,
     "Closed periods and late changes"): later exports stop reporting them missing. Returns
     (id, closed period) of each; ConfigError, with nothing recorded, if one was never booked."""
     if not reason.strip():
         raise ConfigError("--reason may not be empty: say why the records are accepted as gone")
     now = datetime.now(timezone.utc)
-    with _existing(path) as books, books.transaction():
+    with _existing(path, account) as books, books.transaction():
         done = []
         for record_id in ids:
             period = books.acknowledge(record_id, reason.strip(), now)
@@ -121,9 +121,9 @@ def acknowledge(path: Path, ids: tuple[str, ...], reason: str) -> list[tuple[str
     return done
 
 
-def list_periods(path: Path) -> list[PeriodLine]:
-    """Every period in the books with its figures (exact, per currency)."""
-    with _existing(path) as books:
+def list_periods(path: Path, account: str = DEFAULT_ACCOUNT) -> list[PeriodLine]:
+    """Every period of ``account`` in the books with its figures (exact, per currency)."""
+    with _existing(path, account) as books:
         lines = []
         for period in books.periods():
             figures = books.figures(period.label)
@@ -135,9 +135,10 @@ def list_periods(path: Path) -> list[PeriodLine]:
         return lines
 
 
-def check(path: Path) -> list[str]:
-    """Every closed pack still matches what the books recorded; DataError (exit 5) naming the file otherwise."""
-    with _existing(path) as books:
+def check(path: Path, account: str = DEFAULT_ACCOUNT) -> list[str]:
+    """Every closed pack of ``account`` still matches what the books recorded; DataError (exit 5)
+    naming the file otherwise."""
+    with _existing(path, account) as books:
         checked = []
         for period in books.periods():
             if not period.closed:
