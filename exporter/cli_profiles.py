@@ -244,16 +244,18 @@ class Run:
         return self.profile.name if self.profile else DEFAULT_ACCOUNT
 
 
-def runs(params: dict[str, Any], reference: Callable[[], click.Command]) -> tuple[ConfigFile | None, list[Run]]:
+def runs(params: dict[str, Any], reference: Callable[[], click.Command],
+         given: frozenset[str] = frozenset()) -> tuple[ConfigFile | None, list[Run]]:
     """The runs this invocation asks for. Pops ``config_file``, ``profiles`` and ``all_profiles``
-    from ``params``. Without a profile asked for: one run (the file's [defaults] apply, if any)."""
+    from ``params``. Without a profile asked for: one run (the file's [defaults] apply, if any).
+    ``given``: names given on the command line to a parent command (``books --out X check``)."""
     ctx = click.get_current_context()
     path = find_config(params.pop("config_file", None))
     names: tuple[str, ...] = tuple(dict.fromkeys(params.pop("profiles", None) or ()))
     every = bool(params.pop("all_profiles", False))
     config = load_config(path, reference()) if path is not None else None
     if not names and not every:
-        return config, [_merge(ctx, params, config, None)]
+        return config, [_merge(ctx, params, config, None, given)]
     if config is None:
         raise ConfigError(f"--profile and --all-profiles need a configuration file: --config FILE, {CONFIG_ENV}, "
                           f"or {CONFIG_NAME} in the working directory")
@@ -265,20 +267,21 @@ def runs(params: dict[str, Any], reference: Callable[[], click.Command]) -> tupl
                           f"(profiles: {', '.join(config.profiles) or 'none'})")
     if every and not config.profiles:
         raise ConfigError(f"{config.path}: --all-profiles, but the file has no [profiles.NAME] table")
-    given = [name for name in PROFILE_DECIDES
-             if name in params and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
-    if given:
+    decided = [name for name in PROFILE_DECIDES
+               if name in params and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if decided:
         flags = {p.name: max(p.opts, key=len) for p in ctx.command.params}
-        raise ConfigError(f"{', '.join(flags[n] for n in given)}: each profile decides it in {config.path}; "
+        raise ConfigError(f"{', '.join(flags[n] for n in decided)}: each profile decides it in {config.path}; "
                           "drop it, or run without --profile")
     chosen = names or tuple(config.profiles)
-    return config, [_merge(ctx, params, config, config.profiles[name]) for name in chosen]
+    return config, [_merge(ctx, params, config, config.profiles[name], given) for name in chosen]
 
 
-def _merge(ctx: click.Context, params: dict[str, Any], config: ConfigFile | None, profile: Profile | None) -> Run:
+def _merge(ctx: click.Context, params: dict[str, Any], config: ConfigFile | None, profile: Profile | None,
+           given: frozenset[str] = frozenset()) -> Run:
     merged, origins = dict(params), {}
     for name in params:
-        source = ctx.get_parameter_source(name)
+        source = ParameterSource.COMMANDLINE if name in given else ctx.get_parameter_source(name)
         if source in _GIVEN and not (profile is not None and name in ("api_key", "base_url")):
             origins[name] = _GIVEN[source]
         elif profile is not None and name in profile.values:
@@ -307,7 +310,7 @@ def account_key(profile: Profile) -> str:
         return key
     assert profile.key_command is not None
     try:
-        done = subprocess.run(shlex.split(profile.key_command), capture_output=True, text=True,
+        done = subprocess.run(shlex.split(profile.key_command), check=False, capture_output=True, text=True,
                               timeout=KEY_COMMAND_TIMEOUT, stdin=subprocess.DEVNULL)
     except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
         reason = "timed out" if isinstance(exc, subprocess.TimeoutExpired) else "could not be run"
@@ -439,5 +442,7 @@ def profile_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-__all__ = ["CONFIG_ENV", "CONFIG_NAME", "ConfigFile", "Outcome", "Profile", "Run", "account_key", "each_profile",
-           "config_option", "find_config", "load_config", "profile_options", "profile_params", "runs", "settings"]
+__all__ = [
+    "CONFIG_ENV", "CONFIG_NAME", "ConfigFile", "Outcome", "Profile", "Run", "account_key", "config_option",
+    "each_profile", "find_config", "load_config", "profile_options", "profile_params", "runs", "settings",
+]
