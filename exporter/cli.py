@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from . import __version__, pipeline
+from .books.database import DEFAULT_ACCOUNT
 from .config import (
     DEFAULT_DATE_FORMAT,
     DEFAULT_FORMATS,
@@ -39,7 +40,6 @@ from .cli_options import (
     sandbox_instant,
     source_options,
 )
-from .books.database import DEFAULT_ACCOUNT
 from .cli_profiles import (
     CONFIG_ENV,
     CONFIG_NAME,

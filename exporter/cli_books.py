@@ -14,9 +14,9 @@ import click
 from click.core import ParameterSource
 
 from . import closing
-from .config import DEFAULT_OUT
 from .books.database import DEFAULT_ACCOUNT
 from .cli_profiles import each_profile, profile_options, profile_params, runs
+from .config import DEFAULT_OUT
 from .display import echo
 from .period import resolve_window
 
