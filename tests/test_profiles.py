@@ -338,3 +338,47 @@ def test_defaults_apply_without_a_profile(tmp_path, servers, keys, monkeypatch):
     assert {"transactions.csv", "quickbooks.iif", "wavespeed_2024-01.beancount"} <= names  # [defaults] formats
     assert not {"wavespeed_2024-01.xlsx", "report.html"} & names
     assert all(n.startswith("WS2401") for n in docnums(folder))
+
+
+# -- journal numbers ---------------------------------------------------------------------------
+
+
+def test_each_account_has_its_own_letter_in_journal_numbers(tmp_path):
+    from datetime import date
+
+    from exporter.books.database import Books
+    from exporter.books.numbering import ACCOUNT_CODES, journal_prefix
+    from exporter.errors import ConfigError
+    from exporter.period import Window
+
+    month, quarter = Window(date(2024, 1, 1), date(2024, 1, 31), "UTC", "2024-01"), Window(
+        date(2024, 1, 1), date(2024, 3, 31), "UTC", "2024-Q1")
+    span = Window(date(2024, 1, 5), date(2024, 2, 4), "UTC", "2024-01-05..2024-02-04")
+    assert [journal_prefix(w) for w in (month, quarter, span)] == ["WS2401", "WS24Q1", "W240105"]
+    assert [journal_prefix(w, "A") for w in (month, quarter, span)] == ["WA2401", "WA24Q1", "A240105"]
+    prefixes = {journal_prefix(w, code) for w in (month, quarter, span) for code in ("S", *ACCOUNT_CODES)}
+    assert len(prefixes) == 3 * (1 + len(ACCOUNT_CODES))  # no two accounts share a prefix
+    path = tmp_path / "books.sqlite"
+    for n, code in enumerate(ACCOUNT_CODES):
+        with Books(path, f"account{n}") as books, books.transaction():
+            assert books.journal_code() == code
+            books.keep_journal_code(code)
+    with Books(path, "account0") as books:
+        assert books.journal_code() == "A"  # kept for good
+    with Books(path, "default") as books:
+        assert books.journal_code() == "S"
+    with Books(path, "one-too-many") as books, pytest.raises(ConfigError, match="books of its own"):
+        books.journal_code()
+
+
+def test_the_example_configuration_runs_with_no_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("WAVESPEED_EXPORT_CONFIG", raising=False)
+    example = Path(__file__).parent.parent / "templates" / "wavespeed-export.example.toml"
+    shown = invoke("config", "--config", str(example), "--json")
+    assert shown.exit_code == 0, shown.output
+    assert [p["profile"] for p in json.loads(shown.output)["profiles"]] == ["demo-prod", "demo-staging"]
+    result = invoke("export", "--config", str(example), "--all-profiles", "--period", "2024-01", "--out",
+                    str(tmp_path), "--format", "csv", "-q")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "demo-prod/2024-01/transactions.csv").exists()
+    assert (tmp_path / "demo-staging/2024-01/transactions.csv").exists()
