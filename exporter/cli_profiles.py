@@ -152,12 +152,12 @@ def _refuse_literal_keys(path: Path, table: dict[str, Any], where: str) -> None:
 
 
 def _options(path: Path, where: str, table: dict[str, Any], allowed: dict[str, str],
-             params: dict[str, click.Parameter], ctx: click.Context) -> dict[str, Any]:
+             params: dict[str, click.Parameter], ctx: click.Context, also: tuple[str, ...] = ()) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, raw in table.items():
         name = allowed.get(key)
         if name is None:
-            known = ", ".join(sorted(allowed))
+            known = ", ".join(sorted([*allowed, *also]))
             raise ConfigError(f"{path}: [{where}] unknown key {key!r} (known: {known})")
         if name in values:
             raise ConfigError(f"{path}: [{where}] {key}: given twice (accounts and mapping are the same setting)")
@@ -198,7 +198,7 @@ def _profile(path: Path, name: str, table: dict[str, Any], params: dict[str, cli
              ctx: click.Context) -> Profile:
     where = f"profiles.{name}"
     own = {key: table.pop(key) for key in (*KEY_SOURCES, "base_url") if key in table}
-    values = _options(path, where, table, {**OPTION_KEYS, **PROFILE_ONLY}, params, ctx)
+    values = _options(path, where, table, {**OPTION_KEYS, **PROFILE_ONLY}, params, ctx, (*KEY_SOURCES, "base_url"))
     sources = [key for key in KEY_SOURCES if key in own and own[key] is not False]
     if len(sources) != 1:
         raise ConfigError(f"{path}: [{where}] needs exactly one of api_key_env, api_key_command or sandbox = true "
