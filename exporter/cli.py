@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from . import __version__, pipeline
-from .books.database import DEFAULT_ACCOUNT
+from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT
 from .config import (
     DEFAULT_DATE_FORMAT,
     DEFAULT_FORMATS,
@@ -43,6 +43,9 @@ from .cli_options import (
 from .cli_profiles import (
     CONFIG_ENV,
     CONFIG_NAME,
+    INVERTED,
+    OPTION_KEYS,
+    PROFILE_ONLY,
     Run,
     account_key,
     config_option,
@@ -52,7 +55,6 @@ from .cli_profiles import (
     profile_options,
     profile_params,
     runs,
-    settings,
 )
 from .display import echo, json_text, visible
 from .errors import ConfigError, ExportError, from_foreign, os_reason
@@ -288,6 +290,38 @@ def _summary_one(params: dict[str, Any], run: Run | None = None) -> dict[str, An
 
 def _echo_json(value: dict[str, Any]) -> None:
     echo(json_text(value))
+
+
+# what `config` shows, in this order: the file's key -> the parameter name
+SHOWN = {"out": "out", "books": "books_file", **{k: v for k, v in OPTION_KEYS.items() if k != "mapping"},
+         **PROFILE_ONLY}
+
+
+def settings(run: Run) -> list[tuple[str, str, str]]:
+    """(setting, value, where it came from) of one run, as ``wavespeed-export config`` shows them;
+    the key never, only where it comes from."""
+    params = profile_params(run)
+    if run.profile is not None:
+        rows = [("key", run.profile.key_origin(), f"profile {run.profile.name}")]
+    else:
+        given = run.params.get("api_key")
+        rows = [("key", "the built-in sandbox's demo key" if run.params.get("sandbox") else
+                 "--api-key or WAVESPEED_API_KEY" + ("" if given else " (none given)"), run.origins.get("api_key", "built-in"))]
+    rows.append(("base_url", "sandbox (served on a free local port)" if params.get("sandbox") else str(params["base_url"]),
+                 run.origins.get("base_url", "built-in")))
+    for key, name in SHOWN.items():
+        if name not in params:
+            continue
+        value = params[name]
+        if name in INVERTED:
+            value = not value
+        origin = run.origins.get(name, "built-in")
+        if name == "books_file" and run.params.get(name) is None:  # <out>/books.sqlite: from wherever out came
+            value, origin = Path(run.params["out"]) / BOOKS_NAME, run.origins.get("out", "built-in")
+        shown = ("true" if value else "false") if isinstance(value, bool) else (
+            ",".join(value) if isinstance(value, tuple) else "-" if value is None else str(value))
+        rows.append((key, shown, origin))
+    return rows
 
 
 def _show_config(**params: Any) -> None:

@@ -50,7 +50,7 @@ OPTION_KEYS = {
 }
 DEFAULTS_ONLY = {"books": "books_file"}  # one books file holds every account
 PROFILE_ONLY = {"topups": "topups"}  # the receipts of one account
-_INVERTED = {"no_reconcile"}  # `reconcile = false` is --no-reconcile
+INVERTED = {"no_reconcile"}  # `reconcile = false` is --no-reconcile
 _RELATIVE_PATHS = {"out", "accounts", "books_file", "topups"}  # relative to the file's folder
 # what a profile says about its account; the key itself never is in the file
 KEY_SOURCES = ("api_key_env", "api_key_command", "sandbox")
@@ -59,6 +59,8 @@ _KEYISH_NAME = re.compile(r"(api_?key|apikey|token|secret|password|bearer)$", re
 _KEYISH_VALUE = re.compile(r"(sk|ws|key|api)[-_][A-Za-z0-9_-]{12,}|[A-Za-z0-9_-]{32,}", re.IGNORECASE)
 # options a profile decides itself: refused on the command line with --profile/--all-profiles
 PROFILE_DECIDES = ("api_key", "base_url", "sandbox", "sandbox_api", "sandbox_as_of", "from_source")
+# one account's figures: refused on the command line when several profiles run
+ONE_ACCOUNT = ("opening_balance", "topups")
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ def _value(path: Path, where: str, raw: Any, param: click.Parameter, ctx: click.
         raw = ",".join(str(item) for item in raw)
     if isinstance(raw, (list, dict)):
         raise ConfigError(f"{path}: {where}: expected a single value")
-    if param.name in _INVERTED:
+    if param.name in INVERTED:
         raw = not raw
     if param.name in _RELATIVE_PATHS:
         raw = str(path.parent / Path(raw).expanduser())  # an absolute path stays itself
@@ -267,14 +269,21 @@ def runs(params: dict[str, Any], reference: Callable[[], click.Command],
                           f"(profiles: {', '.join(config.profiles) or 'none'})")
     if every and not config.profiles:
         raise ConfigError(f"{config.path}: --all-profiles, but the file has no [profiles.NAME] table")
-    decided = [name for name in PROFILE_DECIDES
-               if name in params and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    decided = _given_flags(ctx, params, PROFILE_DECIDES)
     if decided:
-        flags = {p.name: max(p.opts, key=len) for p in ctx.command.params}
-        raise ConfigError(f"{', '.join(flags[n] for n in decided)}: each profile decides it in {config.path}; "
-                          "drop it, or run without --profile")
+        raise ConfigError(f"{decided}: each profile decides it in {config.path}; drop it, or run without --profile")
     chosen = names or tuple(config.profiles)
+    one_account = _given_flags(ctx, params, ONE_ACCOUNT)
+    if one_account and len(chosen) > 1:
+        raise ConfigError(f"{one_account}: one account's figure, but {len(chosen)} profiles run; give it with "
+                          "one --profile (topups: in the profile)")
     return config, [_merge(ctx, params, config, config.profiles[name], given) for name in chosen]
+
+
+def _given_flags(ctx: click.Context, params: dict[str, Any], names: tuple[str, ...]) -> str:
+    """The flags of ``names`` given on the command line, comma-separated ("" if none)."""
+    flags = {p.name: max(p.opts, key=len) for p in ctx.command.params}
+    return ", ".join(flags[n] for n in names if n in params and ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE)
 
 
 def _merge(ctx: click.Context, params: dict[str, Any], config: ConfigFile | None, profile: Profile | None,
@@ -391,37 +400,6 @@ def each_profile(todo: list[Run], work: Callable[[Run], Any], *, quiet: bool = F
     return outcomes
 
 
-# what `config` shows, in this order: the file's key -> the parameter name
-SHOWN = {"out": "out", "books": "books_file", **{k: v for k, v in OPTION_KEYS.items() if k != "mapping"},
-         **PROFILE_ONLY}
-
-
-def settings(run: Run) -> list[tuple[str, str, str]]:
-    """(setting, value, where it came from) of one run, as ``wavespeed-export config`` shows them;
-    the key never, only where it comes from."""
-    params = profile_params(run)
-    if run.profile is not None:
-        rows = [("key", run.profile.key_origin(), f"profile {run.profile.name}")]
-    else:
-        given = run.params.get("api_key")
-        rows = [("key", "the built-in sandbox's demo key" if run.params.get("sandbox") else
-                 "--api-key or WAVESPEED_API_KEY" + ("" if given else " (none given)"), run.origins.get("api_key", "built-in"))]
-    rows.append(("base_url", "sandbox (served on a free local port)" if params.get("sandbox") else str(params["base_url"]),
-                 run.origins.get("base_url", "built-in")))
-    for key, name in SHOWN.items():
-        if name not in params:
-            continue
-        value = params[name]
-        if name in _INVERTED:
-            value = not value
-        if name == "books_file" and value is None:
-            value = Path(params["out"]) / BOOKS_NAME
-        shown = ("true" if value else "false") if isinstance(value, bool) else (
-            ",".join(value) if isinstance(value, tuple) else "-" if value is None else str(value))
-        rows.append((key, shown, run.origins.get(name, "built-in")))
-    return rows
-
-
 def config_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """--config FILE."""
     return click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -443,6 +421,21 @@ def profile_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 __all__ = [
-    "CONFIG_ENV", "CONFIG_NAME", "ConfigFile", "Outcome", "Profile", "Run", "account_key", "config_option",
-    "each_profile", "find_config", "load_config", "profile_options", "profile_params", "runs", "settings",
+    "CONFIG_ENV",
+    "CONFIG_NAME",
+    "INVERTED",
+    "OPTION_KEYS",
+    "PROFILE_ONLY",
+    "ConfigFile",
+    "Outcome",
+    "Profile",
+    "Run",
+    "account_key",
+    "config_option",
+    "each_profile",
+    "find_config",
+    "load_config",
+    "profile_options",
+    "profile_params",
+    "runs",
 ]

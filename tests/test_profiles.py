@@ -112,7 +112,7 @@ def test_config_shows_each_value_and_where_it_came_from(tmp_path, servers, keys)
     assert alpha["formats"] == {"value": "csv,quickbooks,beancount", "from": "defaults"}
     assert alpha["base_url"] == {"value": servers[0].url, "from": "profile alpha"}
     assert alpha["out"]["value"] == str(tmp_path / "out" / "alpha")  # relative to the file's folder
-    assert alpha["books"]["value"] == str(tmp_path / "out" / "books.sqlite")  # one file for every account
+    assert alpha["books"] == {"value": str(tmp_path / "out" / "books.sqlite"), "from": "defaults"}  # one for all
     assert alpha["key"] == {"value": "environment variable WS_KEY_A (set)", "from": "profile alpha"}
     # the command line wins over the profile too, and the text form says the same
     text = invoke("config", "--config", str(config), "--profile", "beta", "--timezone", "Asia/Tokyo")
@@ -195,6 +195,8 @@ def test_profiles_need_a_file_and_decide_their_own_key_and_url(tmp_path, servers
     for extra in (("--api-key", KEY_A), ("--base-url", servers[0].url), ("--sandbox",)):
         result = invoke("export", "--config", str(config), "--profile", "alpha", "--period", "2024-01", *extra)
         assert result.exit_code == 2 and "each profile decides it" in result.output
+    result = invoke("export", "--config", str(config), "--all-profiles", "--period", "2024-01", "--opening-balance", "5")
+    assert result.exit_code == 2 and "one account's figure" in result.output
     result = invoke("export", "--config", str(config), "--profile", "gamma", "--period", "2024-01")
     assert result.exit_code == 2 and "no profile 'gamma'" in result.output
     # the environment's key is never sent to a profile's server
