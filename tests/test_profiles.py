@@ -265,6 +265,9 @@ def test_closing_one_accounts_month_leaves_the_others_open(tmp_path, servers, ke
     assert "alpha FAILED (exit 2), beta ok" in refused.output
     # books check and close in order: per account
     assert invoke("books", "check", *base, "--all-profiles").exit_code == 0
+    checked = invoke("books", *base, "--profile", "alpha", "check")  # the group's options reach check
+    assert checked.exit_code == 0 and "1 closed period(s) match the books: 2023-12" in checked.output
+    assert "beta" not in checked.output
     out_of_order = invoke("close", *base, "--profile", "beta", "--period", "2024-01")
     assert out_of_order.exit_code == 2 and "close it first" in out_of_order.output
     assert invoke("close", *base, "--profile", "alpha", "--period", "2024-01").exit_code == 0
