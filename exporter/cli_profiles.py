@@ -145,8 +145,10 @@ def _refuse_literal_keys(path: Path, table: dict[str, Any], where: str) -> None:
             continue
         profile = where.removeprefix("profiles.") if where.startswith("profiles.") else None
         named = f"profile {profile!r}" if profile else f"[{where or 'top level'}]"
-        literal = (_KEYISH_NAME.search(key) and key not in KEY_SOURCES) or (
-            isinstance(value, str) and key != "api_key_command" and _KEYISH_VALUE.fullmatch(value.strip()))
+        keyish = isinstance(value, str) and key != "api_key_command" and _KEYISH_VALUE.fullmatch(value.strip())
+        if keyish and key == "api_key_env" and value == value.upper():
+            keyish = None  # a long variable name (WAVESPEED_KEY_OF_OUR_LARGEST_CLIENT_2024), not a key
+        literal = (_KEYISH_NAME.search(key) and key not in KEY_SOURCES) or keyish
         if literal:
             raise ConfigError(f"{path}: {named}: {key} holds what looks like an API key; keys never go in this file "
                               "(it gets committed and shared): name an environment variable with api_key_env, "

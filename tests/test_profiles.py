@@ -157,6 +157,15 @@ def test_a_literal_key_is_refused_naming_the_file_and_profile(tmp_path, servers,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_long_variable_name_is_not_a_key(tmp_path, servers, keys, monkeypatch):
+    config = write_config(tmp_path, servers)
+    name = "WAVESPEED_KEY_OF_OUR_LARGEST_CLIENT_2024"
+    config.write_text(config.read_text(encoding="utf-8").replace('"WS_KEY_B"', f'"{name}"'), encoding="utf-8")
+    result = invoke("config", "--config", str(config), "--json")
+    assert result.exit_code == 0, result.output
+    assert settings(result.output, "beta")["key"]["value"] == f"environment variable {name} (NOT SET)"
+
+
 def test_a_key_given_instead_of_a_variable_name_is_refused(tmp_path, servers, keys):
     config = write_config(tmp_path, servers)
     config.write_text(config.read_text(encoding="utf-8").replace('"WS_KEY_B"', '"ws-test-key-beta-0002"'),
