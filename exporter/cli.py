@@ -362,7 +362,7 @@ def _show_config(**params: Any) -> None:
 
 cli.add_command(click.Command(
     "config", callback=_show_config, params=list(export.params), help=_show_config.__doc__,
-    short_help="Show each profile's settings and where each came from (command line, profile, defaults, built-in).",
+    short_help="Show each profile's settings and where each value came from.",
     context_settings={"max_content_width": 100},
 ))
 
