@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .books.database import BOOKS_NAME, Books, Period
+from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT, Books, Period
 from .books.ledger import close_period, read_view
 from .books.mapping_toml import load_mapping
 from .config import Granularity
@@ -40,10 +40,10 @@ def books_path(out: Path, books: Path | None) -> Path:
     return books or out / BOOKS_NAME
 
 
-def _existing(path: Path, *, write: bool = True) -> Books:
+def _existing(path: Path, account: str = DEFAULT_ACCOUNT, *, write: bool = True) -> Books:
     if not path.exists():
         raise ConfigError(f"{path}: no books database yet (export a period first, or give --books)")
-    return Books(path, write=write)
+    return Books(path, account, write=write)
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,14 @@ class Closed:
     superseded: tuple[str, ...] = ()
 
 
-def close(path: Path, label: str, accounts: Path | None = None) -> Closed:
+def close(path: Path, label: str, accounts: Path | None = None, account: str = DEFAULT_ACCOUNT) -> Closed:
     """Close an exported period: refused (exit 2) if never exported, already closed, overlapping a
     closed period, out of order, or if its pack no longer matches what the books recorded. Holds
     the period's lock, as an export of it does, and checks the pack again inside the books'
     transaction, so a concurrent export of the period cannot slip between the check and the close.
-    The period's records are kept as booked."""
-    with _existing(path) as books:
+    The period's records are kept as booked. ``account``: the provider account in the books (a
+    profile's name)."""
+    with _existing(path, account) as books:
         period = _exported(books, label, path)
         pack = books.pack_folder(period)
         with period_lock(pack.parent, label):
@@ -103,22 +104,22 @@ def _lookback(books: Books, period: Period) -> int:
     return max([(period.start_utc - p.end_utc).days + 1 for p in earlier], default=0)
 
 
-def reopen(path: Path, label: str, reason: str) -> None:
+def reopen(path: Path, label: str, reason: str, account: str = DEFAULT_ACCOUNT) -> None:
     """Reopen a closed period for a restatement (the books refuse it while a later one is closed)."""
     if not reason.strip():
         raise ConfigError("--reason may not be empty: say why the period is restated")
-    with _existing(path) as books, books.transaction():
+    with _existing(path, account) as books, books.transaction():
         books.reopen(label, reason.strip(), datetime.now(timezone.utc))
 
 
-def acknowledge(path: Path, ids: tuple[str, ...], reason: str) -> list[tuple[str, str]]:
+def acknowledge(path: Path, ids: tuple[str, ...], reason: str, account: str = DEFAULT_ACCOUNT) -> list[tuple[str, str]]:
     """Accept records booked in closed periods as dropped by the provider (docs/booking.md,
     "Closed periods and late changes"): later exports stop reporting them missing. Returns
     (id, closed period) of each; ConfigError, with nothing recorded, if one was never booked."""
     if not reason.strip():
         raise ConfigError("--reason may not be empty: say why the records are accepted as gone")
     now = datetime.now(timezone.utc)
-    with _existing(path) as books, books.transaction():
+    with _existing(path, account) as books, books.transaction():
         done = []
         for record_id in ids:
             period = books.acknowledge(record_id, reason.strip(), now)
@@ -129,9 +130,9 @@ def acknowledge(path: Path, ids: tuple[str, ...], reason: str) -> list[tuple[str
     return done
 
 
-def list_periods(path: Path) -> list[PeriodLine]:
-    """Every period in the books with its figures (exact, per currency); opens them read-only."""
-    with _existing(path, write=False) as books:
+def list_periods(path: Path, account: str = DEFAULT_ACCOUNT) -> list[PeriodLine]:
+    """Every period of ``account`` in the books with its figures (exact, per currency); opens them read-only."""
+    with _existing(path, account, write=False) as books:
         lines = []
         for period in books.periods():
             figures = books.figures(period.label)
@@ -151,11 +152,12 @@ class Checked:
     warnings: list[str]
 
 
-def check(path: Path) -> Checked:
-    """Every closed pack still matches what the books recorded; DataError (exit 5) naming the file
-    otherwise. An open period whose pack on disk is not the one recorded is a warning (an export
-    interrupted between writing its pack and recording it). Opens the books read-only."""
-    with _existing(path, write=False) as books:
+def check(path: Path, account: str = DEFAULT_ACCOUNT) -> Checked:
+    """Every closed pack of ``account`` still matches what the books recorded; DataError (exit 5)
+    naming the file otherwise. An open period whose pack on disk is not the one recorded is a
+    warning (an export interrupted between writing its pack and recording it). Opens the books
+    read-only."""
+    with _existing(path, account, write=False) as books:
         checked, warnings = [], []
         for period in books.periods():
             folder = books.pack_folder(period)

@@ -119,5 +119,6 @@ class ExportConfig:
     lock_timeout: float = 0.0  # seconds to wait for another export of the same period and --out
     api: ApiChoice = "auto"  # the billing API generation
     topups: Path | None = None  # the payment receipts' CSV (--topups), for the current API's missing top-ups
+    account: str = "default"  # the provider account in the books (a profile's name; books/database.py)
     progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
     clock: Clock = field(default=system_clock, repr=False, compare=False)  # generated_at, periods not over

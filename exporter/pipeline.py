@@ -27,10 +27,11 @@ from .archive import (
     verified,
     write_context,
 )
-from .books.database import BOOKS_NAME, Books
+from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT, Books
 from .books.ledger import BooksView, book_period, close_period, read_view, record_export, split_moved
 from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
+from .books.numbering import ACCOUNT_CODES, DEFAULT_CODE
 from .books.recheck import Recheck, full_recheck, plan_recheck
 from .books.reconcile import reconcile
 from .books.sources import Source, SourceCheck, check_needed, record_source, source_name, verify
@@ -223,10 +224,10 @@ def run_export(config: ExportConfig) -> ExportResult:
     previous = describe_pack(target)
     books_path = config.books or config.out / BOOKS_NAME
     refuse_books_in_packs(config.out, books_path)
-    view = BooksView()
+    view = BooksView(journal_code=DEFAULT_CODE if config.account == DEFAULT_ACCOUNT else ACCOUNT_CODES[0])
     unrecorded: str | None = None
     if books_path.exists():  # a failed first run must not leave an empty database behind
-        with Books(books_path, write=False) as books:
+        with Books(books_path, config.account, write=False) as books:
             books.refuse_closed(window.label, window.start, window.end)
             books.refuse_gap(window.label, window.start, window.end, window.tz_name)
             view = read_view(books, window, config.lookback_days)
@@ -245,8 +246,9 @@ def run_export(config: ExportConfig) -> ExportResult:
             files += write_formats(report, pack.folder, config.formats, config.render)
             manifest = write_manifest(report, pack.folder, files, config.formats)
             files.append(manifest)
-            with Books(books_path) as books, books.transaction():
+            with Books(books_path, config.account) as books, books.transaction():
                 books.refuse_closed(window.label, window.start, window.end)  # closed by someone else meanwhile
+                books.keep_journal_code(view.journal_code)  # the letter its numbers were made with
                 now = config.clock()
                 assert report.carry is not None
                 record_export(books, report, report.carry, sha256_of(manifest), str(target.absolute()), now,

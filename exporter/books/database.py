@@ -28,10 +28,12 @@ import pandas as pd
 from ..errors import ConfigError, DataError, os_reason
 from .carry import Carry, Total
 from .integrity import BUSY_TIMEOUT, aware, books_error, connect_for_reading, integer_problem, period_row_ok, seal_digest
+from .numbering import ACCOUNT_CODES, DEFAULT_CODE
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 BOOKS_NAME = "books.sqlite"
 DEFAULT_ACCOUNT = "default"
+_CODE_KEY = "journal_code:"  # meta key prefix: the journal letter of each account (Books.journal_code)
 
 
 
@@ -360,6 +362,33 @@ class Books:
         row = self.db.execute("SELECT base_url, key_fingerprint, api FROM sources WHERE account = ? AND label = ?",
                               (self.account, label)).fetchone()
         return None if row is None else (str(row[0]), str(row[1]), row[2])
+
+    def journal_code(self) -> str:
+        """This account's letter in its journal numbers (books/numbering.py): ``S`` for the default
+        account; for another, the letter the books gave it, or the next free one until its first
+        export keeps it (:meth:`keep_journal_code`). ConfigError when no letter is left."""
+        if self.account == DEFAULT_ACCOUNT:
+            return DEFAULT_CODE
+        taken = dict(self.db.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, length(?)) = ?", (_CODE_KEY, _CODE_KEY)).fetchall())
+        mine = taken.get(_CODE_KEY + self.account)
+        if mine:
+            return str(mine)
+        free = [code for code in ACCOUNT_CODES if code not in taken.values()]
+        if not free:
+            raise ConfigError(f"{self.path} holds {len(taken)} accounts besides the default one, as many as journal "
+                              f"numbers can tell apart: account {self.account!r} needs books of its own")
+        return free[0]
+
+    def keep_journal_code(self, code: str) -> None:
+        """Give this account the letter ``code`` for good (inside the export's transaction);
+        ConfigError if another account took it meanwhile."""
+        if self.account == DEFAULT_ACCOUNT:
+            return
+        if self.journal_code() != code:
+            raise ConfigError(f"{self.path}: another account took the journal letter {code} meanwhile; "
+                              "nothing was written, export again")
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (_CODE_KEY + self.account, code))
 
     def ledger_accounts(self) -> list[tuple[str, str, str]]:
         """(Beancount account, currency, first period label) of every account the ledger used so far."""

@@ -26,6 +26,7 @@ from .database import Books, Period
 from .journal import Journal, build_journal
 from .recheck import Recheck, covered, covered_records
 from .mapping import AccountMapping
+from .numbering import DEFAULT_CODE
 from .rollforward import Previous, roll_forward
 from .sources import SourceCheck
 
@@ -45,6 +46,7 @@ class BooksView:
     start: date | None = None  # first day of the earliest period in the books
     source_check: SourceCheck | None = None  # another source than the books': what it must serve
     basis: str | None = None  # the earlier exports P is booked on (Books.basis)
+    journal_code: str = DEFAULT_CODE  # the account's letter in its journal numbers (numbering.py)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ def read_view(books: Books, window: Window, lookback_days: int) -> BooksView:
         ledger_accounts=tuple((name, currency) for name, currency, _ in books.ledger_accounts()),
         start=min((p.first_day for p in periods), default=None),
         basis=books.basis(window.start),
+        journal_code=books.journal_code(),
     )
 
 
@@ -120,7 +123,8 @@ def book_period(
     rollforward, checks = roll_forward(summaries, adjustments, previous=view.previous,
                                        given_opening=given_opening, provider=provider, derive_topups=derive_topups)
     journal = build_journal(summaries.transactions, window, mapping, granularity,
-                            carry=_seeded(view, rollforward, mapping), adjustments=adjustments)
+                            carry=_seeded(view, rollforward, mapping), adjustments=adjustments,
+                            journal_code=view.journal_code)
     by_model = _with_previous(summaries.by_model, view.previous_models)
     new = sorted(set(summaries.by_model["model"]) - view.known_models - {""}) if view.known_models else []
     notes = tuple(f"new model: {model}" for model in new)

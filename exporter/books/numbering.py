@@ -46,19 +46,26 @@ class NumberRequest:
     adjustment: bool = False  # a late change to a closed period
 
 
-def journal_prefix(window: Window) -> str:
+DEFAULT_CODE = "S"  # the books' default account (no profile): the numbers as they always were
+# one letter per further account in one books file (docs/booking.md, "Journal numbers"): never S
+# (the default account) nor W (a range's numbers start with it), so no two accounts share a number
+ACCOUNT_CODES = "ABCDEFGHIJKLMNOPQRTUVXYZ"
+
+
+def journal_prefix(window: Window, code: str = DEFAULT_CODE) -> str:
     """``WS2401`` for the month 2024-01, ``WS24Q1`` for the quarter 2024-Q1, ``W240105`` for a
-    range starting 2024-01-05."""
+    range starting 2024-01-05; for another account of the books, its letter ``code`` in place of
+    ``S`` (``WA2401``, ``WA24Q1``) or of a range's ``W`` (``A240105``): as long, never the same."""
     if window.kind == "month":
-        return f"WS{window.first_day:%y%m}"
+        return f"W{code}{window.first_day:%y%m}"
     if window.kind == "quarter":
-        return f"WS{window.first_day:%y}Q{(window.first_day.month + 2) // 3}"
-    return f"W{window.first_day:%y%m%d}"
+        return f"W{code}{window.first_day:%y}Q{(window.first_day.month + 2) // 3}"
+    return f"{'W' if code == DEFAULT_CODE else code}{window.first_day:%y%m%d}"
 
 
-def assign_numbers(requests: list[NumberRequest], window: Window) -> list[str]:
-    """A unique number for every request, in the order given."""
-    prefix = journal_prefix(window)
+def assign_numbers(requests: list[NumberRequest], window: Window, code: str = DEFAULT_CODE) -> list[str]:
+    """A unique number for every request, in the order given (``code``: the account's letter)."""
+    prefix = journal_prefix(window, code)
     currencies = sorted({r.currency for r in requests if r.role in SUMMARY_ROLES and not r.adjustment})
     numbers: list[str] = [""] * len(requests)
     _number_adjustments(requests, prefix + ADJUSTMENT_LETTER, numbers)
@@ -119,4 +126,4 @@ def _base36(n: int, width: int) -> str:
     return digits.rjust(width, "0")
 
 
-__all__ = ["LETTERS", "MAX_NUMBER", "NumberRequest", "assign_numbers", "journal_prefix"]
+__all__ = ["ACCOUNT_CODES", "DEFAULT_CODE", "LETTERS", "MAX_NUMBER", "NumberRequest", "assign_numbers", "journal_prefix"]

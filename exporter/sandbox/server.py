@@ -144,13 +144,15 @@ class SandboxServer(ThreadingHTTPServer):
     # kernel then retries the connection a second later: a stall that a real API would not show.
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], dataset: Dataset, faults: Faults, api: str = "legacy") -> None:
+    def __init__(self, address: tuple[str, int], dataset: Dataset, faults: Faults, api: str = "legacy",
+                 key: str = DEMO_KEY) -> None:
         if api not in APIS:
             raise ValueError(f"api must be one of {', '.join(APIS)}, not {api!r}")
         super().__init__(address, _Handler)
         self.dataset = dataset
         self.faults = faults
         self.api = api
+        self.key = key  # the one key accepted (tests serve several accounts, each with its own)
         if api != "legacy":
             current.warm(dataset)
         self.requests = RequestLog()
@@ -220,7 +222,7 @@ class SandboxServer(ThreadingHTTPServer):
         allowed, handler, counted = route
         if method != allowed:
             return _envelope(405, "method not allowed", headers=(("Allow", allowed),))
-        if not _authorised(authorization):
+        if not _authorised(authorization, self.key):
             return _envelope(401, "invalid api key")
         if counted:
             n = self._next_billings_number()
@@ -399,11 +401,11 @@ def _date_range(query: dict[str, str]) -> tuple[date | None, date | None]:
     return start, end
 
 
-def _authorised(header: str | None) -> bool:
+def _authorised(header: str | None, expected: str = DEMO_KEY) -> bool:
     if not header:
         return False
     scheme, _, key = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), DEMO_KEY.encode())
+    return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), expected.encode())
 
 
 # -- starting it -------------------------------------------------------------------------
@@ -423,6 +425,7 @@ def make_server(
     api: str = "legacy",
     *,
     as_of: datetime | None = None,
+    key: str = DEMO_KEY,
 ) -> SandboxServer:
     """A bound, not yet serving sandbox; port 0 lets the OS pick a free port.
 
@@ -433,7 +436,7 @@ def make_server(
     served = default_dataset() if dataset is None else dataset
     if as_of is not None:
         served = history.as_of(served, as_of)
-    return SandboxServer((host, port), served, Faults() if faults is None else faults, api)
+    return SandboxServer((host, port), served, Faults() if faults is None else faults, api, key)
 
 
 @contextmanager
@@ -445,9 +448,11 @@ def serve_in_thread(
     port: int = 0,
     api: str = "legacy",
     as_of: datetime | None = None,
+    key: str = DEMO_KEY,
 ) -> Iterator[SandboxServer]:
-    """Serve from a daemon thread for the duration of a ``with`` block; yields the server."""
-    server = make_server(host, port, dataset, faults, api, as_of=as_of)
+    """Serve from a daemon thread for the duration of a ``with`` block; yields the server.
+    ``key``: the one API key it accepts (default: the demo key)."""
+    server = make_server(host, port, dataset, faults, api, as_of=as_of, key=key)
     thread = threading.Thread(target=server.serve_forever, name="wavespeed-sandbox", daemon=True)
     thread.start()
     try:
