@@ -7,15 +7,14 @@ failure removes the temporary folder and leaves any previous export of the perio
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
+from . import __version__, late_changes
 from .archive import (
     CLOSED_NAME,
     ArchiveWriter,
@@ -32,13 +31,11 @@ from .books.ledger import BooksView, book_period, close_period, read_view, recor
 from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.numbering import ACCOUNT_CODES, DEFAULT_CODE
-from .books.recheck import Recheck, full_recheck, plan_recheck
 from .books.reconcile import reconcile
 from .books.sources import Source, SourceCheck, check_needed, record_source, source_name, verify
 from .config import ApiChoice, ExportConfig, Granularity
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
-    OTHER_TYPE_FILTERS,
     BadBalanceCurrency,
     BillingClient,
     Generation,
@@ -46,16 +43,13 @@ from .extract import (
     LineSink,
     TooManyRecords,
     extract,
-    detect,
     fetch_balance,
-    fetch_provider_days,
     fetch_provider_usage,
     parse_provider_usage,
 )
 from .models import COMPLETED, ProviderBalance, Report
 from .money import format_micros
 from .outdir import pack_folder, period_lock, staging
-from .days import days_between
 from .period import Window, check_started, label_kind, period_not_over
 from .topups import TOPUPS_NAME, read_topups
 from .transform import summarize as summarize_records
@@ -362,10 +356,10 @@ def _fetch_live(
             closed, recheck = None, None
             api: Generation | ApiChoice = config.api  # the first fetch finds the generation; the rest ask it
             if view.closed:  # the closed periods' days whose totals changed (docs/booking.md, "Finding late changes")
-                api = _generation(client, config, view, api)
-                recheck, note = _plan_recheck(client, config, view, api)
+                api = late_changes.generation_for(client, config, view, api)
+                recheck, note = late_changes.plan(client, config, view, api)
                 warnings += [note] if note else []
-                closed = _reread(client, config, view, recheck, api, closed_archive, warnings)
+                closed = late_changes.reread(client, config, view, recheck, api, closed_archive, warnings)
             if view.source_check is not None:  # before the period itself: another account costs little
                 notes.append(_check_source(client, config, view.source_check, view,
                                            closed if recheck is not None and recheck.full else None, api))
@@ -392,66 +386,6 @@ def _fetch_live(
     context = SourceContext(window, extraction.stats, usage, warnings,
                             provider_days_usage=extraction.provider_days_usage, provider_balance=balance, recheck=recheck)
     return extraction.records, context, closed
-
-
-def _closed_span(view: BooksView) -> Window:
-    """The UTC days of the closed periods to re-check, as one window."""
-    return Window(min(p.start_utc for p in view.closed).date(), max(p.end_utc for p in view.closed).date(), "UTC", "closed")
-
-
-def _closed_days(view: BooksView) -> list[date]:
-    return sorted({day for p in view.closed for day in days_between(p.start_utc, p.end_utc)})
-
-
-def _generation(client: BillingClient, config: ExportConfig, view: BooksView, api: Generation | ApiChoice) -> Generation:
-    """The API generation the run uses, found with one small page when not yet known."""
-    if not isinstance(api, str):
-        return api
-    found, _ = detect(client, _closed_span(view), 1, api)
-    return found
-
-
-def _plan_recheck(client: BillingClient, config: ExportConfig, view: BooksView, api: Generation) -> tuple[Recheck, str | None]:
-    """Which closed days to re-read, from the provider's day totals; every day when a full re-check
-    is asked for or the totals cannot be read (said once: a change is never missed silently)."""
-    days = _closed_days(view)
-    if config.recheck == "full":
-        return full_recheck(days, "a full re-check was asked for"), None
-    assert view.booked is not None
-    try:
-        provider, unit = fetch_provider_days(client, days, api.name)
-    except AuthError:
-        raise
-    except (ApiError, DataError) as exc:
-        return (full_recheck(days, "the provider's day totals could not be read"),
-                f"late changes: the provider's day totals could not be read ({exc}); every closed day was re-read")
-    return plan_recheck(view.booked, provider, days, unit, OTHER_TYPE_FILTERS[api.name]), None
-
-
-def _reread(client: BillingClient, config: ExportConfig, view: BooksView, recheck: Recheck, api: Generation,
-            archive: ArchiveWriter | None, warnings: list[str]) -> pd.DataFrame:
-    """The closed days' records as the API returns them now: one ranged walk per run of re-read
-    days, and one walk per type re-read by type over the whole span (kept to that type)."""
-    seen: set[str] = set()
-
-    def sink(line: str) -> None:  # a record two walks return is archived once
-        record_id = json.loads(line)["id"]
-        if archive is not None and record_id not in seen:
-            seen.add(record_id)
-            archive.write(line)
-
-    walks: list[tuple[Window, Generation, str | None]] = (
-        [(_closed_span(view), api, None)] if recheck.full
-        else [(Window(a, b, "UTC", "recheck"), api, None) for a, b in recheck.runs()]
-        + [(_closed_span(view), api.filtered(kind), kind) for kind in recheck.types])
-    frames = []
-    for window, generation, kind in walks:
-        extraction = extract(client, window, api=generation, page_size=config.page_size,
-                             concurrency=config.concurrency, sink=sink)
-        # its warnings (duplicate ids that differ, zoneless times) count as the main walk's do
-        warnings += [f"closed periods re-read: {warning}" for warning in extraction.warnings]
-        frames.append(extraction.records if kind is None else extraction.records[extraction.records["type"] == kind])
-    return pd.concat(frames, ignore_index=True).drop_duplicates("id", keep="first").reset_index(drop=True)
 
 
 def _provider_balance(

@@ -19,14 +19,15 @@ import hashlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import ConfigError, DataError, os_reason
+from . import period_rules
 from .carry import Carry, Total
+from .period_rules import Period
 from .integrity import BUSY_TIMEOUT, aware, books_error, connect_for_reading, integer_problem, period_row_ok, seal_digest
 from .numbering import ACCOUNT_CODES, DEFAULT_CODE
 from .schema import MIGRATIONS, SCHEMA_VERSION
@@ -35,29 +36,6 @@ BOOKS_NAME = "books.sqlite"
 DEFAULT_ACCOUNT = "default"
 _CODE_KEY = "journal_code:"  # meta key prefix: the journal letter of each account (Books.journal_code)
 
-
-
-@dataclass(frozen=True)
-class Period:
-    """One exported period as the books know it."""
-
-    label: str
-    first_day: date
-    last_day: date
-    time_zone: str
-    start_utc: datetime
-    end_utc: datetime
-    granularity: str
-    exported_at: datetime
-    pack: str
-    manifest_sha256: str
-    records: int
-    status: str
-    closed_at: datetime | None
-
-    @property
-    def closed(self) -> bool:
-        return self.status == "closed"
 
 
 def _instant(value: datetime) -> str:
@@ -75,10 +53,6 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
 
 
-def _when(period: Period) -> str:
-    return f"{period.closed_at:%Y-%m-%d %H:%M} UTC" if period.closed_at else "an earlier date"
-
-
 @contextmanager
 def _invariant() -> Iterator[None]:
     """A write the schema's keys or triggers refuse: a one-line ConfigError (exit 2)."""
@@ -86,19 +60,6 @@ def _invariant() -> Iterator[None]:
         yield
     except sqlite3.IntegrityError as exc:
         raise ConfigError(f"the books refuse this change ({exc}); nothing was written") from None
-
-
-def _overlap(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
-def _gap_message(label: str, tz_name: str, neighbour: Period, at: datetime, gap_start: datetime, gap_end: datetime) -> str:
-    side = "after" if neighbour.end_utc <= at else "before"
-    same_zone = neighbour.time_zone == tz_name
-    way = ("export the periods in between first" if same_zone
-           else f"export it in the books' time zone (--timezone {neighbour.time_zone})")
-    return (f"{label} ({tz_name}) would leave a gap in the books {side} {neighbour.label} ({neighbour.time_zone}): "
-            f"no period would cover {gap_start:%Y-%m-%d %H:%M} to {gap_end:%Y-%m-%d %H:%M} UTC; {way}")
 
 
 class Books:
@@ -397,26 +358,13 @@ class Books:
             (self.account,),
         ).fetchall()
 
-    def overlapping(self, start: datetime, end: datetime, excluding: str) -> list[Period]:
-        """The periods other than ``excluding`` that share an instant with ``[start, end)``."""
-        return [p for p in self.periods() if p.label != excluding and _overlap((p.start_utc, p.end_utc), (start, end))]
-
     def refuse_closed(self, label: str, start: datetime, end: datetime) -> None:
-        """ConfigError (exit 2) if period ``label`` over ``[start, end)`` may not be exported: it is
-        closed, or it overlaps a closed period (docs/booking.md, "What the books refuse")."""
-        period = self.period(label)
-        if period is not None and period.closed:
-            raise ConfigError(
-                f"{label} was closed on {_when(period)}; late changes to it are booked in the next open period. "
-                f"To restate it: wavespeed-export reopen --period {label} --reason \"...\""
-            )
-        closed = [p for p in self.overlapping(start, end, label) if p.closed]
-        if closed:
-            names = ", ".join(f"{p.label} (closed on {_when(p)})" for p in closed)
-            raise ConfigError(
-                f"{label} overlaps {names}: a closed period is never booked again, not even inside another "
-                f"period; export the periods around it (its late changes go to the next open period), or reopen it"
-            )
+        """:func:`.period_rules.refuse_closed` on the books' periods."""
+        period_rules.refuse_closed(self.periods(), label, start, end)
+
+    def refuse_gap(self, label: str, start: datetime, end: datetime, tz_name: str) -> None:
+        """:func:`.period_rules.refuse_gap` on the books' periods."""
+        period_rules.refuse_gap(self.periods(), label, start, end, tz_name)
 
     # -- writing (inside a transaction) --------------------------------------------------------
 
@@ -430,7 +378,7 @@ class Books:
         books are now); refused (ConfigError) if it is or overlaps a closed one, would leave a gap
         in the books, or if the periods before it changed since ``basis``."""
         self.refuse_closed(period.label, period.start_utc, period.end_utc)
-        self._refuse_gap(period)
+        self.refuse_gap(period.label, period.start_utc, period.end_utc, period.time_zone)
         now = self.basis(period.start_utc)
         if basis is not None and basis != now:
             raise ConfigError(f"the books' periods before {period.label} changed while it was being exported "
@@ -444,30 +392,6 @@ class Books:
                  None if period.closed_at is None else _instant(period.closed_at), now),
             )
 
-    def refuse_gap(self, label: str, start: datetime, end: datetime, tz_name: str) -> None:
-        """ConfigError (exit 2) if period ``label`` over ``[start, end)`` would leave instants no
-        period of the books covers, between it and the periods before or after it, or would come
-        before a closed period (docs/booking.md, "What the books refuse")."""
-        others = [p for p in self.periods() if p.label != label]
-        if not others or any(_overlap((p.start_utc, p.end_utc), (start, end)) for p in others):
-            return  # the first period, or a draft over open ones (a closed one is refused before)
-        before = max((p for p in others if p.end_utc <= start), key=lambda p: p.end_utc, default=None)
-        after = min((p for p in others if p.start_utc >= end), key=lambda p: p.start_utc, default=None)
-        if before is not None and before.end_utc != start:
-            raise ConfigError(_gap_message(label, tz_name, before, start, before.end_utc, start))
-        if after is not None and before is None and after.start_utc != end:
-            raise ConfigError(_gap_message(label, tz_name, after, end, end, after.start_utc))
-        closed_after = [p.label for p in others if p.start_utc >= end and p.closed]
-        if closed_after:
-            raise ConfigError(
-                f"{label} comes before {', '.join(closed_after)}, which {'is' if len(closed_after) == 1 else 'are'} "
-                f"closed: periods are booked in order; reopen {closed_after[-1]} (and those before it) first, "
-                "or keep the earlier periods in other books (--books)"
-            )
-
-    def _refuse_gap(self, period: Period) -> None:
-        self.refuse_gap(period.label, period.start_utc, period.end_utc, period.time_zone)
-
     def close(self, label: str, when: datetime) -> list[str]:
         """Mark period ``label`` closed. Open periods overlapping it are drafts it supersedes: they
         are dropped from the books (their packs stay on disk); returns their labels. Refused if it
@@ -476,8 +400,10 @@ class Books:
         if period is None:
             raise ConfigError(f"{label} is not in the books {self.path}: export it first")
         self.refuse_closed(label, period.start_utc, period.end_utc)
-        self._refuse_out_of_order(period)
-        drafts = [p.label for p in self.overlapping(period.start_utc, period.end_utc, label)]
+        recorded = self.db.execute("SELECT basis FROM periods WHERE account = ? AND label = ?",
+                                   (self.account, label)).fetchone()[0]
+        period_rules.refuse_out_of_order(self.periods(), period, recorded, self.basis(period.start_utc))
+        drafts = [p.label for p in period_rules.overlapping(self.periods(), period.start_utc, period.end_utc, label)]
         for draft in drafts:
             self.forget(draft)
             self.drop_booked(draft)  # a reopened period keeps its records until closed again
@@ -485,33 +411,9 @@ class Books:
         self.set_status(label, "closed", when)
         return drafts
 
-    def _refuse_out_of_order(self, period: Period) -> None:
-        """Periods close in order, each on the exports before it as they are now (docs/booking.md,
-        "What the books refuse"): an earlier period still open, or one exported again since this
-        one was (its closing, running totals or late changes may differ), would close a period
-        booked on a draft's figures."""
-        earlier = [p.label for p in self.periods()
-                   if not p.closed and p.end_utc <= period.start_utc and p.label != period.label]
-        if earlier:
-            raise ConfigError(f"{', '.join(earlier)} {'is' if len(earlier) == 1 else 'are'} earlier than {period.label} "
-                              f"and still open: close {'it' if len(earlier) == 1 else 'them'} first (periods close in order)")
-        row = self.db.execute("SELECT basis FROM periods WHERE account = ? AND label = ?",
-                              (self.account, period.label)).fetchone()
-        if row is None or row[0] != self.basis(period.start_utc):
-            cause = ("was exported by an earlier version of the tool" if row is None or row[0] is None
-                     else "was exported before the periods ahead of it were exported again or added")
-            raise ConfigError(f"{period.label} {cause}: export {period.label} again, then close it")
-
     def reopen(self, label: str, reason: str, when: datetime) -> None:
-        """Reopen closed period ``label`` for a restatement; refused while a later period is
-        closed (periods reopen in reverse order: later closings chain from this one)."""
-        period = self.period(label)
-        if period is None or not period.closed:
-            raise ConfigError(f"{label} is not a closed period in {self.path}")
-        later = [p.label for p in self.periods() if p.closed and p.start_utc >= period.end_utc]
-        if later:
-            raise ConfigError(f"{', '.join(later)} {'is' if len(later) == 1 else 'are'} closed after {label} and "
-                              f"chained from it: reopen {later[-1]} first (periods reopen in reverse order)")
+        """Reopen closed period ``label`` for a restatement (:func:`.period_rules.refuse_reopen`)."""
+        period_rules.refuse_reopen(self.periods(), label, self.path)
         self.set_status(label, "open", None)
         self.log(label, "reopen", reason, when)
 
@@ -528,15 +430,6 @@ class Books:
     def add_full_checks(self, label: str, days: Sequence[int], when: datetime) -> None:
         """The closed UTC days (day numbers) period ``label``'s export re-read in full."""
         self.add_rows("full_checks", label, [(day, _instant(when)) for day in days])
-
-    def last_full_check(self, days: Sequence[int]) -> datetime | None:
-        """When all of ``days`` were last re-read in full together (None: not all of them ever)."""
-        if not days:
-            return None
-        marks = ",".join("?" * len(days))
-        rows = self.db.execute(f"SELECT day, max(at) FROM full_checks WHERE account = ? AND day IN ({marks}) GROUP BY day",
-                               (self.account, *days)).fetchall()
-        return None if len(rows) < len(set(days)) else min(datetime.fromisoformat(at) for _, at in rows)
 
     def add_carry(self, label: str, carry: Carry) -> None:
         rows = [("balance", *key, t.exact, t.posted) for key, t in carry.balances.items()]

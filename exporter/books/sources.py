@@ -10,7 +10,6 @@ one, or with none closed the last exported one) must come back as the books hold
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
