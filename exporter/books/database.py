@@ -27,14 +27,12 @@ import pandas as pd
 from ..errors import ConfigError, DataError, os_reason
 from . import period_rules
 from .carry import Carry, Total
+from .integrity import BUSY_TIMEOUT, Seals, aware, books_error, connect_for_reading, integer_problem, period_row_ok
+from .numbering import DEFAULT_ACCOUNT, JournalCodes
 from .period_rules import Period
-from .integrity import BUSY_TIMEOUT, aware, books_error, connect_for_reading, integer_problem, period_row_ok, seal_digest
-from .numbering import ACCOUNT_CODES, DEFAULT_CODE
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 BOOKS_NAME = "books.sqlite"
-DEFAULT_ACCOUNT = "default"
-_CODE_KEY = "journal_code:"  # meta key prefix: the journal letter of each account (Books.journal_code)
 
 
 
@@ -62,7 +60,7 @@ def _invariant() -> Iterator[None]:
         raise ConfigError(f"the books refuse this change ({exc}); nothing was written") from None
 
 
-class Books:
+class Books(Seals, JournalCodes):
     """The open database; use as a context manager (closes the connection)."""
 
     def __init__(self, path: Path, account: str = DEFAULT_ACCOUNT, *, write: bool = True) -> None:
@@ -324,33 +322,6 @@ class Books:
                               (self.account, label)).fetchone()
         return None if row is None else (str(row[0]), str(row[1]), row[2])
 
-    def journal_code(self) -> str:
-        """This account's letter in its journal numbers (books/numbering.py): ``S`` for the default
-        account; for another, the letter the books gave it, or the next free one until its first
-        export keeps it (:meth:`keep_journal_code`). ConfigError when no letter is left."""
-        if self.account == DEFAULT_ACCOUNT:
-            return DEFAULT_CODE
-        taken = dict(self.db.execute(
-            "SELECT key, value FROM meta WHERE substr(key, 1, length(?)) = ?", (_CODE_KEY, _CODE_KEY)).fetchall())
-        mine = taken.get(_CODE_KEY + self.account)
-        if mine:
-            return str(mine)
-        free = [code for code in ACCOUNT_CODES if code not in taken.values()]
-        if not free:
-            raise ConfigError(f"{self.path} holds {len(taken)} accounts besides the default one, as many as journal "
-                              f"numbers can tell apart: account {self.account!r} needs books of its own")
-        return free[0]
-
-    def keep_journal_code(self, code: str) -> None:
-        """Give this account the letter ``code`` for good (inside the export's transaction);
-        ConfigError if another account took it meanwhile."""
-        if self.account == DEFAULT_ACCOUNT:
-            return
-        if self.journal_code() != code:
-            raise ConfigError(f"{self.path}: another account took the journal letter {code} meanwhile; "
-                              "nothing was written, export again")
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (_CODE_KEY + self.account, code))
-
     def ledger_accounts(self) -> list[tuple[str, str, str]]:
         """(Beancount account, currency, first period label) of every account the ledger used so far."""
         return self.db.execute(
@@ -463,26 +434,6 @@ class Books:
 
     def log(self, label: str, action: str, detail: str, when: datetime) -> None:
         self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (self.account, _instant(when), label, action, detail))
-
-    def seal_digest(self, label: str) -> str:
-        """The sha256 of what closing ``label`` fixed in the books (:func:`.integrity.seal_digest`)."""
-        return seal_digest(self.db, self.account, label)
-
-    def seal(self, label: str) -> None:
-        """Keep the seal of period ``label`` just closed (inside the closing transaction)."""
-        self.db.execute("INSERT OR REPLACE INTO seals VALUES (?, ?, ?)", (self.account, label, self.seal_digest(label)))
-
-    def seal_problem(self, label: str) -> str | None:
-        """Why closed period ``label``'s rows no longer match its seal; None when they do, or when it
-        was closed before the books kept seals (:meth:`sealed` tells)."""
-        row = self.db.execute("SELECT sha256 FROM seals WHERE account = ? AND label = ?", (self.account, label)).fetchone()
-        if row is None or row[0] == self.seal_digest(label):
-            return None
-        return (f"its booked records, late changes, roll-forward or running totals in {self.path} were changed "
-                "since it was closed (the seal kept at close no longer matches)")
-
-    def sealed(self, label: str) -> bool:
-        return self.db.execute("SELECT 1 FROM seals WHERE account = ? AND label = ?", (self.account, label)).fetchone() is not None
 
     def pack_folder(self, period: Period) -> Path:
         """Where period's pack is: recorded absolute since the books stored paths so; an older,

@@ -103,3 +103,32 @@ def seal_digest(db: sqlite3.Connection, account: str, label: str) -> str:
                           (account, label)).fetchall()
         digest.update(json.dumps([table, rows], separators=(",", ":")).encode("utf-8"))
     return digest.hexdigest()
+
+
+class Seals:
+    """The seals of closed periods (docs/booking.md, "What the books refuse"), as methods of
+    :class:`~.database.Books`."""
+
+    db: sqlite3.Connection
+    account: str
+    path: Path
+
+    def seal_digest(self, label: str) -> str:
+        """The sha256 of what closing ``label`` fixed in the books (:func:`seal_digest`)."""
+        return seal_digest(self.db, self.account, label)
+
+    def seal(self, label: str) -> None:
+        """Keep the seal of period ``label`` just closed (inside the closing transaction)."""
+        self.db.execute("INSERT OR REPLACE INTO seals VALUES (?, ?, ?)", (self.account, label, self.seal_digest(label)))
+
+    def seal_problem(self, label: str) -> str | None:
+        """Why closed period ``label``'s rows no longer match its seal; None when they do, or when it
+        was closed before the books kept seals (:meth:`sealed` tells)."""
+        row = self.db.execute("SELECT sha256 FROM seals WHERE account = ? AND label = ?", (self.account, label)).fetchone()
+        if row is None or row[0] == self.seal_digest(label):
+            return None
+        return (f"its booked records, late changes, roll-forward or running totals in {self.path} were changed "
+                "since it was closed (the seal kept at close no longer matches)")
+
+    def sealed(self, label: str) -> bool:
+        return self.db.execute("SELECT 1 FROM seals WHERE account = ? AND label = ?", (self.account, label)).fetchone() is not None
