@@ -90,8 +90,8 @@ def plan_recheck(booked: pd.DataFrame, provider: pd.DataFrame, days: Sequence[da
     numbers = {day_number(d) for d in days}
     ours = _books_day_usage(booked)
     merged = ours.merge(provider, on=["day", "model"], how="outer", suffixes=("_books", "_provider")).fillna(0)
-    ours = merged["spend_micros_books"].astype("int64")
-    rounded = (ours.abs() + unit_micros // 2) // unit_micros * unit_micros * ours.apply(lambda v: -1 if v < 0 else 1)
+    spend = merged["spend_micros_books"].astype("int64")  # positive: usage is negative, only that is summed
+    rounded = (spend + unit_micros // 2) // unit_micros * unit_micros
     apart = (merged["count_books"] != merged["count_provider"]) | (rounded != merged["spend_micros_provider"])
     differed = set(merged.loc[apart, "day"].astype("int64")) & numbers
     status = booked["status"].astype("str")
