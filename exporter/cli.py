@@ -59,6 +59,7 @@ from .cli_profiles import (
     profile_params,
     runs,
 )
+from .consolidate import account_pack, consolidate, not_written
 from .display import echo, json_text, visible
 from .errors import ConfigError, ExportError, from_foreign, os_reason
 from .writers import FORMATS
@@ -185,13 +186,31 @@ def export(**params: Any) -> None:
     _, todo = runs(params, lambda: export)
     if todo[0].profile is None:
         _export_one(todo[0].params)
-    else:
-        each_profile(todo, lambda run: _export_one(profile_params(run), run), quiet=params["quiet"],
+        return
+    done: dict[str, pipeline.ExportResult] = {}
+    try:
+        each_profile(todo, lambda run: _export_one(profile_params(run), run, done), quiet=params["quiet"],
                      as_json=params["as_json"])
+    except ExportError:
+        if len(todo) > 1:
+            echo(not_written([run.name for run in todo if run.name not in done]), err=True)
+        raise
+    if len(todo) > 1:  # several accounts: their consolidated month (docs/profiles.md)
+        first = todo[0].params
+        result = consolidate([Path(run.params["out"]) for run in todo],
+                             [account_pack(run.name, done[run.name]) for run in todo],
+                             [tuple(run.params["formats"]) for run in todo],
+                             RenderOptions(iif_lists=first["iif_lists"], date_format=first["date_format"]),
+                             first["lock_timeout"])
+        if not params["quiet"]:
+            echo(f"consolidated {result.consolidated.label}: {result.folder} ({len(result.files)} files, "
+                 f"{len(todo)} accounts)", err=params["as_json"])
 
 
-def _export_one(params: dict[str, Any], run: Run | None = None) -> dict[str, Any] | None:
-    """One account's export and its lines; with --json and a profile, the JSON is returned instead."""
+def _export_one(params: dict[str, Any], run: Run | None = None,
+                done: dict[str, pipeline.ExportResult] | None = None) -> dict[str, Any] | None:
+    """One account's export and its lines; with --json and a profile, the JSON is returned instead.
+    ``done`` collects each profile's result (for the consolidated pack)."""
     refuse_ignored(params)
     refuse_close_unfinished(params)
     if run is not None and run.profile is not None:
@@ -210,6 +229,8 @@ def _export_one(params: dict[str, Any], run: Run | None = None) -> dict[str, Any
             account=run.name if run is not None else DEFAULT_ACCOUNT,
         )
         result = pipeline.run_export(config)
+    if done is not None and run is not None:
+        done[run.name] = result
     if params["as_json"]:
         manifest = json.loads((result.folder / MANIFEST_NAME).read_text(encoding="utf-8"))
         summary = export_summary(manifest, result.folder, result.replaced)
