@@ -1,0 +1,174 @@
+"""The consolidated month of several accounts (issue 20, item 3; docs/profiles.md).
+
+Two loopback sandboxes with different records and keys play two accounts (tests/test_profiles.py);
+the consolidated pack is read back from its files and tied, to the micro, to the accounts' own
+packs on disk; every journal line of every format carries its account and each entry balances
+(the readers of tests/test_one_booking_path.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+from beancount import loader
+from beancount.core import data as bean
+from openpyxl import load_workbook
+from test_one_booking_path import PREPAID, beancount_nets, cents, csv_rows, iif_nets, qbo_journal_nets
+from test_profiles import dead_port, invoke, keys, read_csv, servers, write_config  # noqa: F401 (fixtures)
+
+from exporter.writers.manifest import pack_problem, sha256_of
+
+TEMPLATES = Path(__file__).parent.parent / "templates"
+FORMATS = '["csv", "xlsx", "quickbooks", "beancount", "xero", "focus", "html"]'
+ACCOUNTS = ("alpha", "beta")
+LETTER = {"alpha": "A", "beta": "B"}  # the books' letters, in the file's order
+
+
+def configure(tmp_path: Path, servers, extra: str = "") -> Path:  # noqa: F811
+    config = write_config(tmp_path, servers, extra)
+    text = config.read_text(encoding="utf-8").replace(
+        'formats = ["csv", "quickbooks", "beancount"]',
+        f'formats = {FORMATS}\naccounts = "{TEMPLATES / "accounts_xero.toml"}"')
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def export_all(config: Path) -> None:
+    result = invoke("export", "--config", str(config), "--all-profiles", "--period", "2024-01")
+    assert result.exit_code == 0, result.output
+    assert "consolidated 2024-01:" in result.output
+
+
+def micros(text: str) -> int:
+    value = Decimal(text) * 1_000_000
+    assert value == value.to_integral_value(), text
+    return int(value)
+
+
+def test_the_consolidated_pack_ties_to_each_accounts_pack(tmp_path, servers, keys):  # noqa: F811
+    export_all(configure(tmp_path, servers))
+    out = tmp_path / "out"
+    folder = out / "consolidated" / "2024-01"
+    packs = {name: out / name / "2024-01" for name in ACCOUNTS}
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert pack_problem(folder, sha256_of(folder / "manifest.json")) is None  # every file listed and checksummed
+    assert [a["account"] for a in manifest["accounts"]] == list(ACCOUNTS)
+
+    # the CSVs: account first, each account's rows exactly its own pack's rows
+    for name in ("transactions.csv", "by_model.csv", "by_day.csv"):
+        rows = read_csv(folder / name)
+        assert list(rows[0])[0] == "account"
+        assert {row["account"] for row in rows} == set(ACCOUNTS)
+        for account, pack in packs.items():
+            own = [{k: v for k, v in row.items() if k != "account"} for row in rows if row["account"] == account]
+            assert own == read_csv(pack / name), (account, name)
+
+    # the totals: each account's as its pack's manifest says; the consolidated = their sum, to the micro
+    summed: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for entry, (account, pack) in zip(manifest["accounts"], packs.items()):
+        own = json.loads((pack / "manifest.json").read_text(encoding="utf-8"))
+        assert entry["totals"] == own["totals"] and entry["manifest_sha256"] == sha256_of(pack / "manifest.json")
+        assert entry["time_zone"] == own["period"]["time_zone"]
+        for row in own["totals"]:
+            summed[(row["currency"], row["type"])][0] += row["count"]
+            summed[(row["currency"], row["type"])][1] += micros(row["amount"])
+    assert {(r["currency"], r["type"]): [r["count"], micros(r["amount"])] for r in manifest["totals"]} == summed
+    spend = {account: -sum(micros(r["net"]) for r in read_csv(pack / "by_model.csv")) for account, pack in packs.items()}
+    assert spend["alpha"] != spend["beta"]  # two accounts, two different months
+
+    # the workbook: the accounts side by side, the total their sum; By Model with the account first
+    book = load_workbook(folder / "wavespeed_consolidated_2024-01.xlsx")
+    sheet = book["Accounts"]
+    rows = {row[0]: row for row in sheet.iter_rows(values_only=True) if row[0]}
+    for account in ACCOUNTS:
+        line = next(row for label, row in rows.items() if str(label).startswith(f"{account} ("))
+        assert micros(str(line[1])) == spend[account]
+    total = next(row for label, row in rows.items() if str(label).startswith("Total (2 accounts)"))
+    assert micros(str(total[1])) == sum(spend.values())
+    assert next(book["By Model"].iter_rows(values_only=True))[0] == "account"
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert "alpha (UTC" in html and "beta (Europe/<wbr>Berlin" in html and "Total (2 accounts)" in html
+
+    # QuickBooks: each entry balances; the account is the class of every line (the mapping's under it)
+    consolidated_iif, consolidated_qbo = iif_nets(folder), qbo_journal_nets(folder)
+    assert consolidated_iif == consolidated_qbo == {None: sum(iif_nets(pack)[None] for pack in packs.values())}
+    iif = [line.split("\t") for line in (folder / "quickbooks.iif").read_bytes().decode("ascii").split("\r\n")]
+    lines = [row for row in iif if row[0] in ("TRNS", "SPL")]
+    assert lines
+    prepaid: Counter[str] = Counter()
+    for row in lines:
+        account = row[6].split(":")[0]
+        assert account in ACCOUNTS and row[8][1] == LETTER[account], row  # WA2401U: alpha's
+        if row[4] == PREPAID:
+            prepaid[account] += cents(row[7])
+    assert prepaid == {account: iif_nets(pack)[None] for account, pack in packs.items()}  # per-account splits tie
+    assert any(row[6] == "alpha:AI Models:Google" for row in lines)  # the model's class, under the account
+    qbo = csv_rows(folder / "quickbooks_online_journal.csv")
+    owner = {letter: account for account, letter in LETTER.items()}
+    assert len(qbo) == len(lines) and all(row["Class"].split(":")[0] == owner[row["JournalNo"][1]] for row in qbo)
+    assert not list(folder.glob("quickbooks_online_bank*"))  # one account's wallet: each account's own pack
+
+    # Xero: tracking category 1 the account on every line, the class as category 2; journals balance
+    xero = csv_rows(folder / "xero_manual_journals.csv")
+    balance: Counter[tuple[str, str]] = Counter()
+    for row in xero:
+        balance[(row["*Narration"], row["*Date"])] += cents(row["*Amount"])
+        assert row["TrackingName1"] == "WaveSpeedAI account" and row["TrackingOption1"] in ACCOUNTS, row
+        assert row["TrackingName2"] in ("AI Models", "")
+    assert set(balance.values()) == {0} and len(balance) == len({row[8] for row in lines})
+
+    # Beancount: the ledger loads and balances; every transaction carries its account
+    nets, _ = beancount_nets(folder / "accounts.beancount", folder / "wavespeed_2024-01.beancount")
+    assert nets == {"USD": sum(beancount_nets(pack / "accounts.beancount", pack / "wavespeed_2024-01.beancount")[0]["USD"]
+                               for pack in packs.values())}
+    entries, errors, _ = loader.load_string((folder / "accounts.beancount").read_text(encoding="utf-8")
+                                            + (folder / "wavespeed_2024-01.beancount").read_text(encoding="utf-8"))
+    assert errors == []
+    transactions = [e for e in entries if isinstance(e, bean.Transaction)]
+    assert transactions and all(e.meta["wavespeed_account"] in ACCOUNTS and e.tags == {e.meta["wavespeed_account"]}
+                                for e in transactions)
+
+    # FOCUS: the account is the sub-account of every row; each account's cost is its own pack's
+    focus = csv_rows(folder / "focus.csv")
+    assert {row["SubAccountId"] for row in focus} == set(ACCOUNTS)
+    for account, pack in packs.items():
+        own = csv_rows(pack / "focus.csv")
+        mine = [row for row in focus if row["SubAccountId"] == account]
+        assert sum(micros(r["EffectiveCost"]) for r in mine) == sum(micros(r["EffectiveCost"]) for r in own)
+        assert [r["x_ApiKeyName"] for r in mine] == [r["SubAccountName"] for r in own]  # the key moved
+
+
+def test_a_failing_profile_leaves_the_previous_consolidated_pack_untouched(tmp_path, servers, keys):  # noqa: F811
+    config = configure(tmp_path, servers)
+    export_all(config)
+    folder = tmp_path / "out" / "consolidated" / "2024-01"
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    configure(tmp_path, servers, f"""
+[profiles.dead]
+api_key_env = "WS_KEY_A"
+base_url = "http://127.0.0.1:{dead_port()}"
+retries = 1
+""")
+    result = invoke("export", "--config", str(config), "--all-profiles", "--period", "2024-01")
+    assert result.exit_code == 4, result.output
+    assert "dead FAILED (exit 4)" in result.output
+    assert "consolidated pack not written: profile(s) dead failed" in result.output
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert [p.name for p in folder.parent.iterdir()] == ["2024-01"]  # no staging folder left behind
+
+
+def test_xero_cannot_take_a_third_tracking_category(tmp_path, servers, keys):  # noqa: F811
+    mapping = tmp_path / "accounts.toml"
+    mapping.write_text((TEMPLATES / "accounts_xero.toml").read_text(encoding="utf-8")
+                       + '\n[[keys]]\nname = "prod-*"\nclass = "Projects:Production"\n', encoding="utf-8")
+    config = configure(tmp_path, servers)
+    config.write_text(config.read_text(encoding="utf-8").replace(str(TEMPLATES / "accounts_xero.toml"), str(mapping)),
+                      encoding="utf-8")
+    result = invoke("export", "--config", str(config), "--all-profiles", "--period", "2024-01")
+    assert result.exit_code == 2, result.output
+    assert "profiles: alpha ok, beta ok" in result.output  # the accounts' packs are written
+    assert "Xero holds two tracking categories at most" in result.output
+    assert not (tmp_path / "out" / "consolidated" / "2024-01").exists()
