@@ -16,7 +16,14 @@ from pathlib import Path
 from beancount import loader
 from beancount.core import data as bean
 from openpyxl import load_workbook
-from test_one_booking_path import PREPAID, beancount_nets, cents, csv_rows, iif_nets, qbo_journal_nets
+from test_one_booking_path import (
+    PREPAID,
+    beancount_nets,
+    cents,
+    csv_rows,
+    iif_nets,
+    qbo_journal_nets,
+)
 from test_profiles import dead_port, invoke, keys, read_csv, servers, write_config  # noqa: F401 (fixtures)
 
 from exporter.writers.manifest import pack_problem, sha256_of
@@ -60,7 +67,7 @@ def test_the_consolidated_pack_ties_to_each_accounts_pack(tmp_path, servers, key
     # the CSVs: account first, each account's rows exactly its own pack's rows
     for name in ("transactions.csv", "by_model.csv", "by_day.csv"):
         rows = read_csv(folder / name)
-        assert list(rows[0])[0] == "account"
+        assert next(iter(rows[0])) == "account"
         assert {row["account"] for row in rows} == set(ACCOUNTS)
         for account, pack in packs.items():
             own = [{k: v for k, v in row.items() if k != "account"} for row in rows if row["account"] == account]
