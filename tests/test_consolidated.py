@@ -24,7 +24,7 @@ from test_one_booking_path import (
     iif_nets,
     qbo_journal_nets,
 )
-from test_profiles import dead_port, invoke, keys, read_csv, servers, write_config  # noqa: F401 (fixtures)
+from test_profiles import dead_profile, invoke, keys, read_csv, servers, write_config  # noqa: F401 (fixtures)
 
 from exporter.writers.manifest import pack_problem, sha256_of
 
@@ -153,12 +153,7 @@ def test_a_failing_profile_leaves_the_previous_consolidated_pack_untouched(tmp_p
     export_all(config)
     folder = tmp_path / "out" / "consolidated" / "2024-01"
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
-    configure(tmp_path, servers, f"""
-[profiles.dead]
-api_key_env = "WS_KEY_A"
-base_url = "http://127.0.0.1:{dead_port()}"
-retries = 1
-""")
+    configure(tmp_path, servers, dead_profile())
     result = invoke("export", "--config", str(config), "--all-profiles", "--period", "2024-01")
     assert result.exit_code == 4, result.output
     assert "dead FAILED (exit 4)" in result.output

@@ -289,13 +289,18 @@ def test_closing_one_accounts_month_leaves_the_others_open(tmp_path, servers, ke
     assert plain.exit_code == 0 and "2023-12" not in plain.output
 
 
-def test_a_dead_account_does_not_stop_or_spoil_the_others(tmp_path, servers, keys):
-    config = write_config(tmp_path, servers, f"""
+def dead_profile() -> str:
+    """A third profile whose server is gone."""
+    return f"""
 [profiles.dead]
 api_key_env = "WS_KEY_A"
 base_url = "http://127.0.0.1:{dead_port()}"
 retries = 1
-""")
+"""
+
+
+def test_a_dead_account_does_not_stop_or_spoil_the_others(tmp_path, servers, keys):
+    config = write_config(tmp_path, servers, dead_profile())
     result = invoke("export", "--config", str(config), "--all-profiles", "--period", "2024-01")
     assert result.exit_code == 4, result.output
     assert "profiles: alpha ok, beta ok, dead FAILED (exit 4)" in result.output

@@ -36,33 +36,34 @@ class CurrencyTotal:
     currency: str
     lines: tuple[AccountLine, ...]
 
-    def _sum(self, values: list[int | None]) -> int | None:
-        """The exact sum; None when an account's value is unknown (no partial total)."""
-        return None if any(v is None for v in values) else sum(int(v or 0) for v in values)
+    def _sum(self, name: str) -> int | None:
+        """The exact sum of the accounts' figure ``name``; None when one is unknown (no partial total)."""
+        values = [getattr(line.figures, name) for line in self.lines]
+        return None if any(v is None for v in values) else sum(int(v) for v in values)
 
     @property
     def spend_micros(self) -> int:
-        return sum(line.figures.spend_micros for line in self.lines)
+        return int(self._sum("spend_micros") or 0)
 
     @property
     def usage_micros(self) -> int:
-        return sum(line.figures.usage_micros for line in self.lines)
+        return int(self._sum("usage_micros") or 0)
 
     @property
     def refunded_micros(self) -> int:
-        return sum(line.figures.refunded_micros for line in self.lines)
+        return int(self._sum("refunded_micros") or 0)
 
     @property
     def tasks(self) -> int:
-        return sum(line.figures.tasks for line in self.lines)
+        return int(self._sum("tasks") or 0)
 
     @property
     def topups_micros(self) -> int | None:
-        return self._sum([line.figures.topups_micros for line in self.lines])
+        return self._sum("topups_micros")
 
     @property
     def previous_spend_micros(self) -> int | None:
-        return self._sum([line.figures.previous_spend_micros for line in self.lines])
+        return self._sum("previous_spend_micros")
 
     @property
     def change_micros(self) -> int | None:
