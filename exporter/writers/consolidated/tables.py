@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Font, PatternFill
+from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
 from ...models import Consolidated
@@ -38,12 +38,20 @@ from ..excel.cells import (
 )
 from ..excel.sheets import write_by_day, write_by_model
 from ..sanitize import neutralize
-from .figures import CurrencyTotal, change_ratio, side_by_side, top_models, with_account
+from .figures import (
+    AccountLine,
+    CurrencyTotal,
+    change_ratio,
+    side_by_side,
+    top_models,
+    with_account,
+)
 
 _TITLE = Font(name=FONT_NAME, bold=True, size=16)
 _SECTION = Font(name=FONT_NAME, bold=True, size=12)
 _NOTE = Font(name=FONT_NAME, color="595959", italic=True)
 _HEADER_FILL = PatternFill("solid", fgColor="F2F2F2")
+_DASH = "–"  # a figure that cannot be known from what the books hold
 _ACCOUNT_HEADS = ("Account", "AI spend", "Share", "Tasks", "Usage", "Refunded", "Top-ups", "Previous", "Change",
                   "Change %")
 _ACCOUNT_FORMATS = (None, MONEY_FORMAT, PERCENT_FORMAT, COUNT_FORMAT, MONEY_FORMAT, MONEY_FORMAT, MONEY_FORMAT,
@@ -85,15 +93,16 @@ def write_accounts(ws: Worksheet, consolidated: Consolidated) -> None:
     period) with their total, then each account's top models."""
     ws.title = "Accounts"
     ws.sheet_view.showGridLines = False
-    for column, width in enumerate(_WIDTHS, 1):
-        ws.column_dimensions[chr(64 + column)].width = width
+    currencies = side_by_side(consolidated)
+    labels = [_label(line) for total in currencies for line in total.lines]
+    for column, width in enumerate(_WIDTHS, 1):  # the first as wide as the longest account's label
+        ws.column_dimensions[chr(64 + column)].width = max(width, *(len(t) + 2 for t in labels)) if column == 1 else width
     put_text(ws, 1, 1, "WaveSpeedAI spend by account").font = _TITLE
     names = ", ".join(account.name for account in consolidated.accounts)
     put_text(ws, 2, 1, f"Period {consolidated.label}; accounts: {names}")
     put_text(ws, 3, 1, "Each account's period in its own time zone; amounts to the cent, exact ones in the CSV "
                        "files. A total is the sum of the accounts.").font = _NOTE
     row = 5
-    currencies = side_by_side(consolidated)
     if not currencies:
         put_text(ws, row, 1, "No completed records in this period.", bold=True)
     for total in currencies:
@@ -108,9 +117,7 @@ def _currency_table(ws: Worksheet, row: int, total: CurrencyTotal) -> int:
     row = _heads(ws, row + 1, _ACCOUNT_HEADS)
     for line in total.lines:
         f = line.figures
-        previous = line.previous_label
-        label = f"{line.account} ({line.tz_name}{', vs ' + previous if previous else ''})"
-        _values(ws, row, [label, f.spend_micros, total.share(line), f.tasks, f.usage_micros, f.refunded_micros,
+        _values(ws, row, [_label(line), f.spend_micros, total.share(line), f.tasks, f.usage_micros, f.refunded_micros,
                           f.topups_micros, f.previous_spend_micros, f.change_micros,
                           change_ratio(f.change_micros, f.previous_spend_micros)])
         row += 1
@@ -134,21 +141,29 @@ def _top_models(ws: Worksheet, row: int, total: CurrencyTotal) -> int:
     return row
 
 
+def _label(line: AccountLine) -> str:
+    """The account, its time zone and the period its change compares with."""
+    return f"{line.account} ({line.tz_name}{', vs ' + line.previous_label if line.previous_label else ''})"
+
+
 def _heads(ws: Worksheet, row: int, heads: tuple[str, ...]) -> int:
     for column, head in enumerate(heads, 1):
         cell = put_text(ws, row, column, head, bold=True)
         cell.fill = _HEADER_FILL
+        if column > 1:  # over numbers: right-aligned like them
+            cell.alignment = Alignment(horizontal="right")
     return row + 1
 
 
 def _values(ws: Worksheet, row: int, values: list[Any], *, bold: bool = False,
             formats: tuple[str | None, ...] = _ACCOUNT_FORMATS) -> None:
-    """A row: text as text, micros as exact amounts (Decimal), ratios as percentages; None left empty."""
+    """A row: text as text, micros as exact amounts (Decimal), ratios as percentages; an unknown
+    figure (None) a dash, as on one account's Summary."""
     for column, (value, number_format) in enumerate(zip(values, formats), 1):
-        if value is None:
-            continue
-        if isinstance(value, str):
-            put_text(ws, row, column, value, bold=bold)
+        if value is None or isinstance(value, str):
+            cell = put_text(ws, row, column, _DASH if value is None else value, bold=bold)
+            if value is None:
+                cell.alignment = Alignment(horizontal="right")
             continue
         exact = micros_to_decimal(value) if number_format in (MONEY_FORMAT, CHANGE_FORMAT) else value
         cell = ws.cell(row=row, column=column, value=exact)
