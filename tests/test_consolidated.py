@@ -38,7 +38,7 @@ def configure(tmp_path: Path, servers, extra: str = "") -> Path:  # noqa: F811
     config = write_config(tmp_path, servers, extra)
     text = config.read_text(encoding="utf-8").replace(
         'formats = ["csv", "quickbooks", "beancount"]',
-        f'formats = {FORMATS}\naccounts = "{TEMPLATES / "accounts_xero.toml"}"')
+        f'formats = {FORMATS}\naccounts = "{TEMPLATES / "accounts_xero.toml"}"\niif_lists = true')
     config.write_text(text, encoding="utf-8")
     return config
 
@@ -113,6 +113,8 @@ def test_the_consolidated_pack_ties_to_each_accounts_pack(tmp_path, servers, key
             prepaid[account] += cents(row[7])
     assert prepaid == {account: iif_nets(pack)[None] for account, pack in packs.items()}  # per-account splits tie
     assert any(row[6] == "alpha:AI Models:Google" for row in lines)  # the model's class, under the account
+    classes = {row[1] for row in iif if row[0] == "CLASS"}  # iif_lists: the account classes, parents first
+    assert {"alpha", "alpha:AI Models", "alpha:AI Models:Google", "beta", "beta:AI Models"} <= classes
     qbo = csv_rows(folder / "quickbooks_online_journal.csv")
     owner = {letter: account for account, letter in LETTER.items()}
     assert len(qbo) == len(lines) and all(row["Class"].split(":")[0] == owner[row["JournalNo"][1]] for row in qbo)
@@ -174,3 +176,22 @@ def test_xero_cannot_take_a_third_tracking_category(tmp_path, servers, keys):  #
     assert "profiles: alpha ok, beta ok" in result.output  # the accounts' packs are written
     assert "Xero holds two tracking categories at most" in result.output
     assert not (tmp_path / "out" / "consolidated" / "2024-01").exists()
+
+
+def test_several_profiles_named_make_the_consolidated_pack_and_a_rerun_replaces_it(tmp_path, servers, keys):  # noqa: F811
+    config = configure(tmp_path, servers)
+    named = ("export", "--config", str(config), "--profile", "beta", "--profile", "alpha", "--period", "2024-01")
+    first = invoke(*named)
+    assert first.exit_code == 0 and "consolidated 2024-01:" in first.output, first.output
+    folder = tmp_path / "out" / "consolidated" / "2024-01"
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert [a["account"] for a in manifest["accounts"]] == ["beta", "alpha"]  # in the order asked for
+    assert next(iter(read_csv(folder / "transactions.csv")[0].values())) == "beta"
+    again = invoke(*named, "-q")
+    assert again.exit_code == 0 and "consolidated" not in again.output, again.output  # -q: only warnings
+    assert [p.name for p in folder.parent.iterdir()] == ["2024-01"]  # replaced whole, nothing left beside it
+    assert pack_problem(folder, sha256_of(folder / "manifest.json")) is None
+    kept = sha256_of(folder / "manifest.json")
+    alone = invoke("export", "--config", str(config), "--profile", "alpha", "--period", "2024-01")
+    assert alone.exit_code == 0 and "consolidated" not in alone.output  # one account: no consolidated pack
+    assert sha256_of(folder / "manifest.json") == kept
