@@ -18,6 +18,7 @@ from beancount.core import data as bean
 from openpyxl import load_workbook
 from test_one_booking_path import (
     PREPAID,
+    PREPAID_BEANCOUNT,
     beancount_nets,
     cents,
     csv_rows,
@@ -126,8 +127,12 @@ def test_the_consolidated_pack_ties_to_each_accounts_pack(tmp_path, servers, key
     for row in xero:
         balance[(row["*Narration"], row["*Date"])] += cents(row["*Amount"])
         assert row["TrackingName1"] == "WaveSpeedAI account" and row["TrackingOption1"] in ACCOUNTS, row
-        assert row["TrackingName2"] in ("AI Models", "")
+        assert (row["TrackingName2"], bool(row["TrackingOption2"])) in (("AI Models", True), ("", False))
     assert set(balance.values()) == {0} and len(balance) == len({row[8] for row in lines})
+    for account, pack in packs.items():  # the prepaid account (code 621) moves by what the account's own file says
+        own = sum(cents(row["*Amount"]) for row in csv_rows(pack / "xero_manual_journals.csv") if row["*AccountCode"] == "621")
+        assert own == sum(cents(row["*Amount"]) for row in xero
+                          if row["*AccountCode"] == "621" and row["TrackingOption1"] == account)
 
     # Beancount: the ledger loads and balances; every transaction carries its account
     nets, _ = beancount_nets(folder / "accounts.beancount", folder / "wavespeed_2024-01.beancount")
@@ -139,6 +144,11 @@ def test_the_consolidated_pack_ties_to_each_accounts_pack(tmp_path, servers, key
     transactions = [e for e in entries if isinstance(e, bean.Transaction)]
     assert transactions and all(e.meta["wavespeed_account"] in ACCOUNTS and e.tags == {e.meta["wavespeed_account"]}
                                 for e in transactions)
+    for account, pack in packs.items():
+        tagged = sum(cents(str(p.units.number)) for e in transactions if account in e.tags for p in e.postings
+                     if p.account == PREPAID_BEANCOUNT)
+        own = beancount_nets(pack / "accounts.beancount", pack / "wavespeed_2024-01.beancount")[0]
+        assert {"USD": tagged} == own
 
     # FOCUS: the account is the sub-account of every row; each account's cost is its own pack's
     focus = csv_rows(folder / "focus.csv")
