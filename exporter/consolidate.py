@@ -76,10 +76,12 @@ def consolidate(outs: list[Path], packs: list[AccountPack], formats_each: list[t
     try:
         with period_lock(root, consolidated.label, lock_timeout), staging(target) as staged:
             files = write_consolidated(consolidated, staged.folder, formats, options)
-            files.append(write_manifest_json(staged.folder, build_manifest(consolidated, staged.folder, files, formats)))
+            manifest = build_manifest(consolidated, staged.folder, files, formats)
+            files.append(write_manifest_json(staged.folder, manifest))
             staged.publish()
     except OSError as exc:
-        raise OutputError(f"cannot write {target}: {os_reason(exc)}; the previous consolidated pack is untouched") from None
+        raise OutputError(f"cannot write {target}: {os_reason(exc)}; "
+                          "the previous consolidated pack is untouched") from None
     return ConsolidatedResult(target, [target / path.relative_to(staged.folder) for path in files], consolidated,
                               formats, previous)
 

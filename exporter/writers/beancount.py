@@ -108,8 +108,8 @@ def render_transactions(report: Report, names: dict[str, str], account: str = ""
            f"wavespeed-export {report.tool_version}:", f"; transactions only, the accounts are opened in {ACCOUNTS_FILE}"]
     for row in _openings(report):
         cents, currency = round_to_cents(int(row.opening_micros or 0)), _currency(row.currency)
-        out += ["", f"{window.first_day.isoformat()} * {_string(vendor)} {_string('Opening balance of the prepaid credit')}{tag}",
-                *_account_meta(account), f"  source: {_string(row.opening_source)}",
+        title = _string("Opening balance of the prepaid credit")
+        out += ["", f"{window.first_day.isoformat()} * {_string(vendor)} {title}{tag}", *_account_meta(account), f"  source: {_string(row.opening_source)}",
                 f"  {prepaid}  {format_cents(cents)} {currency}", f"  {OPENING_EQUITY}  {format_cents(-cents)} {currency}"]
     for entry in report.journal:
         out.append("")
@@ -132,7 +132,7 @@ def _account_meta(account: str) -> list[str]:
 def _transaction(entry: JournalEntry, names: dict[str, str], vendor: str, account: str = "") -> list[str]:
     currency = _currency(entry.currency)
     lines = [
-        f"{entry.date.isoformat()} * {_string(vendor)} {_string(entry.memo)}{' #' + account if account else ''}",
+        f"{entry.date.isoformat()} * {_string(vendor)} {_string(entry.memo)}{f' #{account}' if account else ''}",
         *_account_meta(account),
         f"  journal_no: {_string(entry.number)}",
     ]

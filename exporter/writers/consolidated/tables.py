@@ -96,7 +96,8 @@ def write_accounts(ws: Worksheet, consolidated: Consolidated) -> None:
     currencies = side_by_side(consolidated)
     labels = [_label(line) for total in currencies for line in total.lines]
     for column, width in enumerate(_WIDTHS, 1):  # the first as wide as the longest account's label
-        ws.column_dimensions[chr(64 + column)].width = max(width, *(len(t) + 2 for t in labels)) if column == 1 else width
+        widest = max([width, *(len(text) + 2 for text in labels)]) if column == 1 else width
+        ws.column_dimensions[chr(64 + column)].width = widest
     put_text(ws, 1, 1, "WaveSpeedAI spend by account").font = _TITLE
     names = ", ".join(account.name for account in consolidated.accounts)
     put_text(ws, 2, 1, f"Period {consolidated.label}; accounts: {names}")

@@ -31,7 +31,8 @@ def write_by_model(ws: Worksheet, by_model: pd.DataFrame) -> None:
     """Completed usage per model as in by_model.csv (signed), largest spend first, a total per currency.
 
     ``previous amount`` and ``change`` appear when the frame has them with at least one value (the
-    books hold the previous period); an unknown value is an empty cell.
+    books hold the previous period); an unknown value is an empty cell. A frame with an ``account``
+    column (the consolidated pack) shows it first, the totals summing every account.
     """
     lead = _lead(by_model)
     frame = by_model.sort_values([*lead, "currency", "amount_micros", "model"], kind="stable", ignore_index=True)
@@ -40,8 +41,8 @@ def write_by_model(ws: Worksheet, by_model: pd.DataFrame) -> None:
     rows = []
     for r in frame.itertuples(index=False):
         values: list[Any] = [
-            *(str(getattr(r, name)) for name in lead), str(r.model), str(r.currency), int(r.count), micros_to_decimal(r.amount_micros),
-            micros_to_decimal(r.refunds_micros), micros_to_decimal(r.net_micros), Decimal(r.share),
+            *(str(getattr(r, name)) for name in lead), str(r.model), str(r.currency), int(r.count),
+            micros_to_decimal(r.amount_micros), micros_to_decimal(r.refunds_micros), micros_to_decimal(r.net_micros), Decimal(r.share),
             Decimal(r.unit_cost),
         ]
         if compare:
@@ -102,18 +103,20 @@ _BY_DAY_MONEY = ("topups_micros", "usage_micros", "refunds_micros", "other_micro
 
 
 def write_by_day(ws: Worksheet, by_day: pd.DataFrame) -> None:
-    """Completed records per local day as in by_day.csv (signed; each row foots to net), a total per currency."""
+    """Completed records per local day as in by_day.csv (signed; each row foots to net), a total per
+    currency; an ``account`` column first when the frame has one (as :func:`write_by_model`)."""
     lead = _lead(by_day)
     frame = by_day.assign(currency=by_day["currency"].astype("str"))
     frame = frame.sort_values([*lead, "currency", "date"], kind="stable", ignore_index=True)
     rows = [
-        (*(str(getattr(r, name)) for name in lead), as_date(r.date), r.currency, *(micros_to_decimal(getattr(r, c)) for c in _BY_DAY_MONEY), int(r.count))
+        (*(str(getattr(r, name)) for name in lead), as_date(r.date), r.currency,
+         *(micros_to_decimal(getattr(r, c)) for c in _BY_DAY_MONEY), int(r.count))
         for r in frame.itertuples(index=False)
     ]
     totals = [
         (
-            *_ALL[:len(lead)], f"Total {currency}", currency, *(micros_to_decimal(int(group[c].sum())) for c in _BY_DAY_MONEY),
-            int(group["count"].sum()),
+            *_ALL[:len(lead)], f"Total {currency}", currency,
+            *(micros_to_decimal(int(group[c].sum())) for c in _BY_DAY_MONEY), int(group["count"].sum()),
         )
         for currency, group in frame.groupby("currency", sort=True)
     ]
