@@ -205,3 +205,43 @@ def test_several_profiles_named_make_the_consolidated_pack_and_a_rerun_replaces_
     alone = invoke("export", "--config", str(config), "--profile", "alpha", "--period", "2024-01")
     assert alone.exit_code == 0 and "consolidated" not in alone.output  # one account: no consolidated pack
     assert sha256_of(folder / "manifest.json") == kept
+
+
+def test_several_currencies_get_their_own_files_and_tables(tmp_path):
+    """Two accounts in USD and EUR (built in memory, as the pipeline builds them): each currency its
+    own journal files, its own side-by-side table; the totals the accounts' sums per currency."""
+    from dataclasses import replace
+
+    from factories import make_report, record
+
+    from exporter.config import RenderOptions
+    from exporter.models import AccountPack, Consolidated
+    from exporter.writers.consolidated import build_manifest, write_consolidated
+    from exporter.writers.consolidated.figures import side_by_side
+
+    def account(name: str, letter: str, usd: str, eur: str) -> AccountPack:
+        report = make_report([record("usage", usd), record("usage", eur, currency="EUR"),
+                              record("topup", "50.00", currency="EUR")])
+        journal = tuple(replace(e, number=e.number.replace("WS", f"W{letter}")) for e in report.journal)
+        return AccountPack(name, replace(report, journal=journal), tmp_path / name, "0" * 64)
+
+    both = Consolidated("2024-01", (account("alpha", "A", "-1.2345", "-2.50"), account("beta", "B", "-0.0055", "-7.25")))
+    folder = tmp_path / "consolidated"
+    folder.mkdir()
+    formats = ("csv", "xlsx", "quickbooks", "beancount", "focus", "html")
+    files = write_consolidated(both, folder, formats, RenderOptions())
+    names = {path.name for path in files}
+    assert {"quickbooks_EUR.iif", "quickbooks_USD.iif", "quickbooks_online_journal_EUR.csv"} <= names
+    assert iif_nets(folder) == {"EUR": sum(iif_nets_of(pack, "EUR") for pack in both.accounts),
+                                "USD": sum(iif_nets_of(pack, "USD") for pack in both.accounts)}
+    assert [(t.currency, t.spend_micros) for t in side_by_side(both)] == [("EUR", 9_750_000), ("USD", 1_240_000)]
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert 'id="accounts-EUR"' in html and 'id="accounts-USD"' in html
+    totals = {(t["currency"], t["type"]): t["amount"] for t in build_manifest(both, folder, files, formats)["totals"]}
+    assert totals == {("EUR", "topup"): "100.00", ("EUR", "usage"): "-9.75", ("USD", "usage"): "-1.24"}
+
+
+def iif_nets_of(pack, currency: str) -> int:
+    """The prepaid account's net cents in one currency of an account's journal (in memory)."""
+    return sum(line.amount_cents for entry in pack.report.journal if entry.currency == currency
+               for line in entry.lines if line.account == PREPAID)
