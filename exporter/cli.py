@@ -188,23 +188,29 @@ def export(**params: Any) -> None:
         _export_one(todo[0].params)
         return
     done: dict[str, pipeline.ExportResult] = {}
+    finish = ("consolidated", lambda: _consolidate(todo, done, params)) if len(todo) > 1 else None
     try:
         each_profile(todo, lambda run: _export_one(profile_params(run), run, done), quiet=params["quiet"],
-                     as_json=params["as_json"])
+                     as_json=params["as_json"], finish=finish)
     except ExportError:
-        if len(todo) > 1:
+        if finish is not None and len(done) < len(todo):
             echo(not_written([run.name for run in todo if run.name not in done]), err=True)
         raise
-    if len(todo) > 1:  # several accounts: their consolidated month (docs/profiles.md)
-        first = todo[0].params
-        result = consolidate([Path(run.params["out"]) for run in todo],
-                             [account_pack(run.name, done[run.name]) for run in todo],
-                             [tuple(run.params["formats"]) for run in todo],
-                             RenderOptions(iif_lists=first["iif_lists"], date_format=first["date_format"]),
-                             first["lock_timeout"])
-        if not params["quiet"]:
-            echo(f"consolidated {result.consolidated.label}: {result.folder} ({len(result.files)} files, "
-                 f"{len(todo)} accounts)", err=params["as_json"])
+
+
+def _consolidate(todo: list[Run], done: dict[str, pipeline.ExportResult], params: dict[str, Any]) -> dict[str, Any]:
+    """Several accounts exported: their consolidated month (docs/profiles.md); what --json shows of it."""
+    first = todo[0].params
+    result = consolidate([Path(run.params["out"]) for run in todo],
+                         [account_pack(run.name, done[run.name]) for run in todo],
+                         [tuple(run.params["formats"]) for run in todo],
+                         RenderOptions(iif_lists=first["iif_lists"], date_format=first["date_format"]),
+                         first["lock_timeout"])
+    if not params["quiet"] and not params["as_json"]:
+        echo(f"consolidated {result.consolidated.label}: {result.folder} ({len(result.files)} files, "
+             f"{len(todo)} accounts)")
+    return {"folder": str(result.folder), "accounts": [pack.name for pack in result.consolidated.accounts],
+            "formats": list(result.formats), "files": [path.name for path in result.files]}
 
 
 def _export_one(params: dict[str, Any], run: Run | None = None,

@@ -184,8 +184,12 @@ def test_xero_cannot_take_a_third_tracking_category(tmp_path, servers, keys):  #
     result = invoke("export", "--config", str(config), "--all-profiles", "--period", "2024-01")
     assert result.exit_code == 2, result.output
     assert "profiles: alpha ok, beta ok" in result.output  # the accounts' packs are written
-    assert "Xero holds two tracking categories at most" in result.output
+    assert "Error: consolidated: Xero holds two tracking categories at most" in result.output
     assert not (tmp_path / "out" / "consolidated" / "2024-01").exists()
+    shown = invoke("export", "--config", str(config), "--all-profiles", "--period", "2024-01", "--json")
+    assert shown.exit_code == 2
+    consolidated = json.loads(shown.output[shown.output.index("{"):shown.output.rindex("}") + 1])["consolidated"]
+    assert consolidated["exit_code"] == 2 and "tracking categories" in consolidated["error"]
 
 
 def test_several_profiles_named_make_the_consolidated_pack_and_a_rerun_replaces_it(tmp_path, servers, keys):  # noqa: F811
@@ -201,6 +205,13 @@ def test_several_profiles_named_make_the_consolidated_pack_and_a_rerun_replaces_
     assert again.exit_code == 0 and "consolidated" not in again.output, again.output  # -q: only warnings
     assert [p.name for p in folder.parent.iterdir()] == ["2024-01"]  # replaced whole, nothing left beside it
     assert pack_problem(folder, sha256_of(folder / "manifest.json")) is None
+    shown = invoke(*named, "--json")  # one object: each profile's result, and the consolidated pack's
+    assert shown.exit_code == 0, shown.output
+    result = json.loads(shown.output[shown.output.index("{"):shown.output.rindex("}") + 1])
+    assert [p["profile"] for p in result["profiles"]] == ["beta", "alpha"]
+    assert result["consolidated"]["exit_code"] == 0
+    assert result["consolidated"]["result"]["folder"] == str(folder)
+    assert "manifest.json" in result["consolidated"]["result"]["files"]
     kept = sha256_of(folder / "manifest.json")
     alone = invoke("export", "--config", str(config), "--profile", "alpha", "--period", "2024-01")
     assert alone.exit_code == 0 and "consolidated" not in alone.output  # one account: no consolidated pack
