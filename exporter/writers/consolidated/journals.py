@@ -69,7 +69,8 @@ def joint_mapping(consolidated: Consolidated) -> AccountMapping:
 
 def check(consolidated: Consolidated, formats: tuple[str, ...]) -> None:
     """ConfigError, before anything is written, for what a consolidated journal cannot carry."""
-    joint_mapping(consolidated)
+    if {"quickbooks", "beancount"} & set(formats):  # the formats that name accounts from one mapping
+        joint_mapping(consolidated)
     if "xero" not in formats:
         return
     categories = sorted({klass.partition(":")[0] for pack in consolidated.accounts
