@@ -256,3 +256,36 @@ def iif_nets_of(pack, currency: str) -> int:
     """The prepaid account's net cents in one currency of an account's journal (in memory)."""
     return sum(line.amount_cents for entry in pack.report.journal if entry.currency == currency
                for line in entry.lines if line.account == PREPAID)
+
+
+def test_profiles_with_their_own_mappings_share_one_ledger_unless_an_account_differs(tmp_path):
+    """Each account's lines keep its own mapping's accounts; one account name declared with two
+    types cannot go into one ledger (a description may differ)."""
+    from dataclasses import replace
+
+    import pytest
+    from factories import make_report, record
+
+    from exporter.books.mapping_toml import load_mapping
+    from exporter.errors import ConfigError
+    from exporter.models import AccountPack, Consolidated
+    from exporter.writers.consolidated import check
+
+    template = (TEMPLATES / "accounts.toml").read_text(encoding="utf-8")
+
+    def pack(name: str, text: str) -> AccountPack:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text, encoding="utf-8")
+        report = make_report([record("usage", "-1.00")], mapping=load_mapping(path))
+        journal = tuple(replace(e, number=e.number.replace("WS", f"W{name[0].upper()}")) for e in report.journal)
+        return AccountPack(name, replace(report, journal=journal), tmp_path, "0" * 64)
+
+    usage_elsewhere = template.replace('account = "AI API Usage"\n', 'account = "AI API Usage:Clients"\n', 1)
+    check(Consolidated("2024-01", (pack("alpha", template), pack("beta", usage_elsewhere))), ("quickbooks", "beancount"))
+    described = template.replace("Prepaid WaveSpeedAI API credits", "Credits of the client account")
+    check(Consolidated("2024-01", (pack("alpha", template), pack("beta", described))), ("beancount",))
+    retyped = template.replace('type = "OCASSET"', 'type = "BANK"', 1)
+    both = Consolidated("2024-01", (pack("alpha", template), pack("beta", retyped)))
+    with pytest.raises(ConfigError, match="Prepaid Expenses:WaveSpeedAI Credits"):
+        check(both, ("beancount",))
+    check(both, ("csv", "focus"))  # formats that take each account's own names need no joint mapping

@@ -61,7 +61,8 @@ def joint_mapping(consolidated: Consolidated) -> AccountMapping:
     accounts = dict(first.accounts)
     for pack in consolidated.accounts[1:]:
         for name, account in pack.report.mapping.accounts.items():
-            if accounts.setdefault(name, account) != account:
+            known = accounts.setdefault(name, account)  # a description may differ: the first one's is listed
+            if (known.type, known.code, known.xero_tax_rate) != (account.type, account.code, account.xero_tax_rate):
                 raise ConfigError(f"the account {name!r} is declared differently in the mappings of the profiles "
                                   f"(type, Xero code or tax rate): one ledger cannot hold both; make them agree")
     return replace(first, accounts=accounts)
