@@ -116,8 +116,7 @@ def write_beancount(consolidated: Consolidated, folder: Path) -> list[Path]:
     used = set(mapping.accounts) | {name for r in reports for name, _ in r.ledger_accounts} | {
         line.account for r in reports for entry in r.journal for line in entry.lines}
     names = beancount_names(used, mapping)
-    for report in reports:
-        check_entries(report.journal)
+    check_entries([entry for report in reports for entry in report.journal])  # numbers unique across accounts
     folder.mkdir(parents=True, exist_ok=True)
     accounts = folder / ACCOUNTS_FILE
     accounts.write_text(render_accounts(reports, names), encoding="utf-8", newline="\n")
