@@ -33,8 +33,9 @@ def render(consolidated: Consolidated) -> str:
         "<h1>WaveSpeedAI spend by account</h1>",
         (f'<p class="meta"><span>Period <b>{esc(consolidated.label)}</b></span> '
          f"<span>{len(consolidated.accounts)} accounts: <b>{esc(names)}</b></span></p>"),
-        ('<p class="note">Each account\'s period in its own time zone; a total is the sum of the accounts. '
-         "Each account's own pack holds its full report.</p>"),
+        ('<p class="note">Each account\'s period in its own time zone. A total is the exact sum of the '
+         "accounts, rounded to the cent like each account's figure (its own report's), so it may differ by a "
+         "cent from the sum of the rounded figures. Each account's own pack holds its full report.</p>"),
         "</header>",
     ]
     currencies = side_by_side(consolidated)

@@ -101,8 +101,8 @@ def write_accounts(ws: Worksheet, consolidated: Consolidated) -> None:
     put_text(ws, 1, 1, "WaveSpeedAI spend by account").font = _TITLE
     names = ", ".join(account.name for account in consolidated.accounts)
     put_text(ws, 2, 1, f"Period {consolidated.label}; accounts: {names}")
-    put_text(ws, 3, 1, "Each account's period in its own time zone; amounts to the cent, exact ones in the CSV "
-                       "files. A total is the sum of the accounts.").font = _NOTE
+    put_text(ws, 3, 1, "Each account's period in its own time zone. Cells hold exact amounts, shown to the cent; "
+                       "a total is the exact sum of the accounts.").font = _NOTE
     row = 5
     if not currencies:
         put_text(ws, row, 1, "No completed records in this period.", bold=True)
