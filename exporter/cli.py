@@ -59,6 +59,7 @@ from .cli_profiles import (
     profile_params,
     runs,
 )
+from .consolidate import account_pack, consolidate, not_written
 from .display import echo, json_text, visible
 from .errors import ConfigError, ExportError, from_foreign, os_reason
 from .writers import FORMATS
@@ -185,13 +186,37 @@ def export(**params: Any) -> None:
     _, todo = runs(params, lambda: export)
     if todo[0].profile is None:
         _export_one(todo[0].params)
-    else:
-        each_profile(todo, lambda run: _export_one(profile_params(run), run), quiet=params["quiet"],
-                     as_json=params["as_json"])
+        return
+    done: dict[str, pipeline.ExportResult] = {}
+    finish = ("consolidated", lambda: _consolidate(todo, done, params)) if len(todo) > 1 else None
+    try:
+        each_profile(todo, lambda run: _export_one(profile_params(run), run, done), quiet=params["quiet"],
+                     as_json=params["as_json"], finish=finish)
+    except ExportError:
+        if finish is not None and len(done) < len(todo):
+            echo(not_written([run.name for run in todo if run.name not in done]), err=True)
+        raise
 
 
-def _export_one(params: dict[str, Any], run: Run | None = None) -> dict[str, Any] | None:
-    """One account's export and its lines; with --json and a profile, the JSON is returned instead."""
+def _consolidate(todo: list[Run], done: dict[str, pipeline.ExportResult], params: dict[str, Any]) -> dict[str, Any]:
+    """Several accounts exported: their consolidated month (docs/profiles.md); what --json shows of it."""
+    first = todo[0].params
+    result = consolidate([Path(run.params["out"]) for run in todo],
+                         [account_pack(run.name, done[run.name]) for run in todo],
+                         [tuple(run.params["formats"]) for run in todo],
+                         RenderOptions(iif_lists=first["iif_lists"], date_format=first["date_format"]),
+                         first["lock_timeout"])
+    if not params["quiet"] and not params["as_json"]:
+        echo(f"consolidated {result.consolidated.label}: {result.folder} ({len(result.files)} files, "
+             f"{len(todo)} accounts)")
+    return {"folder": str(result.folder), "accounts": [pack.name for pack in result.consolidated.accounts],
+            "formats": list(result.formats), "files": [path.name for path in result.files]}
+
+
+def _export_one(params: dict[str, Any], run: Run | None = None,
+                done: dict[str, pipeline.ExportResult] | None = None) -> dict[str, Any] | None:
+    """One account's export and its lines; with --json and a profile, the JSON is returned instead.
+    ``done`` collects each profile's result (for the consolidated pack)."""
     refuse_ignored(params)
     refuse_close_unfinished(params)
     if run is not None and run.profile is not None:
@@ -210,6 +235,8 @@ def _export_one(params: dict[str, Any], run: Run | None = None) -> dict[str, Any
             account=run.name if run is not None else DEFAULT_ACCOUNT,
         )
         result = pipeline.run_export(config)
+    if done is not None and run is not None:
+        done[run.name] = result
     if params["as_json"]:
         manifest = json.loads((result.folder / MANIFEST_NAME).read_text(encoding="utf-8"))
         summary = export_summary(manifest, result.folder, result.replaced)

@@ -18,6 +18,7 @@ import subprocess
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -355,43 +356,33 @@ class Outcome:
     value: Any = None
     error: str | None = None
 
+    def shown(self) -> dict[str, Any]:
+        """As ``--json`` shows it: the exit code and the result, or the error."""
+        return {"exit_code": self.exit_code, **({"error": self.error} if self.exit_code else {"result": self.value})}
 
-def each_profile(todo: list[Run], work: Callable[[Run], Any], *, quiet: bool = False,
-                 as_json: bool = False) -> list[Outcome]:
+
+def each_profile(todo: list[Run], work: Callable[[Run], Any], *, quiet: bool = False, as_json: bool = False,
+                 finish: tuple[str, Callable[[], Any]] | None = None) -> list[Outcome]:
     """``work`` for each profile, one after another. Each is all or nothing on its own: a failure
     is reported and the next profile runs. Ctrl-C stops them all. Then a line per profile; if
-    any failed, an ExportError carrying the highest exit code among them, naming them."""
-    debug = bool(click.get_current_context().find_root().params.get("debug"))
+    any failed, an ExportError carrying the highest exit code among them, naming them.
+    ``finish`` (name, step): run once every profile succeeded (the consolidated pack), its result
+    or error reported under that name (``--json``: a key of the object)."""
     outcomes = []
     for run in todo:
         if not quiet and not as_json:
             echo(f"== profile {run.name} ==")
-        try:
-            outcomes.append(Outcome(run.name, 0, work(run)))
-            continue
-        except (click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except click.ClickException as exc:
-            code, message = exc.exit_code, exc.format_message()
-        except ExportError as exc:
-            code, message = exc.exit_code, str(exc)
-        except Exception as exc:  # a bug or a foreign error: read as the CLI reads it, then carry on
-            if debug:
-                raise
-            error = from_foreign(exc)
-            code, message = error.exit_code, str(error)
-        message = " ".join(visible(message).split())
-        outcomes.append(Outcome(run.name, code, error=message))
-        if not as_json:
-            echo(f"error: profile {run.name}: {message}", err=True)
+        outcomes.append(_attempt(run.name, partial(work, run)))
+        if outcomes[-1].exit_code and not as_json:
+            echo(f"error: profile {run.name}: {outcomes[-1].error}", err=True)
     failed = [o for o in outcomes if o.exit_code]
     if not as_json and (failed or not quiet):
         echo("profiles: " + ", ".join(f"{o.profile} " + (f"FAILED (exit {o.exit_code})" if o.exit_code else "ok")
                                       for o in outcomes), err=quiet)
+    last = _attempt(*finish) if finish and not failed else None
     if as_json:
-        echo(json_text({"profiles": [{"profile": o.profile, "exit_code": o.exit_code,
-                                      **({"error": o.error} if o.exit_code else {"result": o.value})}
-                                     for o in outcomes]}))
+        echo(json_text({"profiles": [{"profile": o.profile, **o.shown()} for o in outcomes],
+                        **({last.profile: last.shown()} if last else {})}))
     if failed:
         worst = max(o.exit_code for o in failed)
         error = ExportError(f"{len(failed)} of {len(outcomes)} profile(s) failed: "
@@ -399,7 +390,30 @@ def each_profile(todo: list[Run], work: Callable[[Run], Any], *, quiet: bool = F
                             + ("; the others are done" if len(failed) < len(outcomes) else ""))
         error.exit_code = worst
         raise error
+    if last is not None and last.exit_code:
+        error = ExportError(f"{last.profile}: {last.error}")
+        error.exit_code = last.exit_code
+        raise error
     return outcomes
+
+
+def _attempt(name: str, step: Callable[[], Any]) -> Outcome:
+    """``step``'s result, or its error as the CLI reads it; Ctrl-C and click's exits go through."""
+    debug = bool(click.get_current_context().find_root().params.get("debug"))
+    try:
+        return Outcome(name, 0, step())
+    except (click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except click.ClickException as exc:
+        code, message = exc.exit_code, exc.format_message()
+    except ExportError as exc:
+        code, message = exc.exit_code, str(exc)
+    except Exception as exc:  # a bug or a foreign error: read as the CLI reads it, then carry on
+        if debug:
+            raise
+        error = from_foreign(exc)
+        code, message = error.exit_code, str(error)
+    return Outcome(name, code, error=" ".join(visible(message).split()))
 
 
 def config_option(func: Callable[..., Any]) -> Callable[..., Any]:

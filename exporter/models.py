@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
@@ -228,3 +229,31 @@ class Report:
     @property
     def status_counts(self) -> pd.DataFrame:
         return self.summaries.status_counts
+
+
+@dataclass(frozen=True)
+class AccountPack:
+    """One account of a consolidated pack: its profile's name, the Report its export just wrote,
+    and that pack's folder and manifest checksum (docs/profiles.md, "The consolidated month")."""
+
+    name: str
+    report: Report
+    folder: Path
+    manifest_sha256: str
+
+
+@dataclass(frozen=True)
+class Consolidated:
+    """Several accounts' Reports of one period label, side by side; writers only read it."""
+
+    label: str
+    accounts: tuple[AccountPack, ...]
+
+    @property
+    def generated_at(self) -> datetime:
+        """The latest of the accounts' reports: the consolidated pack is made of them, not of a clock."""
+        return max(account.report.generated_at for account in self.accounts)
+
+    @property
+    def tool_version(self) -> str:
+        return self.accounts[0].report.tool_version

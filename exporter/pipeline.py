@@ -109,7 +109,7 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
     topups = read_topups(topups_file, context.window.tz_name) if topups_file is not None else None
     report = assemble_report(records, context, mapping, config.granularity, config.clock(),
                              view, closed, config.opening_balance, topups)
-    return replace(report, notes=(*notes, *report.notes)) if notes else report
+    return replace(report, account=config.account, notes=(*notes, *report.notes))  # the books' name of the account
 
 
 def _archived_topups(source: Path, copy_to: Path | None) -> Path | None:

@@ -234,6 +234,11 @@ def test_each_profile_gets_the_pack_a_single_account_export_gets(tmp_path, serve
         for file in TEXT_FILES:
             expected = (single / name / "2024-01" / file).read_text(encoding="utf-8").replace("WS2401", f"W{letter}2401")
             assert (out / name / "2024-01" / file).read_text(encoding="utf-8") == expected, (name, file)
+    # each pack names its account: the profile's name (a single-account export's is "default")
+    named = invoke("export", "--config", str(config), "--profile", "beta", "--period", "2024-01", "--format", "html",
+                   "--out", str(tmp_path / "named"))
+    assert named.exit_code == 0, named.output
+    assert "Account <b>beta</b>" in (tmp_path / "named/beta/2024-01/report.html").read_text(encoding="utf-8")
     # two accounts, two different packs; journal numbers unique across them
     assert read_csv(out / "alpha/2024-01/transactions.csv") != read_csv(out / "beta/2024-01/transactions.csv")
     alpha_numbers, beta_numbers = docnums(out / "alpha/2024-01"), docnums(out / "beta/2024-01")
@@ -289,13 +294,18 @@ def test_closing_one_accounts_month_leaves_the_others_open(tmp_path, servers, ke
     assert plain.exit_code == 0 and "2023-12" not in plain.output
 
 
-def test_a_dead_account_does_not_stop_or_spoil_the_others(tmp_path, servers, keys):
-    config = write_config(tmp_path, servers, f"""
+def dead_profile() -> str:
+    """A third profile whose server is gone."""
+    return f"""
 [profiles.dead]
 api_key_env = "WS_KEY_A"
 base_url = "http://127.0.0.1:{dead_port()}"
 retries = 1
-""")
+"""
+
+
+def test_a_dead_account_does_not_stop_or_spoil_the_others(tmp_path, servers, keys):
+    config = write_config(tmp_path, servers, dead_profile())
     result = invoke("export", "--config", str(config), "--all-profiles", "--period", "2024-01")
     assert result.exit_code == 4, result.output
     assert "profiles: alpha ok, beta ok, dead FAILED (exit 4)" in result.output
