@@ -42,7 +42,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from exporter.config import ExportConfig  # noqa: E402
+from exporter.config import ApiSettings, ExportConfig, LiveSource  # noqa: E402
 from exporter.pipeline import fetch  # noqa: E402
 from exporter.period import month_window  # noqa: E402
 from exporter.sandbox import DEMO_KEY  # noqa: E402
@@ -211,8 +211,8 @@ def naive_fetch(url: str) -> tuple[int, int]:
 
 def tool_fetch(url: str, concurrency: int) -> tuple[int, int]:
     """``exporter.pipeline.fetch`` in this process, lines to a no-op sink: (records, pages)."""
-    config = ExportConfig(window=month_window(PERIOD), base_url=url, api_key=DEMO_KEY,
-                          concurrency=concurrency, page_size=100)
+    config = ExportConfig(LiveSource(month_window(PERIOD)),
+                          ApiSettings(base_url=url, api_key=DEMO_KEY, concurrency=concurrency, page_size=100))
     extraction = fetch(config, sink=lambda line: None)
     return extraction.stats.in_period, extraction.stats.pages
 

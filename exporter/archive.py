@@ -160,7 +160,7 @@ def read_archive(folder: Path, chunk: int = 50_000, *, name: str = ARCHIVE_NAME,
     except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is damaged ({_damage(exc)}); export the period from the API again") from None
     except OSError as exc:
-        raise ConfigError(f"--from-source: cannot read {path}: {os_reason(exc)}") from None
+        raise ConfigError(f"[[from_source]]: cannot read {path}: {os_reason(exc)}") from None
     return pd.concat(frames, ignore_index=True) if frames else parse_records([], str)
 
 
@@ -264,9 +264,9 @@ def read_context(folder: Path, *, verify: bool = True) -> SourceContext:
                              provider_balance=_balance_from(data.get("provider_balance")),
                              recheck=Recheck.from_json(data["recheck"]) if "recheck" in data else None)
     except FileNotFoundError:
-        raise ConfigError(f"--from-source: {path} does not exist (give the source/ folder of an export)") from None
+        raise ConfigError(f"[[from_source]]: {path} does not exist (give the source/ folder of an export)") from None
     except OSError as exc:
-        raise ConfigError(f"--from-source: cannot read {path}: {os_reason(exc)}") from None
+        raise ConfigError(f"[[from_source]]: cannot read {path}: {os_reason(exc)}") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path} is not a valid source context ({type(exc).__name__}: {exc})") from None
 
@@ -304,4 +304,4 @@ def resolve_source_folder(path: Path) -> Path:
         return path / "source"
     if (path / ARCHIVE_NAME).exists():
         return path
-    raise ConfigError(f"--from-source: no {ARCHIVE_NAME} in {path}")
+    raise ConfigError(f"[[from_source]]: no {ARCHIVE_NAME} in {path}")

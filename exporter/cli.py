@@ -26,6 +26,8 @@ from .config import (
     DEFAULT_OUT,
     GRANULARITIES,
     MAX_LOOKBACK_DAYS,
+    BooksSettings,
+    OutputSettings,
     RenderOptions,
 )
 from .cli_books import COMMANDS as BOOKS_COMMANDS
@@ -38,6 +40,7 @@ from .cli_options import (
     api_context,
     build_config,
     line_writer,
+    option_text,
     refuse_close_unfinished,
     refuse_ignored,
     sandbox_instant,
@@ -88,7 +91,7 @@ class ExporterGroup(click.Group):
             if isinstance(exc, BrokenPipeError):
                 _discard_stdout()
             error = from_foreign(exc)
-        failure = click.ClickException(_one_line(str(error)))
+        failure = click.ClickException(_one_line(option_text(error)))
         failure.exit_code = error.exit_code  # type: ignore[misc]  # click declares it per class
         raise failure from error
 
@@ -223,16 +226,18 @@ def _export_one(params: dict[str, Any], run: Run | None = None,
         params["api_key"] = account_key(run.profile)
     with api_context(params) as (base_url, api_key):
         config = build_config(
-            params, base_url, api_key,
-            out=params["out"], formats=params["formats"], accounts=params["accounts"],
-            granularity=params["granularity"], strict=params["strict"],
-            render=RenderOptions(iif_lists=params["iif_lists"], date_format=params["date_format"]),
-            reconcile=not params["no_reconcile"], from_source=params["from_source"],
-            books=params["books_file"], close=params["close_after"], lookback_days=params["lookback"],
-            recheck=params["recheck"],
-            opening_balance=params["opening_balance"], balance_max_records=params["balance_max_records"],
-            lock_timeout=params["lock_timeout"], topups=params["topups"],
-            account=run.name if run is not None else DEFAULT_ACCOUNT,
+            params, base_url, api_key, archive=params["from_source"],
+            output=OutputSettings(
+                out=params["out"], formats=params["formats"], accounts=params["accounts"],
+                granularity=params["granularity"], strict=params["strict"],
+                render=RenderOptions(iif_lists=params["iif_lists"], date_format=params["date_format"]),
+                reconcile=not params["no_reconcile"], lock_timeout=params["lock_timeout"],
+            ),
+            books=BooksSettings(
+                path=params["books_file"], close=params["close_after"], lookback_days=params["lookback"],
+                recheck=params["recheck"], opening_balance=params["opening_balance"], topups=params["topups"],
+                account=run.name if run is not None else DEFAULT_ACCOUNT,
+            ),
         )
         result = pipeline.run_export(config)
     if done is not None and run is not None:
@@ -312,7 +317,8 @@ def _summary_one(params: dict[str, Any], run: Run | None = None) -> dict[str, An
         params["api_key"] = account_key(run.profile)
     with api_context(params) as (base_url, api_key):
         report = pipeline.summarize(
-            build_config(params, base_url, api_key, from_source=params["from_source"], accounts=params["accounts"])
+            build_config(params, base_url, api_key, archive=params["from_source"],
+                         output=OutputSettings(accounts=params["accounts"]))
         )
     if params["as_json"]:
         if run is not None and run.profile is not None:

@@ -31,12 +31,18 @@ from .config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PAGE_SIZE,
     DEFAULT_TIMEOUT,
+    ApiSettings,
+    ArchiveSource,
+    BooksSettings,
+    DEFAULT_BALANCE_MAX_RECORDS,
     ExportConfig,
+    LiveSource,
+    OutputSettings,
     RetryPolicy,
     system_clock,
 )
 from .display import VisibleFormatter, echo
-from .errors import ConfigError, OutputError, os_reason
+from .errors import ConfigError, ExportError, OutputError, os_reason
 from .extract.urls import check_base_url
 from .money import parse_amount
 from .period import RELATIVE_PERIODS, resolve_window
@@ -215,31 +221,35 @@ def refuse_close_unfinished(params: dict[str, Any]) -> None:
                           "export it without --close, and close it once it is over")
 
 
-def build_config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -> ExportConfig:
-    from_source = extra.get("from_source")
-    window = None
-    if from_source is None:  # with --from-source the archive's own window is used
-        window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"], current_clock()())
+def build_config(params: dict[str, Any], base_url: str, api_key: str, *, archive: Path | None = None,
+                 output: OutputSettings | None = None, books: BooksSettings | None = None) -> ExportConfig:
+    """The options as the pipeline's settings, resolved once: the period (or ``archive``), the API
+    settings (checked: a key, a base URL that may carry it), and the output and books settings."""
+    source: LiveSource | ArchiveSource
     api_key = api_key.strip()
-    if from_source is None:
+    if archive is None:
+        source = LiveSource(resolve_window(params["period"], params["start"], params["end"], params["tz_name"],
+                                           current_clock()()))
         if not api_key:
             raise ConfigError("no API key: pass --api-key, set WAVESPEED_API_KEY, or use --sandbox")
         base_url = check_base_url(base_url)  # refuse plain http to a remote host before anything else
         _check_key(api_key)
-    return ExportConfig(
-        window=window,
-        base_url=base_url,
-        sandbox=bool(params.get("sandbox")),
-        api_key=api_key,
-        api=params["api"],
-        page_size=params["page_size"],
-        concurrency=params["concurrency"],
+    else:  # the archive's own window is used
+        source = ArchiveSource(archive)
+    api = ApiSettings(
+        base_url=base_url, sandbox=bool(params.get("sandbox")), api_key=api_key, generation=params["api"],
+        page_size=params["page_size"], concurrency=params["concurrency"],
         retry=RetryPolicy(attempts=params["retries"], backoff=params["backoff"], max_wait=params["max_wait"]),
         timeout=(min(CONNECT_TIMEOUT, params["timeout"]), params["timeout"]),
+        balance_max_records=params.get("balance_max_records", DEFAULT_BALANCE_MAX_RECORDS),
         progress=_progress_printer(params["quiet"]),
-        clock=current_clock(),
-        **extra,
     )
+    return ExportConfig(source, api, output or OutputSettings(), books or BooksSettings(), clock=current_clock())
+
+
+def option_text(error: ExportError) -> str:
+    """An error's text with the settings it names as the options that set them (errors.SETTING)."""
+    return error.text(lambda name: "--" + name.replace("_", "-"))
 
 
 MIN_KEY_LENGTH = 8
@@ -362,6 +372,6 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
 
 
 __all__ = [
-    "AmountType", "AsOfDate", "CliState", "FormatList", "Seconds", "api_context", "build_config", "current_clock", "line_writer",
+    "AmountType", "AsOfDate", "option_text", "CliState", "FormatList", "Seconds", "api_context", "build_config", "current_clock", "line_writer",
     "refuse_close_unfinished", "refuse_ignored", "sandbox_instant", "source_options",
 ]

@@ -42,7 +42,7 @@ def books_path(out: Path, books: Path | None) -> Path:
 
 def _existing(path: Path, account: str = DEFAULT_ACCOUNT, *, write: bool = True) -> Books:
     if not path.exists():
-        raise ConfigError(f"{path}: no books database yet (export a period first, or give --books)")
+        raise ConfigError(f"{path}: no books database yet (export a period first, or give [[books]])")
     return Books(path, account, write=write)
 
 
@@ -107,7 +107,7 @@ def _lookback(books: Books, period: Period) -> int:
 def reopen(path: Path, label: str, reason: str, account: str = DEFAULT_ACCOUNT) -> None:
     """Reopen a closed period for a restatement (the books refuse it while a later one is closed)."""
     if not reason.strip():
-        raise ConfigError("--reason may not be empty: say why the period is restated")
+        raise ConfigError("[[reason]] may not be empty: say why the period is restated")
     with _existing(path, account) as books, books.transaction():
         books.reopen(label, reason.strip(), datetime.now(timezone.utc))
 
@@ -117,7 +117,7 @@ def acknowledge(path: Path, ids: tuple[str, ...], reason: str, account: str = DE
     "Closed periods and late changes"): later exports stop reporting them missing. Returns
     (id, closed period) of each; ConfigError, with nothing recorded, if one was never booked."""
     if not reason.strip():
-        raise ConfigError("--reason may not be empty: say why the records are accepted as gone")
+        raise ConfigError("[[reason]] may not be empty: say why the records are accepted as gone")
     now = datetime.now(timezone.utc)
     with _existing(path, account) as books, books.transaction():
         done = []

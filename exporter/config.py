@@ -86,39 +86,84 @@ def check_date_format(text: str) -> None:
     except ValueError:
         written, same = [], False
     if not same or any(ch in out for out in written for ch in "\t\r\n\""):
-        raise ConfigError(f"--date-format {text!r} does not write a whole date that reads back (try %d/%m/%Y or %m/%d/%Y)")
+        raise ConfigError(f"[[date_format]] {text!r} does not write a whole date that reads back (try %d/%m/%Y or %m/%d/%Y)")
 
 
 @dataclass(frozen=True)
-class ExportConfig:
-    """Everything an export needs; built by the CLI from options and the environment."""
+class ApiSettings:
+    """How to talk to the provider: where, with which key, how hard to try."""
 
-    window: Window | None  # None with from_source: the archive's own window is used
-    out: Path = DEFAULT_OUT
-    formats: tuple[str, ...] = DEFAULT_FORMATS
     base_url: str = DEFAULT_BASE_URL
     sandbox: bool = False  # the built-in sandbox serves base_url (the books record it as "sandbox")
     api_key: str = field(default="", repr=False)  # never printed, logged or written
+    generation: ApiChoice = "auto"  # the billing API generation
     page_size: int = DEFAULT_PAGE_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: tuple[float, float] = (CONNECT_TIMEOUT, DEFAULT_TIMEOUT)  # (connect, read) seconds
+    balance_max_records: int = DEFAULT_BALANCE_MAX_RECORDS  # records after a period fetched for its balance
+    progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """What the pack holds and where it goes."""
+
+    out: Path = DEFAULT_OUT
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     accounts: Path | None = None  # the account mapping TOML; None: the shipped template
     granularity: Granularity = DEFAULT_GRANULARITY
     render: RenderOptions = field(default_factory=RenderOptions)
     strict: bool = False
-    reconcile: bool = True
-    from_source: Path | None = None
-    resume_folder: Path | None = None  # where pages wait between runs, so an interrupted fetch resumes
-    books: Path | None = None  # the books database; None: <out>/books.sqlite
+    reconcile: bool = True  # compare with the provider's own usage summary and balance
+    lock_timeout: float = 0.0  # seconds to wait for another export of the same period and folder
+
+
+@dataclass(frozen=True)
+class BooksSettings:
+    """What the books are asked to do with the export."""
+
+    path: Path | None = None  # the books database; None: <out>/books.sqlite
+    account: str = "default"  # the provider account in the books (a profile's name; books/database.py)
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
     recheck: Literal["changed", "full"] = "changed"  # closed days re-read: those whose totals changed, or all
     close: bool = False  # close the period once exported (month-end automation)
-    opening_balance: int | None = None  # micros, given with --opening-balance
-    balance_max_records: int = DEFAULT_BALANCE_MAX_RECORDS
-    lock_timeout: float = 0.0  # seconds to wait for another export of the same period and --out
-    api: ApiChoice = "auto"  # the billing API generation
-    topups: Path | None = None  # the payment receipts' CSV (--topups), for the current API's missing top-ups
-    account: str = "default"  # the provider account in the books (a profile's name; books/database.py)
-    progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
+    opening_balance: int | None = None  # micros: the credit at the start of the period, when nothing else tells
+    topups: Path | None = None  # the payment receipts' CSV, for the current API's missing top-ups
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """Records of ``window`` from the API; pages wait in ``resume_folder`` between runs."""
+
+    window: Window
+    resume_folder: Path | None = None
+
+
+@dataclass(frozen=True)
+class ArchiveSource:
+    """Records of an earlier export's ``source/`` archive, re-rendered offline for its own window."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Everything an export needs, by concern; built once by the CLI (or a profile) from options,
+    the configuration file and the environment, before the pipeline runs."""
+
+    source: LiveSource | ArchiveSource
+    api: ApiSettings = field(default_factory=ApiSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    books: BooksSettings = field(default_factory=BooksSettings)
     clock: Clock = field(default=system_clock, repr=False, compare=False)  # generated_at, periods not over
+
+    @property
+    def window(self) -> Window | None:
+        """The period asked for; None for an archive (its own window is read from it)."""
+        return self.source.window if isinstance(self.source, LiveSource) else None
+
+    @property
+    def archive(self) -> Path | None:
+        """The archive re-rendered; None for records from the API."""
+        return self.source.path if isinstance(self.source, ArchiveSource) else None

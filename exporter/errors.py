@@ -38,6 +38,8 @@ Messages never contain the API key: they name the path, status and cause only.
 from __future__ import annotations
 
 import decimal
+import re
+from collections.abc import Callable
 import gzip
 import json
 import tomllib
@@ -47,10 +49,32 @@ import requests
 import urllib3.exceptions
 
 
+SETTING = re.compile(r"\[\[([a-z_]+)\]\]")
+"""A setting named in an error's text, ``[[period]]``: the library says the setting's name, the
+CLI the option that sets it (``--period``); a configuration file's user is not told of a flag."""
+
+
+def setting(name: str) -> str:
+    """``name`` marked as a setting in an error's text (:data:`SETTING`)."""
+    return f"[[{name}]]"
+
+
 class ExportError(Exception):
     """Base class of every error the exporter raises deliberately."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return self.text(lambda name: name.replace("_", " "))
+
+    def text(self, name: Callable[[str], str]) -> str:
+        """The message with each setting it names written by ``name`` (the CLI: its option)."""
+        return SETTING.sub(lambda m: name(m.group(1)), super().__str__())
+
+    @property
+    def settings(self) -> list[str]:
+        """The settings the message concerns, in order."""
+        return SETTING.findall(super().__str__())
 
 
 class ConfigError(ExportError):
@@ -87,7 +111,7 @@ class StrictError(ExportError):
     exit_code = 6
 
     def __init__(self, warnings: list[str]) -> None:
-        super().__init__(f"--strict: {len(warnings)} warning(s): " + "; ".join(warnings))
+        super().__init__(f"[[strict]]: {len(warnings)} warning(s): " + "; ".join(warnings))
         self.warnings = warnings
 
 
@@ -130,5 +154,5 @@ def from_foreign(exc: BaseException) -> ExportError:
         return Interrupted("interrupted")
     if isinstance(exc, MemoryError):
         return ExportError("out of memory")
-    return ExportError(f"internal error ({text}); run with --debug for the traceback")
+    return ExportError(f"internal error ({text}); run with [[debug]] for the traceback")
 

@@ -44,7 +44,7 @@ def plan(client: BillingClient, config: ExportConfig, view: BooksView, api: Gene
     """Which closed days to re-read, from the provider's day totals; every day when a full re-check
     is asked for or the totals cannot be read (said once: a change is never missed silently)."""
     days = closed_days(view)
-    if config.recheck == "full":
+    if config.books.recheck == "full":
         return full_recheck(days, "a full re-check was asked for"), None
     assert view.booked is not None
     try:
@@ -75,8 +75,8 @@ def reread(client: BillingClient, config: ExportConfig, view: BooksView, recheck
         + [(closed_span(view), api.filtered(kind), kind) for kind in recheck.types])
     frames = []
     for window, generation, kind in walks:
-        extraction = extract(client, window, api=generation, page_size=config.page_size,
-                             concurrency=config.concurrency, sink=sink)
+        extraction = extract(client, window, api=generation, page_size=config.api.page_size,
+                             concurrency=config.api.concurrency, sink=sink)
         # its warnings (duplicate ids that differ, zoneless times) count as the main walk's do
         warnings += [f"closed periods re-read: {warning}" for warning in extraction.warnings]
         frames.append(extraction.records if kind is None else extraction.records[extraction.records["type"] == kind])

@@ -92,14 +92,14 @@ def month_window(period: str, tz_name: str = "UTC") -> Window:
     """``2024-01`` -> the calendar month in ``tz_name``; label ``2024-01``."""
     match = _MONTH.match(period)
     if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ConfigError(f"--period must be {PERIOD_FORMS}, got {period!r}")
+        raise ConfigError(f"[[period]] must be {PERIOD_FORMS}, got {period!r}")
     year, month = int(match.group(1)), int(match.group(2))
     tz = parse_timezone(tz_name)
     try:
         first = date(year, month, 1)
         last = (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
     except (ValueError, OverflowError):
-        raise ConfigError(f"--period {period} is outside the calendar this tool handles") from None
+        raise ConfigError(f"[[period]] {period} is outside the calendar this tool handles") from None
     return _checked(Window(first, last, tz, period))
 
 
@@ -107,7 +107,7 @@ def quarter_window(period: str, tz_name: str = "UTC") -> Window:
     """``2024-Q1`` -> January to March 2024 in ``tz_name``; label ``2024-Q1``."""
     match = _QUARTER.match(period)
     if not match:
-        raise ConfigError(f"--period must be {PERIOD_FORMS}, got {period!r}")
+        raise ConfigError(f"[[period]] must be {PERIOD_FORMS}, got {period!r}")
     year, quarter = int(match.group(1)), int(match.group(2))
     first = date(year, 3 * quarter - 2, 1)
     last = (date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)) - timedelta(days=1)
@@ -138,9 +138,9 @@ def range_window(start: str, end: str, tz_name: str = "UTC") -> Window:
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:
-        raise ConfigError(f"--start/--end must be YYYY-MM-DD, got {start!r} and {end!r}") from None
+        raise ConfigError(f"[[start]]/[[end]] must be YYYY-MM-DD, got {start!r} and {end!r}") from None
     if last < first:
-        raise ConfigError(f"--end {end} is before --start {start}")
+        raise ConfigError(f"[[end]] {end} is before [[start]] {start}")
     return _checked(Window(first, last, parse_timezone(tz_name), f"{first.isoformat()}_{last.isoformat()}"))
 
 
@@ -159,12 +159,12 @@ def resolve_window(
 ) -> Window:
     """Exactly one of --period or --start/--end; ``now`` anchors last-month/this-month."""
     if period and (start or end):
-        raise ConfigError("give either --period or --start/--end, not both")
+        raise ConfigError("give either [[period]] or [[start]]/[[end]], not both")
     if period:
         return period_window(period, tz_name, now)
     if start and end:
         return range_window(start, end, tz_name)
-    raise ConfigError(f"give --period ({PERIOD_FORMS}), or both --start and --end")
+    raise ConfigError(f"give [[period]] ({PERIOD_FORMS}), or both [[start]] and [[end]]")
 
 
 def period_not_over(window: Window, now: datetime) -> str | None:

@@ -33,7 +33,7 @@ from .books.mapping_toml import load_mapping
 from .books.numbering import ACCOUNT_CODES, DEFAULT_CODE
 from .books.reconcile import reconcile
 from .books.sources import Source, SourceCheck, check_needed, record_source, source_name, verify
-from .config import ApiChoice, ExportConfig, Granularity
+from .config import ApiChoice, ArchiveSource, ExportConfig, Granularity, LiveSource
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
     BadBalanceCurrency,
@@ -72,8 +72,7 @@ def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
     _check_started(config)
     with _client(config) as client:
         extraction = _extract(client, config, sink)
-    assert config.window is not None
-    not_over = period_not_over(config.window, config.clock())
+    not_over = period_not_over(_live(config).window, config.clock())
     if not_over:
         extraction.warnings.append(not_over)
     return extraction
@@ -82,7 +81,7 @@ def fetch(config: ExportConfig, sink: LineSink) -> Extraction:
 def summarize(config: ExportConfig) -> Report:
     """The Report of a period without writing anything (the ``summary`` command)."""
     _check_started(config)
-    return build(config, load_mapping(config.accounts), BooksView())
+    return build(config, load_mapping(config.output.accounts), BooksView())
 
 
 def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source_dir: Path | None = None) -> Report:
@@ -91,25 +90,25 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
     With ``source_dir`` the records are archived there as they are read, with their context.
     """
     notes: list[str] = []
-    if config.from_source is not None:
-        records, context, closed = read_source(config.from_source, source_dir)
-        topups_file = _archived_topups(config.from_source, source_dir)
+    if config.archive is not None:
+        records, context, closed = read_source(config.archive, source_dir)
+        topups_file = _archived_topups(config.archive, source_dir)
     else:
         records, context, closed = _fetch_live(config, view, source_dir, notes)
-        topups_file = config.topups
+        topups_file = config.books.topups
         if topups_file is not None and source_dir is not None:  # archived as given, for audit and --from-source
             try:
                 topups_file = Path(shutil.copyfile(topups_file, source_dir / TOPUPS_NAME))
             except OSError as exc:
-                raise ConfigError(f"--topups: cannot read {config.topups}: {os_reason(exc)}") from None
+                raise ConfigError(f"[[topups]]: cannot read {config.books.topups}: {os_reason(exc)}") from None
     if source_dir is not None:
         write_context(source_dir, context)
-    if not config.reconcile:  # --no-reconcile on an archive: the archived summary stays archived
+    if not config.output.reconcile:  # --no-reconcile on an archive: the archived summary stays archived
         context = replace(context, provider_usage=None, provider_balance=None)
     topups = read_topups(topups_file, context.window.tz_name) if topups_file is not None else None
-    report = assemble_report(records, context, mapping, config.granularity, config.clock(),
-                             view, closed, config.opening_balance, topups)
-    return replace(report, account=config.account, notes=(*notes, *report.notes))  # the books' name of the account
+    report = assemble_report(records, context, mapping, config.output.granularity, config.clock(),
+                             view, closed, config.books.opening_balance, topups)
+    return replace(report, account=config.books.account, notes=(*notes, *report.notes))  # the books' name of the account
 
 
 def _archived_topups(source: Path, copy_to: Path | None) -> Path | None:
@@ -210,47 +209,48 @@ def _provider_days_usage(context: SourceContext, by_model: pd.DataFrame) -> pd.D
 
 def run_export(config: ExportConfig) -> ExportResult:
     """Build the report, write the pack into ``<out>/<label>/`` and record it in the books, atomically."""
-    mapping = load_mapping(config.accounts)  # a bad mapping fails before any request
-    check_mapping(config.formats, mapping)
+    mapping = load_mapping(config.output.accounts)  # a bad mapping fails before any request
+    check_mapping(config.output.formats, mapping)
     _check_started(config)
     window = _window(config)
-    target = pack_folder(config.out, window.label)
+    target = pack_folder(config.output.out, window.label)
     previous = describe_pack(target)
-    books_path = config.books or config.out / BOOKS_NAME
-    refuse_books_in_packs(config.out, books_path)
-    view = BooksView(journal_code=DEFAULT_CODE if config.account == DEFAULT_ACCOUNT else ACCOUNT_CODES[0])
+    books_path = config.books.path or config.output.out / BOOKS_NAME
+    refuse_books_in_packs(config.output.out, books_path)
+    view = BooksView(journal_code=DEFAULT_CODE if config.books.account == DEFAULT_ACCOUNT else ACCOUNT_CODES[0])
     unrecorded: str | None = None
     if books_path.exists():  # a failed first run must not leave an empty database behind
-        with Books(books_path, config.account, write=False) as books:
+        with Books(books_path, config.books.account, write=False) as books:
             books.refuse_closed(window.label, window.start, window.end)
             books.refuse_gap(window.label, window.start, window.end, window.tz_name)
-            view = read_view(books, window, config.lookback_days)
-            if config.from_source is None:  # a new source must serve the books' records (docs/booking.md)
+            view = read_view(books, window, config.books.lookback_days)
+            if config.archive is None:  # a new source must serve the books' records (docs/booking.md)
                 view = replace(view, source_check=check_needed(books, _current_source(config, books.source_salt())))
             unrecorded = unrecorded_pack(books, window.label, target)
     try:
-        with period_lock(config.out, window.label, config.lock_timeout), staging(target) as pack:
-            resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
+        with period_lock(config.output.out, window.label, config.output.lock_timeout), staging(target) as pack:
+            resumable = config if isinstance(config.source, ArchiveSource) else replace(
+                config, source=replace(config.source, resume_folder=config.output.out / f".{window.label}.pages"))
             report = build(resumable, mapping, view, pack.folder / "source")
             if unrecorded:
                 report = replace(report, notes=(unrecorded, *report.notes))
-            if config.strict and report.warnings:
+            if config.output.strict and report.warnings:
                 raise StrictError(list(report.warnings))
             files = sorted((pack.folder / "source").iterdir())
-            files += write_formats(report, pack.folder, config.formats, config.render)
-            manifest = write_manifest(report, pack.folder, files, config.formats)
+            files += write_formats(report, pack.folder, config.output.formats, config.output.render)
+            manifest = write_manifest(report, pack.folder, files, config.output.formats)
             files.append(manifest)
-            with Books(books_path, config.account) as books, books.transaction():
+            with Books(books_path, config.books.account) as books, books.transaction():
                 books.refuse_closed(window.label, window.start, window.end)  # closed by someone else meanwhile
                 books.keep_journal_code(view.journal_code)  # the letter its numbers were made with
                 now = config.clock()
                 assert report.carry is not None
                 record_export(books, report, report.carry, sha256_of(manifest), str(target.absolute()), now,
                               view.basis if view.basis is not None else books.basis(window.start))
-                if config.from_source is None:
+                if config.archive is None:
                     record_source(books, window.label, _current_source(config, books.source_salt(), report.stats.api))
-                superseded = close_period(books, report, now) if config.close else []
-                if config.close:
+                superseded = close_period(books, report, now) if config.books.close else []
+                if config.books.close:
                     books.seal(window.label)
                 pack.publish()
     except OSError as exc:
@@ -259,7 +259,7 @@ def run_export(config: ExportConfig) -> ExportResult:
         # read errors, and the HTTP client its network errors, before they get here.
         raise OutputError(f"cannot write {target}: {os_reason(exc)}; nothing was written, a previous export is untouched") from None
     return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, previous,
-                        closed=config.close, superseded=tuple(superseded))
+                        closed=config.books.close, superseded=tuple(superseded))
 
 
 def refuse_books_in_packs(out: Path, books: Path) -> None:
@@ -271,7 +271,7 @@ def refuse_books_in_packs(out: Path, books: Path) -> None:
     except ValueError:
         return  # outside <out>
     if len(inside.parts) > 1 and (label_kind(inside.parts[0]) is not None or inside.parts[0].startswith(".")):
-        raise ConfigError(f"--books {books} is inside {out / inside.parts[0]}, a folder exports replace: a re-export "
+        raise ConfigError(f"[[books]] {books} is inside {out / inside.parts[0]}, a folder exports replace: a re-export "
                           f"would delete the books; keep them in {out} (the default) or outside it")
 
 
@@ -294,17 +294,23 @@ def unrecorded_pack(books: Books, label: str, target: Path) -> str | None:
 
 
 def _window(config: ExportConfig) -> Window:
-    """The period: from the options, or the archive's own with --from-source."""
-    if config.window is not None:
-        return config.window
-    assert config.from_source is not None
-    return read_context(resolve_source_folder(config.from_source)).window
+    """The period: the one asked for, or an archive's own."""
+    if isinstance(config.source, LiveSource):
+        return config.source.window
+    return read_context(resolve_source_folder(config.source.path)).window
+
+
+def _live(config: ExportConfig) -> LiveSource:
+    """The source of a run that reads the API (the CLI never asks one of an archive)."""
+    if not isinstance(config.source, LiveSource):
+        raise ExportError("an archive was given where records are fetched from the API (a bug)")
+    return config.source
 
 
 def _check_started(config: ExportConfig) -> None:
     """A period entirely in the future is a mistake in the options (exit 2, before any request)."""
-    if config.window is not None and config.from_source is None:
-        check_started(config.window, config.clock())
+    if isinstance(config.source, LiveSource):
+        check_started(config.source.window, config.clock())
 
 
 def read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceContext, pd.DataFrame | None]:
@@ -327,7 +333,7 @@ def read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceC
 def _current_source(config: ExportConfig, salt: str, api: str | None = None) -> Source:
     """This export's source as the books record it (the key only as a salted fingerprint)."""
     with _client(config) as client:
-        return Source(source_name(config.base_url, config.sandbox), client.key_fingerprint(salt), api)
+        return Source(source_name(config.api.base_url, config.api.sandbox), client.key_fingerprint(salt), api)
 
 
 def _check_source(client: BillingClient, config: ExportConfig, check: SourceCheck, view: BooksView,
@@ -339,22 +345,21 @@ def _check_source(client: BillingClient, config: ExportConfig, check: SourceChec
         served = closed[(closed["created_at"] >= period.start_utc) & (closed["created_at"] < period.end_utc)]
     else:
         window = Window(period.first_day, period.last_day, period.time_zone, period.label)
-        served = extract(client, window, api=api, page_size=config.page_size, concurrency=config.concurrency).records
+        served = extract(client, window, api=api, page_size=config.api.page_size, concurrency=config.api.concurrency).records
     return verify(check, served)
 
 
 def _fetch_live(
     config: ExportConfig, view: BooksView, archive_to: Path | None, notes: list[str]
 ) -> tuple[pd.DataFrame, SourceContext, pd.DataFrame | None]:
-    window = config.window
-    assert window is not None
+    window = _live(config).window
     archive = ArchiveWriter(archive_to) if archive_to is not None else None
     closed_archive = ArchiveWriter(archive_to, CLOSED_NAME) if archive_to is not None and view.closed else None
     warnings: list[str] = []
     try:
         with _client(config) as client:
             closed, recheck = None, None
-            api: Generation | ApiChoice = config.api  # the first fetch finds the generation; the rest ask it
+            api: Generation | ApiChoice = config.api.generation  # the first fetch finds the generation; the rest ask it
             if view.closed:  # the closed periods' days whose totals changed (docs/booking.md, "Finding late changes")
                 api = late_changes.generation_for(client, config, view, api)
                 recheck, note = late_changes.plan(client, config, view, api)
@@ -368,7 +373,7 @@ def _fetch_live(
             api = extraction.api or api
             assert not isinstance(api, str)
             usage, balance = None, None
-            if config.reconcile:
+            if config.output.reconcile:
                 usage, usage_warning = fetch_provider_usage(client, window, api.name)
                 warnings += [usage_warning] if usage_warning else []
                 balance, balance_warning = _provider_balance(client, config, window, api)
@@ -409,10 +414,10 @@ def _provider_balance(
         return ProviderBalance(micros, currency, now, 0, 0), negative
     after = Window(window.last_day + timedelta(days=1), today, window.tz_name, "after")
     try:
-        records = extract(client, after, api=api, page_size=config.page_size, concurrency=config.concurrency,
-                          max_total=config.balance_max_records).records
+        records = extract(client, after, api=api, page_size=config.api.page_size, concurrency=config.api.concurrency,
+                          max_total=config.api.balance_max_records).records
     except TooManyRecords as exc:
-        skipped = f"{exc.total} records after the period, over --balance-max-records {config.balance_max_records}"
+        skipped = f"{exc.total} records after the period, over --balance-max-records {config.api.balance_max_records}"
         return ProviderBalance(micros, currency, now, None, exc.total, skipped), negative
     done = records[(records["status"] == COMPLETED) & (records["currency"] == currency)]
     return ProviderBalance(micros, currency, now, int(done["amount_micros"].sum()), len(done)), negative
@@ -420,11 +425,12 @@ def _provider_balance(
 
 def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None,
              api: Generation | ApiChoice | None = None) -> Extraction:
-    assert config.window is not None
-    return extract(client, config.window, api=config.api if api is None else api, page_size=config.page_size,
-                   concurrency=config.concurrency, progress=config.progress, store_folder=config.resume_folder, sink=sink)
+    source = _live(config)
+    return extract(client, source.window, api=config.api.generation if api is None else api,
+                   page_size=config.api.page_size, concurrency=config.api.concurrency, progress=config.api.progress,
+                   store_folder=source.resume_folder, sink=sink)
 
 
 def _client(config: ExportConfig) -> BillingClient:
-    return BillingClient(config.base_url, config.api_key, retry=config.retry,
-                         timeout=config.timeout, pool_size=config.concurrency)
+    return BillingClient(config.api.base_url, config.api.api_key, retry=config.api.retry,
+                         timeout=config.api.timeout, pool_size=config.api.concurrency)

@@ -39,15 +39,15 @@ def read_topups(path: Path, tz_name: str) -> pd.DataFrame:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ConfigError(f"--topups: cannot read {path}: {os_reason(exc)}") from None
+        raise ConfigError(f"[[topups]]: cannot read {path}: {os_reason(exc)}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"--topups: {path} is not UTF-8 text") from None
+        raise ConfigError(f"[[topups]]: {path} is not UTF-8 text") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [name for name in REQUIRED if name not in header]
     unknown = [name for name in header if name not in REQUIRED + OPTIONAL]
     if missing or unknown:
-        raise ConfigError(f"--topups: {path} needs the columns {', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)});"
+        raise ConfigError(f"[[topups]]: {path} needs the columns {', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)});"
                           f" {'missing ' + ', '.join(missing) if missing else 'unknown ' + ', '.join(unknown)}")
     reader.fieldnames = header
     zone = ZoneInfo(tz_name)
@@ -81,4 +81,4 @@ def read_topups(path: Path, tz_name: str) -> pd.DataFrame:
     try:
         return parse_records(records, lambda i: f"{path} line {i + 2}")
     except DataError as exc:  # the shared validation refuses it (currency, text): the user's file is wrong
-        raise ConfigError(f"--topups: {exc}") from None
+        raise ConfigError(f"[[topups]]: {exc}") from None

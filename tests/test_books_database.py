@@ -127,5 +127,6 @@ def test_a_rotated_key_is_the_same_account_when_it_serves_the_books_records(tmp_
     served = pd.DataFrame({"id": ["r1", "r2", "r3"], "amount_micros": [-1_000_000, -1_000_000, -3]})  # r3 re-priced
     note = verify(check, served)
     assert "the same account" in note and "2 of 3 records" in note and "a" * 64 not in note
-    with pytest.raises(ConfigError, match="does not serve 2024-01 as booked.*--books"):
+    with pytest.raises(ConfigError, match="does not serve 2024-01 as booked.*another books or out") as refused:
         verify(check, pd.DataFrame({"id": ["x1", "r1"], "amount_micros": [-1, -1_000_000]}))
+    assert refused.value.settings == ["books", "out"]  # the CLI names them as its options (--books, --out)

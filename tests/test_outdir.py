@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from exporter.cli import cli
-from exporter.config import ExportConfig
+from exporter.config import ApiSettings, ExportConfig, LiveSource, OutputSettings
 from exporter.errors import ConfigError, ExportError
 from exporter.extract import BillingClient, extract
 from exporter.period import month_window
@@ -74,8 +74,8 @@ def test_lock_timeout_waits_for_the_other_run(sandbox, tmp_path):
 
 def test_concurrent_exports_never_mix_or_truncate(sandbox, tmp_path):
     sandbox.faults.latency_ms = 5
-    config = ExportConfig(window=month_window("2024-01"), out=tmp_path, formats=("csv",), base_url=sandbox.url,
-                          api_key=DEMO_KEY, reconcile=False, concurrency=2)
+    config = ExportConfig(LiveSource(month_window("2024-01")), ApiSettings(base_url=sandbox.url, api_key=DEMO_KEY, concurrency=2),
+                          OutputSettings(out=tmp_path, formats=("csv",), reconcile=False))
     outcomes: list[object] = []
 
     def run() -> None:

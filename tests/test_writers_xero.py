@@ -209,7 +209,7 @@ def test_an_empty_period_writes_the_header_only(tmp_path):
 
 @pytest.mark.parametrize("text", ["%d/%m", "%Y", "today", "%d\t%m\t%Y", '%Y-%m-%d"', "%H:%M"])
 def test_a_date_format_that_does_not_read_back_as_the_same_day_is_refused(text):
-    with pytest.raises(ConfigError, match="--date-format"):
+    with pytest.raises(ConfigError, match="date format"):
         RenderOptions(date_format=text)
 
 

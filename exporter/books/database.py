@@ -72,10 +72,10 @@ class Books(Seals, JournalCodes):
         try:
             exists = path.exists()
             if not exists and not write:
-                raise ConfigError(f"{path}: no books database yet (export a period first, or give --books)")
+                raise ConfigError(f"{path}: no books database yet (export a period first, or give [[books]])")
             if exists and path.is_file() and path.stat().st_size == 0:
                 raise DataError(f"{path} is empty (0 bytes), not a books database: refusing to initialise it "
-                                "(if a first export was interrupted, delete the file; else give the right --books)")
+                                "(if a first export was interrupted, delete the file; else give the right [[books]])")
             if write:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
@@ -85,7 +85,7 @@ class Books(Seals, JournalCodes):
                 version = self._version() if exists else 0
                 if exists and version == 0:
                     raise DataError(f"{path} is not a books database (no schema version): refusing to initialise "
-                                    "it; give the right --books, or move the file away")
+                                    "it; give the right [[books]], or move the file away")
                 if not write and version < SCHEMA_VERSION:  # older books: migrate them once, in place
                     self.db.close()
                     write = True

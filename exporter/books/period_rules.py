@@ -47,7 +47,7 @@ def _gap_message(label: str, tz_name: str, neighbour: Period, at: datetime, gap_
     side = "after" if neighbour.end_utc <= at else "before"
     same_zone = neighbour.time_zone == tz_name
     way = ("export the periods in between first" if same_zone
-           else f"export it in the books' time zone (--timezone {neighbour.time_zone})")
+           else f"export it in the books' time zone ([[timezone]] {neighbour.time_zone})")
     return (f"{label} ({tz_name}) would leave a gap in the books {side} {neighbour.label} ({neighbour.time_zone}): "
             f"no period would cover {gap_start:%Y-%m-%d %H:%M} to {gap_end:%Y-%m-%d %H:%M} UTC; {way}")
 
@@ -64,7 +64,7 @@ def refuse_closed(periods: Sequence[Period], label: str, start: datetime, end: d
     if period is not None and period.closed:
         raise ConfigError(
             f"{label} was closed on {_when(period)}; late changes to it are booked in the next open period. "
-            f"To restate it: wavespeed-export reopen --period {label} --reason \"...\""
+            f"To restate it: wavespeed-export reopen [[period]] {label} [[reason]] \"...\""
         )
     closed = [p for p in overlapping(periods, start, end, label) if p.closed]
     if closed:
@@ -93,7 +93,7 @@ def refuse_gap(periods: Sequence[Period], label: str, start: datetime, end: date
         raise ConfigError(
             f"{label} comes before {', '.join(closed_after)}, which {'is' if len(closed_after) == 1 else 'are'} "
             f"closed: periods are booked in order; reopen {closed_after[-1]} (and those before it) first, "
-            "or keep the earlier periods in other books (--books)"
+            "or keep the earlier periods in other books ([[books]])"
         )
 
 

@@ -101,7 +101,7 @@ def verify(check: SourceCheck, served: pd.DataFrame) -> str:
                 f"({same:,} of {len(booked):,} records): the same account, continuing")
     raise ConfigError(
         f"these books hold records from {was}, but {new} does not serve {label} as booked "
-        f"({same:,} of {len(booked):,} records match): another account? Use another --books or --out"
+        f"({same:,} of {len(booked):,} records match): another account? Use another [[books]] or [[out]]"
     )
 
 

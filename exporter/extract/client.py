@@ -188,7 +188,7 @@ class BillingClient:
 
     def _unwrap(self, answer: Answer, path: str) -> Any:
         if answer.status in (401, 403):
-            raise AuthError(f"the API rejected the key ({answer.status} on {path}); check --api-key or WAVESPEED_API_KEY")
+            raise AuthError(f"the API rejected the key ({answer.status} on {path}); check [[api_key]] or WAVESPEED_API_KEY")
         if answer.status >= 400:
             raise ApiError(f"{path} answered {_failure_text(answer, self._redact)}", status=answer.status)
         try:
@@ -205,7 +205,7 @@ class BillingClient:
             raise ApiError(f"{path} answered JSON without the code/message/data envelope")
         code = _clip(body.get("code"), 20)
         if code in ("401", "403"):
-            raise AuthError(f"the API rejected the key (code {code} on {path}); check --api-key or WAVESPEED_API_KEY")
+            raise AuthError(f"the API rejected the key (code {code} on {path}); check [[api_key]] or WAVESPEED_API_KEY")
         if code != "200":
             raise ApiError(f"{path} answered code {code}: {_clip(self._redact.text(str(body.get('message'))))}", status=answer.status)
         return body.get("data")

@@ -182,7 +182,7 @@ def detect(client: BillingClient, window: Window, page_size: int, choice: ApiCho
             if choice != "auto" or exc.status not in ABSENT_STATUSES:
                 raise
             absent.append(exc)
-    raise ApiError(f"neither billing API answers here: {'; '.join(map(str, absent))} (check --base-url)",
+    raise ApiError(f"neither billing API answers here: {'; '.join(map(str, absent))} (check [[base_url]])",
                    status=absent[-1].status)
 
 

@@ -22,13 +22,13 @@ def check_base_url(url: str) -> str:
         parts = urlsplit(url)
         scheme, host, _port = parts.scheme.lower(), parts.hostname, parts.port
     except ValueError:
-        raise ConfigError("--base-url is not a valid URL") from None
+        raise ConfigError("[[base_url]] is not a valid URL") from None
     if scheme not in _DEFAULT_PORTS or not host:
-        raise ConfigError(f"--base-url must be an https:// URL with a host, got {url[:80]!r}")
+        raise ConfigError(f"[[base_url]] must be an https:// URL with a host, got {url[:80]!r}")
     if parts.username is not None or parts.password is not None:
-        raise ConfigError("--base-url must not carry a user name or password (the key goes in WAVESPEED_API_KEY)")
+        raise ConfigError("[[base_url]] must not carry a user name or password (the key goes in WAVESPEED_API_KEY)")
     if scheme == "http" and not is_loopback(host):
-        raise ConfigError(f"--base-url http://{host}: plain http would send the API key unencrypted; "
+        raise ConfigError(f"[[base_url]] http://{host}: plain http would send the API key unencrypted; "
                           "use https (http is accepted only for loopback hosts)")
     return url.rstrip("/")
 
