@@ -92,6 +92,12 @@ def test_blocks_split_anywhere_give_the_same_frame(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(read_archive(folder), whole, check_exact=True)
 
 
+RAW_BYTES = {  # invalid UTF-8 inside a string of an extra field
+    "invalid UTF-8 in an extra field": b"\xff",
+    "UTF-8 of a surrogate": b"\xed\xa0\x80",
+    "overlong UTF-8": b"\xc0\xaf",
+}
+
 # Each case: lines of one archive; the columnar reader must agree with the per-record one.
 CASES = {
     "valid": [GOOD],
@@ -117,7 +123,7 @@ CASES = {
     "ideographic space id": [line(id='"\\u3000"')],
     "lone surrogate id": [line(id='"\\ud800"')],
     "lone surrogate model": [line(model='"x\\udc00"')],
-    "invalid UTF-8 in an extra field": ["INVALID"],
+    **{name: [] for name in RAW_BYTES},
     "NaN in an extra field": [line(extra="NaN")],
     "Infinity amount": [line(amount="-Infinity")],
     "string amount": [line(amount='"-0.5"')],
@@ -142,13 +148,21 @@ CASES = {
     "deeply nested": [line(extra="[" * 5000 + "]" * 5000)],
     "huge integer": [line(extra="9" * 5000)],
     "trailing comma": [GOOD[:-1] + ",}"],
+    "duplicate escaped id": [GOOD[:-1] + ',"\\u0069d":"other"}'],
+    "duplicate escaped amount": [GOOD[:-1] + ',"\\u0061mount":-0.5}'],
+    "hour 24": [line(created_at='"2024-01-15T24:00:00Z"')],
+    "leap second": [line(created_at='"2024-01-15T23:59:60Z"')],
+    "year 0": [line(created_at='"0000-01-15T10:00:00Z"')],
+    "month 13": [line(created_at='"2024-13-15T10:00:00Z"')],
+    "BOM": ["\ufeff" + GOOD],
 }
+
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_both_readers_agree(tmp_path, name):
-    if name == "invalid UTF-8 in an extra field":
-        data = gzip.compress((line(extra='"x"') + "\n").encode().replace(b'"x"', b'"\xff"'), mtime=0)
+    if name in RAW_BYTES:
+        data = gzip.compress((line(extra='"x"') + "\n").encode().replace(b'"x"', b'"' + RAW_BYTES[name] + b'"'), mtime=0)
     else:
         data = archive_of(*CASES[name])
     assert_same(*both(source_folder(tmp_path, data)))

@@ -54,15 +54,19 @@ _LONG_LINE = 512
 def block_columns(data: bytes) -> pa.Table | None:
     """Whole JSON lines (``data`` ends with a newline) -> a table of the record columns, or None
     when the per-record path must judge them (see the module's docstring)."""
+    try:
+        return _block_columns(data)
+    except (pa.ArrowException, UnicodeDecodeError):  # pyarrow refused something: the per-record path says what
+        return None
+
+
+def _block_columns(data: bytes) -> pa.Table | None:
     if not _plain_lines(data):
         return None
     lines = _lines(data)
     if lines is None:
         return None
-    try:
-        table = pj.read_json(pa.BufferReader(data), parse_options=_PARSE)
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        return None
+    table = pj.read_json(pa.BufferReader(data), parse_options=_PARSE)
     if table.num_rows != len(lines):
         return None
     columns: dict[str, Any] = {}
@@ -103,10 +107,7 @@ def _lines(data: bytes) -> pa.StringArray | None:
     offsets = np.zeros(len(ends) + 1, dtype=np.int64)
     offsets[1:] = ends + 1
     lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
-    try:
-        lines.validate(full=True)  # UTF-8, as gzip.open(..., "rt", encoding="utf-8") would decode it
-    except pa.ArrowInvalid:
-        return None
+    lines.validate(full=True)  # UTF-8, as gzip.open(..., "rt", encoding="utf-8") would decode it (else ArrowInvalid)
     long = pc.filter(lines, pc.greater(pc.binary_length(lines), _LONG_LINE))
     if len(long):
         depth = pc.add(pc.count_substring(long, "["), pc.count_substring(long, "{"))
@@ -152,10 +153,7 @@ def _instants(stamps: pa.ChunkedArray) -> pd.Series | None:
     if pc.any(pc.ends_with(stamps, "z")).as_py():  # ISO 8601's lowercase z: Python is given "Z" too
         stamps = pc.replace_substring_regex(stamps, "z$", "Z")
     if pc.all(pc.match_substring_regex(stamps, _STAMP)).as_py():  # the API's own form: Arrow's parser
-        try:
-            return pc.cast(stamps, pa.timestamp("us", "UTC"))
-        except pa.ArrowInvalid:
-            return None  # e.g. 2024-02-30: the per-record path says which
+        return pc.cast(stamps, pa.timestamp("us", "UTC"))  # 2024-02-30: ArrowInvalid, the per-record path says which
     instants = pd.to_datetime(pd.Series(stamps, dtype="str"), format="ISO8601", utc=True, errors="coerce")
     if instants.isna().any() or instants.dtype != "datetime64[us, UTC]":
         return None  # not ISO 8601 to pandas (Python may still read it), or finer than micros
