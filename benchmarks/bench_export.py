@@ -27,6 +27,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -152,15 +153,22 @@ def _child_env() -> dict[str, str]:
 
 def run_child(code: str, args: list[str], cwd: Path) -> dict[str, Any]:
     """Run ``python -c code args`` to completion: wall seconds and its own peak RSS (bytes)."""
-    start = time.perf_counter()
+    start, used = time.perf_counter(), _children_cpu()
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=_child_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _children_cpu() - used
     if proc.returncode != 0:
         raise RuntimeError(f"child failed (exit {proc.returncode}): {args}\n{proc.stderr[-3000:]}")
     peak = json.loads(proc.stderr.strip().splitlines()[-1])
     kib = peak["vmhwm_kib"] if peak["vmhwm_kib"] is not None else peak["ru_maxrss_kib"]
-    return {"seconds": wall, "peak_rss_bytes": kib * 1024, "ru_maxrss_kib": peak["ru_maxrss_kib"], "load1": load1()}
+    return {"seconds": wall, "cpu_seconds": cpu, "peak_rss_bytes": kib * 1024, "ru_maxrss_kib": peak["ru_maxrss_kib"],
+            "load1": load1()}
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished children: steadier than wall time on a loaded machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -314,7 +322,7 @@ def render(pack: Path, formats: str, tmp: Path, label: str) -> dict[str, Any]:
                                                   "--format", formats, "--accounts", str(ACCOUNTS), "-q"], tmp)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    log(f"  {label:<38}: {sample['seconds']:7.2f} s, {sample['peak_rss_bytes'] / MIB:6.0f} MiB, load {sample['load1']:.2f}")
+    log(f"  {label:<38}: {sample['seconds']:7.2f} s, {sample['cpu_seconds']:7.2f} s CPU, {sample['peak_rss_bytes'] / MIB:6.0f} MiB, load {sample['load1']:.2f}")
     return sample
 
 
@@ -338,15 +346,15 @@ def bench_render(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def print_render(args: argparse.Namespace, res: dict[str, Any], targets: list[dict[str, Any]]) -> None:
     print(f"\nRender: export --from-source of {args.render_records:,} records, one child process per run"
           f"\n  (wall = the child process, interpreter start included; peak RSS = the child's VmHWM)")
-    print(f"  {'case':<36}{'median s':>10}{'peak RSS MiB':>14}{'runs':>6}{'load':>7}")
+    print(f"  {'case':<36}{'median s':>10}{'CPU s':>8}{'peak RSS MiB':>14}{'runs':>6}{'load':>7}")
     yardstick = res[YARDSTICK]["median_seconds"]
     for name in [YARDSTICK, *RENDER_FORMATS, "baseline"]:
         if name in res:
             case = res[name]
             label = {"baseline": "naive pandas baseline (csv+xlsx)", YARDSTICK: f"yardstick: {YARDSTICK}"}.get(
                 name, f"tool --format {'all' if name == ALL_FORMATS else name}")
-            print(f"  {label:<36}{case['median_seconds']:>10.2f}{case['median_peak_rss_bytes'] / MIB:>14.0f}"
-                  f"{len(case['samples']):>6}{case['median_load1']:>7.2f}"
+            print(f"  {label:<36}{case['median_seconds']:>10.2f}{case['median_cpu_seconds']:>8.2f}"
+                  f"{case['median_peak_rss_bytes'] / MIB:>14.0f}{len(case['samples']):>6}{case['median_load1']:>7.2f}"
                   f"{case['median_seconds'] / yardstick:>8.2f}x yardstick")
     if ALL_FORMATS not in res or "csv" not in res:
         return
