@@ -7,14 +7,17 @@ pending/failed/refunded/unknown statuses, an unknown type, a second currency, no
 formula-looking ids, models and key names, offsets, zoneless and space-separated timestamps
 and others the reader takes, unknown fields) rendered ``--from-source``.
 
-``digests(root)`` renders them under ``root`` and returns ``{"<case>/<path>": sha256}``. What
-legitimately varies between two runs is normalised first, and only that: ``docProps/core.xml``'s
-created/modified of an xlsx (compared member by member), the manifest's run-time stamps and
-any sha256/size it lists for an xlsx (those follow the docProps); ``books.sqlite`` is compared by
-its SQL dump (same rows, not the same free pages) with the salt, the salted key fingerprint,
-the manifest's sha256 (the manifest is compared itself) and the temporary folder's path masked; the in-process sandbox's free port, in the
-source URL, is replaced by ``PORT`` everywhere. A manifest's sizes and sha256s are dropped: each
-file it lists is compared itself.
+``digests(root)`` renders them under ``root`` and returns ``{"<case>/<path>": sha256}``. The
+clock is stopped, so the manifest's generated_at is compared as it is. What legitimately varies
+between two runs is normalised first, and only that:
+
+- an xlsx is compared member by member, with ``docProps/core.xml``'s created/modified blanked;
+- the in-process sandbox listens on a free port, named in the source URL: ``PORT`` everywhere;
+- the manifest's size and sha256 of the files that vary so (the xlsx, source/context.json) are
+  dropped: those files are compared themselves; every other file's are compared;
+- ``books.sqlite`` is compared by its SQL dump (the same rows, not the same free pages) with the
+  salt and the salted key fingerprint (random by design), the manifest's sha256 (follows the
+  xlsx) and the temporary folder's path masked.
 
 ``tests/golden/oracle/digests.txt`` holds the output of the implementation the columnar core
 replaces. Regenerate it (``python tests/oracle.py --write``) ONLY for a deliberate change of
@@ -204,7 +207,9 @@ def _xlsx_digest(data: bytes) -> str:
     return digest.hexdigest()
 
 
-_MANIFEST_STAMPS = ("written_at", "started_at", "finished_at", "elapsed_seconds")
+# files whose bytes legitimately vary (docProps stamps; the sandbox's port in the source URL):
+# the manifest's size and sha256 of them are dropped, every other file's are compared
+_VARYING_FILES = (".xlsx", "source/context.json")
 
 
 def _manifest_digest(data: bytes) -> str:
@@ -215,10 +220,7 @@ def _manifest_digest(data: bytes) -> str:
 
 def _normalise_manifest(value: Any) -> None:
     if isinstance(value, dict):
-        for key in _MANIFEST_STAMPS:
-            if key in value:
-                value[key] = "<varies>"
-        if "sha256" in value and "name" in value:  # each file listed is compared itself, normalised
+        if str(value.get("name", "")).endswith(_VARYING_FILES):  # compared themselves, normalised
             value.pop("sha256", None)
             value.pop("size", None)
         for item in value.values():
