@@ -28,10 +28,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from .books.recheck import Recheck
 from .extract import USAGE_COLUMNS, jsonexact
 from .errors import ConfigError, DataError, os_reason
 from .models import ExtractionStats, ProviderBalance
-from .money import format_micros, parse_amount
+from .money import CURRENCY_CODE, format_micros, parse_amount
 from .period import Window, label_fits
 from .extract.columnar import block_columns, to_frame
 from .extract.records import parse_records
@@ -52,6 +53,7 @@ class SourceContext:
     # what the provider's summary is compared with: completed usage of the provider's UTC days
     # (extract.USAGE_COLUMNS); None in a context written before it was recorded
     provider_days_usage: pd.DataFrame | None = None
+    recheck: Recheck | None = None  # the closed days re-read for late changes, and why
 
 
 class ArchiveWriter:
@@ -96,6 +98,8 @@ def write_context(folder: Path, context: SourceContext) -> Path:
     }
     if context.provider_days_usage is not None:
         payload["provider_days_usage"] = _usage_rows(context.provider_days_usage)
+    if context.recheck is not None:
+        payload["recheck"] = context.recheck.to_json()
     path = folder / CONTEXT_NAME
     # a lone surrogate in the API's text is kept as its JSON escape (UTF-8 cannot hold it; the
     # usage summary's model names are then refused by parse_provider_usage, naming the field)
@@ -122,8 +126,12 @@ def _balance_from(data: Any) -> ProviderBalance | None:
     if data is None:
         return None
     net = data["net_after"]
+    currency = data["currency"]
+    if not isinstance(currency, str) or not CURRENCY_CODE.fullmatch(currency):
+        raise DataError(f"archived context: provider_balance field 'currency' must be three capital letters "
+                        f"(ISO 4217), got {str(currency)[:20]!r}")
     return ProviderBalance(
-        balance_micros=parse_amount(str(data["balance"]))[0], currency=str(data["currency"]),
+        balance_micros=parse_amount(str(data["balance"]))[0], currency=currency,
         read_at=datetime.fromisoformat(data["read_at"]), after_records=int(data["records_after"]),
         after_net_micros=None if net is None else parse_amount(str(net))[0], skipped=str(data["skipped"]),
     )
@@ -295,7 +303,8 @@ def read_context(folder: Path, *, verify: bool = True) -> SourceContext:
         usage = data.get("provider_days_usage")
         return SourceContext(window, stats, data.get("provider_usage"), [str(w) for w in data.get("warnings", [])],
                              provider_days_usage=None if usage is None else _usage_frame(usage),
-                             provider_balance=_balance_from(data.get("provider_balance")))
+                             provider_balance=_balance_from(data.get("provider_balance")),
+                             recheck=Recheck.from_json(data["recheck"]) if "recheck" in data else None)
     except FileNotFoundError:
         raise ConfigError(f"--from-source: {path} does not exist (give the source/ folder of an export)") from None
     except OSError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -54,6 +55,24 @@ class AmountType(click.ParamType):
             return parse_amount(str(value).strip())[0]
         except ValueError as exc:
             self.fail(f"{value!r} is not an amount: {exc}", param, ctx)
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds, at least ``minimum`` (--timeout: 0.1): nan, inf and less are refused."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.1) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds < self.minimum:
+            self.fail(f"{value!r} is not a finite number of seconds of at least {self.minimum:g}", param, ctx)
+        return seconds
 
 
 class FormatList(click.ParamType):
@@ -136,11 +155,11 @@ def source_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Pages fetched at once after the first."),
         click.option("--retries", type=click.IntRange(1, 50), default=RetryPolicy.attempts, show_default=True,
                      help="Attempts per request on 429/5xx/network errors."),
-        click.option("--backoff", type=click.FloatRange(0), default=RetryPolicy.backoff, show_default=True,
+        click.option("--backoff", type=Seconds(0), default=RetryPolicy.backoff, show_default=True,
                      help="First retry wait in seconds (doubles each retry, with jitter)."),
-        click.option("--max-wait", type=click.FloatRange(0), default=RetryPolicy.max_wait, show_default=True,
+        click.option("--max-wait", type=Seconds(0), default=RetryPolicy.max_wait, show_default=True,
                      help="Most seconds spent waiting on retries in one run."),
-        click.option("--timeout", type=click.FloatRange(0.1), default=DEFAULT_TIMEOUT, show_default=True,
+        click.option("--timeout", type=Seconds(), default=DEFAULT_TIMEOUT, show_default=True,
                      help="Seconds one request may take, from sending it to the last byte of its answer "
                           f"(connecting: at most {CONNECT_TIMEOUT:g}); a slower answer counts as a failed attempt."),
         click.option("-q", "--quiet", is_flag=True,
@@ -182,6 +201,18 @@ def refuse_ignored(params: dict[str, Any]) -> None:
             reason = reason if isinstance(reason, str) else reason()  # every writer loaded only for the message
             raise ConfigError(f"{', '.join(ignored)} {'has' if one else 'have'} no effect with {reason}: "
                               f"drop {'it' if one else 'them'}")
+
+
+def refuse_close_unfinished(params: dict[str, Any]) -> None:
+    """--close on a period that has not ended yet (this-month, a range through today): exit 2 before
+    anything is fetched; a closed period is final, and this one's records may still change."""
+    if not params.get("close_after") or params.get("from_source") is not None:
+        return
+    window = resolve_window(params["period"], params["start"], params["end"], params["tz_name"], current_clock()())
+    if current_clock()() < window.end:
+        end = window.end.astimezone(window.tz)
+        raise ConfigError(f"--close: {window.label} has not ended (it ends {end:%Y-%m-%d %H:%M} {window.tz_name}); "
+                          "export it without --close, and close it once it is over")
 
 
 def build_config(params: dict[str, Any], base_url: str, api_key: str, **extra: Any) -> ExportConfig:
@@ -331,6 +362,6 @@ def _progress_printer(quiet: bool) -> Callable[[int, int, int], None] | None:
 
 
 __all__ = [
-    "AmountType", "AsOfDate", "CliState", "FormatList", "api_context", "build_config", "current_clock", "line_writer",
-    "refuse_ignored", "sandbox_instant", "source_options",
+    "AmountType", "AsOfDate", "CliState", "FormatList", "Seconds", "api_context", "build_config", "current_clock", "line_writer",
+    "refuse_close_unfinished", "refuse_ignored", "sandbox_instant", "source_options",
 ]

@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from .books.database import BOOKS_NAME, Books, Period
+from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT, Books, Period
 from .books.ledger import close_period, read_view
 from .books.mapping_toml import load_mapping
 from .config import Granularity
 from .errors import ConfigError, DataError
 from .money import format_micros
+from .outdir import period_lock
 from .pipeline import assemble_report, read_source
-from .writers.manifest import pack_problem
+from .writers.manifest import MANIFEST_NAME, pack_problem, sha256_of
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,10 @@ def books_path(out: Path, books: Path | None) -> Path:
     return books or out / BOOKS_NAME
 
 
-def _existing(path: Path) -> Books:
+def _existing(path: Path, account: str = DEFAULT_ACCOUNT, *, write: bool = True) -> Books:
     if not path.exists():
         raise ConfigError(f"{path}: no books database yet (export a period first, or give --books)")
-    return Books(path)
+    return Books(path, account, write=write)
 
 
 @dataclass(frozen=True)
@@ -53,28 +54,48 @@ class Closed:
     superseded: tuple[str, ...] = ()
 
 
-def close(path: Path, label: str, accounts: Path | None = None) -> Closed:
+def close(path: Path, label: str, accounts: Path | None = None, account: str = DEFAULT_ACCOUNT) -> Closed:
     """Close an exported period: refused (exit 2) if never exported, already closed, overlapping a
-    closed period, or if its pack no longer matches what the books recorded. The period's records
-    are kept as booked."""
-    with _existing(path) as books:
-        period = books.period(label)
-        if period is None:
-            raise ConfigError(f"{label} was never exported into {path}: export it first")
-        books.refuse_closed(label, period.start_utc, period.end_utc)
-        problem = pack_problem(Path(period.pack), period.manifest_sha256)
-        if problem:
-            raise ConfigError(f"{label} cannot be closed: {problem}; export it again first")
-        records, context, closed = read_source(Path(period.pack), None)
-        view = read_view(books, context.window, lookback_days=_lookback(books, period))
-        granularity: Granularity = "daily" if period.granularity == "daily" else "monthly"
-        report = assemble_report(records, context, load_mapping(accounts), granularity,
-                                 datetime.now(timezone.utc), view, closed)
-        with books.transaction():
-            superseded = close_period(books, report, datetime.now(timezone.utc))  # refuses what it must itself
+    closed period, out of order, or if its pack no longer matches what the books recorded. Holds
+    the period's lock, as an export of it does, and checks the pack again inside the books'
+    transaction, so a concurrent export of the period cannot slip between the check and the close.
+    The period's records are kept as booked. ``account``: the provider account in the books (a
+    profile's name)."""
+    with _existing(path, account) as books:
+        period = _exported(books, label, path)
+        pack = books.pack_folder(period)
+        with period_lock(pack.parent, label):
+            period = _exported(books, label, path)  # as it is now that no export of it runs
+            _check_pack(books, period)
+            records, context, closed = read_source(pack, None)
+            view = read_view(books, context.window, lookback_days=_lookback(books, period))
+            granularity: Granularity = "daily" if period.granularity == "daily" else "monthly"
+            report = assemble_report(records, context, load_mapping(accounts), granularity,
+                                     datetime.now(timezone.utc), view, closed)
+            with books.transaction():
+                if _exported(books, label, path).manifest_sha256 != period.manifest_sha256:
+                    raise ConfigError(f"{label} was exported again while it was being closed: close it again")
+                _check_pack(books, period)
+                superseded = close_period(books, report, datetime.now(timezone.utc))  # refuses what it must itself
+                books.seal(label)
         closed_period = books.period(label)
         assert closed_period is not None
         return Closed(closed_period, tuple(superseded))
+
+
+def _exported(books: Books, label: str, path: Path) -> Period:
+    period = books.period(label)
+    if period is None:
+        raise ConfigError(f"{label} was never exported into {path}: export it first")
+    books.refuse_closed(label, period.start_utc, period.end_utc)
+    return period
+
+
+def _check_pack(books: Books, period: Period) -> None:
+    problem = pack_problem(books.pack_folder(period), period.manifest_sha256)
+    if problem:
+        raise ConfigError(f"{period.label} cannot be closed: {problem} (by hand, or by an export interrupted between "
+                          "writing the pack and recording it); export it again first")
 
 
 def _lookback(books: Books, period: Period) -> int:
@@ -83,34 +104,22 @@ def _lookback(books: Books, period: Period) -> int:
     return max([(period.start_utc - p.end_utc).days + 1 for p in earlier], default=0)
 
 
-def reopen(path: Path, label: str, reason: str) -> list[str]:
-    """Reopen a closed period for a restatement; returns warnings about what that implies."""
+def reopen(path: Path, label: str, reason: str, account: str = DEFAULT_ACCOUNT) -> None:
+    """Reopen a closed period for a restatement (the books refuse it while a later one is closed)."""
     if not reason.strip():
         raise ConfigError("--reason may not be empty: say why the period is restated")
-    with _existing(path) as books:
-        period = books.period(label)
-        if period is None or not period.closed:
-            raise ConfigError(f"{label} is not a closed period in {path}")
-        later = [p.label for p in books.periods() if p.closed and p.label != label
-                 and (books.adjustments(p.label)["period"] == label).any()]
-        now = datetime.now(timezone.utc)
-        with books.transaction():
-            books.set_status(label, "open", None)
-            books.log(label, "reopen", reason.strip(), now)
-    if later:
-        return [f"{', '.join(later)} already booked late changes to {label}: a restated {label} includes "
-                "them again, so reverse them there or restate those periods too"]
-    return []
+    with _existing(path, account) as books, books.transaction():
+        books.reopen(label, reason.strip(), datetime.now(timezone.utc))
 
 
-def acknowledge(path: Path, ids: tuple[str, ...], reason: str) -> list[tuple[str, str]]:
+def acknowledge(path: Path, ids: tuple[str, ...], reason: str, account: str = DEFAULT_ACCOUNT) -> list[tuple[str, str]]:
     """Accept records booked in closed periods as dropped by the provider (docs/booking.md,
     "Closed periods and late changes"): later exports stop reporting them missing. Returns
     (id, closed period) of each; ConfigError, with nothing recorded, if one was never booked."""
     if not reason.strip():
         raise ConfigError("--reason may not be empty: say why the records are accepted as gone")
     now = datetime.now(timezone.utc)
-    with _existing(path) as books, books.transaction():
+    with _existing(path, account) as books, books.transaction():
         done = []
         for record_id in ids:
             period = books.acknowledge(record_id, reason.strip(), now)
@@ -121,9 +130,9 @@ def acknowledge(path: Path, ids: tuple[str, ...], reason: str) -> list[tuple[str
     return done
 
 
-def list_periods(path: Path) -> list[PeriodLine]:
-    """Every period in the books with its figures (exact, per currency)."""
-    with _existing(path) as books:
+def list_periods(path: Path, account: str = DEFAULT_ACCOUNT) -> list[PeriodLine]:
+    """Every period of ``account`` in the books with its figures (exact, per currency); opens them read-only."""
+    with _existing(path, account, write=False) as books:
         lines = []
         for period in books.periods():
             figures = books.figures(period.label)
@@ -135,18 +144,37 @@ def list_periods(path: Path) -> list[PeriodLine]:
         return lines
 
 
-def check(path: Path) -> list[str]:
-    """Every closed pack still matches what the books recorded; DataError (exit 5) naming the file otherwise."""
-    with _existing(path) as books:
-        checked = []
+@dataclass(frozen=True)
+class Checked:
+    """What ``books check`` found: the closed periods that match, and notes on open ones."""
+
+    closed: list[str]
+    warnings: list[str]
+
+
+def check(path: Path, account: str = DEFAULT_ACCOUNT) -> Checked:
+    """Every closed pack of ``account`` still matches what the books recorded; DataError (exit 5)
+    naming the file otherwise. An open period whose pack on disk is not the one recorded is a
+    warning (an export interrupted between writing its pack and recording it). Opens the books
+    read-only."""
+    with _existing(path, account, write=False) as books:
+        checked, warnings = [], []
         for period in books.periods():
+            folder = books.pack_folder(period)
             if not period.closed:
+                manifest = folder / MANIFEST_NAME
+                if manifest.is_file() and sha256_of(manifest) != period.manifest_sha256:
+                    warnings.append(f"{period.label} (open): the pack in {folder} is not the one the books recorded "
+                                    "(an export interrupted between writing the pack and recording it?); export it again")
                 continue
-            problem = pack_problem(Path(period.pack), period.manifest_sha256)
+            problem = pack_problem(folder, period.manifest_sha256) or books.seal_problem(period.label)
             if problem:
                 raise DataError(f"closed period {period.label}: {problem}")
+            if not books.sealed(period.label):
+                warnings.append(f"{period.label} was closed before the books kept seals: its pack is checked, "
+                                "its rows in the books are not")
             checked.append(period.label)
-        return checked
+        return Checked(checked, warnings)
 
 
-__all__ = ["Closed", "PeriodLine", "books_path", "check", "close", "list_periods", "reopen"]
+__all__ = ["Checked", "Closed", "PeriodLine", "acknowledge", "books_path", "check", "close", "list_periods", "reopen"]

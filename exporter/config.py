@@ -24,6 +24,7 @@ DEFAULT_TIMEOUT = 60.0  # seconds: read timeout per request
 CONNECT_TIMEOUT = 10.0  # seconds: at most this, never more than the read timeout
 DEFAULT_FORMATS = ("csv", "xlsx", "quickbooks", "html")
 DEFAULT_LOOKBACK_DAYS = 90  # closed periods that ended this long before an export are re-checked
+MAX_LOOKBACK_DAYS = 3660  # --lookback: about ten years, the longest a books file is expected to re-check
 DEFAULT_BALANCE_MAX_RECORDS = 200_000  # records after a period fetched to derive its closing balance
 DEFAULT_DATE_FORMAT = "%d/%m/%Y"  # dates in the Xero file (docs/xero.md); QuickBooks keeps MM/DD/YYYY
 
@@ -111,11 +112,13 @@ class ExportConfig:
     resume_folder: Path | None = None  # where pages wait between runs, so an interrupted fetch resumes
     books: Path | None = None  # the books database; None: <out>/books.sqlite
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
+    recheck: Literal["changed", "full"] = "changed"  # closed days re-read: those whose totals changed, or all
     close: bool = False  # close the period once exported (month-end automation)
     opening_balance: int | None = None  # micros, given with --opening-balance
     balance_max_records: int = DEFAULT_BALANCE_MAX_RECORDS
     lock_timeout: float = 0.0  # seconds to wait for another export of the same period and --out
     api: ApiChoice = "auto"  # the billing API generation
     topups: Path | None = None  # the payment receipts' CSV (--topups), for the current API's missing top-ups
+    account: str = "default"  # the provider account in the books (a profile's name; books/database.py)
     progress: ProgressCallback | None = field(default=None, repr=False, compare=False)
     clock: Clock = field(default=system_clock, repr=False, compare=False)  # generated_at, periods not over

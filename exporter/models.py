@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
@@ -34,6 +35,7 @@ from .period import Window
 if TYPE_CHECKING:
     from .books.carry import Carry
     from .books.mapping import AccountMapping
+    from .books.recheck import Recheck
 
 COMPLETED = "completed"
 TRANSACTION_COLUMNS = [
@@ -106,13 +108,14 @@ class ProviderUsage:
 ADJUSTMENT_COLUMNS = [
     "id", "period", "change", "type", "model", "currency", "status_before", "status_after",
     "amount_before_micros", "amount_after_micros", "delta_micros", "payment_method", "period_start", "period_end",
-    "role",
+    "role", "day",
 ]
 """``Report.adjustments``: late changes to closed periods, posted in this period (docs/booking.md,
 "Closed periods"). ``period`` is the closed period's label; ``change`` one of completed_late,
 arrived_late, reversed, amount_changed, missing; ``delta_micros`` the signed effect on the credit
 balance (0 for missing: nothing is posted); ``period_start``/``period_end`` the closed period's
-instants (UTC), as the books recorded them in its own time zone."""
+instants (UTC), as the books recorded them in its own time zone; ``day`` the record's UTC day
+(days since 1970-01-01) as it is now, or as booked when it is no longer returned."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,7 @@ class Report:
     # (account, currency) the books' earlier periods posted to, and the first day of the books
     ledger_accounts: tuple[tuple[str, str], ...] = ()
     books_start: date | None = None
+    recheck: Recheck | None = None  # the closed days re-read for late changes, and why
     # spend by month from the books, oldest first, at most 12: label, currency, usage_micros, refunds_micros
     history: pd.DataFrame | None = None
 
@@ -225,3 +229,31 @@ class Report:
     @property
     def status_counts(self) -> pd.DataFrame:
         return self.summaries.status_counts
+
+
+@dataclass(frozen=True)
+class AccountPack:
+    """One account of a consolidated pack: its profile's name, the Report its export just wrote,
+    and that pack's folder and manifest checksum (docs/profiles.md, "The consolidated month")."""
+
+    name: str
+    report: Report
+    folder: Path
+    manifest_sha256: str
+
+
+@dataclass(frozen=True)
+class Consolidated:
+    """Several accounts' Reports of one period label, side by side; writers only read it."""
+
+    label: str
+    accounts: tuple[AccountPack, ...]
+
+    @property
+    def generated_at(self) -> datetime:
+        """The latest of the accounts' reports: the consolidated pack is made of them, not of a clock."""
+        return max(account.report.generated_at for account in self.accounts)
+
+    @property
+    def tool_version(self) -> str:
+        return self.accounts[0].report.tool_version

@@ -11,6 +11,7 @@ every line is within one cent of its exact amount and the lines add up to the ro
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Hashable, Mapping, TypeVar
 
@@ -27,6 +28,9 @@ _SCALE = Decimal(MICROS_PER_UNIT)
 _MICRO = Decimal(1).scaleb(-6)
 
 K = TypeVar("K", bound=Hashable)
+
+
+CURRENCY_CODE = re.compile(r"[A-Z]{3}")  # an ISO 4217 code, exactly: no case folding, no spaces
 
 
 def parse_amount(number: Decimal | int | str) -> tuple[int, str]:

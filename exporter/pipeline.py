@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
+from . import __version__, late_changes
 from .archive import (
     CLOSED_NAME,
     ArchiveWriter,
@@ -26,15 +26,17 @@ from .archive import (
     verified,
     write_context,
 )
-from .books.database import BOOKS_NAME, Books
-from .books.ledger import BooksView, book_period, close_period, read_view, record_export
+from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT, Books
+from .books.ledger import BooksView, book_period, close_period, read_view, record_export, split_moved
 from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
+from .books.numbering import ACCOUNT_CODES, DEFAULT_CODE
 from .books.reconcile import reconcile
 from .books.sources import Source, SourceCheck, check_needed, record_source, source_name, verify
 from .config import ApiChoice, ExportConfig, Granularity
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
+    BadBalanceCurrency,
     BillingClient,
     Generation,
     Extraction,
@@ -46,12 +48,13 @@ from .extract import (
     parse_provider_usage,
 )
 from .models import COMPLETED, ProviderBalance, Report
+from .money import format_micros
 from .outdir import pack_folder, period_lock, staging
-from .period import Window, check_started, period_not_over
+from .period import Window, check_started, label_kind, period_not_over
 from .topups import TOPUPS_NAME, read_topups
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
-from .writers.manifest import PreviousPack, describe_pack, sha256_of, write_manifest
+from .writers.manifest import MANIFEST_NAME, PreviousPack, describe_pack, sha256_of, write_manifest
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
     topups = read_topups(topups_file, context.window.tz_name) if topups_file is not None else None
     report = assemble_report(records, context, mapping, config.granularity, config.clock(),
                              view, closed, config.opening_balance, topups)
-    return replace(report, notes=(*notes, *report.notes)) if notes else report
+    return replace(report, account=config.account, notes=(*notes, *report.notes))  # the books' name of the account
 
 
 def _archived_topups(source: Path, copy_to: Path | None) -> Path | None:
@@ -139,9 +142,10 @@ def assemble_report(
     provider = context.provider_balance
     if topups is not None:
         records, provider = _with_topups(records, topups, window, provider)
+    records, moved = split_moved(records, view.booked)
     summaries = summarize_records(records, window)
-    booked = book_period(summaries, window, mapping, granularity, view, closed_records=closed_records,
-                         provider=provider, given_opening=given_opening,
+    booked = book_period(summaries, window, mapping, granularity, view, closed_records=closed_records, moved=moved,
+                         recheck=context.recheck, provider=provider, given_opening=given_opening,
                          derive_topups=context.stats.api == "current" and topups is None)
     reconciliation: pd.DataFrame | None = None
     reconcile_warnings: list[str] = []
@@ -173,6 +177,7 @@ def assemble_report(
         notes=booked.notes,
         ledger_accounts=view.ledger_accounts,
         books_start=view.start,
+        recheck=context.recheck,
     )
 
 
@@ -212,31 +217,41 @@ def run_export(config: ExportConfig) -> ExportResult:
     target = pack_folder(config.out, window.label)
     previous = describe_pack(target)
     books_path = config.books or config.out / BOOKS_NAME
-    view = BooksView()
+    refuse_books_in_packs(config.out, books_path)
+    view = BooksView(journal_code=DEFAULT_CODE if config.account == DEFAULT_ACCOUNT else ACCOUNT_CODES[0])
+    unrecorded: str | None = None
     if books_path.exists():  # a failed first run must not leave an empty database behind
-        with Books(books_path) as books:
+        with Books(books_path, config.account, write=False) as books:
             books.refuse_closed(window.label, window.start, window.end)
+            books.refuse_gap(window.label, window.start, window.end, window.tz_name)
             view = read_view(books, window, config.lookback_days)
             if config.from_source is None:  # a new source must serve the books' records (docs/booking.md)
                 view = replace(view, source_check=check_needed(books, _current_source(config, books.source_salt())))
+            unrecorded = unrecorded_pack(books, window.label, target)
     try:
         with period_lock(config.out, window.label, config.lock_timeout), staging(target) as pack:
             resumable = replace(config, resume_folder=config.out / f".{window.label}.pages")
             report = build(resumable, mapping, view, pack.folder / "source")
+            if unrecorded:
+                report = replace(report, notes=(unrecorded, *report.notes))
             if config.strict and report.warnings:
                 raise StrictError(list(report.warnings))
             files = sorted((pack.folder / "source").iterdir())
             files += write_formats(report, pack.folder, config.formats, config.render)
             manifest = write_manifest(report, pack.folder, files, config.formats)
             files.append(manifest)
-            with Books(books_path) as books, books.transaction():
+            with Books(books_path, config.account) as books, books.transaction():
                 books.refuse_closed(window.label, window.start, window.end)  # closed by someone else meanwhile
+                books.keep_journal_code(view.journal_code)  # the letter its numbers were made with
                 now = config.clock()
                 assert report.carry is not None
-                record_export(books, report, report.carry, sha256_of(manifest), str(target), now)
+                record_export(books, report, report.carry, sha256_of(manifest), str(target.absolute()), now,
+                              view.basis if view.basis is not None else books.basis(window.start))
                 if config.from_source is None:
                     record_source(books, window.label, _current_source(config, books.source_salt(), report.stats.api))
                 superseded = close_period(books, report, now) if config.close else []
+                if config.close:
+                    books.seal(window.label)
                 pack.publish()
     except OSError as exc:
         # The one translation of output failures: the staging folder, the page store, the archive,
@@ -245,6 +260,37 @@ def run_export(config: ExportConfig) -> ExportResult:
         raise OutputError(f"cannot write {target}: {os_reason(exc)}; nothing was written, a previous export is untouched") from None
     return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, previous,
                         closed=config.close, superseded=tuple(superseded))
+
+
+def refuse_books_in_packs(out: Path, books: Path) -> None:
+    """ConfigError (exit 2) for books inside a folder exports replace or clear: a pack folder
+    ``<out>/<label>/`` or a hidden ``<out>/.<...>`` one (staging, retired packs, the page cache).
+    A re-export would delete them with the pack (docs/booking.md, "What the books refuse")."""
+    try:
+        inside = books.absolute().resolve().relative_to(out.absolute().resolve())
+    except ValueError:
+        return  # outside <out>
+    if len(inside.parts) > 1 and (label_kind(inside.parts[0]) is not None or inside.parts[0].startswith(".")):
+        raise ConfigError(f"--books {books} is inside {out / inside.parts[0]}, a folder exports replace: a re-export "
+                          f"would delete the books; keep them in {out} (the default) or outside it")
+
+
+def unrecorded_pack(books: Books, label: str, target: Path) -> str | None:
+    """The note for a pack on disk the books did not record: a run killed after publishing it and
+    before the books committed (or a pack edited by hand). This export replaces it and records its
+    own, so the note is said once."""
+    manifest = target / MANIFEST_NAME
+    if not manifest.is_file():
+        return None
+    period = books.period(label)
+    if period is None:
+        return (f"note: the pack in {target} is not in the books {books.path} (an earlier export was interrupted "
+                "before recording it, or it was dropped as a superseded draft): this export replaces it and records its own")
+    if sha256_of(manifest) != period.manifest_sha256:
+        return (f"note: the pack in {target} is not the one the books {books.path} recorded for {label} (an earlier "
+                "export was interrupted between writing the pack and recording it, or the pack was edited): "
+                "this export replaces it and records its own")
+    return None
 
 
 def _window(config: ExportConfig) -> Window:
@@ -307,17 +353,16 @@ def _fetch_live(
     warnings: list[str] = []
     try:
         with _client(config) as client:
-            closed = None
+            closed, recheck = None, None
             api: Generation | ApiChoice = config.api  # the first fetch finds the generation; the rest ask it
-            if view.closed:  # one ranged fetch over the closed periods to re-check
-                span = Window(min(p.start_utc for p in view.closed).date(), max(p.end_utc for p in view.closed).date(),
-                              "UTC", "closed")
-                closed_extraction = extract(client, span, api=api, page_size=config.page_size,
-                                            concurrency=config.concurrency,
-                                            sink=closed_archive.write if closed_archive else None)
-                closed, api = closed_extraction.records, closed_extraction.api or api
+            if view.closed:  # the closed periods' days whose totals changed (docs/booking.md, "Finding late changes")
+                api = late_changes.generation_for(client, config, view, api)
+                recheck, note = late_changes.plan(client, config, view, api)
+                warnings += [note] if note else []
+                closed = late_changes.reread(client, config, view, recheck, api, closed_archive, warnings)
             if view.source_check is not None:  # before the period itself: another account costs little
-                notes.append(_check_source(client, config, view.source_check, view, closed, api))
+                notes.append(_check_source(client, config, view.source_check, view,
+                                           closed if recheck is not None and recheck.full else None, api))
             extraction = _extract(client, config, archive.write if archive else None, api)
             warnings += extraction.warnings
             api = extraction.api or api
@@ -339,7 +384,7 @@ def _fetch_live(
     if not_over:
         warnings.append(not_over)
     context = SourceContext(window, extraction.stats, usage, warnings,
-                            provider_days_usage=extraction.provider_days_usage, provider_balance=balance)
+                            provider_days_usage=extraction.provider_days_usage, provider_balance=balance, recheck=recheck)
     return extraction.records, context, closed
 
 
@@ -350,23 +395,27 @@ def _provider_balance(
     (one ranged fetch, skipped above ``balance_max_records``), or a warning."""
     try:
         micros, currency = fetch_balance(client, api.name)
-    except AuthError:
+    except (AuthError, BadBalanceCurrency):
         raise
     except (ApiError, DataError) as exc:  # the roll-forward then says its opening is unknown
         return None, f"roll-forward: the provider's balance could not be read ({exc})"
     now = config.clock()
     today = now.astimezone(window.tz).date()
+    negative = None
+    if micros < 0:  # accepted, as the provider's word, but prepaid credit should not be below zero
+        negative = (f"the provider's balance is negative ({format_micros(micros)} {currency}): prepaid credit "
+                    "should not be negative; it is used as given, check the account with the provider")
     if window.last_day >= today:  # the period is not over: nothing was created after it yet
-        return ProviderBalance(micros, currency, now, 0, 0), None
+        return ProviderBalance(micros, currency, now, 0, 0), negative
     after = Window(window.last_day + timedelta(days=1), today, window.tz_name, "after")
     try:
         records = extract(client, after, api=api, page_size=config.page_size, concurrency=config.concurrency,
                           max_total=config.balance_max_records).records
     except TooManyRecords as exc:
         skipped = f"{exc.total} records after the period, over --balance-max-records {config.balance_max_records}"
-        return ProviderBalance(micros, currency, now, None, exc.total, skipped), None
+        return ProviderBalance(micros, currency, now, None, exc.total, skipped), negative
     done = records[(records["status"] == COMPLETED) & (records["currency"] == currency)]
-    return ProviderBalance(micros, currency, now, int(done["amount_micros"].sum()), len(done)), None
+    return ProviderBalance(micros, currency, now, int(done["amount_micros"].sum()), len(done)), negative
 
 
 def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None,

@@ -318,11 +318,11 @@ def test_a_refused_command_and_a_read_leave_the_books_file_byte_for_byte(server,
     assert sorted(p.name for p in out.iterdir()) == ["2024-01", "books.sqlite"]
 
 
-def test_a_month_exported_after_a_gap_keeps_the_prepaid_account_at_the_exact_balance_rounded(tmp_path):
-    """Found by tests/test_model_churn.py: April exported before February and March (a gap behind it) went
-    on from January's running total while its opening came from the provider's balance, so once
-    February and March were booked too the prepaid account was a cent off the exact balance
-    (docs/booking.md, "Rounding": never more than half a cent)."""
+def test_a_month_that_would_leave_a_gap_is_refused_and_the_months_in_order_keep_the_exact_balance(tmp_path):
+    """April exported right after January would leave February and March unbooked (issue 21, item
+    6: found by tests/test_model_churn.py as a cent of drift once the gap was filled): refused,
+    exit 2 naming the gap, nothing written. In order, the prepaid account ends at the exact
+    balance rounded (docs/booking.md, "Rounding": never more than half a cent)."""
     def usage(rid: str, month: int, amount: str) -> Record:
         return Record(rid, "usage", Decimal(amount), "USD", "completed", datetime(2024, month, 10, tzinfo=timezone.utc),
                       model="wavespeed-ai/flux-dev")
@@ -332,7 +332,14 @@ def test_a_month_exported_after_a_gap_keeps_the_prepaid_account_at_the_exact_bal
     out = tmp_path / "out"
     months = ("2024-01", "2024-02", "2024-03", "2024-04")
     with serve_in_thread(dataset=dataset_from_records(records, months, 0, Decimal("100.00"))) as server:
-        for month in ("2024-01", "2024-04", "2024-02", "2024-03"):
+        assert export(server, out, "2024-01", "--close").exit_code == 0
+        books_before = (out / "books.sqlite").read_bytes()
+        refused = export(server, out, "2024-04", "--close")
+        assert refused.exit_code == 2
+        assert "would leave a gap in the books after 2024-01" in refused.output
+        assert "2024-02-01 00:00 to 2024-04-01 00:00 UTC" in refused.output
+        assert (out / "books.sqlite").read_bytes() == books_before and not (out / "2024-04").exists()
+        for month in ("2024-02", "2024-03", "2024-04"):
             result = export(server, out, month, "--close")
             assert result.exit_code == 0, result.output
     posted = sum(Decimal(r["Debits"] or 0) - Decimal(r["Credits"] or 0) for month in months

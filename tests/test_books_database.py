@@ -24,7 +24,7 @@ def period(label: str, status: str = "open") -> Period:
 
 
 def booked(record: str, label: str) -> tuple[object, ...]:
-    return (record, label, "completed", "usage", "m/x", "card", "USD", -1_000_000, None)
+    return (record, label, "completed", "usage", "m/x", "card", "USD", -1_000_000, None, 19_723)
 
 
 def test_a_closed_period_overlaps_nothing(tmp_path):
@@ -48,23 +48,24 @@ def test_the_triggers_refuse_what_a_careless_caller_writes(tmp_path):
         books.db.execute("UPDATE periods SET status = 'closed' WHERE label = '2024-Q1'")
         with pytest.raises(sqlite3.IntegrityError, match="overlapping a closed period"):
             books.db.execute("INSERT INTO periods SELECT account, '2024-03', first_day, last_day, time_zone, start_utc, "
-                             "end_utc, granularity, exported_at, pack, manifest_sha256, records, 'open', NULL "
+                             "end_utc, granularity, exported_at, pack, manifest_sha256, records, 'open', NULL, NULL "
                              "FROM periods WHERE label = '2024-Q1'")
         with pytest.raises(sqlite3.IntegrityError, match="do not hold"):
             books.db.execute("INSERT INTO booked VALUES ('default', 'r1', '2023-12', 'completed', 'usage', '', '', "
-                             "'USD', -1, NULL)")
+                             "'USD', -1, NULL, NULL)")
 
 
-def test_a_record_is_booked_per_period_and_never_replaced(tmp_path):
+def test_a_record_is_booked_once_and_never_replaced(tmp_path):
     with Books(tmp_path / "books.sqlite") as books, books.transaction():
         for label in ("2024-01", "2024-02"):
             books.add_period(period(label))
         books.add_booked([booked("r1", "2024-01")])
-        books.add_booked([booked("r1", "2024-02")])  # another period's row: kept beside it
         with pytest.raises(ConfigError, match="refuse"):
             books.add_booked([booked("r1", "2024-01")])
+        with pytest.raises(ConfigError, match="already booked in another period"):  # schema 4: booked once
+            books.add_booked([booked("r1", "2024-02")])
         rows = books.db.execute("SELECT period, id FROM booked ORDER BY period").fetchall()
-    assert rows == [("2024-01", "r1"), ("2024-02", "r1")]
+    assert rows == [("2024-01", "r1")]
 
 
 def test_closing_drops_the_open_drafts_it_supersedes(tmp_path):
@@ -92,7 +93,9 @@ def test_a_database_written_by_schema_1_opens_and_keeps_its_records(tmp_path):
     db.close()
     with Books(path) as books:
         version = books.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        assert int(version) == SCHEMA_VERSION == 3  # 2: periods that cannot overlap, sources; 3: acknowledged records
+        # 2: periods that cannot overlap, sources; 3: acknowledged records; 4: booked once, rebookings,
+        # bases; 5: each booked record's day, full re-checks; 6: seals
+        assert int(version) == SCHEMA_VERSION == 6
         frame = books.booked(["2024-01"])
         assert frame[["id", "period", "amount"]].values.tolist() == [["r1", "2024-01", -5]]
         with pytest.raises(ConfigError, match="overlaps 2024-01"), books.transaction():

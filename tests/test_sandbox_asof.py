@@ -5,6 +5,8 @@ the provider's late changes (docs/sandbox.md, docs/booking.md "Closed periods an
 
 from __future__ import annotations
 
+import shutil
+
 import csv
 import json
 import urllib.request
@@ -171,8 +173,9 @@ def test_walk_through_books_januarys_late_changes_in_february(tmp_path):
     closed = invoke("export", "--sandbox", "--sandbox-api", "legacy", "--sandbox-as-of", "2024-02-01",
                     "--period", "2024-01", "--close", "--out", str(tmp_path), "--format", "csv", "-q")
     assert closed.exit_code == 0, closed.output
+    shutil.copytree(tmp_path, tmp_path.parent / "by_day_totals")
     february = invoke("export", "--sandbox", "--sandbox-api", "legacy", "--sandbox-as-of", "2024-03-01",
-                      "--period", "2024-02", "--out", str(tmp_path), "--format", "csv", "-q")
+                      "--period", "2024-02", "--out", str(tmp_path), "--format", "csv", "-q", "--recheck", "full")
     assert february.exit_code == 0, february.output
 
     at_close = by_id(as_of(default_dataset(), FEB_1), "2024-01")
@@ -187,6 +190,20 @@ def test_walk_through_books_januarys_late_changes_in_february(tmp_path):
     changes = [change for change, *_ in booked.values()]
     assert changes.count("completed_late") >= 1 and changes.count("reversed") >= 1
     assert all(row["period"] == "2024-01" for row in rows(tmp_path / "2024-02" / "adjustments.csv"))
+
+    # by the provider's day totals (the default; docs/booking.md, "Finding late changes"): the
+    # legacy usage endpoint rounds each day and model to the cent, so only the re-prices under it
+    # (and a reversal and a late arrival that cancel in one day's totals) are left for --recheck full
+    by_totals = tmp_path.parent / "by_day_totals"
+    default = invoke("export", "--sandbox", "--sandbox-api", "legacy", "--sandbox-as-of", "2024-03-01",
+                     "--period", "2024-02", "--out", str(by_totals), "--format", "csv", "-q")
+    assert default.exit_code == 0, default.output
+    found = {row["id"]: (row["change"], Decimal(row["amount_before"]), Decimal(row["amount_after"]), Decimal(row["delta"]))
+             for row in rows(by_totals / "2024-02" / "adjustments.csv")}
+    assert found.items() <= booked.items()
+    assert {change for change, *_ in found.values()} >= {"completed_late", "reversed"}  # pending days, visible days
+    missed = [booked[i] for i in set(booked) - set(found)]
+    assert missed and all(abs(delta) < Decimal("0.01") for *_, delta in missed)
 
     # the books roll forward to the provider's balance as of 1 March, exactly
     manifest = json.loads((tmp_path / "2024-02" / "manifest.json").read_text())

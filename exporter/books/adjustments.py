@@ -9,11 +9,14 @@ completed_late     pending/failed/unknown when booked, completed now           t
 arrived_late       not in the books, timestamped in the closed period, completed  the amount
 reversed           booked as completed, now not completed                      minus the booked amount
 amount_changed     completed both times, the amount differs                    the difference
+moved              now timestamped in the open period, nothing else changed    nothing
 missing            booked as completed, no longer returned by the API          nothing (a warning)
 =================  ==========================================================  ==================
 
-A record whose currency changed is a reversal in the old currency and a late completion in the
-new one. Changes of model or type alone move no money and are not posted.
+A record whose currency or type changed is rebooked: a reversal of what was booked and a late
+completion of what it is now, each to its own accounts. A record now timestamped in the open
+period stays booked in its closed period (a move, compared like any other record there). A
+change of model alone moves no money and is not posted.
 """
 
 from __future__ import annotations
@@ -25,16 +28,23 @@ import pandas as pd
 
 from ..models import ADJUSTMENT_COLUMNS, COMPLETED, SUMMARY_ROLES
 from ..transform import record_roles
+from ..days import utc_days
 from .database import Period
 
 
-def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Period]) -> tuple[pd.DataFrame, list[str]]:
+def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Period],
+                   moved: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Adjustments (:data:`~exporter.models.ADJUSTMENT_COLUMNS`) and warnings.
 
     ``current``: validated records (``exporter.extract.records.RECORD_COLUMNS``) fetched now over
-    the closed periods; ``booked``: :meth:`Books.booked` of those periods.
+    the closed periods; ``booked``: :meth:`Books.booked` of those periods; ``moved``: records of
+    the open period that the books hold in a closed one (:func:`split_moved`).
     """
     now = _in_periods(current, closed)
+    if moved is not None and len(moved):
+        period_of = booked.set_index("id")["period"]
+        now = pd.concat([now, _columns(moved.assign(period=moved["id"].map(period_of)))], ignore_index=True)
+    now = now.assign(moved=now["id"].isin(moved["id"]) if moved is not None else False)
     before = booked.rename(columns={"amount": "amount_micros"})
     merged = before.merge(now, on="id", how="outer", suffixes=("_before", "_after"), indicator="side")
     rows: list[dict[str, object]] = []
@@ -52,8 +62,8 @@ def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Per
                 rows.append(_row(r, "arrived_late", "after", int(r.amount_micros_after), status_before="(not seen)"))
             continue
         old, new = int(r.amount_micros_before), int(r.amount_micros_after)
-        if was_done and is_done and r.currency_before != r.currency_after:
-            rows.append(_row(r, "reversed", "before", -old))
+        if was_done and is_done and (r.currency_before != r.currency_after or r.type_before != r.type_after):
+            rows.append(_row(r, "reversed", "before", -old))  # rebooked: to its old accounts, then its new ones
             rows.append(_row(r, "completed_late", "after", new))
         elif was_done and is_done and old != new:
             rows.append(_row(r, "amount_changed", "before", new - old))
@@ -61,13 +71,18 @@ def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Per
             rows.append(_row(r, "reversed", "before", -old))
         elif is_done and not was_done:
             rows.append(_row(r, "completed_late", "after", new))
+        elif r.moved:
+            rows.append(_row(r, "moved", "before", 0))
     frame = pd.DataFrame(rows, columns=ADJUSTMENT_COLUMNS)
     bounds = {period.label: (period.start_utc, period.end_utc) for period in closed}
     frame["period_start"] = pd.to_datetime([bounds[label][0] for label in frame["period"]], utc=True)
     frame["period_end"] = pd.to_datetime([bounds[label][1] for label in frame["period"]], utc=True)
-    frame = frame.astype({"amount_before_micros": "int64", "amount_after_micros": "int64", "delta_micros": "int64"})
+    frame = frame.astype({"amount_before_micros": "int64", "amount_after_micros": "int64", "delta_micros": "int64",
+                          "day": "int64"})
     frame["role"] = adjustment_roles(frame)
-    frame = frame.sort_values(["period", "id", "change"], ignore_index=True)
+    # reversed before completed_late: a rebooked record's last row is what it is now (Books.booked)
+    order = frame["change"].map(CHANGE_ORDER)
+    frame = frame.assign(_order=order).sort_values(["period", "id", "_order"], ignore_index=True).drop(columns="_order")
     warnings = []
     if missing:
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
@@ -76,6 +91,24 @@ def detect_changes(current: pd.DataFrame, booked: pd.DataFrame, closed: list[Per
             f"(nothing posted; the provider may have pruned its history): {shown}"
         )
     return frame, warnings
+
+
+CHANGE_ORDER = {"reversed": 0, "missing": 1, "moved": 1, "amount_changed": 1, "arrived_late": 1, "completed_late": 2}
+"""Within one record's late changes, the order they apply in (a rebooking reverses first)."""
+
+
+def split_moved(records: pd.DataFrame, booked: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The open period's records without those the books hold in a closed period, and those.
+
+    A record whose timestamp moved out of a closed period into this one was booked there; it is
+    compared there (a move, docs/booking.md "Closed periods and late changes"), never booked twice.
+    """
+    if booked is None or booked.empty:
+        return records, None
+    held = records["id"].isin(booked["id"]).to_numpy()
+    if not held.any():
+        return records, None
+    return records[~held].reset_index(drop=True), records[held]
 
 
 def adjustment_roles(frame: pd.DataFrame) -> pd.Series:
@@ -95,10 +128,15 @@ def _in_periods(current: pd.DataFrame, closed: list[Period]) -> pd.DataFrame:
     for period in closed:
         inside = (current["created_at"] >= period.start_utc) & (current["created_at"] < period.end_utc)
         label[inside] = period.label
-    now = current.assign(period=label)[label.notna()]
-    return now[["id", "period", "status", "type", "model", "payment_method", "currency", "amount_micros"]].astype(
+    return _columns(current.assign(period=label)[label.notna()])
+
+
+def _columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """What late changes compare of a record, with its closed period's label."""
+    columns = frame[["id", "period", "status", "type", "model", "payment_method", "currency", "amount_micros"]].astype(
         {"status": "str", "type": "str", "model": "str", "payment_method": "str", "currency": "str"}
     )
+    return columns.assign(day=utc_days(frame["created_at"]))
 
 
 def _row(r: Any, change: str, side: str, delta: int, *, status_before: str | None = None,
@@ -115,6 +153,7 @@ def _row(r: Any, change: str, side: str, delta: int, *, status_before: str | Non
         "amount_before_micros": _int(r.amount_micros_before),
         "amount_after_micros": _int(r.amount_micros_after) if amount_after is None else amount_after,
         "delta_micros": delta,
+        "day": _int(r.day_after) if r.side != "left_only" else _int(r.day_before),
     }
 
 
@@ -153,4 +192,4 @@ def late_changes(frame: pd.DataFrame | None) -> tuple[LateChanges, ...]:
     )
 
 
-__all__ = ["LateChanges", "adjustment_roles", "detect_changes", "late_changes"]
+__all__ = ["CHANGE_ORDER", "LateChanges", "adjustment_roles", "detect_changes", "late_changes", "split_moved"]

@@ -15,54 +15,29 @@ or not at all. A second writer waits up to the busy timeout, then gets a one-lin
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError, os_reason
+from . import period_rules
 from .carry import Carry, Total
+from .integrity import BUSY_TIMEOUT, Seals, aware, books_error, connect_for_reading, integer_problem, period_row_ok
+from .numbering import DEFAULT_ACCOUNT, JournalCodes
+from .period_rules import Period
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 BOOKS_NAME = "books.sqlite"
-DEFAULT_ACCOUNT = "default"
-BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one before giving up
 
-
-
-@dataclass(frozen=True)
-class Period:
-    """One exported period as the books know it."""
-
-    label: str
-    first_day: date
-    last_day: date
-    time_zone: str
-    start_utc: datetime
-    end_utc: datetime
-    granularity: str
-    exported_at: datetime
-    pack: str
-    manifest_sha256: str
-    records: int
-    status: str
-    closed_at: datetime | None
-
-    @property
-    def closed(self) -> bool:
-        return self.status == "closed"
 
 
 def _instant(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _parse_instant(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -76,10 +51,6 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
 
 
-def _when(period: Period) -> str:
-    return f"{period.closed_at:%Y-%m-%d %H:%M} UTC" if period.closed_at else "an earlier date"
-
-
 @contextmanager
 def _invariant() -> Iterator[None]:
     """A write the schema's keys or triggers refuse: a one-line ConfigError (exit 2)."""
@@ -89,24 +60,50 @@ def _invariant() -> Iterator[None]:
         raise ConfigError(f"the books refuse this change ({exc}); nothing was written") from None
 
 
-def _overlap(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
-class Books:
+class Books(Seals, JournalCodes):
     """The open database; use as a context manager (closes the connection)."""
 
-    def __init__(self, path: Path, account: str = DEFAULT_ACCOUNT) -> None:
+    def __init__(self, path: Path, account: str = DEFAULT_ACCOUNT, *, write: bool = True) -> None:
+        """Open the books at ``path``; ``write=False`` opens them read-only (a read-only file or
+        folder is fine) and never creates one. An existing file that is not books (0 bytes, no
+        schema) is refused, never initialised (docs/booking.md, "What the books refuse")."""
         self.path = path
         self.account = account
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
+            exists = path.exists()
+            if not exists and not write:
+                raise ConfigError(f"{path}: no books database yet (export a period first, or give --books)")
+            if exists and path.is_file() and path.stat().st_size == 0:
+                raise DataError(f"{path} is empty (0 bytes), not a books database: refusing to initialise it "
+                                "(if a first export was interrupted, delete the file; else give the right --books)")
+            if write:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            else:
+                self.db = connect_for_reading(path)
+            try:
+                version = self._version() if exists else 0
+                if exists and version == 0:
+                    raise DataError(f"{path} is not a books database (no schema version): refusing to initialise "
+                                    "it; give the right --books, or move the file away")
+                if not write and version < SCHEMA_VERSION:  # older books: migrate them once, in place
+                    self.db.close()
+                    write = True
+                    self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+                if write:
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                    self.db.execute("PRAGMA synchronous=NORMAL")
+                    self._migrate()
+                else:
+                    self._check_version(version)
+                self._audit()
+            except BaseException:
+                self.db.close()
+                raise
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{path}: cannot use the books database: {exc}") from None
+            raise books_error(path, exc) from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot open the books database: {os_reason(exc)}") from None
 
     def __enter__(self) -> Books:
         return self
@@ -114,16 +111,39 @@ class Books:
     def __exit__(self, *exc: object) -> None:
         self.db.close()
 
+    def _version(self) -> int:
+        """The schema version the file records; 0 for a file with no ``meta`` table (not books)."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        try:
+            return int(row[0]) if row else 0
+        except (TypeError, ValueError):
+            raise self.damaged(f"meta.schema_version is {row[0]!r}") from None
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{self.path} was written by a newer wavespeed-export (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}): upgrade the tool"
+            )
+
+    def _audit(self) -> None:
+        """A hand edit that put text in an INTEGER column is "books damaged" (exit 5) here, not a
+        failure somewhere downstream."""
+        problem = integer_problem(self.db)
+        if problem:
+            raise self.damaged(problem)
+
+    def damaged(self, what: str) -> DataError:
+        """The one-line error for books a hand (or a disk) has broken: exit 5 naming the file."""
+        return DataError(f"{self.path}: books damaged: {what}; restore the file from a backup")
+
     def _migrate(self) -> None:
         with self.transaction():
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"{self.path} was written by a newer wavespeed-export (schema {version}, this one knows "
-                    f"{SCHEMA_VERSION}): upgrade the tool"
-                )
+            version = self._version()
+            self._check_version(version)
             if version == SCHEMA_VERSION:
                 return  # nothing to write: opening the books (to read, or to refuse) leaves the file as it was
             for script in MIGRATIONS[version:]:
@@ -141,10 +161,20 @@ class Books:
                               "is writing to it, try again when it has finished") from None
         try:
             yield self.db
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:  # a full disk, an I/O error: one line and its exit code
+            self._rollback()
+            raise books_error(self.path, exc) from None
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -154,12 +184,16 @@ class Books:
             "manifest_sha256, records, status, closed_at FROM periods WHERE account = ? ORDER BY start_utc, label",
             (self.account,),
         ).fetchall()
-        return [
-            Period(r[0], date.fromisoformat(r[1]), date.fromisoformat(r[2]), r[3], datetime.fromisoformat(r[4]),
-                   datetime.fromisoformat(r[5]), r[6], datetime.fromisoformat(r[7]), r[8], r[9], r[10], r[11],
-                   _parse_instant(r[12]))
-            for r in rows
-        ]
+        try:
+            return [
+                Period(r[0], date.fromisoformat(r[1]), date.fromisoformat(r[2]), r[3], aware(r[4]),
+                       aware(r[5]), r[6], aware(r[7]), r[8], r[9], r[10], r[11],
+                       None if r[12] is None else aware(r[12]))
+                for r in rows
+            ]
+        except (TypeError, ValueError) as exc:
+            bad = next(r[0] for r in rows if not period_row_ok(r))
+            raise self.damaged(f"period {str(bad)[:40]!r} has a value that is not a date or instant ({exc})") from None
 
     def period(self, label: str) -> Period | None:
         return next((p for p in self.periods() if p.label == label), None)
@@ -216,24 +250,28 @@ class Books:
         labels = list(dict.fromkeys(frame["label"]))[:months]
         return frame[frame["label"].isin(labels)].iloc[::-1].reset_index(drop=True)
 
-    def booked(self, labels: list[str]) -> pd.DataFrame:
+    def booked(self, labels: list[str], before: datetime | None = None) -> pd.DataFrame:
         """Every record of the closed periods ``labels`` as the books hold it now: the state at
-        close, overlaid by the late changes posted in closed periods since (latest wins).
+        close, overlaid by the late changes posted since (in period order; the last one wins) by
+        the periods that end at or before ``before`` — open ones included, so a change an earlier
+        open export posted is not posted again — or, without ``before``, by the closed periods.
         ``reported_missing`` marks records a closed period already reported as no longer returned,
         and those acknowledged as gone (``books acknowledge``): neither is reported again."""
         if not labels:
             return pd.DataFrame(columns=["id", "period", "status", "type", "model", "payment_method", "currency",
-                                         "amount", "reported_missing"])
+                                         "amount", "day", "reported_missing"])
         marks = ",".join("?" * len(labels))
         snapshot = pd.read_sql_query(
-            f"SELECT id, period, status, type, model, payment_method, currency, amount FROM booked "
+            f"SELECT id, period, status, type, model, payment_method, currency, amount, day FROM booked "
             f"WHERE account = ? AND period IN ({marks})", self.db, params=(self.account, *labels),
         )
+        posted_by = "p.status = 'closed'" if before is None else "p.end_utc <= ?"
         later = pd.read_sql_query(
             f"SELECT a.id, a.period, a.status_after AS status, a.type, a.model, a.payment_method, a.currency, "
-            f"a.amount_after AS amount FROM adjustments a JOIN periods p ON p.account = a.account AND p.label = a.label "
-            f"WHERE a.account = ? AND p.status = 'closed' AND a.period IN ({marks}) AND a.change != 'missing' "
-            f"ORDER BY p.end_utc", self.db, params=(self.account, *labels),
+            f"a.amount_after AS amount, a.day FROM adjustments a JOIN periods p ON p.account = a.account AND p.label = a.label "
+            f"WHERE a.account = ? AND {posted_by} AND a.period IN ({marks}) AND a.change NOT IN ('missing', 'moved') "
+            f"ORDER BY p.end_utc, a.rowid", self.db,
+            params=(self.account, *([] if before is None else [_instant(before)]), *labels),
         )
         missing = pd.read_sql_query(
             f"SELECT a.id FROM adjustments a JOIN periods p ON p.account = a.account AND p.label = a.label "
@@ -242,8 +280,19 @@ class Books:
         )
         acknowledged = pd.read_sql_query("SELECT id FROM acknowledged WHERE account = ?", self.db, params=(self.account,))
         both = pd.concat([snapshot, later], ignore_index=True).drop_duplicates("id", keep="last")
+        both["day"] = both["day"].astype("Int64")  # NULL: booked by a version that kept no day
         quiet = both["id"].isin(missing["id"]) | both["id"].isin(acknowledged["id"])
         return both.assign(reported_missing=quiet).reset_index(drop=True)
+
+    def basis(self, start: datetime) -> str:
+        """What a period starting at ``start`` is booked on: the exports of the periods before it
+        (their manifests' sha256). Recorded at export; a close refuses a period whose basis has
+        changed since (docs/booking.md, "What the books refuse")."""
+        rows = self.db.execute(
+            "SELECT label, manifest_sha256 FROM periods WHERE account = ? AND end_utc <= ? ORDER BY start_utc, label",
+            (self.account, _instant(start)),
+        ).fetchall()
+        return hashlib.sha256("".join(f"{label}:{sha}\n" for label, sha in rows).encode()).hexdigest()
 
     def acknowledge(self, record_id: str, reason: str, when: datetime) -> str | None:
         """Accept that a record booked in a closed period is gone from the provider: it is not
@@ -280,44 +329,38 @@ class Books:
             (self.account,),
         ).fetchall()
 
-    def overlapping(self, start: datetime, end: datetime, excluding: str) -> list[Period]:
-        """The periods other than ``excluding`` that share an instant with ``[start, end)``."""
-        return [p for p in self.periods() if p.label != excluding and _overlap((p.start_utc, p.end_utc), (start, end))]
-
     def refuse_closed(self, label: str, start: datetime, end: datetime) -> None:
-        """ConfigError (exit 2) if period ``label`` over ``[start, end)`` may not be exported: it is
-        closed, or it overlaps a closed period (docs/booking.md, "What the books refuse")."""
-        period = self.period(label)
-        if period is not None and period.closed:
-            raise ConfigError(
-                f"{label} was closed on {_when(period)}; late changes to it are booked in the next open period. "
-                f"To restate it: wavespeed-export reopen --period {label} --reason \"...\""
-            )
-        closed = [p for p in self.overlapping(start, end, label) if p.closed]
-        if closed:
-            names = ", ".join(f"{p.label} (closed on {_when(p)})" for p in closed)
-            raise ConfigError(
-                f"{label} overlaps {names}: a closed period is never booked again, not even inside another "
-                f"period; export the periods around it (its late changes go to the next open period), or reopen it"
-            )
+        """:func:`.period_rules.refuse_closed` on the books' periods."""
+        period_rules.refuse_closed(self.periods(), label, start, end)
+
+    def refuse_gap(self, label: str, start: datetime, end: datetime, tz_name: str) -> None:
+        """:func:`.period_rules.refuse_gap` on the books' periods."""
+        period_rules.refuse_gap(self.periods(), label, start, end, tz_name)
 
     # -- writing (inside a transaction) --------------------------------------------------------
 
     def forget(self, label: str) -> None:
         """Drop what an earlier export of an open period recorded (a re-export replaces it)."""
-        for table in ("periods", "rollforward", "period_models", "carry", "adjustments", "sources"):
+        for table in ("periods", "rollforward", "period_models", "carry", "adjustments", "sources", "full_checks"):
             self.db.execute(f"DELETE FROM {table} WHERE account = ? AND label = ?", (self.account, label))
 
-    def add_period(self, period: Period) -> None:
-        """A new period; refused (ConfigError) if it is or overlaps a closed one."""
+    def add_period(self, period: Period, basis: str | None = None) -> None:
+        """A new period booked on ``basis`` (:meth:`basis` when its view was read; None: as the
+        books are now); refused (ConfigError) if it is or overlaps a closed one, would leave a gap
+        in the books, or if the periods before it changed since ``basis``."""
         self.refuse_closed(period.label, period.start_utc, period.end_utc)
+        self.refuse_gap(period.label, period.start_utc, period.end_utc, period.time_zone)
+        now = self.basis(period.start_utc)
+        if basis is not None and basis != now:
+            raise ConfigError(f"the books' periods before {period.label} changed while it was being exported "
+                              "(another export or close finished meanwhile): export it again")
         with _invariant():
             self.db.execute(
-                "INSERT INTO periods VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO periods VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self.account, period.label, period.first_day.isoformat(), period.last_day.isoformat(), period.time_zone,
                  _instant(period.start_utc), _instant(period.end_utc), period.granularity, _instant(period.exported_at),
                  period.pack, period.manifest_sha256, period.records, period.status,
-                 None if period.closed_at is None else _instant(period.closed_at)),
+                 None if period.closed_at is None else _instant(period.closed_at), now),
             )
 
     def close(self, label: str, when: datetime) -> list[str]:
@@ -328,8 +371,10 @@ class Books:
         if period is None:
             raise ConfigError(f"{label} is not in the books {self.path}: export it first")
         self.refuse_closed(label, period.start_utc, period.end_utc)
-        self._refuse_out_of_order(period)
-        drafts = [p.label for p in self.overlapping(period.start_utc, period.end_utc, label)]
+        recorded = self.db.execute("SELECT basis FROM periods WHERE account = ? AND label = ?",
+                                   (self.account, label)).fetchone()[0]
+        period_rules.refuse_out_of_order(self.periods(), period, recorded, self.basis(period.start_utc))
+        drafts = [p.label for p in period_rules.overlapping(self.periods(), period.start_utc, period.end_utc, label)]
         for draft in drafts:
             self.forget(draft)
             self.drop_booked(draft)  # a reopened period keeps its records until closed again
@@ -337,26 +382,11 @@ class Books:
         self.set_status(label, "closed", when)
         return drafts
 
-    def _refuse_out_of_order(self, period: Period) -> None:
-        """Periods close in order, each on the closing its predecessor has now (docs/booking.md,
-        "What the books refuse"): an earlier period still open, or an opening taken from an
-        earlier export of the period before that has since changed, would chain a draft's figure."""
-        earlier = [p.label for p in self.periods()
-                   if not p.closed and p.end_utc <= period.start_utc and p.label != period.label]
-        if earlier:
-            raise ConfigError(f"{', '.join(earlier)} {'is' if len(earlier) == 1 else 'are'} earlier than {period.label} "
-                              f"and still open: close {'it' if len(earlier) == 1 else 'them'} first (periods close in order)")
-        before = self.before(period.start_utc)
-        if before is None or before.end_utc != period.start_utc:
-            return
-        now = self.closings(before.label)
-        rows = self.db.execute("SELECT currency, opening, opening_source FROM rollforward WHERE account = ? AND label = ?",
-                               (self.account, period.label)).fetchall()
-        stale = [currency for currency, opening, source in rows
-                 if source.startswith(f"closing of {before.label} ") and opening != now.get(currency)]
-        if stale:
-            raise ConfigError(f"{period.label} opened at the closing of an earlier export of {before.label}, which has "
-                              f"changed since ({', '.join(stale)}): export {period.label} again, then close it")
+    def reopen(self, label: str, reason: str, when: datetime) -> None:
+        """Reopen closed period ``label`` for a restatement (:func:`.period_rules.refuse_reopen`)."""
+        period_rules.refuse_reopen(self.periods(), label, self.path)
+        self.set_status(label, "open", None)
+        self.log(label, "reopen", reason, when)
 
     def add_rows(self, table: str, label: str, rows: Sequence[tuple[object, ...]]) -> None:
         """Rows of a per-period table, each given without its leading (account, label)."""
@@ -367,6 +397,10 @@ class Books:
     def add_source(self, label: str, name: str, fingerprint: str, api: str | None = None) -> None:
         """Where period ``label``'s records came from (docs/booking.md, "The books' source")."""
         self.db.execute("INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)", (self.account, label, name, fingerprint, api))
+
+    def add_full_checks(self, label: str, days: Sequence[int], when: datetime) -> None:
+        """The closed UTC days (day numbers) period ``label``'s export re-read in full."""
+        self.add_rows("full_checks", label, [(day, _instant(when)) for day in days])
 
     def add_carry(self, label: str, carry: Carry) -> None:
         rows = [("balance", *key, t.exact, t.posted) for key, t in carry.balances.items()]
@@ -380,10 +414,11 @@ class Books:
         )
 
     def add_booked(self, rows: Sequence[tuple[object, ...]]) -> None:
-        """Records as booked at close: (id, period, status, type, model, payment_method, currency, amount, entry)."""
+        """Records as booked at close: (id, period, status, type, model, payment_method, currency, amount,
+        entry, UTC day)."""
         with _invariant():  # a plain INSERT: booking a record twice in one period is a bug, never a replace
             self.db.executemany(
-                "INSERT INTO booked VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO booked VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ((self.account, *row) for row in rows),
             )
 
@@ -399,6 +434,16 @@ class Books:
 
     def log(self, label: str, action: str, detail: str, when: datetime) -> None:
         self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (self.account, _instant(when), label, action, detail))
+
+    def pack_folder(self, period: Period) -> Path:
+        """Where period's pack is: recorded absolute since the books stored paths so; an older,
+        relative path is read from the working directory as before, or else beside the books
+        (the default layout, ``<out>/books.sqlite`` and ``<out>/<label>``)."""
+        pack = Path(period.pack)
+        if pack.is_absolute() or pack.exists():
+            return pack
+        beside = self.path.parent / pack.name
+        return beside if beside.exists() else pack
 
 
 __all__ = ["BOOKS_NAME", "DEFAULT_ACCOUNT", "SCHEMA_VERSION", "Books", "Period"]

@@ -31,7 +31,7 @@ from ..money import MICROS_PER_CENT, format_cents, format_micros, round_to_cents
 from ..period import Window
 from .carry import Carry, LineKey, Total
 from .mapping import AccountMapping
-from .numbering import MAX_NUMBER, NumberRequest, assign_numbers
+from .numbering import DEFAULT_CODE, MAX_NUMBER, NumberRequest, assign_numbers
 
 _MEMO_MODELS = 3  # models named in a summary line's memo before "+N more"
 _ORDER = {"usage": 0, "task_refund": 1, "adjustment": 2}  # summaries of one day post in this order
@@ -55,6 +55,7 @@ def build_journal(
     *,
     carry: Carry | None = None,
     adjustments: pd.DataFrame | None = None,
+    journal_code: str = DEFAULT_CODE,
 ) -> Journal:
     """The journal entries of the completed records of ``transactions`` (the transactions frame).
 
@@ -78,7 +79,7 @@ def build_journal(
     if adjustments is not None and len(adjustments):
         builder.adjustments(adjustments)
     builder.post_summaries()
-    entries = _numbered(builder.drafts, window)
+    entries = _numbered(builder.drafts, window, journal_code)
     _check_ties(entries, done, adjustments, mapping, len(builder.singles_rounded) + len(builder.dropped))
     return Journal(tuple(entries), tuple(builder.warnings()), state)
 
@@ -318,9 +319,9 @@ def _listing(items: list[str], limit: int = 20) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def _numbered(drafts: list[_Draft], window: Window) -> list[JournalEntry]:
+def _numbered(drafts: list[_Draft], window: Window, code: str = DEFAULT_CODE) -> list[JournalEntry]:
     requests = [NumberRequest(d.entry.role, d.entry.currency, d.period, d.order, bool(d.entry.adjusts)) for d in drafts]
-    numbers = assign_numbers(requests, window)
+    numbers = assign_numbers(requests, window, code)
     entries = [replace(d.entry, number=number) for d, number in zip(drafts, numbers)]
     return sorted(entries, key=lambda e: (e.date, e.number))
 

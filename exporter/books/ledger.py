@@ -19,11 +19,14 @@ from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, ProviderBalance, Re
 from ..money import round_to_cents
 from ..period import Window
 from ..transform import with_ratios
-from .adjustments import detect_changes
+from .adjustments import detect_changes, split_moved
 from .carry import Carry, Total
+from ..days import day_number, utc_days
 from .database import Books, Period
 from .journal import Journal, build_journal
+from .recheck import Recheck, covered, covered_records
 from .mapping import AccountMapping
+from .numbering import DEFAULT_CODE
 from .rollforward import Previous, roll_forward
 from .sources import SourceCheck
 
@@ -42,6 +45,8 @@ class BooksView:
     ledger_accounts: tuple[tuple[str, str], ...] = ()  # (account, currency) earlier periods posted to
     start: date | None = None  # first day of the earliest period in the books
     source_check: SourceCheck | None = None  # another source than the books': what it must serve
+    basis: str | None = None  # the earlier exports P is booked on (Books.basis)
+    journal_code: str = DEFAULT_CODE  # the account's letter in its journal numbers (numbering.py)
 
 
 @dataclass(frozen=True)
@@ -72,11 +77,13 @@ def read_view(books: Books, window: Window, lookback_days: int) -> BooksView:
         previous=previous,
         previous_models=books.models(contiguous.label) if contiguous and _same_kind(contiguous, window) else None,
         closed=closed,
-        booked=books.booked([p.label for p in closed]) if closed else None,
+        booked=books.booked([p.label for p in closed], before=window.start) if closed else None,
         history=history if len(history) else None,
         known_models=known,
         ledger_accounts=tuple((name, currency) for name, currency, _ in books.ledger_accounts()),
         start=min((p.first_day for p in periods), default=None),
+        basis=books.basis(window.start),
+        journal_code=books.journal_code(),
     )
 
 
@@ -95,24 +102,35 @@ def book_period(
     view: BooksView,
     *,
     closed_records: pd.DataFrame | None = None,
+    moved: pd.DataFrame | None = None,
+    recheck: Recheck | None = None,
     provider: ProviderBalance | None = None,
     given_opening: int | None = None,
     derive_topups: bool = False,
 ) -> Booked:
     """Book P: late changes to the closed periods (``closed_records``: what the API returns for
-    them now), the journal carrying on the running totals, the roll-forward, month-over-month."""
+    them now; ``moved``: P's records the books hold there, :func:`split_moved`), the journal
+    carrying on the running totals, the roll-forward, month-over-month."""
     warnings: list[str] = []
     adjustments = None
     if view.closed and closed_records is not None and view.booked is not None:
-        adjustments, found = detect_changes(closed_records, view.booked, list(view.closed))
+        booked, current = view.booked, closed_records
+        if recheck is not None:  # only what was re-read is compared (docs/booking.md, "Finding late changes")
+            booked = covered(booked, recheck, [] if moved is None else list(moved["id"]))
+            current = covered_records(current, recheck)
+        adjustments, found = detect_changes(current, booked, list(view.closed), moved)
         warnings += found
     rollforward, checks = roll_forward(summaries, adjustments, previous=view.previous,
                                        given_opening=given_opening, provider=provider, derive_topups=derive_topups)
     journal = build_journal(summaries.transactions, window, mapping, granularity,
-                            carry=_seeded(view, rollforward, mapping), adjustments=adjustments)
+                            carry=_seeded(view, rollforward, mapping), adjustments=adjustments,
+                            journal_code=view.journal_code)
     by_model = _with_previous(summaries.by_model, view.previous_models)
     new = sorted(set(summaries.by_model["model"]) - view.known_models - {""}) if view.known_models else []
     notes = tuple(f"new model: {model}" for model in new)
+    if moved is not None and len(moved):
+        notes += (f"{len(moved)} record(s) timestamped in {window.label} were booked in a closed period: "
+                  "compared there as moved (adjustments.csv), not booked again",)
     return Booked(journal, adjustments, rollforward, by_model, (*warnings, *journal.warnings, *checks), notes)
 
 
@@ -148,12 +166,15 @@ def _with_previous(by_model: pd.DataFrame, previous: pd.DataFrame | None) -> pd.
 # -- writing -------------------------------------------------------------------------------------
 
 
-def record_export(books: Books, report: Report, carry: Carry, manifest_sha256: str, pack: str, when: datetime) -> None:
-    """Replace what the books hold for this (open) period by this export. Inside a transaction."""
+def record_export(books: Books, report: Report, carry: Carry, manifest_sha256: str, pack: str, when: datetime,
+                  basis: str) -> None:
+    """Replace what the books hold for this (open) period by this export, booked on ``basis``
+    (:attr:`BooksView.basis`). Inside a transaction."""
     window, label = report.window, report.window.label
     books.forget(label)
     books.add_period(Period(label, window.first_day, window.last_day, window.tz_name, window.start, window.end,
-                            report.granularity, when, pack, manifest_sha256, int(report.stats.in_period), "open", None))
+                            report.granularity, when, pack, manifest_sha256, int(report.stats.in_period), "open", None),
+                     basis)
     books.add_rows("rollforward", label, [
         (r.currency, r.opening_micros, r.topups_micros, r.usage_micros, r.refunds_micros, r.other_micros,
          r.adjustments_micros, r.closing_micros, r.opening_source, r.provider_balance_micros, r.pending_micros)
@@ -169,9 +190,11 @@ def record_export(books: Books, report: Report, carry: Carry, manifest_sha256: s
         books.add_rows("adjustments", label, [
             (str(r.id), str(r.period), str(r.change), str(r.type), str(r.model), str(r.payment_method),
              str(r.currency), str(r.status_before), str(r.status_after), int(r.amount_before_micros),
-             int(r.amount_after_micros), int(r.delta_micros))
+             int(r.amount_after_micros), int(r.delta_micros), int(r.day))
             for r in report.adjustments.itertuples(index=False)
         ])
+    if report.recheck is not None:  # each closed day re-read whole, and when (docs/booking.md, "Finding late changes")
+        books.add_full_checks(label, [day_number(d) for d in report.recheck.days], when)
     books.log(label, "export", f"{report.stats.in_period} records, pack {pack}", when)
 
 
@@ -187,7 +210,7 @@ def close_period(books: Books, report: Report, when: datetime) -> list[str]:
 
 
 def snapshot_rows(report: Report) -> list[tuple[object, ...]]:
-    """(id, period, status, type, model, payment_method, currency, amount, entry) of every record."""
+    """(id, period, status, type, model, payment_method, currency, amount, entry, UTC day) of every record."""
     frame = report.transactions
     roles = frame["role"]
     summaries, singles = _entry_numbers(report.journal)
@@ -206,6 +229,7 @@ def snapshot_rows(report: Report) -> list[tuple[object, ...]]:
         frame["id"].astype("str"), [report.window.label] * len(frame), frame["status"].astype("str"),
         frame["type"].astype("str"), frame["model"].astype("str"), frame["payment_method"].astype("str"),
         frame["currency"].astype("str"), frame["amount_micros"].astype("int64").tolist(), entry.tolist(),
+        utc_days(frame["created_at"]).tolist(),
     ))
 
 
@@ -218,4 +242,5 @@ def _entry_numbers(journal: tuple[JournalEntry, ...]) -> tuple[list[tuple[str, s
     return summary, single
 
 
-__all__ = ["Booked", "BooksView", "book_period", "close_period", "read_view", "record_export", "snapshot_rows"]
+__all__ = ["Booked", "BooksView", "book_period", "close_period", "read_view", "record_export", "snapshot_rows",
+           "split_moved"]

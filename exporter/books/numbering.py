@@ -22,10 +22,12 @@ See docs/booking.md, "Journal numbers".
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from ..errors import ExportError
+from ..errors import ConfigError, ExportError
 from ..models import SUMMARY_ROLES, Role
 from ..period import Window
 
@@ -46,19 +48,28 @@ class NumberRequest:
     adjustment: bool = False  # a late change to a closed period
 
 
-def journal_prefix(window: Window) -> str:
+DEFAULT_ACCOUNT = "default"  # the books' account when no profile names one
+_CODE_KEY = "journal_code:"  # meta key prefix: the journal letter of each account (Books.journal_code)
+DEFAULT_CODE = "S"  # the books' default account (no profile): the numbers as they always were
+# one letter per further account in one books file (docs/booking.md, "Journal numbers"): never S
+# (the default account) nor W (a range's numbers start with it), so no two accounts share a number
+ACCOUNT_CODES = "ABCDEFGHIJKLMNOPQRTUVXYZ"
+
+
+def journal_prefix(window: Window, code: str = DEFAULT_CODE) -> str:
     """``WS2401`` for the month 2024-01, ``WS24Q1`` for the quarter 2024-Q1, ``W240105`` for a
-    range starting 2024-01-05."""
+    range starting 2024-01-05; for another account of the books, its letter ``code`` in place of
+    ``S`` (``WA2401``, ``WA24Q1``) or of a range's ``W`` (``A240105``): as long, never the same."""
     if window.kind == "month":
-        return f"WS{window.first_day:%y%m}"
+        return f"W{code}{window.first_day:%y%m}"
     if window.kind == "quarter":
-        return f"WS{window.first_day:%y}Q{(window.first_day.month + 2) // 3}"
-    return f"W{window.first_day:%y%m%d}"
+        return f"W{code}{window.first_day:%y}Q{(window.first_day.month + 2) // 3}"
+    return f"{'W' if code == DEFAULT_CODE else code}{window.first_day:%y%m%d}"
 
 
-def assign_numbers(requests: list[NumberRequest], window: Window) -> list[str]:
-    """A unique number for every request, in the order given."""
-    prefix = journal_prefix(window)
+def assign_numbers(requests: list[NumberRequest], window: Window, code: str = DEFAULT_CODE) -> list[str]:
+    """A unique number for every request, in the order given (``code``: the account's letter)."""
+    prefix = journal_prefix(window, code)
     currencies = sorted({r.currency for r in requests if r.role in SUMMARY_ROLES and not r.adjustment})
     numbers: list[str] = [""] * len(requests)
     _number_adjustments(requests, prefix + ADJUSTMENT_LETTER, numbers)
@@ -119,4 +130,40 @@ def _base36(n: int, width: int) -> str:
     return digits.rjust(width, "0")
 
 
-__all__ = ["LETTERS", "MAX_NUMBER", "NumberRequest", "assign_numbers", "journal_prefix"]
+__all__ = ["ACCOUNT_CODES", "DEFAULT_ACCOUNT", "DEFAULT_CODE", "JournalCodes", "LETTERS", "MAX_NUMBER", "NumberRequest", "assign_numbers", "journal_prefix"]
+
+
+class JournalCodes:
+    """Each account's letter in its journal numbers (docs/profiles.md), as methods of
+    :class:`~.database.Books`; kept in the books' ``meta`` table."""
+
+    db: sqlite3.Connection
+    account: str
+    path: Path
+
+    def journal_code(self) -> str:
+        """This account's letter in its journal numbers (books/numbering.py): ``S`` for the default
+        account; for another, the letter the books gave it, or the next free one until its first
+        export keeps it (:meth:`keep_journal_code`). ConfigError when no letter is left."""
+        if self.account == DEFAULT_ACCOUNT:
+            return DEFAULT_CODE
+        taken = dict(self.db.execute(
+            "SELECT key, value FROM meta WHERE substr(key, 1, length(?)) = ?", (_CODE_KEY, _CODE_KEY)).fetchall())
+        mine = taken.get(_CODE_KEY + self.account)
+        if mine:
+            return str(mine)
+        free = [code for code in ACCOUNT_CODES if code not in taken.values()]
+        if not free:
+            raise ConfigError(f"{self.path} holds {len(taken)} accounts besides the default one, as many as journal "
+                              f"numbers can tell apart: account {self.account!r} needs books of its own")
+        return free[0]
+
+    def keep_journal_code(self, code: str) -> None:
+        """Give this account the letter ``code`` for good (inside the export's transaction);
+        ConfigError if another account took it meanwhile."""
+        if self.account == DEFAULT_ACCOUNT:
+            return
+        if self.journal_code() != code:
+            raise ConfigError(f"{self.path}: another account took the journal letter {code} meanwhile; "
+                              "nothing was written, export again")
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (_CODE_KEY + self.account, code))

@@ -51,9 +51,15 @@ def roll_forward(
     pending = counts[counts["status"] == "pending"].groupby("currency")["amount_micros"].sum()
     deltas = (adjustments.groupby("currency")["delta_micros"].sum()
               if adjustments is not None and len(adjustments) else pd.Series(dtype="int64"))
-    currencies = sorted(set(totals["currency"]) | set(deltas.index) | ({provider.currency} if provider else set()))
-    rows: list[RollForward] = []
     warnings: list[str] = []
+    used = set(totals["currency"]) | set(counts["currency"]) | set(deltas.index) | set(previous.closings if previous else ())
+    if provider is not None and used and provider.currency not in used:
+        # a balance in a currency nothing else names: no roll-forward of its own (docs/booking.md, "Roll-forward")
+        warnings.append(f"roll-forward: the provider's balance is in {provider.currency}, which no record of the "
+                        f"period and no earlier period in the books uses ({', '.join(sorted(used))}): it is not used")
+        provider = None
+    currencies = sorted(used | ({provider.currency} if provider else set()))
+    rows: list[RollForward] = []
     for currency in currencies:
         of_currency = totals[totals["currency"] == currency]
         moves = {"topups": 0, "usage": 0, "refunds": 0, "other": 0}

@@ -88,5 +88,39 @@ MIGRATIONS: list[str] = [
         account TEXT NOT NULL, id TEXT NOT NULL, reason TEXT NOT NULL CHECK (trim(reason) != ''),
         at TEXT NOT NULL, PRIMARY KEY (account, id));
     """,
+    # 4: one booking per record (docs/booking.md, "What the books refuse"): a rebooked record has
+    # two late changes in one period (its reversal and its new booking); a record is booked in
+    # one period only; each period remembers the earlier exports it was booked on (its basis).
+    """
+    CREATE TABLE adjustments_by_change (
+        account TEXT NOT NULL, label TEXT NOT NULL, id TEXT NOT NULL, period TEXT NOT NULL,
+        change TEXT NOT NULL, type TEXT NOT NULL, model TEXT NOT NULL, payment_method TEXT NOT NULL,
+        currency TEXT NOT NULL, status_before TEXT NOT NULL, status_after TEXT NOT NULL,
+        amount_before INTEGER NOT NULL, amount_after INTEGER NOT NULL, delta INTEGER NOT NULL,
+        PRIMARY KEY (account, label, id, period, change));
+    INSERT INTO adjustments_by_change SELECT * FROM adjustments ORDER BY rowid;
+    DROP TABLE adjustments;
+    ALTER TABLE adjustments_by_change RENAME TO adjustments;
+    ALTER TABLE periods ADD COLUMN basis TEXT;
+    CREATE TRIGGER booked_once BEFORE INSERT ON booked
+    WHEN EXISTS (SELECT 1 FROM booked b WHERE b.account = NEW.account AND b.id = NEW.id AND b.period != NEW.period)
+    BEGIN SELECT RAISE(ABORT, 'books: a record already booked in another period'); END;
+    """,
+    # 5: late changes found from the provider's day totals (docs/booking.md, "Finding late
+    # changes"): each booked record's UTC day (days since 1970-01-01; NULL when closed before), and
+    # the closed days an export re-read in full.
+    """
+    ALTER TABLE booked ADD COLUMN day INTEGER;
+    ALTER TABLE adjustments ADD COLUMN day INTEGER;
+    CREATE TABLE full_checks (
+        account TEXT NOT NULL, label TEXT NOT NULL, day INTEGER NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (account, label, day)) WITHOUT ROWID;
+    """,
+    # 6: the seal of each closed period: the sha256 of what its close fixed (booked records, the late
+    # changes it posted, its roll-forward and running totals), verified by `books check`
+    """
+    CREATE TABLE seals (
+        account TEXT NOT NULL, label TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (account, label));
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,7 +10,6 @@ one, or with none closed the last exported one) must come back as the books hold
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -80,7 +79,7 @@ def _as_booked(books: Books, period: Period) -> pd.DataFrame:
     from ..archive import read_archive, resolve_source_folder  # the pack of an open period
 
     try:
-        records = read_archive(resolve_source_folder(Path(period.pack)))
+        records = read_archive(resolve_source_folder(books.pack_folder(period)))
     except Exception:  # noqa: BLE001  the pack was moved or edited: nothing left to compare with
         records = pd.DataFrame({"id": [], "amount_micros": []})
     return pd.DataFrame({"id": records["id"].astype("str"), "amount": records["amount_micros"].astype("int64")})

@@ -8,27 +8,33 @@ columns, the same rules for the API and for an archive read back.
 from __future__ import annotations
 
 from .billings import Extraction, LineSink, TooManyRecords, extract
-from .generations import CurrentApi, Generation, LegacyApi
+from .generations import OTHER_TYPE_FILTERS, CurrentApi, Generation, LegacyApi, detect
 from .client import BillingClient
 from .endpoints import (
     BALANCE_PATH,
     BILLINGS_PATH,
     USAGE_COLUMNS,
+    BadBalanceCurrency,
     USAGE_PATH,
     fetch_balance,
+    fetch_provider_days,
     fetch_provider_usage,
     parse_provider_usage,
     usage_in_provider_days,
 )
 
 __all__ = [
+    "OTHER_TYPE_FILTERS",
     "CurrentApi",
+    "detect",
+    "fetch_provider_days",
     "Generation",
     "LegacyApi",
     "BALANCE_PATH",
     "BILLINGS_PATH",
     "USAGE_COLUMNS",
     "USAGE_PATH",
+    "BadBalanceCurrency",
     "BillingClient",
     "Extraction",
     "TooManyRecords",

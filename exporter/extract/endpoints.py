@@ -8,7 +8,7 @@ in :mod:`.generations`); the provider's own usage summary (for reconciliation) a
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
@@ -16,6 +16,7 @@ import pandas as pd
 from ..errors import ApiError, AuthError, DataError
 from ..models import ProviderUsage
 from ..money import MAX_AMOUNT_MICROS, SUM_LIMIT_MICROS, format_micros, parse_amount
+from ..days import day_number
 from ..period import Window
 from .client import BillingClient
 from .jsonexact import is_number
@@ -62,6 +63,73 @@ def fetch_provider_usage(client: BillingClient, window: Window, api: str = "lega
 
 
 _NO_DATA = "reconciliation skipped: the provider's usage summary answered without data"
+
+# how each usage endpoint rounds its spend (docs/api.md): usage_stats to 3 decimals, /account/usage to cents
+USAGE_STATS_UNIT_MICROS = 1_000
+ACCOUNT_USAGE_UNIT_MICROS = 10_000
+
+
+def fetch_provider_days(client: BillingClient, days: list[date], api: str = "legacy") -> tuple[pd.DataFrame, int]:
+    """The provider's completed usage per UTC day and model over ``days`` (docs/booking.md,
+    "Finding late changes"): a frame of ``recheck.DAY_USAGE_COLUMNS`` and the unit (micros) it is
+    rounded to. ``usage_stats`` in spans of at most 31 days (its ``daily_usage``), or, when it is
+    not there (or with the legacy API), ``/account/usage`` one day at a time. ApiError, AuthError
+    or DataError when it cannot be had."""
+    rows: list[tuple[int, str, int, int]] = []
+    if api == "current":
+        try:
+            window = Window(min(days), max(days), "UTC", "days")
+            for span in usage_stats_spans(window):
+                rows += _daily_rows(client.post_data(USAGE_STATS_PATH, span))
+            return _day_frame(rows, days), USAGE_STATS_UNIT_MICROS
+        except ApiError as exc:
+            if exc.status not in ABSENT_STATUSES:
+                raise
+            rows = []
+    for day in days:
+        data = client.get_data(USAGE_PATH, {"start_date": day.isoformat(), "end_date": day.isoformat()})
+        counts = _per_model_counts(data, "by_model", "model", "requests", "usage summary")
+        costs, _ = _per_model(data, "by_model", "model", "cost", f"usage summary of {day}")
+        rows += [(day_number(day), model, counts.get(model, 0), cost) for model, cost in costs.items()]
+    return _day_frame(rows, days), ACCOUNT_USAGE_UNIT_MICROS
+
+
+def _daily_rows(data: Any) -> list[tuple[int, str, int, int]]:
+    """(day, model, count, spend) of a usage_stats answer's ``daily_usage``."""
+    if not isinstance(data, dict) or not isinstance(data.get("daily_usage"), list):
+        raise DataError("usage_stats: field 'daily_usage' is missing or not a list")
+    rows = []
+    for index, entry in enumerate(data["daily_usage"]):
+        where = f"usage_stats: daily_usage[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("date"), str):
+            raise DataError(f"{where} must be an object with a 'date'")
+        try:
+            day = day_number(date.fromisoformat(entry["date"][:10]))
+        except ValueError:
+            raise DataError(f"{where}: field 'date' is not a date: {entry['date'][:20]!r}") from None
+        counts = _per_model_counts(entry, "models", "model_uuid", "count", where)
+        costs, _ = _per_model(entry, "models", "model_uuid", "amount", where)
+        rows += [(day, model, counts.get(model, 0), cost) for model, cost in costs.items()]
+    return rows
+
+
+def _per_model_counts(data: Any, list_key: str, model_key: str, count_key: str, where: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for index, item in enumerate(data.get(list_key) or [] if isinstance(data, dict) else []):
+        value = item.get(count_key) if isinstance(item, dict) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise DataError(f"{where}: {list_key}[{index}]: field {count_key!r} must be a count")
+        model = item.get(model_key)
+        counts[str(model)] = counts.get(str(model), 0) + value
+    return counts
+
+
+def _day_frame(rows: list[tuple[int, str, int, int]], days: list[date]) -> pd.DataFrame:
+    wanted = {day_number(d) for d in days}
+    frame = pd.DataFrame(rows, columns=["day", "model", "count", "spend_micros"])
+    frame = frame[frame["day"].isin(wanted)]
+    return frame.groupby(["day", "model"], as_index=False).sum().astype({"day": "int64", "count": "int64",
+                                                                         "spend_micros": "int64"})
 
 
 def usage_stats_spans(window: Window) -> list[dict[str, str]]:
@@ -189,6 +257,12 @@ def fetch_balance(client: BillingClient, api: str = "legacy") -> tuple[int, str]
     if not isinstance(data, dict):
         raise DataError("balance: 'data' must be an object")
     currency = data.get("currency", "USD")  # the current API documents USD and sends no currency
-    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency.strip()):
-        raise DataError(f"balance: field 'currency' must be three capital letters (ISO 4217), got {str(currency)[:20]!r}")
-    return _amount(data.get("balance"), "balance: field 'balance'"), currency.strip()
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+        raise BadBalanceCurrency(f"balance: field 'currency' must be three capital letters (ISO 4217), "
+                                 f"got {str(currency)[:20]!r}")
+    return _amount(data.get("balance"), "balance: field 'balance'"), currency
+
+
+class BadBalanceCurrency(DataError):
+    """The balance names no currency code (``usd``, control characters, ...): exit 5, never a
+    roll-forward in a currency that is not one (docs/booking.md, "Roll-forward")."""

@@ -15,6 +15,8 @@ current path is not there) and passed to every later call of the run, with what 
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -63,6 +65,14 @@ class Generation(Protocol):
 
     def query(self, window: Window) -> dict[str, Any]: ...
 
+    def filtered(self, record_type: str) -> Generation: ...
+
+
+OTHER_TYPE_FILTERS: dict[str, tuple[str, ...]] = {"legacy": ("topup", "refund"), "current": ("refund",)}
+"""The record types other than usage each generation's billing query is asked for by its type
+filter (docs/booking.md, "Finding late changes"): legacy ``type`` (``topup`` documented,
+``refund`` as served), current ``billing_type`` (``refund``; the current API lists no top-ups)."""
+
 
 class LegacyApi:
     """``GET /api/v3/account/billings``: records as they are booked, days padded for any zone."""
@@ -70,9 +80,16 @@ class LegacyApi:
     name = "legacy"
     billings_path = BILLINGS_PATH
     max_page_size = 1000
+    record_type: str | None = None  # the ``type`` filter (docs/api.md), None: every type
 
     def query(self, window: Window) -> dict[str, Any]:
-        return window.query_params()
+        return window.query_params() | ({"type": self.record_type} if self.record_type else {})
+
+    def filtered(self, record_type: str) -> LegacyApi:
+        """This generation asking only for records of ``record_type`` (a canonical type)."""
+        twin = copy.copy(self)
+        twin.record_type = record_type
+        return twin
 
     def page(self, client: BillingClient, window: Window, number: int, page_size: int) -> Page:
         data = _data_object(client.get_data(self.billings_path, {**self.query(window), "page": number,
@@ -94,13 +111,20 @@ class CurrentApi:
 
     def __init__(self, time_form: Literal["ms", "rfc3339"] = "ms") -> None:
         self.time_form = time_form
+        self.billing_type: str | None = None  # the ``billing_type`` filter, None: every type
 
     def query(self, window: Window) -> dict[str, Any]:
         """The instants asked for: the window and the provider's UTC days (reconciliation needs both)."""
         start = min(window.start, window.provider_days[0])
         end = max(window.end, window.provider_days[1])
         return {"start_time": _instant(start, self.time_form), "end_time": _instant(end, self.time_form),
-                "sort": "created_at ASC"}
+                "sort": "created_at ASC"} | ({"billing_type": self.billing_type} if self.billing_type else {})
+
+    def filtered(self, record_type: str) -> CurrentApi:
+        """This generation asking only for records of canonical ``record_type`` (usage: ``deduct``)."""
+        twin = copy.copy(self)
+        twin.billing_type = "deduct" if record_type == "usage" else record_type
+        return twin
 
     def page(self, client: BillingClient, window: Window, number: int, page_size: int) -> Page:
         asked = min(page_size, self.max_page_size)

@@ -221,6 +221,7 @@ def _page(server: SandboxServer, view: View, window: Window, page: int, size: in
     if faults.duplicate_across_pages and page > 1 and ranks and not faults.ignore_page:
         ranks = [window.at(first - 1, ascending), *ranks]  # as if a new record had shifted the offsets
     items = view.items_json(ranks, price_sign, faults.key_id_field, faults.malformed, faults.absurd_price)
+    server.count_served(len(ranks))
     total = len(window) if faults.wrong_total is None else faults.wrong_total
     if pagination not in ("total", "has_more", "both"):
         raise ValueError(f"Faults.pagination must be total, has_more or both, not {pagination!r}")

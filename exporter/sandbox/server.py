@@ -81,12 +81,14 @@ class Faults:
     arrive_after: int = 0
     usage_skew: dict[str, Decimal] = field(default_factory=dict)  # model -> amount added to its usage cost
     balance_skew: Decimal = Decimal(0)  # added to the balance answer: a provider that disagrees with its records
+    balance_currency: str = "USD"  # the balance answer's currency (a provider that names another, or garbage)
     # -- the current API only --
     time_form: str = "both"  # start_time/end_time of billings/search: "both", "ms" or "rfc3339" accepted
     pagination: str = "total"  # billings/search data: "total", "has_more" (no total) or "both"
     price_sign: str = "positive"  # billings/search price: "positive", "negative" or "signed" (deducts negative)
     key_id_field: str = "access_key_id"  # or "access_key_uuid", as one doc example names it
     absurd_price: str | None = None  # this record id is served with price 24300
+    absent: frozenset[str] = frozenset()  # paths answered 404, as if this server did not have them
 
 
 class LoggedRequest(NamedTuple):
@@ -142,18 +144,21 @@ class SandboxServer(ThreadingHTTPServer):
     # kernel then retries the connection a second later: a stall that a real API would not show.
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], dataset: Dataset, faults: Faults, api: str = "legacy") -> None:
+    def __init__(self, address: tuple[str, int], dataset: Dataset, faults: Faults, api: str = "legacy",
+                 key: str = DEMO_KEY) -> None:
         if api not in APIS:
             raise ValueError(f"api must be one of {', '.join(APIS)}, not {api!r}")
         super().__init__(address, _Handler)
         self.dataset = dataset
         self.faults = faults
         self.api = api
+        self.key = key  # the one key accepted (tests serve several accounts, each with its own)
         if api != "legacy":
             current.warm(dataset)
         self.requests = RequestLog()
         self._counter_lock = threading.Lock()
         self._billings_count = 0
+        self.records_served = 0  # billing records served (for tests of what a run re-reads)
 
     @property
     def url(self) -> str:
@@ -170,6 +175,11 @@ class SandboxServer(ThreadingHTTPServer):
         self.requests.clear()
         with self._counter_lock:
             self._billings_count = 0
+            self.records_served = 0
+
+    def count_served(self, records: int) -> None:
+        with self._counter_lock:
+            self.records_served += records
 
     def billings_answered(self) -> int:
         """Billings requests counted so far (the one being answered included)."""
@@ -207,12 +217,12 @@ class SandboxServer(ThreadingHTTPServer):
         if self._take_fail_next():
             return _error(faults.error_status, faults.error_html)
         route = self._routes().get(path.rstrip("/"))
-        if route is None:
+        if route is None or path.rstrip("/") in faults.absent:
             return _envelope(404, "not found")
         allowed, handler, counted = route
         if method != allowed:
             return _envelope(405, "method not allowed", headers=(("Allow", allowed),))
-        if not _authorised(authorization):
+        if not _authorised(authorization, self.key):
             return _envelope(401, "invalid api key")
         if counted:
             n = self._next_billings_number()
@@ -301,6 +311,7 @@ def _billings(server: SandboxServer, query: dict[str, str]) -> _Response:
         # as if a new record had shifted the offsets: the previous page's last item comes again
         positions = [index[first - 1], *positions]
     items = _items_json(server.dataset, positions, faults.malformed)
+    server.count_served(len(positions))
 
     reported = total if faults.wrong_total is None else faults.wrong_total
     tail = f'],"pagination":{{"page":{page},"page_size":{size},"total":{reported}}}}}}}'
@@ -338,7 +349,7 @@ def _usage(server: SandboxServer, query: dict[str, str]) -> _Response:
 def _balance(server: SandboxServer, query: dict[str, str]) -> _Response:
     """The current credit balance: the opening balance plus every completed amount, exactly."""
     balance = server.dataset.balance + Decimal(server.faults.balance_skew)
-    return _envelope(200, "success", {"balance": balance, "currency": "USD"})
+    return _envelope(200, "success", {"balance": balance, "currency": server.faults.balance_currency})
 
 
 _ROUTES: dict[str, Route] = {
@@ -390,11 +401,11 @@ def _date_range(query: dict[str, str]) -> tuple[date | None, date | None]:
     return start, end
 
 
-def _authorised(header: str | None) -> bool:
+def _authorised(header: str | None, expected: str = DEMO_KEY) -> bool:
     if not header:
         return False
     scheme, _, key = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), DEMO_KEY.encode())
+    return scheme.lower() == "bearer" and hmac.compare_digest(key.strip().encode(), expected.encode())
 
 
 # -- starting it -------------------------------------------------------------------------
@@ -414,6 +425,7 @@ def make_server(
     api: str = "legacy",
     *,
     as_of: datetime | None = None,
+    key: str = DEMO_KEY,
 ) -> SandboxServer:
     """A bound, not yet serving sandbox; port 0 lets the OS pick a free port.
 
@@ -424,7 +436,7 @@ def make_server(
     served = default_dataset() if dataset is None else dataset
     if as_of is not None:
         served = history.as_of(served, as_of)
-    return SandboxServer((host, port), served, Faults() if faults is None else faults, api)
+    return SandboxServer((host, port), served, Faults() if faults is None else faults, api, key)
 
 
 @contextmanager
@@ -436,9 +448,11 @@ def serve_in_thread(
     port: int = 0,
     api: str = "legacy",
     as_of: datetime | None = None,
+    key: str = DEMO_KEY,
 ) -> Iterator[SandboxServer]:
-    """Serve from a daemon thread for the duration of a ``with`` block; yields the server."""
-    server = make_server(host, port, dataset, faults, api, as_of=as_of)
+    """Serve from a daemon thread for the duration of a ``with`` block; yields the server.
+    ``key``: the one API key it accepts (default: the demo key)."""
+    server = make_server(host, port, dataset, faults, api, as_of=as_of, key=key)
     thread = threading.Thread(target=server.serve_forever, name="wavespeed-sandbox", daemon=True)
     thread.start()
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,7 +48,7 @@ class BeancountWriter(Writer):
         names = beancount_names(_ledger_accounts(report), report.mapping)
         folder.mkdir(parents=True, exist_ok=True)
         paths = [folder / ACCOUNTS_FILE, folder / f"wavespeed_{report.window.label}.beancount"]
-        for path, text in zip(paths, (render_accounts(report, names), render_transactions(report, names))):
+        for path, text in zip(paths, (render_accounts([report], names), render_transactions(report, names))):
             path.write_text(text, encoding="utf-8", newline="\n")
         return paths
 
@@ -66,19 +67,22 @@ def _openings(report: Report) -> list[RollForward]:
     return [row for row in report.rollforward if row.opening_micros is not None and not row.chained]
 
 
-def render_accounts(report: Report, names: dict[str, str]) -> str:
-    """Options and an ``open`` for every account the books used so far (and this period)."""
+def render_accounts(reports: Sequence[Report], names: dict[str, str]) -> str:
+    """Options and an ``open`` for every account the books used so far (and this period), in
+    every report given (one; several in the consolidated pack)."""
+    report = reports[0]
     vendor = report.mapping.vendor
     currencies_of: dict[str, set[str]] = {}
-    for name, currency in report.ledger_accounts:
-        currencies_of.setdefault(names[name], set()).add(_currency(currency))
-    for entry in report.journal:
-        for line in entry.lines:
-            currencies_of.setdefault(names[line.account], set()).add(_currency(entry.currency))
-    for row in report.rollforward:
-        for account in (names[report.mapping.prepaid], OPENING_EQUITY):
-            currencies_of.setdefault(account, set()).add(_currency(row.currency))
-    first = min(filter(None, (report.books_start, report.window.first_day)))
+    for each in reports:
+        for name, currency in each.ledger_accounts:
+            currencies_of.setdefault(names[name], set()).add(_currency(currency))
+        for entry in each.journal:
+            for line in entry.lines:
+                currencies_of.setdefault(names[line.account], set()).add(_currency(entry.currency))
+        for row in each.rollforward:
+            for account in (names[each.mapping.prepaid], OPENING_EQUITY):
+                currencies_of.setdefault(account, set()).add(_currency(row.currency))
+    first = min(day for each in reports for day in (each.books_start, each.window.first_day) if day)
     out = [
         f"; {vendor} accounts for the Beancount ledger, wavespeed-export {report.tool_version}: include this",
         "; file once, with the transaction file of every period (wavespeed_<period>.beancount)",
@@ -91,21 +95,26 @@ def render_accounts(report: Report, names: dict[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_transactions(report: Report, names: dict[str, str]) -> str:
-    """The period's transactions (and opening balance, and closing ``balance`` assertion)."""
+def render_transactions(report: Report, names: dict[str, str], account: str = "") -> str:
+    """The period's transactions (and opening balance, and closing ``balance`` assertion).
+
+    ``account`` (the consolidated pack): every transaction tagged ``#<account>`` and carrying
+    ``wavespeed_account``; no balance assertion, since accounts may share the prepaid account
+    (each account's own pack asserts its own; docs/profiles.md)."""
     window, vendor = report.window, report.mapping.vendor
     prepaid = names[report.mapping.prepaid]
-    out = [f"; {vendor} billing {window.label} ({window.tz_name}), wavespeed-export {report.tool_version}:",
-           f"; transactions only, the accounts are opened in {ACCOUNTS_FILE}"]
+    tag = f" #{account}" if account else ""
+    out = [f"; {vendor} billing {window.label} ({window.tz_name}){' of ' + account if account else ''}, "
+           f"wavespeed-export {report.tool_version}:", f"; transactions only, the accounts are opened in {ACCOUNTS_FILE}"]
     for row in _openings(report):
         cents, currency = round_to_cents(int(row.opening_micros or 0)), _currency(row.currency)
-        out += ["", f"{window.first_day.isoformat()} * {_string(vendor)} {_string('Opening balance of the prepaid credit')}",
-                f"  source: {_string(row.opening_source)}",
+        title = _string("Opening balance of the prepaid credit")
+        out += ["", f"{window.first_day.isoformat()} * {_string(vendor)} {title}{tag}", *_account_meta(account), f"  source: {_string(row.opening_source)}",
                 f"  {prepaid}  {format_cents(cents)} {currency}", f"  {OPENING_EQUITY}  {format_cents(-cents)} {currency}"]
     for entry in report.journal:
         out.append("")
-        out.extend(_transaction(entry, names, vendor))
-    if not report.mapping.postpaid:
+        out.extend(_transaction(entry, names, vendor, account))
+    if not report.mapping.postpaid and not account:
         after = (window.last_day + timedelta(days=1)).isoformat()
         for row in report.rollforward:
             if row.topups_derived:  # top-ups the journal did not book: the ledger cannot hold this closing
@@ -116,10 +125,15 @@ def render_transactions(report: Report, names: dict[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _transaction(entry: JournalEntry, names: dict[str, str], vendor: str) -> list[str]:
+def _account_meta(account: str) -> list[str]:
+    return [f"  wavespeed_account: {_string(account)}"] if account else []
+
+
+def _transaction(entry: JournalEntry, names: dict[str, str], vendor: str, account: str = "") -> list[str]:
     currency = _currency(entry.currency)
     lines = [
-        f"{entry.date.isoformat()} * {_string(vendor)} {_string(entry.memo)}",
+        f"{entry.date.isoformat()} * {_string(vendor)} {_string(entry.memo)}{f' #{account}' if account else ''}",
+        *_account_meta(account),
         f"  journal_no: {_string(entry.number)}",
     ]
     if entry.source_ids:

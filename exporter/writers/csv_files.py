@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,32 +48,24 @@ class CsvWriter(Writer):
 
     def write(self, report: Report, folder: Path) -> list[Path]:
         paths = [
-            self._transactions(report.transactions, folder / "transactions.csv"),
-            _write_rows(folder / "by_model.csv", BY_MODEL_HEADER, (
-                [neutralize(str(row["model"])), neutralize(str(row["currency"])), *list(row.values())[2:]]
-                for row in by_model_rows(report.by_model)
-            )),
-            _write_rows(folder / "by_day.csv", BY_DAY_HEADER, (
-                [r.date.strftime("%Y-%m-%d"), neutralize(r.currency), format_micros(r.topups_micros),
-                 format_micros(r.usage_micros), format_micros(r.refunds_micros), format_micros(r.other_micros),
-                 format_micros(r.net_micros), r.count]
-                for r in report.by_day.itertuples(index=False)
-            )),
+            write_transactions(report.transactions, folder / "transactions.csv"),
+            write_rows(folder / "by_model.csv", BY_MODEL_HEADER, by_model_cells(report.by_model)),
+            write_rows(folder / "by_day.csv", BY_DAY_HEADER, by_day_cells(report.by_day)),
         ]
         if len(report.by_key):
-            paths.append(_write_rows(folder / "by_key.csv", BY_KEY_HEADER, (
+            paths.append(write_rows(folder / "by_key.csv", BY_KEY_HEADER, (
                 [neutralize(str(r.api_key_name)), neutralize(str(r.api_key_id)), neutralize(str(r.currency)), int(r.count),
                  format_micros(r.usage_micros), format_micros(r.refunds_micros), format_micros(r.net_micros)]
                 for r in report.by_key.itertuples(index=False)
             )))
         if report.reconciliation is not None:
-            paths.append(_write_rows(folder / "reconciliation.csv", ["model", "currency", "exported", "provider", "difference", "status"], (
+            paths.append(write_rows(folder / "reconciliation.csv", ["model", "currency", "exported", "provider", "difference", "status"], (
                 [neutralize(r.model), neutralize(r.currency), format_micros(r.exported_micros),
                  format_micros(r.provider_micros), format_micros(r.difference_micros), neutralize(r.status)]
                 for r in report.reconciliation.itertuples(index=False)
             )))
         if report.adjustments is not None:
-            paths.append(_write_rows(folder / "adjustments.csv", ADJUSTMENTS_HEADER, (
+            paths.append(write_rows(folder / "adjustments.csv", ADJUSTMENTS_HEADER, (
                 [neutralize(str(r.id)), r.period, r.change, neutralize(str(r.type)), neutralize(str(r.model)),
                  neutralize(str(r.currency)), neutralize(str(r.status_before)), neutralize(str(r.status_after)),
                  format_micros(r.amount_before_micros), format_micros(r.amount_after_micros), format_micros(r.delta_micros)]
@@ -81,28 +73,33 @@ class CsvWriter(Writer):
             )))
         return paths
 
-    @staticmethod
-    def _transactions(frame: pd.DataFrame, path: Path) -> Path:
-        """Column by column: each distinct text is neutralised and quoted once, then rows are joined.
 
-        A million rows this way take about a second; csv.writer or DataFrame.to_csv take several.
-        The quoting is csv.writer's QUOTE_MINIMAL (a field with , " CR or LF is quoted, "" inside).
-        """
-        created = frame["created_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
-        columns = [
-            [_csv_field(neutralize(value)) for value in frame["id"].astype("str").tolist()],
-            [f"{stamp}Z" for stamp in np.datetime_as_string(created, unit="ms").tolist()],
-            np.datetime_as_string(frame["date"].to_numpy().astype("datetime64[D]"), unit="D").tolist(),
-            *(_category_cells(frame[name]) for name in _FREE_TEXT),
-            frame["amount"].astype("str").tolist(),  # validated decimal text: never needs quoting
-            *(_category_cells(frame[name]) for name in _KEY_TEXT),
-        ]
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(",".join(TRANSACTION_HEADER) + "\r\n")
-            for start in range(0, len(frame), _CHUNK_ROWS):
-                rows = zip(*(column[start : start + _CHUNK_ROWS] for column in columns))
-                handle.write("\r\n".join(map(",".join, rows)) + "\r\n")
-        return path
+def write_transactions(frame: pd.DataFrame, path: Path, accounts: pd.Series | None = None) -> Path:
+    """Column by column: each distinct text is neutralised and quoted once, then rows are joined.
+
+    A million rows this way take about a second; csv.writer or DataFrame.to_csv take several.
+    The quoting is csv.writer's QUOTE_MINIMAL (a field with , " CR or LF is quoted, "" inside).
+    ``accounts`` (one per row): an ``account`` column first (the consolidated pack).
+    """
+    created = frame["created_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
+    columns = [
+        [_csv_field(neutralize(value)) for value in frame["id"].astype("str").tolist()],
+        [f"{stamp}Z" for stamp in np.datetime_as_string(created, unit="ms").tolist()],
+        np.datetime_as_string(frame["date"].to_numpy().astype("datetime64[D]"), unit="D").tolist(),
+        *(_category_cells(frame[name]) for name in _FREE_TEXT),
+        frame["amount"].astype("str").tolist(),  # validated decimal text: never needs quoting
+        *(_category_cells(frame[name]) for name in _KEY_TEXT),
+    ]
+    header = TRANSACTION_HEADER
+    if accounts is not None:
+        columns.insert(0, _category_cells(accounts))
+        header = ["account", *header]
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(",".join(header) + "\r\n")
+        for start in range(0, len(frame), _CHUNK_ROWS):
+            rows = zip(*(column[start : start + _CHUNK_ROWS] for column in columns))
+            handle.write("\r\n".join(map(",".join, rows)) + "\r\n")
+    return path
 
 
 def by_model_rows(by_model: pd.DataFrame) -> list[dict[str, object]]:
@@ -119,6 +116,20 @@ def by_model_rows(by_model: pd.DataFrame) -> list[dict[str, object]]:
     ]
 
 
+def by_model_cells(by_model: pd.DataFrame) -> Iterator[list[object]]:
+    """by_model.csv's rows (:data:`BY_MODEL_HEADER`), text neutralised."""
+    for row in by_model_rows(by_model):
+        yield [neutralize(str(row["model"])), neutralize(str(row["currency"])), *list(row.values())[2:]]
+
+
+def by_day_cells(by_day: pd.DataFrame) -> Iterator[list[object]]:
+    """by_day.csv's rows (:data:`BY_DAY_HEADER`)."""
+    for r in by_day.itertuples(index=False):
+        yield [r.date.strftime("%Y-%m-%d"), neutralize(r.currency), format_micros(r.topups_micros),
+               format_micros(r.usage_micros), format_micros(r.refunds_micros), format_micros(r.other_micros),
+               format_micros(r.net_micros), r.count]
+
+
 def _category_cells(column: pd.Series) -> list[str]:
     """Neutralise and quote each distinct value once, then expand by the category codes."""
     categorical = column.astype("category")
@@ -132,7 +143,7 @@ def _csv_field(text: str) -> str:
     return text
 
 
-def _write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
+def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(header)

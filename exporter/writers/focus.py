@@ -46,6 +46,8 @@ FOCUS_COLUMNS = [
 ]
 VENDOR_COLUMNS = ["x_CorrectedPeriod", "x_CorrectionReason", "x_PaymentMethod", "x_RecordCount", "x_TransactionId"]
 HEADER = FOCUS_COLUMNS + VENDOR_COLUMNS
+# the consolidated pack's: SubAccount is the account (the profile), the API key its own x_ columns
+CONSOLIDATED_HEADER = FOCUS_COLUMNS + ["x_ApiKeyId", "x_ApiKeyName", *VENDOR_COLUMNS]
 
 PROVIDER = "WaveSpeedAI"
 SERVICE_NAME = "WaveSpeedAI API"
@@ -78,19 +80,28 @@ class FocusWriter(Writer):
     """Writes ``focus.csv``: FOCUS 1.2 columns first (alphabetical), then the ``x_`` columns."""
 
     def write(self, report: Report, folder: Path) -> list[Path]:
-        context = _Context(report.window, _utc_second(report.window.start), _utc_second(report.window.end),
-                           report.mapping.postpaid)
-        charges = focus_charges(report.transactions, context)
-        if report.adjustments is not None and len(report.adjustments):
-            charges = pd.concat([charges, correction_charges(report.adjustments, context)], ignore_index=True)
-        rows = render_rows(charges, context, report.account)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / FOCUS_FILE
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-            writer.writerow(HEADER)
-            writer.writerows(rows)
-        return [path]
+        return [write_focus(folder / FOCUS_FILE, HEADER, focus_rows(report))]
+
+
+def focus_rows(report: Report, sub_account: str | None = None) -> list[list[str]]:
+    """The report's FOCUS rows; with ``sub_account`` (the consolidated pack) in
+    :data:`CONSOLIDATED_HEADER` order, the account as BillingAccount and SubAccount (each account
+    has its own credit), the API key in x_ columns."""
+    context = _Context(report.window, _utc_second(report.window.start), _utc_second(report.window.end),
+                       report.mapping.postpaid)
+    charges = focus_charges(report.transactions, context)
+    if report.adjustments is not None and len(report.adjustments):
+        charges = pd.concat([charges, correction_charges(report.adjustments, context)], ignore_index=True)
+    return render_rows(charges, context, sub_account or report.account, sub_account)
+
+
+def write_focus(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
 
 
 # -- charges: one frame row per FOCUS row, money in int micros ------------------------------------
@@ -165,9 +176,9 @@ def _complete(charges: pd.DataFrame) -> pd.DataFrame:
 # -- rows -------------------------------------------------------------------------------------
 
 
-def render_rows(charges: pd.DataFrame, context: _Context, account: str) -> list[list[str]]:
+def render_rows(charges: pd.DataFrame, context: _Context, account: str, sub_account: str | None = None) -> list[list[str]]:
     """The CSV rows in :data:`HEADER` order (``""`` is null), sorted by charge period, category,
-    currency, model, API key and id."""
+    currency, model, API key and id; with ``sub_account``, :data:`CONSOLIDATED_HEADER`'s."""
     charges = charges.assign(category=charges["role"].map(_CATEGORY))
     if charges["category"].isna().any():
         raise ExportError(f"internal error: no FOCUS charge category for role(s) {sorted(set(charges['role']) - set(_CATEGORY))}")
@@ -204,7 +215,10 @@ def render_rows(charges: pd.DataFrame, context: _Context, account: str) -> list[
             "x_PaymentMethod": import_text(charge.method), "x_RecordCount": str(charge.count),
             "x_TransactionId": import_text(charge.id),
         }
-        rows.append([row[column] for column in HEADER])
+        if sub_account is not None:  # the account is the sub-account; the key moves to x_ApiKey*
+            row.update(x_ApiKeyId=row["SubAccountId"], x_ApiKeyName=row["SubAccountName"],
+                       SubAccountId=import_text(sub_account), SubAccountName=import_text(sub_account))
+        rows.append([row[column] for column in (HEADER if sub_account is None else CONSOLIDATED_HEADER)])
     return rows
 
 
@@ -263,4 +277,5 @@ def _timestamp(value: Any) -> str:
     return f"{pd.Timestamp(value):%Y-%m-%dT%H:%M:%S}Z"
 
 
-__all__ = ["FOCUS_COLUMNS", "FOCUS_FILE", "HEADER", "VENDOR_COLUMNS", "FocusWriter", "focus_charges"]
+__all__ = ["CONSOLIDATED_HEADER", "FOCUS_COLUMNS", "FOCUS_FILE", "HEADER", "VENDOR_COLUMNS", "FocusWriter",
+           "focus_charges", "focus_rows", "write_focus"]

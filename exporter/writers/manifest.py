@@ -94,10 +94,7 @@ def build_manifest(report: Report, folder: Path, files: list[Path], formats: tup
              "amount": format_micros(r.amount_micros)}
             for r in report.status_counts.itertuples(index=False)
         ],
-        "totals": [
-            {"currency": r.currency, "type": r.type, "count": int(r.count), "amount": format_micros(r.amount_micros)}
-            for r in report.totals.itertuples(index=False)
-        ],
+        "totals": totals_entries(report.totals),
         "journal_entries": len(report.journal),
         "reconciliation": reconciliation,
         "warnings": list(report.warnings),
@@ -110,9 +107,17 @@ def build_manifest(report: Report, folder: Path, files: list[Path], formats: tup
             {"period": c.period, "currency": c.currency, "count": c.count, "total": format_micros(c.delta_micros)}
             for c in late_changes(report.adjustments)
         ]
+    if report.recheck is not None:
+        manifest["recheck"] = {"summary": report.recheck.text, **report.recheck.to_json()}
     manifest["formats"] = list(formats)
     manifest["files"] = [file_entry(path, folder) for path in sorted(files)]
     return manifest
+
+
+def totals_entries(totals: Any) -> list[dict[str, Any]]:
+    """Completed records per currency and type (``Report.totals``' columns), amounts signed."""
+    return [{"currency": r.currency, "type": r.type, "count": int(r.count), "amount": format_micros(r.amount_micros)}
+            for r in totals.itertuples(index=False)]
 
 
 def _rollforward_entry(r: RollForward) -> dict[str, Any]:
@@ -129,9 +134,13 @@ def _rollforward_entry(r: RollForward) -> dict[str, Any]:
 
 
 def write_manifest(report: Report, folder: Path, files: list[Path], formats: tuple[str, ...] = ()) -> Path:
+    return write_manifest_json(folder, build_manifest(report, folder, files, formats))
+
+
+def write_manifest_json(folder: Path, manifest: dict[str, Any]) -> Path:
+    """``folder``/manifest.json: a pack's manifest, an account's or the consolidated pack's."""
     path = folder / MANIFEST_NAME
-    text = json.dumps(build_manifest(report, folder, files, formats), indent=2, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 

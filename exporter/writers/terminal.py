@@ -101,6 +101,8 @@ def render_rollforward(report: Report) -> list[str]:
         lines.append(f"  opening: {r.opening_source}")
         if r.topups_derived:
             lines.append(f"  top-ups: {r.topups_source}")
+    if report.recheck is not None:
+        lines.append(f"late changes: {report.recheck.text}")
     changes = late_changes(report.adjustments)
     for change in changes:  # as the report says it: spend positive (figures.late_change_text)
         lines.append(f"late changes to {late_change_text(change, signed)}; posted in {report.window.label}")

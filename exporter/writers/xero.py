@@ -33,6 +33,7 @@ XERO_HEADER = [
     "*Narration", "*Date", "Description", "*AccountCode", "*TaxRate", "*Amount",
     "TrackingName1", "TrackingOption1", "TrackingName2", "TrackingOption2",
 ]
+ACCOUNT_TRACKING = "WaveSpeedAI account"  # the consolidated pack's first tracking category
 XERO_MAX_LINES = 300  # per file (docs/xero.md); the heading row is counted, to be safe
 XERO_MAX_ROWS = XERO_MAX_LINES - 1
 
@@ -85,14 +86,18 @@ class XeroWriter(Writer):
         return write_files(folder, files)
 
 
-def journal_rows(entry: JournalEntry, mapping: AccountMapping, date_format: str) -> list[Row]:
-    """The rows of one journal: same Narration and Date on each, one row per line."""
+def journal_rows(entry: JournalEntry, mapping: AccountMapping, date_format: str, account: str = "") -> list[Row]:
+    """The rows of one journal: same Narration and Date on each, one row per line.
+
+    ``account`` (the consolidated pack): tracking category :data:`ACCOUNT_TRACKING` with that
+    option on every line, the class moving to the second tracking category (docs/profiles.md)."""
     narration = import_text(f"{entry.memo} [{entry.number}]")
     day = entry.date.strftime(date_format)
     rows = []
     for line in entry.lines:
-        account = mapping.accounts.get(line.account)
-        if account is None or not account.code:
+        known = mapping.accounts.get(line.account)
+        code = known.code if known is not None else ""
+        if not code:
             raise ExportError(
                 f"account {line.account!r} is in the journal but has no Xero code in the account mapping "
                 f"{mapping.source}: give the writer the mapping the journal was built with"
@@ -101,9 +106,9 @@ def journal_rows(entry: JournalEntry, mapping: AccountMapping, date_format: str)
         if line.amount_cents == 0 or not _AMOUNT.match(amount):
             raise ExportError(f"internal error: journal {entry.number} has the amount {amount!r}")
         category, _, option = line.klass.partition(":")
+        tracking = [ACCOUNT_TRACKING, account, category, option] if account else [category, option, "", ""]
         rows.append([
-            narration, day, import_text(line.memo), account.code, mapping.tax_rate(line.account), amount,
-            category, option, "", "",
+            narration, day, import_text(line.memo), code, mapping.tax_rate(line.account), amount, *tracking,
         ])
     return rows
 
@@ -139,4 +144,4 @@ def _csv(rows: list[Row]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-__all__ = ["XERO_HEADER", "XERO_MAX_LINES", "XeroWriter", "journal_rows", "split_journals"]
+__all__ = ["ACCOUNT_TRACKING", "XERO_HEADER", "XERO_MAX_LINES", "XeroWriter", "journal_rows", "split_journals"]

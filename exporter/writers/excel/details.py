@@ -67,6 +67,10 @@ def write_details(ws: Worksheet, report: Report) -> None:
         ("Pages", stats.pages, "int"),
         ("In period", stats.in_period, "int"),
     ])
+    if report.recheck is not None:  # docs/booking.md, "Finding late changes"
+        row = _section(ws, row + 1, "Closed days re-read for late changes")
+        put_paragraph(ws, row, report.recheck.text, 6, 110)
+        row += 1
 
     if report.reconciliation is not None:
         row = _reconciliation(ws, row + 1, report.reconciliation)

@@ -31,16 +31,18 @@ def write_by_model(ws: Worksheet, by_model: pd.DataFrame) -> None:
     """Completed usage per model as in by_model.csv (signed), largest spend first, a total per currency.
 
     ``previous amount`` and ``change`` appear when the frame has them with at least one value (the
-    books hold the previous period); an unknown value is an empty cell.
+    books hold the previous period); an unknown value is an empty cell. A frame with an ``account``
+    column (the consolidated pack) shows it first, the totals summing every account.
     """
-    frame = by_model.sort_values(["currency", "amount_micros", "model"], kind="stable", ignore_index=True)
+    lead = _lead(by_model)
+    frame = by_model.sort_values([*lead, "currency", "amount_micros", "model"], kind="stable", ignore_index=True)
     compare = "change_micros" in frame.columns and bool(frame["change_micros"].notna().any())
-    columns = _BY_MODEL_COLUMNS + (_COMPARISON_COLUMNS if compare else ())
+    columns = _lead_columns(lead) + _BY_MODEL_COLUMNS + (_COMPARISON_COLUMNS if compare else ())
     rows = []
     for r in frame.itertuples(index=False):
         values: list[Any] = [
-            str(r.model), str(r.currency), int(r.count), micros_to_decimal(r.amount_micros),
-            micros_to_decimal(r.refunds_micros), micros_to_decimal(r.net_micros), Decimal(r.share),
+            *(str(getattr(r, name)) for name in lead), str(r.model), str(r.currency), int(r.count),
+            micros_to_decimal(r.amount_micros), micros_to_decimal(r.refunds_micros), micros_to_decimal(r.net_micros), Decimal(r.share),
             Decimal(r.unit_cost),
         ]
         if compare:
@@ -52,16 +54,28 @@ def write_by_model(ws: Worksheet, by_model: pd.DataFrame) -> None:
         average = ratio(-amount, count * MICROS_PER_UNIT, "0.000001")
         share = Decimal(1 if amount else 0)
         total: list[Any] = [
-            f"Total {currency}", str(currency), count, micros_to_decimal(amount),
+            *_ALL[:len(lead)], f"Total {currency}", str(currency), count, micros_to_decimal(amount),
             micros_to_decimal(int(group["refunds_micros"].sum())), micros_to_decimal(int(group["net_micros"].sum())),
             share, average,
         ]
         if compare:
             total += [_optional_sum(group.get("previous_amount_micros")), _optional_sum(group["change_micros"])]
         totals.append(total)
-    money_totals: dict[int, Kind] = {i: "total" for i in (3, 4, 5, 8, 9)}
+    money_totals: dict[int, Kind] = {i + len(lead): "total" for i in (3, 4, 5, 8, 9)}
     write_table(ws, columns, rows, totals, total_kinds=money_totals)
     print_setup(ws, landscape=len(columns) > 8)
+
+
+_ALL = ("All accounts",)  # the account cell of a total row across accounts
+
+
+def _lead(frame: pd.DataFrame) -> list[str]:
+    """``["account"]`` when the frame has an account column (the consolidated pack), else none."""
+    return ["account"] if "account" in frame.columns else []
+
+
+def _lead_columns(lead: list[str]) -> tuple[Column, ...]:
+    return tuple(Column(name, "text") for name in lead)
 
 
 def _optional_micros(value: Any) -> Decimal | None:
@@ -89,22 +103,26 @@ _BY_DAY_MONEY = ("topups_micros", "usage_micros", "refunds_micros", "other_micro
 
 
 def write_by_day(ws: Worksheet, by_day: pd.DataFrame) -> None:
-    """Completed records per local day as in by_day.csv (signed; each row foots to net), a total per currency."""
+    """Completed records per local day as in by_day.csv (signed; each row foots to net), a total per
+    currency; an ``account`` column first when the frame has one (as :func:`write_by_model`)."""
+    lead = _lead(by_day)
     frame = by_day.assign(currency=by_day["currency"].astype("str"))
-    frame = frame.sort_values(["currency", "date"], kind="stable", ignore_index=True)
+    frame = frame.sort_values([*lead, "currency", "date"], kind="stable", ignore_index=True)
     rows = [
-        (as_date(r.date), r.currency, *(micros_to_decimal(getattr(r, c)) for c in _BY_DAY_MONEY), int(r.count))
+        (*(str(getattr(r, name)) for name in lead), as_date(r.date), r.currency,
+         *(micros_to_decimal(getattr(r, c)) for c in _BY_DAY_MONEY), int(r.count))
         for r in frame.itertuples(index=False)
     ]
     totals = [
         (
-            f"Total {currency}", currency, *(micros_to_decimal(int(group[c].sum())) for c in _BY_DAY_MONEY),
-            int(group["count"].sum()),
+            *_ALL[:len(lead)], f"Total {currency}", currency,
+            *(micros_to_decimal(int(group[c].sum())) for c in _BY_DAY_MONEY), int(group["count"].sum()),
         )
         for currency, group in frame.groupby("currency", sort=True)
     ]
-    money_totals: dict[int, Kind] = {i: "total" for i in range(2, 7)}
-    write_table(ws, _BY_DAY_COLUMNS, rows, totals, total_kinds={0: "text", **money_totals})
+    money_totals: dict[int, Kind] = {i + len(lead): "total" for i in range(2, 7)}
+    write_table(ws, _lead_columns(lead) + _BY_DAY_COLUMNS, rows, totals,
+                total_kinds={len(lead): "text", **money_totals})
     print_setup(ws, landscape=False)
 
 
