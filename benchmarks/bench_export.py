@@ -11,6 +11,8 @@ this machine in this invocation, with the issue's targets marked PASS/FAIL:
 - Render: ``wavespeed-export export --from-source`` of a ``--render-records`` archive, one
   child process per run and format, with the child's wall time and peak RSS; beside it a naive
   pandas baseline (``json.loads`` + ``DataFrame`` + ``to_csv`` + ``to_excel``).
+- Yardstick: a child that gunzips the same archive and ``json.loads`` each line, nothing else;
+  the all-formats and csv renders are printed as ratios to it (issue 19's target: <= 1.5x).
 - Memory scaling: peak RSS of the all-formats render at each ``--scaling`` size.
 
 Peak RSS is the child's ``VmHWM`` (from ``/proc/self/status``): ``ru_maxrss`` of a child on
@@ -25,6 +27,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,6 +55,8 @@ BILLINGS = "/api/v3/account/billings"
 CLASSIC_FORMATS = "csv,xlsx,quickbooks"  # "all formats" before html, beancount, xero and focus: compare like with like
 ALL_FORMATS = "csv,xlsx,quickbooks,beancount,html,xero,focus"
 RENDER_FORMATS = ("csv", "xlsx", "quickbooks", CLASSIC_FORMATS, ALL_FORMATS)
+RENDER_CASES = {"csv": "csv", "xlsx": "xlsx", "quickbooks": "quickbooks", "classic": CLASSIC_FORMATS, "all": ALL_FORMATS}
+YARDSTICK = "gunzip + json.loads"
 ACCOUNTS = REPO / "templates" / "accounts_xero.toml"  # has the account codes --format xero needs
 MIB = 1024 * 1024
 GB_LIMIT = 1.5e9  # the 1.5 GB peak-RSS target, in bytes
@@ -112,6 +117,18 @@ cli(_sys.argv[1:], prog_name='wavespeed-export', standalone_mode=False)
 _report_peak()
 """
 
+# the yardstick a render is measured against: plain Python reading the same archive, nothing else
+READ_YARDSTICK_CODE = _PEAK + r"""
+import gzip, json
+count = 0
+with gzip.open(_sys.argv[1] + '/billings.jsonl.gz', 'rt', encoding='utf-8') as lines:
+    for line in lines:
+        json.loads(line)
+        count += 1
+print(count)
+_report_peak()
+"""
+
 NAIVE_RENDER_CODE = _PEAK + r"""
 import gzip, json
 import pandas as pd
@@ -136,15 +153,22 @@ def _child_env() -> dict[str, str]:
 
 def run_child(code: str, args: list[str], cwd: Path) -> dict[str, Any]:
     """Run ``python -c code args`` to completion: wall seconds and its own peak RSS (bytes)."""
-    start = time.perf_counter()
+    start, used = time.perf_counter(), _children_cpu()
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=_child_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _children_cpu() - used
     if proc.returncode != 0:
         raise RuntimeError(f"child failed (exit {proc.returncode}): {args}\n{proc.stderr[-3000:]}")
     peak = json.loads(proc.stderr.strip().splitlines()[-1])
     kib = peak["vmhwm_kib"] if peak["vmhwm_kib"] is not None else peak["ru_maxrss_kib"]
-    return {"seconds": wall, "peak_rss_bytes": kib * 1024, "ru_maxrss_kib": peak["ru_maxrss_kib"], "load1": load1()}
+    return {"seconds": wall, "cpu_seconds": cpu, "peak_rss_bytes": kib * 1024, "ru_maxrss_kib": peak["ru_maxrss_kib"],
+            "load1": load1()}
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the finished children: steadier than wall time on a loaded machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -286,26 +310,33 @@ def make_archive(records: int, pack: Path, tmp: Path) -> Path:
 
 def render(pack: Path, formats: str, tmp: Path, label: str) -> dict[str, Any]:
     """One child run of the tool (or, for ``formats="naive"``, the baseline); output deleted after."""
-    out = tmp / f"out-{'all' if formats == ALL_FORMATS else formats.replace(',', '+')}"
+    out = tmp / f"out-{'all' if formats == ALL_FORMATS else formats.replace(',', '+').replace(' ', '')}"
     out.mkdir()
     try:
-        if formats == "naive":
+        if formats == YARDSTICK:
+            sample = run_child(READ_YARDSTICK_CODE, [str(pack / "source")], tmp)
+        elif formats == "naive":
             sample = run_child(NAIVE_RENDER_CODE, [str(pack / "source"), str(out)], tmp)
         else:
             sample = run_child(TOOL_RENDER_CODE, ["export", "--from-source", str(pack), "--out", str(out),
                                                   "--format", formats, "--accounts", str(ACCOUNTS), "-q"], tmp)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    log(f"  {label:<38}: {sample['seconds']:7.2f} s, {sample['peak_rss_bytes'] / MIB:6.0f} MiB, load {sample['load1']:.2f}")
+    log(f"  {label:<38}: {sample['seconds']:7.2f} s, {sample['cpu_seconds']:7.2f} s CPU, {sample['peak_rss_bytes'] / MIB:6.0f} MiB, load {sample['load1']:.2f}")
     return sample
 
 
 def bench_render(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Each format (and the naive baseline) once per repeat, interleaved."""
-    pack = make_archive(args.render_records, tmp / "src", tmp)
+    if args.archive is not None and (args.archive / "source" / "billings.jsonl.gz").exists():
+        pack = args.archive  # the same archive for two runs (before and after a change)
+        log(f"  reusing the archive in {pack}")
+    else:
+        pack = make_archive(args.render_records, args.archive or tmp / "src", tmp)
     cases: dict[str, list[dict[str, Any]]] = {}
     for r in range(args.repeat):
-        for formats in RENDER_FORMATS:
+        cases.setdefault(YARDSTICK, []).append(render(pack, YARDSTICK, tmp, f"yardstick {YARDSTICK} run {r + 1}"))
+        for formats in args.render_formats:
             cases.setdefault(formats, []).append(render(pack, formats, tmp, f"render {formats} run {r + 1}"))
         if not args.skip_baseline and r < args.baseline_repeat:
             cases.setdefault("baseline", []).append(render(pack, "naive", tmp, f"render naive baseline run {r + 1}"))
@@ -315,13 +346,18 @@ def bench_render(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def print_render(args: argparse.Namespace, res: dict[str, Any], targets: list[dict[str, Any]]) -> None:
     print(f"\nRender: export --from-source of {args.render_records:,} records, one child process per run"
           f"\n  (wall = the child process, interpreter start included; peak RSS = the child's VmHWM)")
-    print(f"  {'case':<36}{'median s':>10}{'peak RSS MiB':>14}{'runs':>6}{'load':>7}")
-    for name in [*RENDER_FORMATS, "baseline"]:
+    print(f"  {'case':<36}{'median s':>10}{'CPU s':>8}{'peak RSS MiB':>14}{'runs':>6}{'load':>7}")
+    yardstick = res[YARDSTICK]["median_seconds"]
+    for name in [YARDSTICK, *RENDER_FORMATS, "baseline"]:
         if name in res:
             case = res[name]
-            label = "naive pandas baseline (csv+xlsx)" if name == "baseline" else f"tool --format {name}"
-            print(f"  {label:<36}{case['median_seconds']:>10.2f}{case['median_peak_rss_bytes'] / MIB:>14.0f}"
-                  f"{len(case['samples']):>6}{case['median_load1']:>7.2f}")
+            label = {"baseline": "naive pandas baseline (csv+xlsx)", YARDSTICK: f"yardstick: {YARDSTICK}"}.get(
+                name, f"tool --format {'all' if name == ALL_FORMATS else name}")
+            print(f"  {label:<36}{case['median_seconds']:>10.2f}{case['median_cpu_seconds']:>8.2f}"
+                  f"{case['median_peak_rss_bytes'] / MIB:>14.0f}{len(case['samples']):>6}{case['median_load1']:>7.2f}"
+                  f"{case['median_seconds'] / yardstick:>8.2f}x yardstick")
+    if ALL_FORMATS not in res or "csv" not in res:
+        return
     every = res[ALL_FORMATS]
     note = "" if args.render_records == 1_000_000 else f" (targets are for 1,000,000; ran {args.render_records:,})"
     wall, peak, csv_s = every["median_seconds"], every["median_peak_rss_bytes"], res["csv"]["median_seconds"]
@@ -334,6 +370,9 @@ def print_render(args: argparse.Namespace, res: dict[str, Any], targets: list[di
         add_target(targets, f"render all formats >= 5x faster than the naive baseline{note}", ratio,
                    f"{ratio:.2f}x", ratio >= 5)
     add_target(targets, f"render csv alone <= 10 s{note}", csv_s, f"{csv_s:.2f} s", csv_s <= 10)
+    over = wall / yardstick
+    add_target(targets, f"render all formats <= 1.5x the {YARDSTICK} yardstick{note}", over, f"{over:.2f}x", over <= 1.5)
+    add_target(targets, f"render all formats <= 500 MiB peak RSS{note}", peak, f"{peak / MIB:,.0f} MiB", peak <= 500 * MIB)
 
 
 # -- memory scaling ----------------------------------------------------------------------------
@@ -343,7 +382,7 @@ def bench_scaling(args: argparse.Namespace, tmp: Path, rendered: dict[str, Any] 
     """All-formats render at each size; the render section's runs are reused for its own size."""
     out: dict[str, Any] = {}
     for size in args.scaling:
-        if rendered is not None and size == args.render_records:
+        if rendered is not None and ALL_FORMATS in rendered and size == args.render_records:
             out[str(size)] = {**rendered[ALL_FORMATS], "reused_from_render": True}
             continue
         pack = make_archive(size, tmp / f"src-{size}", tmp)
@@ -387,11 +426,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scaling", type=int_list, default="250000,500000,1000000", help="comma-separated sizes")
     p.add_argument("--repeat", type=int, default=3, help="runs per case (medians are reported)")
     p.add_argument("--baseline-repeat", type=int, help="runs of the slow naive render baseline (default: --repeat)")
+    p.add_argument("--render-formats", default=",".join(RENDER_CASES),
+                   help=f"render cases, comma-separated, of {', '.join(RENDER_CASES)} (classic = {CLASSIC_FORMATS})")
+    p.add_argument("--archive", type=Path, help="the render's pack folder: made there if missing, reused if present")
     p.add_argument("--json", type=Path, help="write every result and raw sample here")
     for part, what in [("extract", "extraction"), ("render", "render"), ("baseline", "naive baselines"),
                        ("scaling", "memory scaling")]:
         p.add_argument(f"--skip-{part}", action="store_true", help=f"skip the {what}")
     args = p.parse_args(argv)
+    unknown = [name for name in args.render_formats.split(",") if name not in RENDER_CASES]
+    if unknown:
+        p.error(f"unknown --render-formats {', '.join(unknown)}")
+    args.render_formats = [RENDER_CASES[name] for name in args.render_formats.split(",")]
     args.baseline_repeat = args.repeat if args.baseline_repeat is None else min(args.baseline_repeat, args.repeat)
     if args.repeat < 1 or args.records < 2 or args.render_records < 2 or any(s < 2 for s in args.scaling):
         p.error("--repeat must be >= 1 and record counts >= 2")

@@ -34,6 +34,7 @@ from .errors import ConfigError, DataError, os_reason
 from .models import ExtractionStats, ProviderBalance
 from .money import CURRENCY_CODE, format_micros, parse_amount
 from .period import Window, label_fits
+from .extract.columnar import block_columns, to_frame
 from .extract.records import parse_records
 
 ARCHIVE_NAME = "billings.jsonl.gz"
@@ -140,9 +141,50 @@ def read_archive(folder: Path, chunk: int = 50_000, *, name: str = ARCHIVE_NAME,
     """Every archived record, validated as columns (records.RECORD_COLUMNS), in archive order.
 
     With ``verify`` the file's bytes are hashed as they are read and must match the manifest.
+    The archive is parsed into columns by pyarrow (extract/columnar.py); when that reader cannot
+    vouch for the data (a bad record, damage, JSON it could read differently) the per-record
+    reader reads it, naming the first offending record or the damage.
     """
     path = folder / name
     expected = _manifest_entry(folder, name) if verify else None
+    frame = _read_columnar(path, expected)
+    return frame if frame is not None else read_archive_per_record(path, expected, chunk)
+
+
+BLOCK_BYTES = 16 << 20  # of decompressed lines per pyarrow parse: bounds the memory beside the columns
+
+
+def _read_columnar(path: Path, expected: tuple[int, str] | None) -> pd.DataFrame | None:
+    """The archive's records frame by the columnar reader, or None to leave it to the per-record one
+    (which then reports whatever is wrong first, as it always did)."""
+    tables = []
+    try:
+        with open(path, "rb") as raw, gzip.GzipFile(filename="", mode="rb", fileobj=(hashed := _HashingReader(raw))) as unzipped:
+            rest = b""
+            while piece := unzipped.read(BLOCK_BYTES):
+                data = rest + piece if rest else piece
+                cut = data.rfind(b"\n") + 1
+                if cut:
+                    table = block_columns(data[:cut] if cut < len(data) else data)
+                    if table is None:
+                        return None
+                    tables.append(table)
+                rest = data[cut:]
+            if rest or not tables:
+                return None  # a last line without its newline, or no records: the per-record reader's case
+            if expected is not None:
+                hashed.read(-1)  # whatever gzip did not need still counts
+    except (OSError, EOFError, zlib.error):
+        return None
+    if expected is not None:
+        _check(path, expected, hashed.size, hashed.digest.hexdigest())
+    return to_frame(tables)
+
+
+def read_archive_per_record(path: Path, expected: tuple[int, str] | None, chunk: int = 50_000) -> pd.DataFrame:
+    """The archive read record by record (:mod:`jsonexact`, ``parse_records``): the reference the
+    columnar reader must equal, and the reader that explains bad data."""
+    name = path.name
     frames: list[pd.DataFrame] = []
     first = 1  # line number of the chunk's first line
     try:
