@@ -38,10 +38,12 @@ After every step (docs/booking.md, "Closed periods and late changes", "What the 
   period's new pack replaces its old one). At the same steps, the counter side by role: summed
   over the same packs' Journal sheets (the workbook; Beancount's opening left aside), the expense
   accounts, the payment methods' clearing accounts and the suspense account each hold what the
-  completed records in those periods owe them by role (docs/booking.md, "Roles"), to within a cent
-  per account line the running totals round (a record whose type changed must leave its old
-  role); and the packs' Beancount files, loaded as one ledger, raise no error (its balance
-  assertions chain the closings).
+  completed records in those periods owe them by role (docs/booking.md, "Roles"), to within five
+  cents (the running totals keep each of the group's few account lines within half a cent; a
+  record whose type or sign changed must leave its old role, and the rewrites move 0.25 or more),
+  checked while every record the packs still post for is served there (a missing one keeps the
+  role it was booked with); and the packs' Beancount files, loaded as one ledger from the books'
+  first period, raise no error (its balance assertions chain the closings).
 
 The CI run draws the same 20 examples of 10 steps every time (about 40 s). Longer:
 ``HOSTILE_EXAMPLES=300 HOSTILE_STEPS=14`` (random seeds; ``HOSTILE_NO_SHRINK=1`` reports the
