@@ -48,7 +48,7 @@ After every step (docs/booking.md, "Closed periods and late changes", "What the 
 The CI run draws the same 20 examples of 10 steps every time (about 40 s). Longer:
 ``HOSTILE_EXAMPLES=300 HOSTILE_STEPS=14`` (random seeds; ``HOSTILE_NO_SHRINK=1`` reports the
 first failure unshrunk). ``HOSTILE_IGNORE=follow,currency_changes,...`` switches invariants
-(follow, opening, equation, roles, ledger, booked_once), the rule reopen_and_restate or changes to
+(follow, opening, equation, roles, ledger, booked_once), the rules export (of any month) and reopen_and_restate, or changes to
 the history (status_flips, amount_changes, type_changes, currency_changes, created_at_moves,
 record_removed, id_reused, arrives_late) off by name, to look past one known bug for the next.
 """
@@ -329,6 +329,7 @@ class HostileHistory(RuleBasedStateMachine):
 
     # -- the month-end loop and its detours ------------------------------------------------------
 
+    @precondition(lambda self: _checked("export"))
     @rule(month=st.sampled_from(MONTHS), zone=ZONES, granularity=GRANULARITIES)
     def export(self, month: str, zone: str, granularity: str) -> None:
         self._export(month, zone, granularity)
