@@ -20,7 +20,8 @@ After every step (docs/booking.md, "Closed periods and late changes", "What the 
 - no record id is booked (table ``booked``) in two periods;
 - the books' periods follow each other: sorted by start, each starts at the instant the one
   before it ends (no gap a record could fall into, no overlap it could be booked twice in);
-- at most one of the books' packs posts an opening balance;
+- at most one closed period's pack posts an opening balance (an open draft exported as the books'
+  first period may, until it is exported again);
 - **the ledger equation**, at a *settled* step: the books' periods follow each other, all but
   the last are closed, and the last was exported after the last change to the provider's history
   and to the books (closing it since changes no pack, so it stays settled). Then for every
@@ -454,8 +455,9 @@ class HostileHistory(RuleBasedStateMachine):
     def one_opening(self) -> None:
         if not _checked("opening"):
             return
-        opening = [p.label for p in _periods(self.out) if OPENING_BEANCOUNT in _ledger_text(self.out / p.label)]
-        assert len(opening) <= 1, opening
+        opening = [p.label for p in _periods(self.out)
+                   if p.closed and OPENING_BEANCOUNT in _ledger_text(self.out / p.label)]
+        assert len(opening) <= 1, opening  # an open draft may still carry one, to be exported again
 
     def _is_settled(self, periods: list[Period]) -> bool:
         return (bool(periods) and self.settled == (periods[-1].label, self.truth, self.changes)
@@ -558,7 +560,9 @@ KNOWN = {
     "usage becomes a top-up": [_export("2024-01"), _close("2024-01"), _fields(**_shaped("topup", Decimal("5.00"), None)),
                                _export("2024-02")],
     "time zone gap": [_export("2024-01"), _close("2024-01"), _export("2024-02", "America/New_York")],
-    "back-filled month": [_export("2024-02"), _export("2024-01")],
+    # February exported first (it opens the books), then January before it, both closed
+    "back-filled month": [_export("2024-02"), _export("2024-01"), _close("2024-01"), _close("2024-02"),
+                          _export("2024-02"), _close("2024-02"), _export("2024-03")],
     "currency of a closed record": [_export("2024-01"), _close("2024-01"), _fields(currency="EUR"), _export("2024-02")],
 }
 

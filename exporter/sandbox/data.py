@@ -186,7 +186,7 @@ class Dataset:
         # Empty for generated data: its failed records failed before they were charged.
         self.reversals: Mapping[str, int] = MappingProxyType(dict(reversals or {}))
         # record id -> currency, for the few records not in USD (a test's revision: generated data
-        # is all USD); the JSON text served carries it, the balance (USD) leaves them out
+        # is all USD); the JSON text served carries it, the balance and usage summaries (USD) leave them out
         self.currencies: Mapping[str, str] = MappingProxyType(dict(currencies or {}))
         self._ts = columns.ts
         self._type = columns.type
@@ -265,9 +265,16 @@ class Dataset:
     def balance(self) -> Decimal:
         """The account's credit balance now (USD): the opening balance plus every completed amount in
         USD, exactly (every generated record lies in the past)."""
-        others = {i for i in range(len(self._ts)) if self.record_id(i) in self.currencies} if self.currencies else set()
-        counts = Counter(a for i, (a, s) in enumerate(zip(self._amount, self._status)) if s == _COMPLETED and i not in others)
+        counts = Counter(a for i, (a, s) in enumerate(zip(self._amount, self._status))
+                         if s == _COMPLETED and i not in self._foreign)
         return self.opening_balance + sum((self._amounts.values[a] * n for a, n in counts.items()), Decimal(0))
+
+    @cached_property
+    def _foreign(self) -> frozenset[int]:
+        """Positions of the records not in USD: the balance and the usage summaries (USD) leave them out."""
+        if not self.currencies:
+            return frozenset()
+        return frozenset(i for i in range(len(self._ts)) if self.record_id(i) in self.currencies)
 
     def usage_by_day(
         self, start: date | None = None, end: date | None = None, status: str | None = "completed"
@@ -346,10 +353,10 @@ class Dataset:
         lo, hi = self._span(start_ms, end_ms)
         counts: Counter[tuple[int, int]] = Counter(
             (m, a)
-            for t, s, m, a in zip(
-                self._type[lo:hi], self._status[lo:hi], self._model[lo:hi], self._amount[lo:hi]
+            for i, t, s, m, a in zip(
+                range(lo, hi), self._type[lo:hi], self._status[lo:hi], self._model[lo:hi], self._amount[lo:hi]
             )
-            if t == _USAGE and s == _COMPLETED
+            if t == _USAGE and s == _COMPLETED and i not in self._foreign
         )
         totals: dict[str, tuple[int, Decimal]] = {}
         for (model, amount), n in counts.items():
@@ -365,10 +372,11 @@ class Dataset:
         lo, hi = self._span(start_ms, end_ms)
         counts: Counter[tuple[int, int, int]] = Counter(
             (t // _DAY_MS, m, a)
-            for ty, s, t, m, a in zip(
-                self._type[lo:hi], self._status[lo:hi], self._ts[lo:hi], self._model[lo:hi], self._amount[lo:hi]
+            for i, ty, s, t, m, a in zip(
+                range(lo, hi), self._type[lo:hi], self._status[lo:hi], self._ts[lo:hi], self._model[lo:hi],
+                self._amount[lo:hi],
             )
-            if ty == _USAGE and (status is None or s == status)
+            if ty == _USAGE and (status is None or s == status) and i not in self._foreign
         )
         days: dict[int, dict[str, list[Any]]] = {}
         for (day, model, amount), n in counts.items():
