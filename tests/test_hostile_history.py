@@ -51,7 +51,7 @@ After every step (docs/booking.md, "Closed periods and late changes", "What the 
 The sequences issue 21 reports are replayed step by step too (test_a_known_hostile_sequence),
 with the same checks after each step.
 
-The CI run draws the same 20 examples of 10 steps every time (under a minute while the books
+The CI run draws the same 20 examples of 10 steps every time (about 40 s of CPU while the books
 pass; a failure's shrinking takes minutes more). Longer: ``HOSTILE_EXAMPLES=300 HOSTILE_STEPS=12``
 (random seeds; ``HOSTILE_NO_SHRINK=1`` reports the first failure unshrunk). A failing case lists,
 before each step, the commands that step ran with their exit code and stderr.
