@@ -175,6 +175,7 @@ class Dataset:
         amounts: _AmountTable,
         opening_balance: Decimal = DEFAULT_OPENING_BALANCE,
         reversals: Mapping[str, int] | None = None,
+        currencies: Mapping[str, str] | None = None,
     ) -> None:
         self.months = months
         self.seed = seed
@@ -184,6 +185,9 @@ class Dataset:
         # current API generation serves those as the charge plus a refund (:mod:`.items`).
         # Empty for generated data: its failed records failed before they were charged.
         self.reversals: Mapping[str, int] = MappingProxyType(dict(reversals or {}))
+        # record id -> currency, for the few records not in USD (a test's revision: generated data
+        # is all USD); the JSON text served carries it, the balance and usage summaries (USD) leave them out
+        self.currencies: Mapping[str, str] = MappingProxyType(dict(currencies or {}))
         self._ts = columns.ts
         self._type = columns.type
         self._status = columns.status
@@ -231,7 +235,7 @@ class Dataset:
             id=self.record_id(i),
             type=TYPES[self._type[i]],
             amount=self._amounts.values[self._amount[i]],
-            currency=CURRENCY,
+            currency=self.currencies.get(self.record_id(i), CURRENCY) if self.currencies else CURRENCY,
             status=STATUSES[self._status[i]],
             created_at=_EPOCH + self._ts[i] * _MS,
             model=None if model == _NONE else MODEL_NAMES[model],
@@ -259,10 +263,18 @@ class Dataset:
 
     @cached_property
     def balance(self) -> Decimal:
-        """The account's credit balance now: the opening balance plus every completed amount, exactly
-        (every generated record lies in the past)."""
-        counts = Counter(a for a, s in zip(self._amount, self._status) if s == _COMPLETED)
+        """The account's credit balance now (USD): the opening balance plus every completed amount in
+        USD, exactly (every generated record lies in the past)."""
+        counts = Counter(a for i, (a, s) in enumerate(zip(self._amount, self._status))
+                         if s == _COMPLETED and i not in self._foreign)
         return self.opening_balance + sum((self._amounts.values[a] * n for a, n in counts.items()), Decimal(0))
+
+    @cached_property
+    def _foreign(self) -> frozenset[int]:
+        """Positions of the records not in USD: the balance and the usage summaries (USD) leave them out."""
+        if not self.currencies:
+            return frozenset()
+        return frozenset(i for i in range(len(self._ts)) if self.record_id(i) in self.currencies)
 
     def usage_by_day(
         self, start: date | None = None, end: date | None = None, status: str | None = "completed"
@@ -341,10 +353,10 @@ class Dataset:
         lo, hi = self._span(start_ms, end_ms)
         counts: Counter[tuple[int, int]] = Counter(
             (m, a)
-            for t, s, m, a in zip(
-                self._type[lo:hi], self._status[lo:hi], self._model[lo:hi], self._amount[lo:hi]
+            for i, t, s, m, a in zip(
+                range(lo, hi), self._type[lo:hi], self._status[lo:hi], self._model[lo:hi], self._amount[lo:hi]
             )
-            if t == _USAGE and s == _COMPLETED
+            if t == _USAGE and s == _COMPLETED and i not in self._foreign
         )
         totals: dict[str, tuple[int, Decimal]] = {}
         for (model, amount), n in counts.items():
@@ -360,10 +372,11 @@ class Dataset:
         lo, hi = self._span(start_ms, end_ms)
         counts: Counter[tuple[int, int, int]] = Counter(
             (t // _DAY_MS, m, a)
-            for ty, s, t, m, a in zip(
-                self._type[lo:hi], self._status[lo:hi], self._ts[lo:hi], self._model[lo:hi], self._amount[lo:hi]
+            for i, ty, s, t, m, a in zip(
+                range(lo, hi), self._type[lo:hi], self._status[lo:hi], self._ts[lo:hi], self._model[lo:hi],
+                self._amount[lo:hi],
             )
-            if ty == _USAGE and (status is None or s == status)
+            if ty == _USAGE and (status is None or s == status) and i not in self._foreign
         )
         days: dict[int, dict[str, list[Any]]] = {}
         for (day, model, amount), n in counts.items():
@@ -560,7 +573,7 @@ def dataset_from_records(
     reversals: Mapping[str, int] | None = None,
 ) -> Dataset:
     """A dataset holding exactly ``records`` (any order; served newest first); ``reversals`` as
-    :attr:`Dataset.reversals`."""
+    :attr:`Dataset.reversals`; records in another currency than USD are kept in :attr:`Dataset.currencies`."""
     amounts, columns = _AmountTable(), _Columns()
     ordered = sorted(records, key=lambda r: (r.created_at, r.id), reverse=True)
     for record in ordered:
@@ -572,7 +585,8 @@ def dataset_from_records(
         columns.amount.append(amounts.add(_decimal_text(record.amount)))
         columns.blob += (record_json(record) + ",").encode("ascii")
         columns.offsets.append(len(columns.blob))
-    return Dataset(months, seed, columns, amounts, opening_balance, reversals)
+    currencies = {record.id: record.currency for record in ordered if record.currency != CURRENCY}
+    return Dataset(months, seed, columns, amounts, opening_balance, reversals, currencies)
 
 
 def _append_month(ym: tuple[int, int], month: _Month, amounts: _AmountTable, columns: _Columns) -> None:
