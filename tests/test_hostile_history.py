@@ -567,6 +567,10 @@ KNOWN = {
     "usage becomes a top-up": [_export("2024-01"), _close("2024-01"), _fields(**_shaped("topup", Decimal("5.00"), None)),
                                _export("2024-02")],
     "time zone gap": [_export("2024-01"), _close("2024-01"), _export("2024-02", "America/New_York")],
+    # found by a long run: March exported again in another zone under an open April, then closed
+    "gap under a later draft": [_export("2024-01"), _close("2024-01"), _export("2024-02"), _close("2024-02"),
+                                _export("2024-03"), _export("2024-04"), _export("2024-03", "America/New_York"),
+                                _close("2024-03")],
     # February exported first (it opens the books), then January before it, both closed
     "back-filled month": [_export("2024-02"), _export("2024-01"), _close("2024-01"), _close("2024-02"),
                           _export("2024-02"), _close("2024-02"), _export("2024-03")],

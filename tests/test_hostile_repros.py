@@ -202,6 +202,18 @@ def test_6_a_time_zone_change_that_leaves_a_gap_is_refused_naming_the_way_out(se
     ok(export(server, out, "2024-02", "--timezone", "Europe/Berlin"))
 
 
+def test_6_a_month_exported_again_in_another_zone_under_a_later_draft_may_not_open_a_gap(server, tmp_path):
+    out = tmp_path / "out"
+    ok(export(server, out, "2024-01", "--close"))
+    ok(export(server, out, "2024-02"))
+    ok(export(server, out, "2024-03"))  # an open draft after February
+    books_before = (out / "books.sqlite").read_bytes()
+    refused = export(server, out, "2024-02", "--timezone", "America/New_York")  # would start 5 hours after January
+    assert refused.exit_code == 2, refused.output
+    assert "gap in the books after 2024-01" in refused.output and "--timezone UTC" in refused.output
+    assert (out / "books.sqlite").read_bytes() == books_before
+
+
 def test_6_a_back_filled_month_is_booked_first_and_the_later_one_exported_again(server, tmp_path):
     out = tmp_path / "out"
     ok(export(server, out, "2024-02"))

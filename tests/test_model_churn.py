@@ -84,6 +84,16 @@ class Window:
         return self.start < other.end and other.start < self.end
 
 
+def _gaps(spans: list[tuple[date, date]]) -> list[tuple[date, date]]:
+    """The days between the first start and the last end that no span covers."""
+    gaps, covered_to = [], None
+    for first, last in sorted(spans):
+        if covered_to is not None and first > covered_to:
+            gaps.append((covered_to, first))
+        covered_to = last if covered_to is None else max(covered_to, last)
+    return gaps
+
+
 def _month(label: str) -> Window:
     first = date.fromisoformat(label + "-01")
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
@@ -348,16 +358,15 @@ class ModelChurn(RuleBasedStateMachine):
         return frozenset((w.label, self.exported[w.label]) for w, _ in self.books.periods.values() if w.end <= window.start)
 
     def _leaves_a_gap(self, window: Window) -> bool:
-        """Whether the books refuse ``window`` as leaving instants no period covers, or as coming
-        before a closed period (docs/booking.md, "What the books refuse": periods are contiguous)."""
+        """Whether the books refuse ``window`` as leaving instants no period covers that were
+        covered before, or as coming before a closed period (docs/booking.md, "What the books
+        refuse": periods are contiguous)."""
         others = [(w, closed) for label, (w, closed) in self.books.periods.items() if label != window.label]
-        if not others or any(window.overlaps(w) for w, _ in others):
+        if not others:
             return False
-        before = max((w.end for w, _ in others if w.end <= window.start), default=None)
-        after = min((w.start for w, _ in others if w.start >= window.end), default=None)
-        if before is not None and before != window.start:
-            return True
-        if before is None and after is not None and after != window.end:
+        before = _gaps([(w.start, w.end) for w, _ in self.books.periods.values()])
+        after = _gaps([(w.start, w.end) for w, _ in others] + [(window.start, window.end)])
+        if any(not any(old[0] <= gap[0] and gap[1] <= old[1] for old in before) for gap in after):
             return True
         return any(closed and w.start >= window.end for w, closed in others)
 
@@ -399,6 +408,9 @@ class ModelChurn(RuleBasedStateMachine):
         # booked on exports of the periods before it that have changed since (exported again,
         # added, or dropped as drafts a close superseded): refused, export it again first
         refused = refused or self.basis.get(window.label) != self._basis(window)
+        # the closed period before it must meet it exactly
+        closed_before = max((w.end for w in self.books.closed() if w.end <= window.start), default=None)
+        refused = refused or (closed_before is not None and closed_before != window.start)
         code = self._run("close", *window.args, "--out", str(self.out), "--accounts", str(ACCOUNTS))
         assert code == (2 if refused else 0), (window.label, self.books.periods)
         if code == 0:

@@ -43,10 +43,9 @@ def _overlap(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool
     return a[0] < b[1] and b[0] < a[1]
 
 
-def _gap_message(label: str, tz_name: str, neighbour: Period, at: datetime, gap_start: datetime, gap_end: datetime) -> str:
-    side = "after" if neighbour.end_utc <= at else "before"
-    same_zone = neighbour.time_zone == tz_name
-    way = ("export the periods in between first" if same_zone
+def _gap_message(label: str, tz_name: str, neighbour: Period, gap_start: datetime, gap_end: datetime) -> str:
+    side = "after" if neighbour.end_utc == gap_start else "before"
+    way = ("export the periods in between first" if neighbour.time_zone == tz_name
            else f"export it in the books' time zone ([[timezone]] {neighbour.time_zone})")
     return (f"{label} ({tz_name}) would leave a gap in the books {side} {neighbour.label} ({neighbour.time_zone}): "
             f"no period would cover {gap_start:%Y-%m-%d %H:%M} to {gap_end:%Y-%m-%d %H:%M} UTC; {way}")
@@ -76,18 +75,18 @@ def refuse_closed(periods: Sequence[Period], label: str, start: datetime, end: d
 
 
 def refuse_gap(periods: Sequence[Period], label: str, start: datetime, end: datetime, tz_name: str) -> None:
-    """ConfigError (exit 2) if period ``label`` over ``[start, end)`` would leave instants no
-    period of the books covers, between it and the periods before or after it, or would come
-    before a closed period."""
+    """ConfigError (exit 2) if period ``label`` over ``[start, end)`` (a new period, or an export
+    of it again, maybe in another time zone) would leave instants no period of the books covers
+    that were covered before, or would come before a closed period."""
     others = [p for p in periods if p.label != label]
-    if not others or any(_overlap((p.start_utc, p.end_utc), (start, end)) for p in others):
-        return  # the first period, or a draft over open ones (a closed one is refused before)
-    before = max((p for p in others if p.end_utc <= start), key=lambda p: p.end_utc, default=None)
-    after = min((p for p in others if p.start_utc >= end), key=lambda p: p.start_utc, default=None)
-    if before is not None and before.end_utc != start:
-        raise ConfigError(_gap_message(label, tz_name, before, start, before.end_utc, start))
-    if after is not None and before is None and after.start_utc != end:
-        raise ConfigError(_gap_message(label, tz_name, after, end, end, after.start_utc))
+    if not others:
+        return  # the books' first period
+    before = _gaps([(p.start_utc, p.end_utc) for p in periods])
+    after = _gaps([(p.start_utc, p.end_utc) for p in others] + [(start, end)])
+    for gap in after:
+        if not any(old[0] <= gap[0] and gap[1] <= old[1] for old in before):
+            neighbour = next(p for p in others if p.end_utc == gap[0] or p.start_utc == gap[1])
+            raise ConfigError(_gap_message(label, tz_name, neighbour, *gap))
     closed_after = [p.label for p in others if p.start_utc >= end and p.closed]
     if closed_after:
         raise ConfigError(
@@ -95,6 +94,17 @@ def refuse_gap(periods: Sequence[Period], label: str, start: datetime, end: date
             f"closed: periods are booked in order; reopen {closed_after[-1]} (and those before it) first, "
             "or keep the earlier periods in other books ([[books]])"
         )
+
+
+def _gaps(spans: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The instants between the first start and the last end that no span covers."""
+    gaps: list[tuple[datetime, datetime]] = []
+    covered_to: datetime | None = None
+    for first, last in sorted(spans):
+        if covered_to is not None and first > covered_to:
+            gaps.append((covered_to, first))
+        covered_to = last if covered_to is None else max(covered_to, last)
+    return gaps
 
 
 def refuse_out_of_order(periods: Sequence[Period], period: Period, recorded_basis: str | None, basis_now: str) -> None:
@@ -105,6 +115,13 @@ def refuse_out_of_order(periods: Sequence[Period], period: Period, recorded_basi
     if earlier:
         raise ConfigError(f"{', '.join(earlier)} {'is' if len(earlier) == 1 else 'are'} earlier than {period.label} "
                           f"and still open: close {'it' if len(earlier) == 1 else 'them'} first (periods close in order)")
+    closed_before = max((p for p in periods if p.closed and p.end_utc <= period.start_utc), key=lambda p: p.end_utc,
+                        default=None)
+    if closed_before is not None and closed_before.end_utc != period.start_utc:
+        raise ConfigError(f"{period.label} ({period.time_zone}) does not meet {closed_before.label} "
+                          f"({closed_before.time_zone}), the closed period before it: no period covers "
+                          f"{closed_before.end_utc:%Y-%m-%d %H:%M} to {period.start_utc:%Y-%m-%d %H:%M} UTC; export "
+                          f"the period in between in the books' time zone first")
     if recorded_basis != basis_now:
         cause = ("was exported by an earlier version of the tool" if recorded_basis is None
                  else "was exported before the periods ahead of it were exported again or added")
