@@ -79,7 +79,7 @@ from pathlib import Path
 import pytest
 from beancount import loader
 from click.testing import CliRunner
-from hypothesis import HealthCheck, Phase, event, note, settings
+from hypothesis import event, note
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import (
@@ -103,6 +103,7 @@ from test_model_churn import (
     _status,
     _tree,
     _usage_micros,
+    machine_settings,
 )
 from test_one_booking_path import (
     PREPAID,
@@ -515,14 +516,7 @@ class HostileHistory(RuleBasedStateMachine):
             assert errors == [], ([p.label for p in periods], errors)
 
 
-HostileHistory.TestCase.settings = settings(
-    max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "20")),
-    stateful_step_count=int(os.environ.get("HOSTILE_STEPS", "10")),
-    derandomize=not os.environ.get("HOSTILE_EXAMPLES"),
-    deadline=None,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("HOSTILE_NO_SHRINK") else list(Phase),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+HostileHistory.TestCase.settings = machine_settings("HOSTILE", 10)
 TestHostileHistory = HostileHistory.TestCase
 
 

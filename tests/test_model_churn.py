@@ -572,16 +572,20 @@ def _ledger_text(pack: Path) -> str:
     return ledger.read_text(encoding="utf-8")
 
 
-ModelChurn.TestCase.settings = settings(
-    max_examples=int(os.environ.get("CHURN_EXAMPLES", "20")),
-    stateful_step_count=int(os.environ.get("CHURN_STEPS", "8")),
-    # CI draws the same examples every run: longer runs (CHURN_EXAMPLES) still find a drift of the
-    # prepaid account past half a cent after late changes that is not diagnosed yet (see the
-    # report of issue 17's churn test: CHURN_EXAMPLES=150 CHURN_STEPS=14 --hypothesis-seed=777)
-    derandomize=not os.environ.get("CHURN_EXAMPLES"),
-    deadline=None,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get("CHURN_NO_SHRINK") else list(Phase),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+def machine_settings(prefix: str, steps: int) -> settings:
+    """A state machine test's settings: CI draws the same 20 examples of ``steps`` steps every run;
+    ``<prefix>_EXAMPLES`` and ``<prefix>_STEPS`` draw new ones for a long run, and
+    ``<prefix>_NO_SHRINK=1`` reports the first failure as found (shrinking a long machine takes minutes)."""
+    return settings(
+        max_examples=int(os.environ.get(f"{prefix}_EXAMPLES", "20")),
+        stateful_step_count=int(os.environ.get(f"{prefix}_STEPS", str(steps))),
+        derandomize=not os.environ.get(f"{prefix}_EXAMPLES"),
+        deadline=None,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate] if os.environ.get(f"{prefix}_NO_SHRINK") else list(Phase),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+
+
+ModelChurn.TestCase.settings = machine_settings("CHURN", 8)
 TestModelChurn = ModelChurn.TestCase
 
