@@ -8,7 +8,9 @@ into another type or currency, moves to another month (out of a closed month int
 too), disappears, arrives late in a closed month, or its id is reused by another record. The
 other rules are the month-end loop and its detours: export a month (now and then in another time
 zone or by day), export the next one, close, reopen with a reason and restate. Every export
-re-checks every closed period (``--lookback`` ten years).
+re-checks every closed day of every closed period (``--lookback`` ten years, ``--recheck full``:
+the provider's day totals cannot show a re-price under their rounding, docs/booking.md "Finding
+late changes", and the ledger equation below is exact; tests/test_recheck.py tests the day totals).
 
 After every step (docs/booking.md, "Closed periods and late changes", "What the books refuse"):
 
@@ -327,7 +329,7 @@ class HostileHistory(RuleBasedStateMachine):
         code = self._run("export", "--period", label, "--timezone", zone, "--granularity", granularity,
                          "--out", str(self.out), "--base-url", self.server.url, "--api-key", DEMO_KEY,
                          "--backoff", "0.01", "-q", "--format", FORMATS, "--accounts", str(ACCOUNTS),
-                         "--lookback", LOOKBACK)
+                         "--lookback", LOOKBACK, "--recheck", "full")
         if code == 0:
             _foots(self.out / label)
             _entries_balance(self.out / label)
