@@ -17,6 +17,12 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
+def server(sandbox: SandboxServer) -> SandboxServer:
+    """The same sandbox, under the name most end-to-end tests give it."""
+    return sandbox
+
+
+@pytest.fixture
 def api_args(sandbox: SandboxServer) -> list[str]:
     """CLI arguments that point a command at the sandbox, with quick retries."""
     return ["--base-url", sandbox.url, "--api-key", DEMO_KEY, "--backoff", "0.01", "--quiet"]

@@ -8,11 +8,9 @@ from __future__ import annotations
 import csv
 import re
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
@@ -36,12 +34,6 @@ def export(server: SandboxServer, out: Path, period: str, *extra: str, key: str 
 def rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-@pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    with serve_in_thread() as server:
-        yield server
 
 
 def test_the_month_after_every_model_disappears_exports_every_model_at_zero(server, tmp_path):

@@ -4,18 +4,16 @@ and a late change has one booking role that the journal and FOCUS both read."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from click.testing import CliRunner
 
 from exporter.books.adjustments import adjustment_roles
 from exporter.cli import cli
 from exporter.models import ADJUSTMENT_COLUMNS, ROLES
-from exporter.sandbox import DEMO_KEY, SandboxServer, serve_in_thread
+from exporter.sandbox import DEMO_KEY
 from exporter.sandbox.revisions import revise
 from exporter.transform import record_roles
 
@@ -29,12 +27,6 @@ def run(*args: str):
 def rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-@pytest.fixture
-def server() -> Iterator[SandboxServer]:
-    with serve_in_thread() as server:
-        yield server
 
 
 def test_xero_follows_the_granularity(server, tmp_path):
