@@ -22,11 +22,14 @@ from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 
+from ...extract.columnar import PY_SPACE
 from ...money import micros_to_decimal
 from ..sanitize import FORMULA_TRIGGERS
+from ..text_columns import categories, float_text, join_cells, joined_bytes, number_text, patched, strings
 from .cells import (
     AMOUNT_FORMAT, DATE_FORMAT, DATETIME_FORMAT, FIXED_WIDTHS, MAX_CELL_CHARS, MAX_WIDTH, WIDTH_SAMPLE,
     clean_text, display_width, print_setup, put_text,
@@ -52,12 +55,12 @@ _DETAIL_LAST_COLUMN = get_column_letter(len(_DETAIL_HEADERS))
 _ZIP_LEVEL = 1  # 1M rows: 2.9 s / 77 MiB at level 1, 4.8 s / 64 MiB at level 6 (uuid ids)
 _ZIP64_THRESHOLD = 2**31 - 2**24  # zipfile must know up front when a member may pass 2 GiB
 _DIMENSION = re.compile(r'<dimension ref="[^"]*"')
-# Text that cannot go into the XML as it is: markup, CR, control and invalid code points, or
-# a leading formula trigger / surrounding whitespace (quote-prefix style, xml:space).
-_NEEDS_CARE = re.compile(
-    "[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]|^[=+\\-@\\s]|\\s\\Z"
-)
-_PLAIN_TEXT = ' t="inlineStr"><is><t>%s</t></is></c>'
+# Text that cannot go into the XML as it is (RE2, on Arrow's UTF-8: no surrogates there): markup,
+# CR, control and invalid code points, or a leading formula trigger / surrounding whitespace
+# (quote-prefix style, xml:space; Python's whitespace, as str.strip and re's \s know it).
+_NEEDS_CARE = (r"[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{fffe}\x{ffff}]|^[=+\-@" + PY_SPACE + "]|["
+               + PY_SPACE + r"]\z")
+_PLAIN_START, _PLAIN_END = ' t="inlineStr"><is><t>', "</t></is></c>"
 
 
 @dataclass(frozen=True)
@@ -185,11 +188,11 @@ def _stream_sheet(out: zipfile.ZipFile, name: str, placeholder: str, sheet: _Det
     big = (sheet.stop - sheet.start) * rows.max_row_bytes > _ZIP64_THRESHOLD
     with out.open(name, "w", force_zip64=big) as handle:
         handle.write(head.encode("utf-8"))
-        _write_overlapped(handle, (chunk.encode("utf-8") for chunk in rows.xml(sheet.start, sheet.stop)))
+        _write_overlapped(handle, rows.xml(sheet.start, sheet.stop))
         handle.write((end_tag + tail).encode("utf-8"))
 
 
-def _write_overlapped(handle: IO[bytes], chunks: Iterator[bytes]) -> None:
+def _write_overlapped(handle: IO[bytes], chunks: Iterator[memoryview]) -> None:
     """Compress one chunk while the next is formatted: zlib releases the GIL, so two cores work.
 
     One write is in flight at a time, so the zip member sees its chunks in order.
@@ -215,16 +218,6 @@ def _text_fragment(value: Any, quoted_style: int) -> str:
     return f'{style} t="inlineStr"><is><t{space}>{escaped}</t></is></c>'
 
 
-def _coded_fragments(series: pd.Series, quoted_style: int) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, fragments): each distinct value is escaped once; code -1 (missing) is an empty cell."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        codes, uniques = series.cat.codes.to_numpy(), series.cat.categories
-    else:
-        codes, uniques = pd.factorize(series)
-    fragments = [_text_fragment(value, quoted_style) for value in uniques]
-    return codes, np.array([*fragments, "/>"], dtype=object)
-
-
 def _datetime_serials(series: pd.Series) -> np.ndarray:
     """Excel serial days of each instant's UTC wall time, computed as openpyxl's ``to_excel`` does."""
     if getattr(series.dt, "tz", None) is not None:
@@ -248,7 +241,8 @@ def _leap_bug(serials: np.ndarray) -> np.ndarray:
 
 
 class DetailRows:
-    """The transactions frame's columns, prepared once and turned into ``<row>`` XML chunk by chunk.
+    """The transactions frame's columns, prepared once as Arrow cell arrays and joined into ``<row>``
+    XML chunk by chunk (:mod:`..text_columns`): no Python object per row.
 
     A row looks like (wrapped here)::
 
@@ -258,51 +252,42 @@ class DetailRows:
     """
 
     def __init__(self, frame: pd.DataFrame, styles: _DetailStyles) -> None:
-        self.ids = frame["id"].to_numpy(dtype=object)
+        self.quoted = styles.quoted
+        self.ids = strings(frame["id"])
         self.created = _datetime_serials(frame["created_at"])
         self.dates = _date_serials(frame["date"])
-        self.texts = [
-            _coded_fragments(frame[column], styles.quoted)
+        self.texts = [  # (codes, each distinct value's cell once: a few dozen strings)
+            categories(frame[column], self._text, "/>")
             for column in ("type", "status", "model", "payment_method", "currency")
         ]
         codes, uniques = pd.factorize(frame["amount_micros"])
-        self.amount_codes = codes
-        self.amounts = np.array([str(micros_to_decimal(int(m))) for m in uniques], dtype=object)
-        self.quoted = styles.quoted
-        self.template = (
-            '<row r="%s"><c r="A%s"%s'
-            f'<c r="B%s" s="{styles.datetime}"><v>%s</v></c>'
-            f'<c r="C%s" s="{styles.date}"><v>%s</v></c>'
-            '<c r="D%s"%s<c r="E%s"%s<c r="F%s"%s<c r="G%s"%s<c r="H%s"%s'
-            f'<c r="I%s" s="{styles.amount}"><v>%s</v></c></row>'
-        )
-        longest_id = int(frame["id"].astype("str").str.len().max()) if len(frame) else 0
+        self.amounts = (codes, strings([str(micros_to_decimal(int(m))) for m in uniques]))
+        self.styles = styles
+        longest_id = pc.max(pc.utf8_length(self.ids)).as_py() or 0
         self.max_row_bytes = 400 + 4 * (  # UTF-8 needs at most 4 bytes a character
-            max(longest_id, 1) + sum(max(len(f) for f in fragments) for _, fragments in self.texts)
+            max(longest_id, 1) + sum(pc.max(pc.utf8_length(cells)).as_py() or 0 for _, cells in self.texts)
         )
 
-    def xml(self, start: int, stop: int) -> Iterator[str]:
-        """``<row>`` elements for frame rows [start, stop), numbered from sheet row 2."""
-        care, plain, quoted = _NEEDS_CARE.search, _PLAIN_TEXT, self.quoted
+    def _text(self, value: str) -> str:
+        return _text_fragment(value, self.quoted)
+
+    def xml(self, start: int, stop: int) -> Iterator[memoryview]:
+        """UTF-8 ``<row>`` elements for frame rows [start, stop), numbered from sheet row 2."""
+        styles = self.styles
         for lo in range(start, stop, _CHUNK_ROWS):
             hi = min(lo + _CHUNK_ROWS, stop)
-            numbers = np.arange(lo - start + 2, hi - start + 2).astype(str).tolist()
-            ids = [
-                _text_fragment(v, quoted) if care(v) or len(v) > MAX_CELL_CHARS else plain % v
-                for v in self.ids[lo:hi].tolist()
-            ]
-            created = self.created[lo:hi].astype(str).tolist()
-            dates = self.dates[lo:hi].astype(str).tolist()
-            texts = [fragments.take(codes[lo:hi]).tolist() for codes, fragments in self.texts]
-            amounts = self.amounts.take(self.amount_codes[lo:hi]).tolist()
-            yield "".join(
-                map(
-                    self.template.__mod__,
-                    zip(
-                        numbers, numbers, ids, numbers, created, numbers, dates,
-                        numbers, texts[0], numbers, texts[1], numbers, texts[2], numbers, texts[3],
-                        numbers, texts[4], numbers, amounts,
-                    ),
-                )
-            )
-
+            n = number_text(np.arange(lo - start + 2, hi - start + 2))
+            ids = self.ids[lo:hi]
+            care = pc.or_(pc.match_substring_regex(ids, _NEEDS_CARE), pc.greater(pc.utf8_length(ids), MAX_CELL_CHARS))
+            ids = patched(join_cells([_PLAIN_START, ids, _PLAIN_END]), ids, care, self._text)
+            type_, status, model, method, currency = (cells.take(codes[lo:hi]) for codes, cells in self.texts)
+            created, dates = float_text(self.created[lo:hi]), number_text(self.dates[lo:hi])
+            amounts = self.amounts[1].take(self.amounts[0][lo:hi])
+            yield joined_bytes(join_cells([
+                '<row r="', n, '"><c r="A', n, '"', ids,
+                '<c r="B', n, f'" s="{styles.datetime}"><v>', created, '</v></c>',
+                '<c r="C', n, f'" s="{styles.date}"><v>', dates, '</v></c>',
+                '<c r="D', n, '"', type_, '<c r="E', n, '"', status, '<c r="F', n, '"', model,
+                '<c r="G', n, '"', method, '<c r="H', n, '"', currency,
+                '<c r="I', n, f'" s="{styles.amount}"><v>', amounts, '</v></c></row>',
+            ]))
