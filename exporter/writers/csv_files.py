@@ -16,14 +16,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..models import Report
 from ..money import format_micros
 from .base import Writer
 from .sanitize import neutralize
+from .text_columns import categories, day_text, instant_text, join_cells, joined_bytes, patched, strings
 
 _CHUNK_ROWS = 100_000
 _NEEDS_QUOTES = re.compile('[,"\r\n]')
+# What neutralize or the quoting may change (RE2): a control character, a comma or quote, a
+# leading formula trigger (TAB CR LF are controls). Any other text is its own cell.
+_ID_NEEDS_CARE = r'[\x00-\x1f\x7f-\x9f,"]|^[=+\-@]'
 BY_MODEL_HEADER = [
     "model", "currency", "count", "amount", "refunds", "net", "share", "unit_cost", "previous_amount", "change",
 ]
@@ -75,30 +81,35 @@ class CsvWriter(Writer):
 
 
 def write_transactions(frame: pd.DataFrame, path: Path, accounts: pd.Series | None = None) -> Path:
-    """Column by column: each distinct text is neutralised and quoted once, then rows are joined.
+    """Column by column, in Arrow (:mod:`.text_columns`): each distinct text is neutralised and
+    quoted once, the few ids that need it one by one, then the cells are joined row-wise in C.
 
-    A million rows this way take about a second; csv.writer or DataFrame.to_csv take several.
     The quoting is csv.writer's QUOTE_MINIMAL (a field with , " CR or LF is quoted, "" inside).
     ``accounts`` (one per row): an ``account`` column first (the consolidated pack).
     """
-    created = frame["created_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ms]")
-    columns = [
-        [_csv_field(neutralize(value)) for value in frame["id"].astype("str").tolist()],
-        [f"{stamp}Z" for stamp in np.datetime_as_string(created, unit="ms").tolist()],
-        np.datetime_as_string(frame["date"].to_numpy().astype("datetime64[D]"), unit="D").tolist(),
-        *(_category_cells(frame[name]) for name in _FREE_TEXT),
-        frame["amount"].astype("str").tolist(),  # validated decimal text: never needs quoting
-        *(_category_cells(frame[name]) for name in _KEY_TEXT),
-    ]
-    header = TRANSACTION_HEADER
+    created = frame["created_at"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
+    days = frame["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    ids = strings(frame["id"])
+    texts = {name: categories(frame[name], _text_cell, "") for name in (*_FREE_TEXT, *_KEY_TEXT)}
     if accounts is not None:
-        columns.insert(0, _category_cells(accounts))
-        header = ["account", *header]
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        handle.write(",".join(header) + "\r\n")
+        texts["account"] = categories(accounts, _text_cell, "")
+    amounts = strings(frame["amount"])  # validated decimal text: never needs quoting
+    header = TRANSACTION_HEADER if accounts is None else ["account", *TRANSACTION_HEADER]
+    with open(path, "wb") as handle:
+        handle.write((",".join(header) + "\r\n").encode("utf-8"))
         for start in range(0, len(frame), _CHUNK_ROWS):
-            rows = zip(*(column[start : start + _CHUNK_ROWS] for column in columns))
-            handle.write("\r\n".join(map(",".join, rows)) + "\r\n")
+            stop = min(start + _CHUNK_ROWS, len(frame))
+            chunk_ids = ids[start:stop]
+            cells = {name: cells.take(codes[start:stop]) for name, (codes, cells) in texts.items()}
+            cells["id"] = patched(chunk_ids, chunk_ids, pc.match_substring_regex(chunk_ids, _ID_NEEDS_CARE), _text_cell)
+            cells["created_at"] = instant_text(created[start:stop])
+            cells["date"] = day_text(days[start:stop])
+            cells["amount"] = amounts[start:stop]
+            parts: list[pa.Array | str] = []
+            for name in header:
+                parts += [cells[name], ","]
+            parts[-1] = "\r\n"
+            handle.write(joined_bytes(join_cells(parts)))
     return path
 
 
@@ -130,11 +141,8 @@ def by_day_cells(by_day: pd.DataFrame) -> Iterator[list[object]]:
                format_micros(r.net_micros), r.count]
 
 
-def _category_cells(column: pd.Series) -> list[str]:
-    """Neutralise and quote each distinct value once, then expand by the category codes."""
-    categorical = column.astype("category")
-    cells = np.array([_csv_field(neutralize(str(v))) for v in categorical.cat.categories] + [""], dtype=object)
-    return cells[categorical.cat.codes.to_numpy()].tolist()  # code -1 (missing) picks the trailing ""
+def _text_cell(text: str) -> str:
+    return _csv_field(neutralize(text))
 
 
 def _csv_field(text: str) -> str:

@@ -84,3 +84,43 @@ def float_text(values: np.ndarray) -> pa.LargeStringArray:
     if odd.any():
         cells = pc.replace_with_mask(cells, pa.array(odd), strings(values[odd].astype(str).tolist()))
     return cells
+
+
+def day_text(days: np.ndarray) -> pa.LargeStringArray:
+    """Days since 1970-01-01 as ``YYYY-MM-DD`` (numpy's ``datetime_as_string``, once per distinct day)."""
+    return _fixed_width(_day_table(days)[days - days.min()] if len(days) else np.empty(0, "S10"))
+
+
+_CLOCK = np.array([f"T{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)], dtype="S9")
+_MILLIS = np.array([f".{ms:03d}Z" for ms in range(1000)], dtype="S5")
+_INSTANT = np.dtype([("day", "S10"), ("clock", "S9"), ("millis", "S5")])
+
+
+def instant_text(millis: np.ndarray) -> pa.LargeStringArray:
+    """Milliseconds since 1970-01-01 as ``YYYY-MM-DDTHH:MM:SS.mmmZ``, as numpy's ``datetime_as_string``
+    (unit ms) with a Z writes them, from tables: of the days spanned, the seconds of a day, the milliseconds."""
+    out = np.empty(len(millis), dtype=_INSTANT)
+    if len(millis):
+        days, of_day = np.divmod(millis, 86_400_000)
+        seconds, ms = np.divmod(of_day, 1_000)
+        out["day"] = _day_table(days)[days - days.min()]
+        out["clock"] = _CLOCK[seconds]
+        out["millis"] = _MILLIS[ms]
+    return _fixed_width(out)
+
+
+def _day_table(days: np.ndarray) -> np.ndarray:
+    """``YYYY-MM-DD`` (bytes) of every day from the first to the last of ``days``; years 0001-9999 only."""
+    span = np.arange(int(days.min()), int(days.max()) + 1).astype("datetime64[D]")
+    table = np.datetime_as_string(span, unit="D")
+    if span[0] < np.datetime64("0001-01-01") or (np.char.str_len(table) != 10).any():
+        raise ValueError("a date outside the years 0001-9999")
+    return table.astype("S10")
+
+
+def _fixed_width(cells: np.ndarray) -> pa.LargeStringArray:
+    """Fixed-width ASCII records (one numpy element each) as an Arrow string array over the same bytes."""
+    width = cells.dtype.itemsize
+    offsets = np.arange(0, (len(cells) + 1) * width, width, dtype=np.int64)
+    data = pa.py_buffer(np.ascontiguousarray(cells).view(np.uint8))
+    return pa.LargeStringArray.from_buffers(len(cells), pa.py_buffer(offsets), data)
