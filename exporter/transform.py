@@ -10,6 +10,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import DataError
 from .models import COMPLETED, ROLES, TRANSACTION_COLUMNS, Summaries
@@ -24,14 +26,54 @@ _EXPECTED_SIGN = {"topup": 1, "usage": -1}
 
 def to_frame(records: pd.DataFrame, tz_name: str) -> pd.DataFrame:
     """Validated records (:func:`exporter.extract.records.parse_records`) -> the transactions frame of
-    :mod:`exporter.models`: local dates added, categories for repeated text, sorted by time then id."""
+    :mod:`exporter.models`: local dates added, categories for repeated text, sorted by time then id.
+
+    Categories are made first (Arrow's dictionary encoding, categories in sorted order as
+    ``astype("category")`` has them), so the sort moves small codes, not text; an archive already
+    in order (or in reverse order, as the API returns it) is not sorted at all.
+    """
     frame = records.assign(
         date=records["created_at"].dt.tz_convert(tz_name).dt.tz_localize(None).dt.normalize(),
-        **{column: records[column].astype("category") for column in _CATEGORIES},
-    )
-    frame = frame.sort_values(["created_at", "id"], kind="stable", ignore_index=True)
+        **{column: _categorical(records[column]) for column in _CATEGORIES},
+    ).reset_index(drop=True)
+    order = _time_order(frame)
+    frame = (frame if order is None else frame.take(order)).reset_index(drop=True)
     frame["role"] = record_roles(frame)
     return frame[TRANSACTION_COLUMNS]
+
+
+def _categorical(column: pd.Series) -> pd.Series:
+    """``column.astype("category")``, by Arrow's dictionary encoding for a text column."""
+    if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype != "str" or column.isna().any():
+        return column.astype("category")
+    encoded = pc.dictionary_encode(pa.chunked_array(pa.array(column, from_pandas=True))).combine_chunks()
+    dictionary = encoded.dictionary
+    order = pc.sort_indices(dictionary).to_numpy()  # code point order, as Python sorts str
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    categories = pd.Index(dictionary.take(pa.array(order)).to_pylist(), dtype="str")
+    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=column.index)
+
+
+def _time_order(frame: pd.DataFrame) -> np.ndarray | None:
+    """The row positions of a stable sort by (created_at, id) (``frame`` has a RangeIndex), or None
+    when the rows are in that order already."""
+    instants = getattr(frame["created_at"].array, "asi8", None)  # the datetime64 values as int64
+    if instants is None:
+        return frame.sort_values(["created_at", "id"], kind="stable").index.to_numpy()
+    if len(instants) < 2:
+        return None
+    step = np.diff(instants)
+    for ascending in (True, False):
+        if not ((step >= 0).all() if ascending else (step <= 0).all()):
+            continue
+        ties = np.flatnonzero(step == 0)
+        ids = pa.array(frame["id"], from_pandas=True).take(pa.array(np.concatenate([ties, ties + 1]))).to_pylist()
+        pairs = zip(ids[:len(ties)], ids[len(ties):])
+        if all((a < b) if ascending else (a > b) for a, b in pairs):  # equal keys keep their order
+            return None if ascending else np.arange(len(instants) - 1, -1, -1)
+    return frame.sort_values(["created_at", "id"], kind="stable").index.to_numpy()
 
 
 def completed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -72,18 +114,18 @@ def by_model(frame: pd.DataFrame) -> pd.DataFrame:
     fraction of that currency's usage, 4 places), unit_cost (positive Decimal average price of one
     usage record, to the micro). A model with refunds but no usage this period has count 0.
     """
-    done = completed(frame)
-    roles = done["role"]
-    booked = done[roles.isin(["usage", "task_refund"])]
-    is_usage = roles[booked.index] == "usage"
-    parts = pd.DataFrame({
-        "model": booked["model"].astype("str"),
-        "currency": booked["currency"].astype("str"),
+    booked = ((frame["status"] == COMPLETED) & frame["role"].isin(["usage", "task_refund"])).to_numpy()
+    is_usage = (frame["role"] == "usage").to_numpy()[booked]
+    amount = frame["amount_micros"].to_numpy()[booked]
+    parts = pd.DataFrame({  # the categories group (in text order); only their text is kept
+        "model": frame["model"][booked],
+        "currency": frame["currency"][booked],
         "count": is_usage.astype("int64"),
-        "amount_micros": booked["amount_micros"].where(is_usage, 0),
-        "refunds_micros": booked["amount_micros"].where(~is_usage, 0),
+        "amount_micros": np.where(is_usage, amount, 0),
+        "refunds_micros": np.where(is_usage, 0, amount),
     })
-    grouped = parts.groupby(["model", "currency"]).sum().reset_index()
+    grouped = parts.groupby(["model", "currency"], observed=True).sum().reset_index()
+    grouped = grouped.astype({"model": "str", "currency": "str"})
     grouped = grouped.astype({"count": "int64", "amount_micros": "int64", "refunds_micros": "int64"})
     grouped["net_micros"] = grouped["amount_micros"] + grouped["refunds_micros"]
     return with_ratios(grouped)
@@ -148,21 +190,21 @@ def by_day(frame: pd.DataFrame) -> pd.DataFrame:
     ``refunds`` are records of type refund (credits back and payouts), ``other`` any type the API
     adds; ``count`` is the number of completed records.
     """
-    done = completed(frame)
-    kind = done["type"].astype("str")
-    amount = done["amount_micros"]
+    done = (frame["status"] == COMPLETED).to_numpy()
+    kind = frame["type"][done]
+    amount = frame["amount_micros"].to_numpy()[done]
     signed = pd.DataFrame(
         {
-            "date": done["date"],
-            "currency": done["currency"].astype("str"),
-            "topups_micros": amount.where(kind == "topup", 0),
-            "usage_micros": amount.where(kind == "usage", 0),
-            "refunds_micros": amount.where(kind == "refund", 0),
-            "other_micros": amount.where(~kind.isin(KNOWN_TYPES), 0),
+            "date": frame["date"][done],
+            "currency": frame["currency"][done],  # categories group in text order, as text would
+            "topups_micros": np.where(kind == "topup", amount, 0),
+            "usage_micros": np.where(kind == "usage", amount, 0),
+            "refunds_micros": np.where(kind == "refund", amount, 0),
+            "other_micros": np.where(kind.isin(KNOWN_TYPES), 0, amount),
             "net_micros": amount,
         }
     )
-    grouped = signed.groupby(["date", "currency"]).agg(
+    grouped = signed.groupby(["date", "currency"], observed=True).agg(
         topups_micros=("topups_micros", "sum"),
         usage_micros=("usage_micros", "sum"),
         refunds_micros=("refunds_micros", "sum"),
@@ -171,12 +213,12 @@ def by_day(frame: pd.DataFrame) -> pd.DataFrame:
         count=("net_micros", "size"),
     )
     money = ["topups_micros", "usage_micros", "refunds_micros", "other_micros", "net_micros"]
-    return grouped.reset_index().astype(dict.fromkeys(money, "int64"))
+    return grouped.reset_index().astype({"currency": "str", **dict.fromkeys(money, "int64")})
 
 
 def totals(frame: pd.DataFrame) -> pd.DataFrame:
     """Completed records per currency and type: count and exact amount."""
-    done = completed(frame)
+    done = frame[["currency", "type", "id", "amount_micros"]][frame["status"] == COMPLETED]
     grouped = (
         done.groupby(["currency", "type"], observed=True)
         .agg(count=("id", "size"), amount_micros=("amount_micros", "sum"))
@@ -189,7 +231,7 @@ def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
     """Every record per type, status and currency: count and exact signed amount (the Summary's
     "left out" line needs what pending and failed records are worth)."""
     grouped = (
-        frame.groupby(["type", "status", "currency"], observed=True)
+        frame[["type", "status", "currency", "id", "amount_micros"]].groupby(["type", "status", "currency"], observed=True)
         .agg(count=("id", "size"), amount_micros=("amount_micros", "sum"))
         .reset_index()
     )
@@ -200,20 +242,22 @@ def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
 def data_warnings(frame: pd.DataFrame) -> list[str]:
     """Sign contradictions and unknown types: reported, never flipped or dropped."""
     warnings: list[str] = [] if len(frame) else ["no records in the period"]
+    kind, amount = frame["type"], frame["amount_micros"]
     for record_type, sign in _EXPECTED_SIGN.items():
-        of_type = frame[frame["type"] == record_type]
-        wrong = of_type[(of_type["amount_micros"] * sign) < 0]
+        wrong = frame["id"][(kind == record_type) & ((amount * sign) < 0)]
         if len(wrong):
             expected = "positive" if sign > 0 else "negative"
-            ids = ", ".join(wrong["id"].head(5))
+            ids = ", ".join(wrong.head(5))
             more = f" and {len(wrong) - 5} more" if len(wrong) > 5 else ""
             warnings.append(f"{len(wrong)} {record_type} record(s) with a sign that is not {expected}: {ids}{more}")
-    unknown = frame[~frame["type"].isin(KNOWN_TYPES)]
+    unknown = kind[~kind.isin(KNOWN_TYPES)]
     if len(unknown):
-        counts = unknown["type"].astype("str").value_counts().sort_index()
+        counts = unknown.astype("str").value_counts().sort_index()
         listed = ", ".join(f"{name} ({count})" for name, count in counts.items())
         warnings.append(f"unknown record type(s), kept in the detail and booked by sign: {listed}")
-    currencies = sorted(frame["currency"].astype("str").unique())
+    currency = frame["currency"]
+    currencies = sorted(map(str, currency.cat.remove_unused_categories().cat.categories if isinstance(
+        currency.dtype, pd.CategoricalDtype) else currency.astype("str").unique()))
     if len(currencies) > 1:
         warnings.append(f"several currencies ({', '.join(currencies)}): every total is per currency")
     return warnings
