@@ -18,7 +18,8 @@ import io
 import json
 import shutil
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from itertools import islice
@@ -156,22 +157,25 @@ BLOCK_BYTES = 16 << 20  # of decompressed lines per pyarrow parse: bounds the me
 
 def _read_columnar(path: Path, expected: tuple[int, str] | None) -> pd.DataFrame | None:
     """The archive's records frame by the columnar reader, or None to leave it to the per-record one
-    (which then reports whatever is wrong first, as it always did)."""
+    (which then reports whatever is wrong first, as it always did).
+
+    The next block is read (gunzip and hash, which release the GIL) on a second thread while the
+    current one is parsed.
+    """
     tables = []
     try:
-        with open(path, "rb") as raw, gzip.GzipFile(filename="", mode="rb", fileobj=(hashed := _HashingReader(raw))) as unzipped:
-            rest = b""
-            while piece := unzipped.read(BLOCK_BYTES):
-                data = rest + piece if rest else piece
-                cut = data.rfind(b"\n") + 1
-                if cut:
-                    table = block_columns(data[:cut] if cut < len(data) else data)
-                    if table is None:
-                        return None
-                    tables.append(table)
-                rest = data[cut:]
-            if rest or not tables:
-                return None  # a last line without its newline, or no records: the per-record reader's case
+        with open(path, "rb") as raw, gzip.GzipFile(filename="", mode="rb", fileobj=(hashed := _HashingReader(raw))) as unzipped, \
+                ThreadPoolExecutor(max_workers=1) as ahead:
+            blocks = _line_blocks(unzipped)
+            pending = ahead.submit(next, blocks, None)
+            while (data := pending.result()) is not None:
+                pending = ahead.submit(next, blocks, None)
+                table = block_columns(data) if data else None
+                if table is None:
+                    return None
+                tables.append(table)
+            if not tables:
+                return None  # no records: the per-record reader's case
             if expected is not None:
                 hashed.read(-1)  # whatever gzip did not need still counts
     except (OSError, EOFError, zlib.error):
@@ -179,6 +183,20 @@ def _read_columnar(path: Path, expected: tuple[int, str] | None) -> pd.DataFrame
     if expected is not None:
         _check(path, expected, hashed.size, hashed.digest.hexdigest())
     return to_frame(tables)
+
+
+def _line_blocks(unzipped: gzip.GzipFile) -> Iterator[bytes]:
+    """The decompressed archive in blocks of whole lines; an empty block for a last line without
+    its newline (the per-record reader's case)."""
+    rest = b""
+    while piece := unzipped.read(BLOCK_BYTES):
+        data = rest + piece if rest else piece
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut] if cut < len(data) else data
+        rest = data[cut:]
+    if rest:
+        yield b""
 
 
 def read_archive_per_record(path: Path, expected: tuple[int, str] | None, chunk: int = 50_000) -> pd.DataFrame:

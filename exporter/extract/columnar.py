@@ -61,8 +61,6 @@ def block_columns(data: bytes) -> pa.Table | None:
 
 
 def _block_columns(data: bytes) -> pa.Table | None:
-    if not _plain_lines(data):
-        return None
     lines = _lines(data)
     if lines is None:
         return None
@@ -93,17 +91,19 @@ def _block_columns(data: bytes) -> pa.Table | None:
     return pa.table({name: columns[name] for name in RECORD_COLUMNS})
 
 
-def _plain_lines(data: bytes) -> bool:
-    """One JSON object per line, as the archive writes them: every newline sits between ``}`` and
-    ``{`` (never inside one JSON value), no carriage return (Python's text reading splits lines
-    there too) and no NaN/Infinity (pyarrow's parser takes them, Python's json refuses them)."""
-    return (data[:1] == b"{" and data[-2:] == b"}\n" and data.count(b"}\n{") == data.count(b"\n") - 1
-            and b"\r" not in data and b"NaN" not in data and b"Infinity" not in data)
-
-
 def _lines(data: bytes) -> pa.StringArray | None:
-    """The lines as one Arrow string array over ``data`` (no copy); None if not UTF-8 or too deep."""
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    """The lines as one Arrow string array over ``data`` (no copy), or None unless they are plain.
+
+    Plain: one JSON object per line, as the archive writes them: every newline sits between ``}``
+    and ``{`` (never inside one JSON value) and the last ends the data; no carriage return
+    (Python's text reading splits lines there too), no NaN/Infinity (pyarrow's parser takes them,
+    Python's json refuses them), valid UTF-8, not nested too deep.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == 10)
+    if (not len(ends) or ends[-1] != len(raw) - 1 or raw[0] != ord("{") or (raw[ends - 1] != ord("}")).any()
+            or (raw[ends[:-1] + 1] != ord("{")).any() or b"\r" in data or _holds(raw, b"NaN") or _holds(raw, b"Infinity")):
+        return None
     offsets = np.zeros(len(ends) + 1, dtype=np.int64)
     offsets[1:] = ends + 1
     lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
@@ -114,6 +114,14 @@ def _lines(data: bytes) -> pa.StringArray | None:
         if pc.max(depth).as_py() > _LONG_LINE // 2 or pc.any(pc.match_substring_regex(long, "[0-9]{400}")).as_py():
             return None
     return lines
+
+
+def _holds(raw: np.ndarray, word: bytes) -> bool:
+    """Whether ``word`` occurs in the bytes: its first byte's places, then the rest there (numpy, no GIL)."""
+    at = np.flatnonzero(raw[: len(raw) - len(word) + 1] == word[0])
+    for offset in range(1, len(word)):
+        at = at[raw[at + offset] == word[offset]]
+    return bool(len(at))
 
 
 def _amounts(data: bytes, lines: pa.Array, values: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray] | None:

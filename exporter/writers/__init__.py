@@ -12,6 +12,7 @@ used, so a CSV-only export never loads openpyxl.
 from __future__ import annotations
 
 import importlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..books.mapping import AccountMapping
@@ -54,12 +55,18 @@ def check_mapping(formats: tuple[str, ...], mapping: AccountMapping) -> None:
         writer_class(name).check_mapping(mapping)
 
 
+# Writers that run beside the others, on a thread of their own: the workbook's time is mostly
+# zlib and Arrow kernels, which release the GIL, so the second core writes the rest meanwhile.
+_BESIDE = ("xlsx",)
+
+
 def write_formats(report: Report, folder: Path, formats: tuple[str, ...], options: RenderOptions) -> list[Path]:
     """Every chosen format into ``folder``; the files written, in format order."""
-    files: list[Path] = []
-    for name in formats:
-        files += writer_class(name)(options).write(report, folder)
-    return files
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        beside = {name: pool.submit(writer_class(name)(options).write, report, folder) for name in formats if name in _BESIDE}
+        written = {name: writer_class(name)(options).write(report, folder) for name in formats if name not in beside}
+        written.update((name, future.result()) for name, future in beside.items())
+    return [path for name in formats for path in written[name]]
 
 
 __all__ = ["FORMATS", "WRITERS", "Writer", "check_mapping", "journal_formats", "write_formats", "writer_class"]
