@@ -106,7 +106,9 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
     if not config.output.reconcile:  # --no-reconcile on an archive: the archived summary stays archived
         context = replace(context, provider_usage=None, provider_balance=None)
     topups = read_topups(topups_file, context.window.tz_name) if topups_file is not None else None
-    report = assemble_report(records, context, mapping, config.output.granularity, config.clock(),
+    handed = [records]  # the records go on to the report's frame: no reference to them stays here
+    del records
+    report = assemble_report(handed.pop(), context, mapping, config.output.granularity, config.clock(),
                              view, closed, config.books.opening_balance, topups)
     return replace(report, account=config.books.account, notes=(*notes, *report.notes))  # the books' name of the account
 
@@ -143,6 +145,7 @@ def assemble_report(
         records, provider = _with_topups(records, topups, window, provider)
     records, moved = split_moved(records, view.booked)
     summaries = summarize_records(records, window)
+    del records  # the frame is the summaries' now: a sorted copy, when the records were not in time order
     booked = book_period(summaries, window, mapping, granularity, view, closed_records=closed_records, moved=moved,
                          recheck=context.recheck, provider=provider, given_opening=given_opening,
                          derive_topups=context.stats.api == "current" and topups is None)

@@ -117,22 +117,24 @@ def focus_charges(transactions: pd.DataFrame, context: _Context) -> pd.DataFrame
 
     ``micros`` is the records' summed effect on the credit balance (as the API signs it).
     """
-    done = transactions[(transactions["status"] == COMPLETED) & (transactions["amount_micros"] != 0)]
-    roles = done["role"]  # computed once per report (transform.record_roles)
-    days = _utc_days(done["created_at"])
+    done = ((transactions["status"] == COMPLETED) & (transactions["amount_micros"] != 0)).to_numpy()
+    roles = transactions["role"][done]  # computed once per report (transform.record_roles)
+    days = _utc_days(transactions["created_at"][done])
     summed = roles.isin(["usage", "task_refund", "credit"]).to_numpy()
+    observed = roles.cat.remove_unused_categories().cat.categories
     keyed = pd.DataFrame({  # categoricals keep a million-row groupby fast
-        "role": pd.Categorical(roles.to_numpy()), "day": days, "currency": done["currency"].astype("category").array,
-        "model": done["model"].astype("category").array, "key_name": done["api_key_name"].astype("category").array,
-        "key_id": done["api_key_id"].astype("category").array, "micros": done["amount_micros"].to_numpy(),
+        "role": roles.cat.set_categories(sorted(observed)).array, "day": days,
+        **{name: transactions[column][done].astype("category").array for name, column in
+           (("currency", "currency"), ("model", "model"), ("key_name", "api_key_name"), ("key_id", "api_key_id"))},
+        "micros": transactions["amount_micros"].to_numpy()[done],
     })
     grouped = (
         keyed[summed].groupby(["role", "day", "currency", "model", "key_name", "key_id"], observed=True, sort=True)
         .agg(count=("micros", "size"), micros=("micros", "sum")).reset_index()
     )
-    single = done[~summed]
+    single = transactions.iloc[np.flatnonzero(done)[~summed]]  # top-ups, payouts, suspense: a few
     singles = pd.DataFrame({
-        "role": roles[~summed].to_numpy(), "day": days[~summed], "currency": single["currency"].astype("str").to_numpy(),
+        "role": roles[~summed].astype("str").to_numpy(), "day": days[~summed], "currency": single["currency"].astype("str").to_numpy(),
         "model": single["model"].astype("str").to_numpy(), "count": 1, "micros": single["amount_micros"].to_numpy(),
         "id": single["id"].astype("str").to_numpy(), "method": single["payment_method"].astype("str").to_numpy(),
         "key_name": single["api_key_name"].astype("str").to_numpy(), "key_id": single["api_key_id"].astype("str").to_numpy(),
