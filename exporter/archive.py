@@ -32,10 +32,10 @@ import pandas as pd
 from .books.recheck import Recheck
 from .extract import USAGE_COLUMNS, jsonexact
 from .errors import ConfigError, DataError, os_reason
-from .models import ExtractionStats, ProviderBalance
+from .models import CATEGORY_COLUMNS, ExtractionStats, ProviderBalance
 from .money import CURRENCY_CODE, format_micros, parse_amount
 from .period import Window, label_fits
-from .extract.columnar import block_columns, to_frame
+from .extract.columnar import block_columns, encode_categories, to_frame
 from .extract.records import parse_records
 
 ARCHIVE_NAME = "billings.jsonl.gz"
@@ -138,8 +138,12 @@ def _balance_from(data: Any) -> ProviderBalance | None:
     )
 
 
-def read_archive(folder: Path, chunk: int = 50_000, *, name: str = ARCHIVE_NAME, verify: bool = True) -> pd.DataFrame:
+def read_archive(folder: Path, chunk: int = 50_000, *, name: str = ARCHIVE_NAME, verify: bool = True,
+                 categories: bool = False) -> pd.DataFrame:
     """Every archived record, validated as columns (records.RECORD_COLUMNS), in archive order.
+
+    With ``categories`` the few-valued text columns (models.CATEGORY_COLUMNS) are pandas
+    categories, encoded a block at a time: a million records' text is never held as text.
 
     With ``verify`` the file's bytes are hashed as they are read and must match the manifest.
     The archive is parsed into columns by pyarrow (extract/columnar.py); when that reader cannot
@@ -148,14 +152,18 @@ def read_archive(folder: Path, chunk: int = 50_000, *, name: str = ARCHIVE_NAME,
     """
     path = folder / name
     expected = _manifest_entry(folder, name) if verify else None
-    frame = _read_columnar(path, expected)
-    return frame if frame is not None else read_archive_per_record(path, expected, chunk)
+    encoded = CATEGORY_COLUMNS if categories else ()
+    frame = _read_columnar(path, expected, encoded)
+    if frame is None:
+        frame = read_archive_per_record(path, expected, chunk)
+        frame = frame.astype(dict.fromkeys(encoded, "category")) if encoded else frame
+    return frame
 
 
 BLOCK_BYTES = 16 << 20  # of decompressed lines per pyarrow parse: bounds the memory beside the columns
 
 
-def _read_columnar(path: Path, expected: tuple[int, str] | None) -> pd.DataFrame | None:
+def _read_columnar(path: Path, expected: tuple[int, str] | None, encoded: tuple[str, ...]) -> pd.DataFrame | None:
     """The archive's records frame by the columnar reader, or None to leave it to the per-record one
     (which then reports whatever is wrong first, as it always did).
 
@@ -173,7 +181,7 @@ def _read_columnar(path: Path, expected: tuple[int, str] | None) -> pd.DataFrame
                 table = block_columns(data) if data else None
                 if table is None:
                     return None
-                tables.append(table)
+                tables.append(encode_categories(table, encoded))
             if not tables:
                 return None  # no records: the per-record reader's case
             if expected is not None:

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from .books.recheck import Recheck
 
 COMPLETED = "completed"
+# the few-valued text columns the transactions frame holds as categories (sorted, as astype("category") makes them)
+CATEGORY_COLUMNS = ("type", "status", "model", "payment_method", "currency", "api_key_name", "api_key_id")
 TRANSACTION_COLUMNS = [
     "id", "created_at", "date", "type", "status", "model",
     "payment_method", "currency", "amount", "amount_micros", "api_key_name", "api_key_id", "role",

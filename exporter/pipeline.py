@@ -47,7 +47,7 @@ from .extract import (
     fetch_provider_usage,
     parse_provider_usage,
 )
-from .models import COMPLETED, ProviderBalance, Report
+from .models import CATEGORY_COLUMNS, COMPLETED, ProviderBalance, Report
 from .money import format_micros
 from .outdir import pack_folder, period_lock, staging
 from .period import Window, check_started, label_kind, period_not_over
@@ -144,6 +144,8 @@ def assemble_report(
     if topups is not None:
         records, provider = _with_topups(records, topups, window, provider)
     records, moved = split_moved(records, view.booked)
+    if moved is not None:  # compared with the books' records: text, as the books hold it
+        moved = moved.astype(dict.fromkeys(CATEGORY_COLUMNS, "str"))
     summaries = summarize_records(records, window)
     del records  # the frame is the summaries' now: a sorted copy, when the records were not in time order
     booked = book_period(summaries, window, mapping, granularity, view, closed_records=closed_records, moved=moved,
@@ -328,9 +330,9 @@ def read_source(path: Path, copy_to: Path | None) -> tuple[pd.DataFrame, SourceC
     has_closed = (folder / CLOSED_NAME).exists()
     if copy_to is None:
         closed = read_archive(folder, name=CLOSED_NAME) if has_closed else None
-        return read_archive(folder), context, closed
+        return read_archive(folder, categories=True), context, closed
     closed = read_archive(copy_archive(folder, copy_to, CLOSED_NAME).parent, name=CLOSED_NAME, verify=False) if has_closed else None
-    return read_archive(copy_archive(folder, copy_to).parent, verify=False), context, closed
+    return read_archive(copy_archive(folder, copy_to).parent, verify=False, categories=True), context, closed
 
 
 def _current_source(config: ExportConfig, salt: str, api: str | None = None) -> Source:

@@ -7,6 +7,7 @@ Money stays in int64 micro-units, so sums are exact and vectorised. Only records
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,12 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import DataError
-from .models import COMPLETED, ROLES, TRANSACTION_COLUMNS, Summaries
+from .extract.columnar import sorted_categorical
+from .models import CATEGORY_COLUMNS, COMPLETED, ROLES, TRANSACTION_COLUMNS, Summaries
 from .money import MICROS_PER_UNIT, SUM_LIMIT_MICROS, format_micros, sums_fit
 from .period import Window
 
 KNOWN_TYPES = ("topup", "usage", "refund")
-_CATEGORIES = ["type", "status", "model", "payment_method", "currency", "api_key_name", "api_key_id"]
 # The sign a record must have for its type; refunds may be either (credit back: +, paid out: -).
 _EXPECTED_SIGN = {"topup": 1, "usage": -1}
 
@@ -34,7 +35,7 @@ def to_frame(records: pd.DataFrame, tz_name: str) -> pd.DataFrame:
     """
     frame = records.assign(
         date=records["created_at"].dt.tz_convert(tz_name).dt.tz_localize(None).dt.normalize(),
-        **{column: _categorical(records[column]) for column in _CATEGORIES},
+        **{column: _categorical(records[column]) for column in CATEGORY_COLUMNS},
     ).reset_index(drop=True)
     order = _time_order(frame)
     frame = (frame if order is None else frame.take(order)).reset_index(drop=True)
@@ -43,17 +44,18 @@ def to_frame(records: pd.DataFrame, tz_name: str) -> pd.DataFrame:
 
 
 def _categorical(column: pd.Series) -> pd.Series:
-    """``column.astype("category")``, by Arrow's dictionary encoding for a text column."""
-    if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype != "str" or column.isna().any():
-        return column.astype("category")
-    encoded = pc.dictionary_encode(pa.chunked_array(pa.array(column, from_pandas=True))).combine_chunks()
-    dictionary = encoded.dictionary
-    order = pc.sort_indices(dictionary).to_numpy()  # code point order, as Python sorts str
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
-    categories = pd.Index(dictionary.take(pa.array(order)).to_pylist(), dtype="str")
-    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=column.index)
+    """``column.astype("str").astype("category")``: kept when it is that already (an archive's
+    records), else by Arrow's dictionary encoding."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = column.cat.categories
+        if categories.dtype == "str" and categories.is_monotonic_increasing:
+            return column
+    text = column if column.dtype == "str" else column.astype("str")
+    if text.isna().any():
+        return text.astype("category")
+    encoded = pc.dictionary_encode(pa.chunked_array(pa.array(text, from_pandas=True))).combine_chunks()
+    categorical = sorted_categorical(encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False))
+    return pd.Series(categorical, index=column.index)
 
 
 def _time_order(frame: pd.DataFrame) -> np.ndarray | None:
@@ -115,18 +117,14 @@ def by_model(frame: pd.DataFrame) -> pd.DataFrame:
     usage record, to the micro). A model with refunds but no usage this period has count 0.
     """
     booked = ((frame["status"] == COMPLETED) & frame["role"].isin(["usage", "task_refund"])).to_numpy()
-    is_usage = (frame["role"] == "usage").to_numpy()[booked]
-    amount = frame["amount_micros"].to_numpy()[booked]
-    parts = pd.DataFrame({  # the categories group (in text order); only their text is kept
-        "model": frame["model"][booked],
-        "currency": frame["currency"][booked],
-        "count": is_usage.astype("int64"),
-        "amount_micros": np.where(is_usage, amount, 0),
-        "refunds_micros": np.where(is_usage, 0, amount),
-    })
-    grouped = parts.groupby(["model", "currency"], observed=True).sum().reset_index()
-    grouped = grouped.astype({"model": "str", "currency": "str"})
-    grouped = grouped.astype({"count": "int64", "amount_micros": "int64", "refunds_micros": "int64"})
+    usage = ("usage", (frame["role"] == "usage").to_numpy().astype(np.int8), pd.Series([False, True]))
+    parts = _grouped(booked, [_key(frame["model"]), _key(frame["currency"]), usage], frame["amount_micros"].to_numpy())
+    is_usage = parts["usage"].to_numpy()
+    parts = parts.assign(count=np.where(is_usage, parts["size"], 0), amount_micros=np.where(is_usage, parts["sum"], 0),
+                         refunds_micros=np.where(is_usage, 0, parts["sum"]))
+    columns = ["count", "amount_micros", "refunds_micros"]
+    grouped = parts.groupby(["model", "currency"], sort=True)[columns].sum().reset_index()
+    grouped = grouped.astype(dict.fromkeys(columns, "int64"))
     grouped["net_micros"] = grouped["amount_micros"] + grouped["refunds_micros"]
     return with_ratios(grouped)
 
@@ -191,52 +189,85 @@ def by_day(frame: pd.DataFrame) -> pd.DataFrame:
     adds; ``count`` is the number of completed records.
     """
     done = (frame["status"] == COMPLETED).to_numpy()
-    kind = frame["type"][done]
-    amount = frame["amount_micros"].to_numpy()[done]
-    signed = pd.DataFrame(
-        {
-            "date": frame["date"][done],
-            "currency": frame["currency"][done],  # categories group in text order, as text would
-            "topups_micros": np.where(kind == "topup", amount, 0),
-            "usage_micros": np.where(kind == "usage", amount, 0),
-            "refunds_micros": np.where(kind == "refund", amount, 0),
-            "other_micros": np.where(kind.isin(KNOWN_TYPES), 0, amount),
-            "net_micros": amount,
-        }
-    )
-    grouped = signed.groupby(["date", "currency"], observed=True).agg(
-        topups_micros=("topups_micros", "sum"),
-        usage_micros=("usage_micros", "sum"),
-        refunds_micros=("refunds_micros", "sum"),
-        other_micros=("other_micros", "sum"),
-        net_micros=("net_micros", "sum"),
-        count=("net_micros", "size"),
-    )
-    money = ["topups_micros", "usage_micros", "refunds_micros", "other_micros", "net_micros"]
-    return grouped.reset_index().astype({"currency": "str", **dict.fromkeys(money, "int64")})
+    parts = _grouped(done, [_day_key(frame["date"]), _key(frame["currency"]), _key(frame["type"])],
+                     frame["amount_micros"].to_numpy())
+    kind, amount = parts["type"], parts["sum"]
+    parts = pd.DataFrame({
+        "date": parts["date"], "currency": parts["currency"],
+        "topups_micros": amount.where(kind == "topup", 0), "usage_micros": amount.where(kind == "usage", 0),
+        "refunds_micros": amount.where(kind == "refund", 0), "other_micros": amount.where(~kind.isin(KNOWN_TYPES), 0),
+        "net_micros": amount, "count": parts["size"],
+    })
+    grouped = parts.groupby(["date", "currency"], sort=True).sum().reset_index()
+    return grouped.astype({column: "int64" for column in grouped.columns[2:]})
+
+
+_Key = tuple[str, np.ndarray, pd.Series]  # (name, a code per row, the value of each code)
+
+
+def _key(column: pd.Series) -> _Key:
+    """A text column as a grouping key: its categories (sorted: the groups come in text order)."""
+    categorical = _categorical(column)
+    return str(column.name), categorical.cat.codes.to_numpy(), pd.Series(categorical.cat.categories, dtype="str")
+
+
+def _day_key(dates: pd.Series) -> _Key:
+    """A column of days (datetime64 at midnight) as a grouping key: days since the first."""
+    days = dates.to_numpy().astype("datetime64[D]").astype(np.int64)
+    first = int(days.min()) if len(days) else 0
+    span = np.arange(first, int(days.max()) + 1 if len(days) else 0).astype("datetime64[D]")
+    return str(dates.name), days - first, pd.Series(span).astype(dates.dtype)
+
+
+def _grouped(rows: np.ndarray, keys: list[_Key], amounts: np.ndarray) -> pd.DataFrame:
+    """Per combination of the keys that occurs among ``rows`` (a mask), in key order: the keys'
+    values, ``sum`` (of ``amounts``, exact int64) and ``size`` (rows). A groupby in numpy: the
+    few-valued keys make one small integer per row, and the sums go straight into their slots."""
+    for _, codes, _ in keys:
+        rows = rows & (codes >= 0)  # a missing key (code -1) is in no group, as groupby drops it
+    flat = np.zeros(int(rows.sum()), dtype=np.int64)
+    space = 1
+    for _, codes, values in keys:
+        flat = flat * len(values) + codes[rows]
+        space *= len(values)
+    amount = amounts[rows]
+    if space <= max(len(flat), 1 << 16):  # few combinations: one slot each
+        size = np.bincount(flat, minlength=space)
+        seen = np.flatnonzero(size)
+        total = np.zeros(space, dtype=np.int64)
+        np.add.at(total, flat, amount)
+        size, total = size[seen], total[seen]
+    else:
+        seen, inverse = np.unique(flat, return_inverse=True)
+        size = np.bincount(inverse, minlength=len(seen))
+        total = np.zeros(len(seen), dtype=np.int64)
+        np.add.at(total, inverse, amount)
+    columns: dict[str, Any] = {}
+    rest = seen
+    for name, _, values in reversed(keys):
+        rest, code = np.divmod(rest, len(values))
+        columns[name] = values.take(code).reset_index(drop=True)
+    return pd.DataFrame({**{name: columns[name] for name, _, _ in keys}, "sum": total, "size": size.astype(np.int64)})
 
 
 def totals(frame: pd.DataFrame) -> pd.DataFrame:
     """Completed records per currency and type: count and exact amount."""
-    done = frame[["currency", "type", "id", "amount_micros"]][frame["status"] == COMPLETED]
-    grouped = (
-        done.groupby(["currency", "type"], observed=True)
-        .agg(count=("id", "size"), amount_micros=("amount_micros", "sum"))
-        .reset_index()
-    )
-    return grouped.astype({"currency": "str", "type": "str"}).sort_values(["currency", "type"], ignore_index=True)
+    done = (frame["status"] == COMPLETED).to_numpy()
+    return _counted(_grouped(done, [_key(frame["currency"]), _key(frame["type"])], frame["amount_micros"].to_numpy()))
 
 
 def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
     """Every record per type, status and currency: count and exact signed amount (the Summary's
     "left out" line needs what pending and failed records are worth)."""
-    grouped = (
-        frame[["type", "status", "currency", "id", "amount_micros"]].groupby(["type", "status", "currency"], observed=True)
-        .agg(count=("id", "size"), amount_micros=("amount_micros", "sum"))
-        .reset_index()
-    )
-    grouped = grouped.astype({"type": "str", "status": "str", "currency": "str", "amount_micros": "int64"})
-    return grouped.sort_values(["type", "status", "currency"], ignore_index=True)
+    every = np.ones(len(frame), dtype=bool)
+    keys = [_key(frame["type"]), _key(frame["status"]), _key(frame["currency"])]
+    return _counted(_grouped(every, keys, frame["amount_micros"].to_numpy()))
+
+
+def _counted(grouped: pd.DataFrame) -> pd.DataFrame:
+    """:func:`_grouped`'s groups (in key order: sorted) as count and amount_micros."""
+    return grouped.rename(columns={"size": "count", "sum": "amount_micros"})[
+        [*grouped.columns[:-2], "count", "amount_micros"]]
 
 
 def data_warnings(frame: pd.DataFrame) -> list[str]:

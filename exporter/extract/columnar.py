@@ -178,18 +178,42 @@ def _instants(stamps: pa.ChunkedArray) -> pd.Series | None:
     return pa.array(instants.dt.tz_convert(None).to_numpy(), pa.timestamp("us", "UTC"))  # UTC values
 
 
+def encode_categories(table: pa.Table, names: tuple[str, ...]) -> pa.Table:
+    """A block's ``names`` columns dictionary-encoded (a month of records holds a few dozen distinct values)."""
+    for name in names:
+        table = table.set_column(table.schema.get_field_index(name), name, pc.dictionary_encode(table.column(name)))
+    return table
+
+
+def sorted_categorical(dictionary: pa.Array, indices: np.ndarray) -> pd.Categorical:
+    """Dictionary-encoded text as ``astype("category")`` makes it: categories sorted (code point
+    order, as Python sorts str, and of dtype str), codes remapped to them."""
+    order = pc.sort_indices(dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    categories = pd.Index(dictionary.take(pa.array(order)).to_pylist(), dtype="str")
+    return pd.Categorical.from_codes(rank[indices], categories=categories)
+
+
 def to_frame(tables: list[pa.Table]) -> pd.DataFrame:
-    """The records frame of the blocks' tables, with the per-record path's dtypes.
+    """The records frame of the blocks' tables, with the per-record path's dtypes (a dictionary-
+    encoded column, :func:`encode_categories`, as a pandas category).
 
     Each column is the blocks' arrays as they are (one chunk per block, already pandas' types):
     the list is emptied, so the frame holds the only reference to the blocks' memory.
     """
-    table = pa.concat_tables(tables)
+    table = pa.concat_tables(tables).unify_dictionaries()
     tables.clear()
-    columns: dict[str, Any] = {
-        name: pd.Series(table.column(name), dtype="str") for name in RECORD_COLUMNS
-        if name not in ("created_at", "amount_micros")
-    }
-    columns["created_at"] = table.column("created_at").to_pandas()
-    columns["amount_micros"] = table.column("amount_micros").to_numpy()
+    columns: dict[str, Any] = {}
+    for name in RECORD_COLUMNS:
+        column = table.column(name)
+        if name == "created_at":
+            columns[name] = column.to_pandas()
+        elif name == "amount_micros":
+            columns[name] = column.to_numpy()
+        elif pa.types.is_dictionary(column.type):
+            indices = np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in column.chunks])
+            columns[name] = sorted_categorical(column.chunk(0).dictionary, indices)
+        else:
+            columns[name] = pd.Series(column, dtype="str")
     return pd.DataFrame(columns, columns=RECORD_COLUMNS)
