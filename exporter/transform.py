@@ -118,7 +118,7 @@ def by_model(frame: pd.DataFrame) -> pd.DataFrame:
     """
     booked = ((frame["status"] == COMPLETED) & frame["role"].isin(["usage", "task_refund"])).to_numpy()
     usage = ("usage", (frame["role"] == "usage").to_numpy().astype(np.int8), pd.Series([False, True]))
-    parts = _grouped(booked, [_key(frame["model"]), _key(frame["currency"]), usage], frame["amount_micros"].to_numpy())
+    parts = grouped_sums(booked, [text_key(frame["model"]), text_key(frame["currency"]), usage], frame["amount_micros"].to_numpy())
     is_usage = parts["usage"].to_numpy()
     parts = parts.assign(count=np.where(is_usage, parts["size"], 0), amount_micros=np.where(is_usage, parts["sum"], 0),
                          refunds_micros=np.where(is_usage, 0, parts["sum"]))
@@ -189,7 +189,7 @@ def by_day(frame: pd.DataFrame) -> pd.DataFrame:
     adds; ``count`` is the number of completed records.
     """
     done = (frame["status"] == COMPLETED).to_numpy()
-    parts = _grouped(done, [_day_key(frame["date"]), _key(frame["currency"]), _key(frame["type"])],
+    parts = grouped_sums(done, [day_key(frame["date"]), text_key(frame["currency"]), text_key(frame["type"])],
                      frame["amount_micros"].to_numpy())
     kind, amount = parts["type"], parts["sum"]
     parts = pd.DataFrame({
@@ -202,16 +202,17 @@ def by_day(frame: pd.DataFrame) -> pd.DataFrame:
     return grouped.astype({column: "int64" for column in grouped.columns[2:]})
 
 
-_Key = tuple[str, np.ndarray, pd.Series]  # (name, a code per row, the value of each code)
+Key = tuple[str, np.ndarray, pd.Series]
+"""A grouping key: (column name, a code per row, the value of each code)."""
 
 
-def _key(column: pd.Series) -> _Key:
+def text_key(column: pd.Series) -> Key:
     """A text column as a grouping key: its categories (sorted: the groups come in text order)."""
     categorical = _categorical(column)
     return str(column.name), categorical.cat.codes.to_numpy(), pd.Series(categorical.cat.categories, dtype="str")
 
 
-def _day_key(dates: pd.Series) -> _Key:
+def day_key(dates: pd.Series) -> Key:
     """A column of days (datetime64 at midnight) as a grouping key: days since the first."""
     days = dates.to_numpy().astype("datetime64[D]").astype(np.int64)
     first = int(days.min()) if len(days) else 0
@@ -219,53 +220,58 @@ def _day_key(dates: pd.Series) -> _Key:
     return str(dates.name), days - first, pd.Series(span).astype(dates.dtype)
 
 
-def _grouped(rows: np.ndarray, keys: list[_Key], amounts: np.ndarray) -> pd.DataFrame:
-    """Per combination of the keys that occurs among ``rows`` (a mask), in key order: the keys'
-    values, ``sum`` (of ``amounts``, exact int64) and ``size`` (rows). A groupby in numpy: the
-    few-valued keys make one small integer per row, and the sums go straight into their slots."""
+def grouped_sums(rows: np.ndarray, keys: list[Key], amounts: np.ndarray) -> pd.DataFrame:
+    """Per combination of the keys that occurs among ``rows`` (a mask), in key order (as a sorted
+    groupby has them): the keys' values, ``sum`` (of ``amounts``, exact int64) and ``size`` (rows).
+
+    A groupby in numpy: the keys' codes make one integer per row (renumbered densely when the
+    combinations could outgrow int64), and the sums go straight into their slots.
+    """
     for _, codes, _ in keys:
         rows = rows & (codes >= 0)  # a missing key (code -1) is in no group, as groupby drops it
-    flat = np.zeros(int(rows.sum()), dtype=np.int64)
+    selected = [codes[rows] for _, codes, _ in keys]
+    flat = np.zeros(len(selected[0]) if selected else int(rows.sum()), dtype=np.int64)
     space = 1
-    for _, codes, values in keys:
-        flat = flat * len(values) + codes[rows]
+    for codes, (_, _, values) in zip(selected, keys):
+        if space * max(len(values), 1) >= 1 << 62:
+            flat = np.unique(flat, return_inverse=True)[1].astype(np.int64)  # order kept: ranks
+            space = int(flat.max()) + 1 if len(flat) else 1
+        flat = flat * len(values) + codes
         space *= len(values)
     amount = amounts[rows]
-    if space <= max(len(flat), 1 << 16):  # few combinations: one slot each
+    slotted = space <= max(len(flat), 1 << 16)  # few combinations: one slot each
+    if slotted:
         size = np.bincount(flat, minlength=space)
         seen = np.flatnonzero(size)
-        total = np.zeros(space, dtype=np.int64)
-        np.add.at(total, flat, amount)
-        size, total = size[seen], total[seen]
     else:
-        seen, inverse = np.unique(flat, return_inverse=True)
-        size = np.bincount(inverse, minlength=len(seen))
-        total = np.zeros(len(seen), dtype=np.int64)
-        np.add.at(total, inverse, amount)
-    columns: dict[str, Any] = {}
-    rest = seen
-    for name, _, values in reversed(keys):
-        rest, code = np.divmod(rest, len(values))
-        columns[name] = values.take(code).reset_index(drop=True)
-    return pd.DataFrame({**{name: columns[name] for name, _, _ in keys}, "sum": total, "size": size.astype(np.int64)})
+        seen, flat = np.unique(flat, return_inverse=True)
+        size = np.bincount(flat, minlength=len(seen))
+    total = np.zeros(space if slotted else len(seen), dtype=np.int64)
+    np.add.at(total, flat, amount)
+    one_row = np.zeros(len(total), dtype=np.int64)
+    one_row[flat] = np.arange(len(flat))  # a row of each group: its keys' codes are the group's
+    rows_of, total, size = (one_row[seen], total[seen], size[seen]) if slotted else (one_row, total, size)
+    columns = {name: values.take(codes[rows_of]).reset_index(drop=True)
+               for codes, (name, _, values) in zip(selected, keys)}
+    return pd.DataFrame({**columns, "sum": total, "size": size.astype(np.int64)})
 
 
 def totals(frame: pd.DataFrame) -> pd.DataFrame:
     """Completed records per currency and type: count and exact amount."""
     done = (frame["status"] == COMPLETED).to_numpy()
-    return _counted(_grouped(done, [_key(frame["currency"]), _key(frame["type"])], frame["amount_micros"].to_numpy()))
+    return _counted(grouped_sums(done, [text_key(frame["currency"]), text_key(frame["type"])], frame["amount_micros"].to_numpy()))
 
 
 def status_counts(frame: pd.DataFrame) -> pd.DataFrame:
     """Every record per type, status and currency: count and exact signed amount (the Summary's
     "left out" line needs what pending and failed records are worth)."""
     every = np.ones(len(frame), dtype=bool)
-    keys = [_key(frame["type"]), _key(frame["status"]), _key(frame["currency"])]
-    return _counted(_grouped(every, keys, frame["amount_micros"].to_numpy()))
+    keys = [text_key(frame["type"]), text_key(frame["status"]), text_key(frame["currency"])]
+    return _counted(grouped_sums(every, keys, frame["amount_micros"].to_numpy()))
 
 
 def _counted(grouped: pd.DataFrame) -> pd.DataFrame:
-    """:func:`_grouped`'s groups (in key order: sorted) as count and amount_micros."""
+    """:func:`grouped_sums`'s groups (in key order: sorted) as count and amount_micros."""
     return grouped.rename(columns={"size": "count", "sum": "amount_micros"})[
         [*grouped.columns[:-2], "count", "amount_micros"]]
 

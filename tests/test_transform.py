@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -111,3 +113,26 @@ def test_summaries_tie_to_the_detail(items):
     assert int(report.by_day["usage_micros"].sum()) == exact
     assert int(report.totals["amount_micros"].sum()) == exact
     assert int(report.by_model["count"].sum()) == sum(1 for *_, s in items if s == "completed")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_grouped_sums_is_a_sorted_groupby(seed):
+    """transform.grouped_sums (the summaries' numpy groupby) against pandas' own, with keys whose
+    combinations outgrow int64 (renumbered on the way) and missing keys (dropped, as groupby does)."""
+    from exporter.transform import grouped_sums, text_key
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 3000))
+    sizes = rng.choice([1, 3, 40, 70_000], size=int(rng.integers(1, 6)))
+    frame = pd.DataFrame({
+        f"k{i}": pd.Categorical.from_codes(rng.integers(-1 if seed % 3 == 0 else 0, size, n),
+                                          categories=pd.Index([f"v{j:06d}" for j in range(size)], dtype="str"))
+        for i, size in enumerate(sizes)
+    })
+    amounts = rng.integers(-10**12, 10**12, n)
+    rows = rng.random(n) < 0.8
+    got = grouped_sums(rows, [text_key(frame[c]) for c in frame.columns], amounts)
+    expected = (frame[rows].assign(a=amounts[rows]).groupby(list(frame.columns), observed=True, sort=True)
+                .agg(sum=("a", "sum"), size=("a", "size")).reset_index())
+    expected = expected.astype({c: "str" for c in frame.columns})
+    pd.testing.assert_frame_equal(got, expected.astype({"sum": "int64", "size": "int64"}), check_dtype=False)

@@ -33,6 +33,7 @@ from ..errors import DataError, ExportError
 from ..models import COMPLETED, Report
 from ..money import format_micros
 from ..period import Window
+from ..transform import day_key, grouped_sums, text_key
 from .base import Writer
 from .sanitize import import_text
 
@@ -118,23 +119,18 @@ def focus_charges(transactions: pd.DataFrame, context: _Context) -> pd.DataFrame
     ``micros`` is the records' summed effect on the credit balance (as the API signs it).
     """
     done = ((transactions["status"] == COMPLETED) & (transactions["amount_micros"] != 0)).to_numpy()
-    roles = transactions["role"][done]  # computed once per report (transform.record_roles)
-    days = _utc_days(transactions["created_at"][done])
-    summed = roles.isin(["usage", "task_refund", "credit"]).to_numpy()
-    observed = roles.cat.remove_unused_categories().cat.categories
-    keyed = pd.DataFrame({  # categoricals keep a million-row groupby fast
-        "role": roles.cat.set_categories(sorted(observed)).array, "day": days,
-        **{name: transactions[column][done].astype("category").array for name, column in
-           (("currency", "currency"), ("model", "model"), ("key_name", "api_key_name"), ("key_id", "api_key_id"))},
-        "micros": transactions["amount_micros"].to_numpy()[done],
-    })
-    grouped = (
-        keyed[summed].groupby(["role", "day", "currency", "model", "key_name", "key_id"], observed=True, sort=True)
-        .agg(count=("micros", "size"), micros=("micros", "sum")).reset_index()
-    )
-    single = transactions.iloc[np.flatnonzero(done)[~summed]]  # top-ups, payouts, suspense: a few
+    roles = transactions["role"]  # computed once per report (transform.record_roles)
+    summed = done & roles.isin(["usage", "task_refund", "credit"]).to_numpy()
+    days = _utc_days(transactions["created_at"])
+    keys = [("role", *text_key(roles)[1:]), ("day", *day_key(pd.Series(days))[1:]), *(
+        (name, *text_key(transactions[column])[1:]) for name, column in
+        (("currency", "currency"), ("model", "model"), ("key_name", "api_key_name"), ("key_id", "api_key_id")))]
+    grouped = grouped_sums(summed, keys, transactions["amount_micros"].to_numpy())
+    grouped = grouped.rename(columns={"size": "count", "sum": "micros"})
+    at = np.flatnonzero(done & ~summed)  # top-ups, payouts, suspense: one charge each, a few
+    single = transactions.iloc[at]
     singles = pd.DataFrame({
-        "role": roles[~summed].astype("str").to_numpy(), "day": days[~summed], "currency": single["currency"].astype("str").to_numpy(),
+        "role": single["role"].astype("str").to_numpy(), "day": days[at], "currency": single["currency"].astype("str").to_numpy(),
         "model": single["model"].astype("str").to_numpy(), "count": 1, "micros": single["amount_micros"].to_numpy(),
         "id": single["id"].astype("str").to_numpy(), "method": single["payment_method"].astype("str").to_numpy(),
         "key_name": single["api_key_name"].astype("str").to_numpy(), "key_id": single["api_key_id"].astype("str").to_numpy(),
