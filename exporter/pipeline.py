@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from . import __version__, late_changes
 from .archive import (
@@ -148,6 +149,7 @@ def assemble_report(
         moved = moved.astype(dict.fromkeys(CATEGORY_COLUMNS, "str"))
     summaries = summarize_records(records, window)
     del records  # the frame is the summaries' now: a sorted copy, when the records were not in time order
+    pa.default_memory_pool().release_unused()  # what the records held goes back before the books and writers
     booked = book_period(summaries, window, mapping, granularity, view, closed_records=closed_records, moved=moved,
                          recheck=context.recheck, provider=provider, given_opening=given_opening,
                          derive_topups=context.stats.api == "current" and topups is None)

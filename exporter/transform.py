@@ -207,17 +207,24 @@ Key = tuple[str, np.ndarray, pd.Series]
 
 
 def text_key(column: pd.Series) -> Key:
-    """A text column as a grouping key: its categories (sorted: the groups come in text order)."""
+    """A text column as a grouping key: its categories in sorted order (the groups come in text order)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):  # codes renumbered, no text made per row
+        names = pd.Series(column.cat.categories).astype("str")
+        order = np.argsort(names.to_numpy(dtype=object), kind="stable")  # Python's str order
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes = column.cat.codes.to_numpy()
+        return str(column.name), np.where(codes < 0, -1, rank[codes]), names.take(order).reset_index(drop=True)
     categorical = _categorical(column)
     return str(column.name), categorical.cat.codes.to_numpy(), pd.Series(categorical.cat.categories, dtype="str")
 
 
-def day_key(dates: pd.Series) -> Key:
-    """A column of days (datetime64 at midnight) as a grouping key: days since the first."""
-    days = dates.to_numpy().astype("datetime64[D]").astype(np.int64)
+def day_key(dates: pd.Series | np.ndarray, name: str = "date") -> Key:
+    """Days (datetime64 at midnight; a Series keeps its dtype in the values) as a grouping key: days since the first."""
+    days = (dates if isinstance(dates, np.ndarray) else dates.to_numpy()).astype("datetime64[D]").view(np.int64)
     first = int(days.min()) if len(days) else 0
-    span = np.arange(first, int(days.max()) + 1 if len(days) else 0).astype("datetime64[D]")
-    return str(dates.name), days - first, pd.Series(span).astype(dates.dtype)
+    span = pd.Series(np.arange(first, int(days.max()) + 1 if len(days) else 0).astype("datetime64[D]"))
+    return (str(dates.name), days - first, span.astype(dates.dtype)) if isinstance(dates, pd.Series) else (name, days - first, span)
 
 
 def grouped_sums(rows: np.ndarray, keys: list[Key], amounts: np.ndarray) -> pd.DataFrame:

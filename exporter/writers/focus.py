@@ -122,7 +122,7 @@ def focus_charges(transactions: pd.DataFrame, context: _Context) -> pd.DataFrame
     roles = transactions["role"]  # computed once per report (transform.record_roles)
     summed = done & roles.isin(["usage", "task_refund", "credit"]).to_numpy()
     days = _utc_days(transactions["created_at"])
-    keys = [("role", *text_key(roles)[1:]), ("day", *day_key(pd.Series(days))[1:]), *(
+    keys = [("role", *text_key(roles)[1:]), day_key(days, "day"), *(
         (name, *text_key(transactions[column])[1:]) for name, column in
         (("currency", "currency"), ("model", "model"), ("key_name", "api_key_name"), ("key_id", "api_key_id")))]
     grouped = grouped_sums(summed, keys, transactions["amount_micros"].to_numpy())

@@ -38,7 +38,7 @@ from .cells import (
 MAX_SHEET_ROWS = 1_048_576
 """Rows per worksheet, header included (Excel's limit); tests lower it to check the split."""
 DETAIL_TITLE = "Transactions"
-_CHUNK_ROWS = 32_768  # detail rows formatted per step (~15 MB of XML): bounds memory, keeps the kernels busy
+_CHUNK_ROWS = 16_384  # detail rows formatted per step (~7.5 MB of XML): bounds memory, keeps the kernels busy
 _UNIX_EPOCH_SERIAL = 25_569  # 1970-01-01 in Excel's 1900 date system
 _US_PER_DAY = 86_400_000_000
 _US_PER_SECOND = 1_000_000
