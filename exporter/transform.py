@@ -213,8 +213,8 @@ def text_key(column: pd.Series) -> Key:
         order = np.argsort(names.to_numpy(dtype=object), kind="stable")  # Python's str order
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
-        codes = column.cat.codes.to_numpy()
-        return str(column.name), np.where(codes < 0, -1, rank[codes]), names.take(order).reset_index(drop=True)
+        codes = column.cat.codes.to_numpy()  # pandas' smallest signed type for the categories
+        return str(column.name), np.where(codes < 0, -1, rank.astype(codes.dtype)[codes]), names.take(order).reset_index(drop=True)
     categorical = _categorical(column)
     return str(column.name), categorical.cat.codes.to_numpy(), pd.Series(categorical.cat.categories, dtype="str")
 
@@ -224,7 +224,8 @@ def day_key(dates: pd.Series | np.ndarray, name: str = "date") -> Key:
     days = (dates if isinstance(dates, np.ndarray) else dates.to_numpy()).astype("datetime64[D]").view(np.int64)
     first = int(days.min()) if len(days) else 0
     span = pd.Series(np.arange(first, int(days.max()) + 1 if len(days) else 0).astype("datetime64[D]"))
-    return (str(dates.name), days - first, span.astype(dates.dtype)) if isinstance(dates, pd.Series) else (name, days - first, span)
+    codes = (days - first).astype(np.int32 if len(span) < 1 << 31 else np.int64)
+    return (str(dates.name), codes, span.astype(dates.dtype)) if isinstance(dates, pd.Series) else (name, codes, span)
 
 
 def grouped_sums(rows: np.ndarray, keys: list[Key], amounts: np.ndarray) -> pd.DataFrame:
