@@ -105,7 +105,7 @@ stats = ExtractionStats(source='bench', server_total=kept, unique_fetched=kept, 
                         pages=math.ceil(kept / 100), in_period=kept)
 write_context(folder, SourceContext(month_window('2024-01'), stats, None, []))
 # --from-source reads an archive only as the pack's manifest.json vouches for it
-from exporter.writers.manifest import file_entry
+from exporter.pack import file_entry
 files = [file_entry(folder / name, folder.parent) for name in ('billings.jsonl.gz', 'context.json')]
 (folder.parent / 'manifest.json').write_text(json.dumps({'files': files}))
 print(kept)

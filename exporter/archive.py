@@ -1,7 +1,6 @@
 """The audit trail: the period's records exactly as received, and what is needed to re-render.
 
 ``source/billings.jsonl.gz`` holds one record per line, numbers written back exactly as the API
-``source/billings.jsonl.gz`` holds one record per line, numbers written back exactly as the API
 sent them. ``source/closed.jsonl.gz`` (when the books hold closed periods to re-check) holds what
 the API returned for those periods at the time, the evidence of the late changes posted.
 ``source/context.json`` holds the window, the extraction figures, the provider's usage summary,
@@ -15,7 +14,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import shutil
 import zlib
 from collections.abc import Callable
@@ -33,6 +31,7 @@ from .extract import USAGE_COLUMNS, jsonexact
 from .errors import ConfigError, DataError, os_reason
 from .models import ExtractionStats, ProviderBalance
 from .money import CURRENCY_CODE, format_micros, parse_amount
+from .pack import MANIFEST_NAME, listed
 from .period import Window, label_fits
 from .extract.columnar import block_columns, to_frame
 from .extract.records import parse_records
@@ -40,7 +39,6 @@ from .extract.records import parse_records
 ARCHIVE_NAME = "billings.jsonl.gz"
 CLOSED_NAME = "closed.jsonl.gz"
 CONTEXT_NAME = "context.json"
-MANIFEST_NAME = "manifest.json"  # the pack's manifest (writers/manifest.py), beside source/
 
 
 @dataclass(frozen=True)
@@ -146,7 +144,7 @@ def read_archive(folder: Path, chunk: int = 50_000, *, name: str = ARCHIVE_NAME,
     reader reads it, naming the first offending record or the damage.
     """
     path = folder / name
-    expected = _manifest_entry(folder, name) if verify else None
+    expected = listed(folder, name) if verify else None
     frame = _read_columnar(path, expected)
     return frame if frame is not None else read_archive_per_record(path, expected, chunk)
 
@@ -216,7 +214,7 @@ def _damage(exc: Exception) -> str:
 
 def copy_archive(folder: Path, to: Path, name: str = ARCHIVE_NAME) -> Path:
     """Copy an archive into ``to``, checking the copy's bytes against the manifest as they are written."""
-    expected = _manifest_entry(folder, name)
+    expected = listed(folder, name)
     to.mkdir(parents=True, exist_ok=True)
     source, copy = folder / name, to / name
     with open(source, "rb") as raw, open(copy, "wb") as out:
@@ -229,7 +227,7 @@ def copy_archive(folder: Path, to: Path, name: str = ARCHIVE_NAME) -> Path:
 def verified(folder: Path, name: str) -> Path:
     """``<folder>/<name>``, once its bytes are checked against the manifest (DataError if changed)."""
     path = folder / name
-    expected = _manifest_entry(folder, name)
+    expected = listed(folder, name)
     data = path.read_bytes()
     _check(path, expected, len(data), hashlib.sha256(data).hexdigest())
     return path
@@ -251,25 +249,6 @@ class _HashingReader:
         raise io.UnsupportedOperation("a hashed read goes forward only")
 
 
-def _manifest_entry(folder: Path, name: str) -> tuple[int, str]:
-    """(size, sha256) the pack's manifest lists for ``<folder>/<name>``; DataError when it cannot say."""
-    manifest = folder.parent / MANIFEST_NAME
-    listed = f"{folder.name}/{name}"
-    try:
-        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-        entry = next(f for f in files if isinstance(f, dict) and f.get("name") == listed)
-        size, digest = entry["size"], entry["sha256"]
-    except FileNotFoundError:
-        raise DataError(f"{folder / name} cannot be verified: no {MANIFEST_NAME} in {folder.parent}") from None
-    except StopIteration:
-        raise DataError(f"{folder / name} cannot be verified: {manifest} does not list {listed}") from None
-    except (ValueError, KeyError, TypeError):
-        raise DataError(f"{folder / name} cannot be verified: {manifest} is not a valid manifest") from None
-    if type(size) is not int or not isinstance(digest, str):
-        raise DataError(f"{folder / name} cannot be verified: {manifest} is not a valid manifest")
-    return size, digest
-
-
 def _check(path: Path, expected: tuple[int, str], size: int, digest: str) -> None:
     if (size, digest) != expected:
         raise DataError(f"{path} does not match the size and sha256 in the pack's {MANIFEST_NAME}: it was changed after the export")
@@ -285,7 +264,7 @@ def read_context(folder: Path, *, verify: bool = True) -> SourceContext:
     try:
         text = path.read_bytes()
         if verify:
-            _check(path, _manifest_entry(folder, CONTEXT_NAME), len(text), hashlib.sha256(text).hexdigest())
+            _check(path, listed(folder, CONTEXT_NAME), len(text), hashlib.sha256(text).hexdigest())
         data = jsonexact.loads(text)
         w = data["window"]
         window = Window(date.fromisoformat(w["first_day"]), date.fromisoformat(w["last_day"]), w["time_zone"], w["label"])
