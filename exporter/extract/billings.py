@@ -42,7 +42,7 @@ VALIDATE_BATCH = 5_000  # records validated at once while other pages are still 
 # (a few tens of milliseconds), few enough that memory never follows the server's page count.
 QUEUED_PER_WORKER = 8
 
-PageFuture = Future[tuple[int, list[Any], list[str], int | None]]  # (page, items, their JSON lines, total)
+PageFuture = Future[tuple[int, list[Any], int | None]]  # (page, items, total)
 # receives each kept record's JSON text, exactly as received, in page order
 LineSink = Callable[[str], None]
 
@@ -173,11 +173,11 @@ def _fetch_pages(
     first_ids = _ids(first.items)
     generation = api
 
-    def fetch(number: int) -> tuple[int, list[Any], list[str], int | None]:
+    def fetch(number: int) -> tuple[int, list[Any], int | None]:
         page = generation.page(client, window, number, first.page_size)
         if first_ids and _ids(page.items) == first_ids:  # never walk a broken server to the end
             raise ApiError(f"the API ignores the 'page' parameter: page {number} repeats page 1")
-        return number, page.items, store.save(number, page.items), page.total
+        return number, page.items, page.total
 
     last_total = first.total
     workers = max(1, concurrency)
@@ -195,16 +195,32 @@ def _fetch_pages(
             pending.discard(future)
             error = future.exception()
             if error is not None:
-                for other in pending:
-                    other.cancel()
+                _store_finished(pending, store)
                 raise error
-            number, items, lines, total = future.result()
-            batches.add(number, items, lines)
+            number, items, total = future.result()
+            # Stored here, not on the worker: a worker goes back to the network at once, and one
+            # thread creating the page files contends less for the GIL than eight.
+            batches.add(number, items, store.save(number, items))
             last_total = max(last_total, total if total is not None else last_total)
             done += 1
             if progress:
                 progress(done, total_pages, min(done * first.page_size, first.total))
     return api, first.total, last_total
+
+
+def _store_finished(pending: set[PageFuture], store: PageStore) -> None:
+    """A walk stopping: the queued pages are cancelled, and those already on the wire are stored
+    once they arrive (a resume then asks for none of them again)."""
+    for future in pending:
+        future.cancel()
+    for future in pending:
+        if future.cancelled() or future.exception() is not None:
+            continue
+        number, items, _total = future.result()
+        try:
+            store.save(number, items)
+        except DataError:
+            pass  # the error being raised is the one to report
 
 
 def _walk_in_order(

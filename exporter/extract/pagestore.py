@@ -89,8 +89,16 @@ class PageStore:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = f"{path}.tmp"
     # A lone surrogate (JSON may escape one; UTF-8 cannot hold it) is written back as its JSON
     # escape, so the page stays valid and record validation names the record (records.py).
-    temporary.write_text(text, encoding="utf-8", errors="backslashreplace")
+    data = text.encode("utf-8", errors="backslashreplace")
+    # os-level calls: each system call gives up the GIL and must take it back (a page is one write)
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # as open() does
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view):]
+    finally:
+        os.close(handle)
     os.replace(temporary, path)
