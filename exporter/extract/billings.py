@@ -34,7 +34,8 @@ from .endpoints import usage_in_provider_days
 from .generations import Generation, Page, detect
 from .pagestore import PageStore
 from .paginators import MAX_RECORDS, remaining_pages
-from .records import RECORD_COLUMNS, parse_records
+from .columnar import block_columns, to_frame
+from .records import RECORD_COLUMNS, parse_records, zoneless
 
 log = logging.getLogger("exporter.extract")
 VALIDATE_BATCH = 5_000  # records validated at once while other pages are still on the wire
@@ -260,21 +261,27 @@ def _walk_in_order(
 
 
 class _Batches:
-    """Pages validated a few thousand records at a time, in whatever order they arrive."""
+    """Pages validated a few thousand records at a time, in whatever order they arrive.
+
+    A batch is read by the columnar reader (:func:`.columnar.block_columns`) from the records'
+    JSON lines, as an archive is: its parsing runs in Arrow without the GIL, so the workers keep
+    the network busy meanwhile. When the reader cannot vouch for a batch, the records go through
+    :func:`.records.parse_records`, which names the first bad record (docs/api.md, "Client").
+    """
 
     def __init__(self) -> None:
         self.frames: list[pd.DataFrame] = []
         self.items: list[Any] = []
+        self.lines: list[str] = []  # each item's JSON text, as stored
         self.places: list[tuple[int, int]] = []  # (page, position) of each item
-        self.hashes: list[int] = []  # of each record's text: tells repeated copies that differ
         self.zoneless: list[str] = []  # ids of records whose created_at has no zone
         self.count = 0  # records added so far
 
     def add(self, number: int, items: list[Any], lines: list[str]) -> None:
         self.count += len(items)
         self.items.extend(items)
+        self.lines.extend(lines)
         self.places.extend((number, position) for position in range(1, len(items) + 1))
-        self.hashes.extend(map(hash, lines))
         if len(self.items) >= VALIDATE_BATCH:
             self._flush()
 
@@ -286,14 +293,20 @@ class _Batches:
         return frame.sort_values(["_page", "_position"], kind="stable", ignore_index=True)
 
     def _flush(self) -> None:
-        places, items = self.places, self.items
-        frame = parse_records(items, lambda i: f"page {places[i][0]}, item {places[i][1]}",
-                              lambda positions: self.zoneless.extend(items[i]["id"] for i in positions))
+        places, items, lines = self.places, self.items, self.lines
+        # the bytes a page file holds (pagestore.py): one line per record, a lone surrogate escaped
+        table = block_columns("".join(line + "\n" for line in lines).encode("utf-8", "backslashreplace"))
+        if table is None:
+            frame = parse_records(items, lambda i: f"page {places[i][0]}, item {places[i][1]}",
+                                  lambda positions: self.zoneless.extend(items[i]["id"] for i in positions))
+        else:
+            frame = to_frame([table])
+            self.zoneless.extend(items[i]["id"] for i in zoneless([item["created_at"] for item in items]))
         frame["_page"] = np.array([page for page, _ in places], dtype=np.int64)
         frame["_position"] = np.array([position for _, position in places], dtype=np.int64)
-        frame["_hash"] = np.array(self.hashes, dtype=np.int64)
+        frame["_hash"] = np.fromiter(map(hash, lines), dtype=np.int64, count=len(lines))  # tells repeated copies that differ
         self.frames.append(frame)
-        self.items, self.places, self.hashes = [], [], []
+        self.items, self.lines, self.places = [], [], []
 
 
 def _decode_stored(lines: list[str], number: int) -> list[Any]:
