@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import shutil
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -57,7 +58,11 @@ class SourceContext:
 
 
 class ArchiveWriter:
-    """Appends records' JSON text to ``billings.jsonl.gz``; the same lines give the same bytes."""
+    """Appends records' JSON text to ``billings.jsonl.gz``; the same lines give the same bytes.
+
+    Blocks of lines are compressed on a thread of their own, one at a time and in order (zlib
+    works without the GIL), so the next block is gathered while the last one is compressed.
+    """
 
     def __init__(self, folder: Path, name: str = ARCHIVE_NAME) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -66,6 +71,8 @@ class ArchiveWriter:
         # mtime=0 and no file name in the gzip header keep the bytes reproducible
         self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._file, mtime=0, compresslevel=6)
         self._buffer: list[str] = []
+        self._compressing: threading.Thread | None = None
+        self._failure: BaseException | None = None  # what the compressing thread raised (a full disk)
         self.lines = 0  # records written, checked against the records exported
 
     def write(self, line: str) -> None:
@@ -75,14 +82,34 @@ class ArchiveWriter:
             self._flush()
 
     def close(self) -> None:
-        self._flush()
-        self._gzip.close()
-        self._file.close()
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            self._gzip.close()
+            self._file.close()
 
     def _flush(self) -> None:
         if self._buffer:
-            self._gzip.write(("\n".join(self._buffer) + "\n").encode("utf-8"))
+            data = ("\n".join(self._buffer) + "\n").encode("utf-8")
             self._buffer.clear()
+            self._wait()
+            self._compressing = threading.Thread(target=self._compress, args=(data,), name="archive", daemon=True)
+            self._compressing.start()
+
+    def _compress(self, data: bytes) -> None:
+        try:
+            self._gzip.write(data)
+        except BaseException as exc:  # raised again on the writing thread
+            self._failure = exc
+
+    def _wait(self) -> None:
+        if self._compressing is not None:
+            self._compressing.join()
+            self._compressing = None
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
 
 def write_context(folder: Path, context: SourceContext) -> Path:

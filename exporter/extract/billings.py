@@ -162,7 +162,7 @@ def _fetch_pages(
     batches.add(1, first.items, store.save(1, first.items))
     for number in sorted(have - {1}):  # resuming: pages a previous run already stored
         try:
-            lines = list(store.lines(number))
+            lines = store.lines(number)
         except UnicodeDecodeError:
             raise DataError(f"stored page {number} is not UTF-8 text (the resume folder is damaged)") from None
         batches.add(number, _decode_stored(lines, number), lines)
@@ -350,10 +350,15 @@ def _replay(store: PageStore, keep: np.ndarray, sink: LineSink) -> None:
     """Send the kept records' stored lines to ``sink``; the store must hold exactly the records read."""
     read = 0
     try:
-        for line in (line for number in store.pages() for line in store.lines(number)):
-            if read < len(keep) and keep[read]:
+        for number in store.pages():
+            lines = store.lines(number)
+            kept = keep[read:read + len(lines)]
+            if len(kept) < len(lines):  # more records than were read
+                read = -1
+                break
+            for line in (lines if kept.all() else itertools.compress(lines, kept)):
                 sink(line)
-            read += 1
+            read += len(lines)
     except FileNotFoundError:
         read = -1
     if read != len(keep):

@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,12 @@ class PageStore:
     def pages(self) -> list[int]:
         return sorted(int(p.name[5:14]) for p in self.folder.glob("page-" + "[0-9]" * 9 + ".jsonl"))
 
-    def lines(self, page: int) -> Iterator[str]:
-        with open(self._path(page), encoding="utf-8") as handle:
-            for line in handle:
-                yield line.rstrip("\n")
+    def lines(self, page: int) -> list[str]:
+        """A stored page's lines, read whole (UnicodeDecodeError when it is not UTF-8)."""
+        lines = self._path(page).read_text(encoding="utf-8").split("\n")
+        if lines[-1] == "":
+            lines.pop()  # what the last newline ends
+        return lines
 
     def remove(self) -> None:
         if self.folder.is_symlink():
