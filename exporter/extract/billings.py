@@ -322,14 +322,16 @@ def _assemble(
 ) -> Extraction:
     """Drop repeated ids (the first copy wins), keep the window's records, report what happened."""
     repeated = fetched["id"].duplicated(keep="first")
-    first_hash = fetched.groupby("id")["_hash"].transform("first")
-    conflicting = fetched.loc[repeated & (fetched["_hash"] != first_hash), "id"].unique()
+    duplicates = int(repeated.sum())
+    conflicting: Any = []
+    if duplicates:
+        first_hash = fetched.groupby("id")["_hash"].transform("first")
+        conflicting = fetched.loc[repeated & (fetched["_hash"] != first_hash), "id"].unique()
     instants = fetched["created_at"]
     keep = (~repeated & (instants >= window.start) & (instants < window.end)).to_numpy()
     if sink is not None:  # a second pass over the pages on disk: the lines never all sit in memory
         _replay(store, keep, sink)
     records = fetched.loc[keep, RECORD_COLUMNS].reset_index(drop=True)
-    duplicates = int(repeated.sum())
     unique = len(fetched) - duplicates
     warnings = []
     if duplicates:
@@ -342,7 +344,7 @@ def _assemble(
         source=source, server_total=server_total, unique_fetched=unique,
         duplicates_dropped=duplicates, pages=len(store.pages()), in_period=len(records),
     )
-    provider_days_usage = usage_in_provider_days(fetched[~repeated], window)
+    provider_days_usage = usage_in_provider_days(fetched[~repeated] if duplicates else fetched, window)
     return Extraction(records, stats, warnings, provider_days_usage)
 
 
