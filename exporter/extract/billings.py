@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import ApiChoice, ProgressCallback
+from ..config import DEFAULT_CONCURRENCY, ApiChoice, ProgressCallback
 from ..errors import ApiError, DataError, ExportError
 from ..models import ExtractionStats
 from ..period import Window
@@ -74,7 +74,7 @@ def extract(
     *,
     api: Generation | ApiChoice = "auto",
     page_size: int = 100,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
     progress: ProgressCallback | None = None,
     store_folder: Path | None = None,
     sink: LineSink | None = None,
