@@ -159,7 +159,12 @@ class BillingClient:
         url = requote_uri(self.base_url + path + (f"?{urlencode(params)}" if params else ""))
         headers = {**self._headers, "Content-Type": "application/json"} if body is not None else self._headers
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self._send(method, url, body, headers)
+            try:
+                response = self._send(method, url, body, headers)
+            except requests.RequestException:
+                raise
+            except ValueError:  # a redirect's location that http.client cannot send
+                raise ApiError(f"{path} redirected to a location that cannot be requested") from None
             complete = False
             try:
                 location = response.headers.get("Location")
