@@ -14,7 +14,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import queue
 import shutil
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -55,7 +57,15 @@ class SourceContext:
 
 
 class ArchiveWriter:
-    """Appends records' JSON text to ``billings.jsonl.gz``; the same lines give the same bytes."""
+    """Appends records' JSON text to ``billings.jsonl.gz``; the same lines give the same bytes.
+
+    Blocks of lines are compressed in order on a thread of their own (zlib works without the
+    GIL), a few blocks queued at most: the run goes on (the usage summary, the balance) while the
+    last blocks are compressed, and :meth:`close` waits for them.
+    """
+
+    BLOCK_LINES = 10_000
+    QUEUED_BLOCKS = 16  # about 30 MB of lines waiting, at most
 
     def __init__(self, folder: Path, name: str = ARCHIVE_NAME) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -64,23 +74,41 @@ class ArchiveWriter:
         # mtime=0 and no file name in the gzip header keep the bytes reproducible
         self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._file, mtime=0, compresslevel=6)
         self._buffer: list[str] = []
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(self.QUEUED_BLOCKS)
+        self._failure: BaseException | None = None  # what compressing raised (a full disk), raised by close()
+        self._compressor = threading.Thread(target=self._compress, name="archive", daemon=True)
+        self._compressor.start()
         self.lines = 0  # records written, checked against the records exported
 
     def write(self, line: str) -> None:
         self._buffer.append(line)
         self.lines += 1
-        if len(self._buffer) >= 10_000:
+        if len(self._buffer) >= self.BLOCK_LINES:
             self._flush()
 
     def close(self) -> None:
-        self._flush()
-        self._gzip.close()
-        self._file.close()
+        try:
+            self._flush()
+            self._blocks.put(None)
+            self._compressor.join()
+            if self._failure is not None:
+                raise self._failure
+        finally:
+            self._gzip.close()
+            self._file.close()
 
     def _flush(self) -> None:
         if self._buffer:
-            self._gzip.write(("\n".join(self._buffer) + "\n").encode("utf-8"))
+            self._blocks.put(("\n".join(self._buffer) + "\n").encode("utf-8"))
             self._buffer.clear()
+
+    def _compress(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            if self._failure is None:  # after a failure the blocks are only taken off the queue
+                try:
+                    self._gzip.write(block)
+                except BaseException as exc:
+                    self._failure = exc
 
 
 def write_context(folder: Path, context: SourceContext) -> Path:
