@@ -6,8 +6,10 @@ this machine in this invocation, with the issue's targets marked PASS/FAIL:
 - Extraction: the sandbox API (a separate process, so server and client do not share a GIL)
   serves ``--records`` records of 2024-01 with ``--latency-ms`` per request and a page cap of
   100. Timed: ``exporter.pipeline.fetch`` called in this process (records go to a no-op sink)
-  at each ``--concurrency-levels``, and a naive baseline (sequential ``requests.get`` loop,
-  ``page_size=50``, ``response.json()``).
+  at each ``--concurrency-levels``, a naive baseline (sequential ``requests.get`` loop,
+  ``page_size=50``, ``response.json()``), and the full default export (``wavespeed-export
+  export --period 2024-01`` in a child process: default formats, reconciliation, books) at each
+  ``--full-export-levels``, with its ratio to the month's bound (issue 19's target: <= 1.5x at 8).
 - Render: ``wavespeed-export export --from-source`` of a ``--render-records`` archive, one
   child process per run and format, with the child's wall time and peak RSS; beside it a naive
   pandas baseline (``json.loads`` + ``DataFrame`` + ``to_csv`` + ``to_excel``).
@@ -105,7 +107,7 @@ stats = ExtractionStats(source='bench', server_total=kept, unique_fetched=kept, 
                         pages=math.ceil(kept / 100), in_period=kept)
 write_context(folder, SourceContext(month_window('2024-01'), stats, None, []))
 # --from-source reads an archive only as the pack's manifest.json vouches for it
-from exporter.writers.manifest import file_entry
+from exporter.pack import file_entry
 files = [file_entry(folder / name, folder.parent) for name in ('billings.jsonl.gz', 'context.json')]
 (folder.parent / 'manifest.json').write_text(json.dumps({'files': files}))
 print(kept)
@@ -249,8 +251,19 @@ def timed(func: Callable[[], tuple[int, int]]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "records": records, "pages": pages, "load1": load1()}
 
 
+def full_export(url: str, concurrency: int, tmp: Path) -> dict[str, Any]:
+    """One ``wavespeed-export export`` of the month with its default formats, reconciliation and
+    books, in a child process (interpreter start included): its wall time and peak RSS."""
+    out = tmp / "out-full-export"
+    try:
+        return run_child(TOOL_RENDER_CODE, ["export", "--period", PERIOD, "--base-url", url, "--api-key", DEMO_KEY,
+                                            "--concurrency", str(concurrency), "--out", str(out), "-q"], tmp)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def bench_extraction(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    """Baseline and tool at each concurrency, interleaved per repeat, against one sandbox."""
+    """Baseline, tool and full export at each concurrency, interleaved per repeat, against one sandbox."""
     cases: dict[str, list[dict[str, Any]]] = {}
     with sandbox(args.records, args.latency_ms, tmp) as url:
         requests.get(url + "/api/v3/account/balance", headers={"Authorization": f"Bearer {DEMO_KEY}"}, timeout=60)
@@ -262,9 +275,17 @@ def bench_extraction(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 cases.setdefault(name, []).append(sample)
                 log(f"  extract {name:<8} run {r + 1}: {sample['seconds']:7.2f} s, {sample['records']:,} records, "
                     f"{sample['pages']} pages, load {sample['load1']:.2f}")
+            for c in args.full_export_levels:
+                sample = full_export(url, c, tmp)
+                cases.setdefault(f"export c{c}", []).append(sample)
+                log(f"  full export c{c} run {r + 1}: {sample['seconds']:7.2f} s, {sample['cpu_seconds']:.2f} s CPU, "
+                    f"{sample['peak_rss_bytes'] / MIB:.0f} MiB, load {sample['load1']:.2f}")
     out = {name: summarise(samples) for name, samples in cases.items()}
+    pages = next((out[f"c{c}"]["median_pages"] for c in args.concurrency_levels), -(-args.records // 100))
     for c in args.concurrency_levels:
         out[f"c{c}"]["bound_s"] = out[f"c{c}"]["median_pages"] * args.latency_ms / 1000 / c
+    for c in args.full_export_levels:  # the bound of the month's own walk (the export makes a few more requests)
+        out[f"export c{c}"]["bound_s"] = pages * args.latency_ms / 1000 / c
     return out
 
 
@@ -281,6 +302,17 @@ def print_extraction(args: argparse.Namespace, res: dict[str, Any], targets: lis
         label = "naive baseline (seq, ps 50)" if name == "baseline" else f"tool concurrency {name[1:]}"
         print(f"  {label:<28}{t:>9.2f}{case['median_records'] / t:>11,.0f}{ratio_text(base, t):>12}"
               f"{(f'{bound:.2f}' if bound else '-'):>9}{(f'{t / bound:.2f}x' if bound else '-'):>9}{case['median_load1']:>6.2f}")
+    for c in args.full_export_levels:
+        case = res[f"export c{c}"]
+        t, bound = case["median_seconds"], case["bound_s"]
+        label = f"full export concurrency {c}"
+        print(f"  {label:<28}{t:>9.2f}{args.records / t:>11,.0f}{'-':>12}{bound:>9.2f}{t / bound:>8.2f}x"
+              f"{case['median_load1']:>6.2f}   ({case['median_cpu_seconds']:.2f} s CPU, "
+              f"{case['median_peak_rss_bytes'] / MIB:.0f} MiB)")
+    if 8 in args.full_export_levels:
+        over = res["export c8"]["median_seconds"] / res["export c8"]["bound_s"]
+        add_target(targets, "full default export c=8 within 1.5x of pages x latency / 8", over, f"{over:.2f}x",
+                   over <= 1.5)
     if 8 in args.concurrency_levels:
         c8 = res["c8"]
         if base:
@@ -422,6 +454,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--records", type=int, default=200_000, help="records the sandbox serves for extraction")
     p.add_argument("--latency-ms", type=float, default=20.0, help="sandbox latency per request")
     p.add_argument("--concurrency-levels", type=int_list, default="1,4,8,16", help="comma-separated")
+    p.add_argument("--full-export-levels", type=int_list, default="8",
+                   help="concurrency of the full default export (a child `export` of the month, default formats, "
+                        "reconciliation and books), comma-separated; empty: none")
     p.add_argument("--render-records", type=int, default=1_000_000, help="records in the render archive")
     p.add_argument("--scaling", type=int_list, default="250000,500000,1000000", help="comma-separated sizes")
     p.add_argument("--repeat", type=int, default=3, help="runs per case (medians are reported)")

@@ -1,7 +1,6 @@
 """The audit trail: the period's records exactly as received, and what is needed to re-render.
 
 ``source/billings.jsonl.gz`` holds one record per line, numbers written back exactly as the API
-``source/billings.jsonl.gz`` holds one record per line, numbers written back exactly as the API
 sent them. ``source/closed.jsonl.gz`` (when the books hold closed periods to re-check) holds what
 the API returned for those periods at the time, the evidence of the late changes posted.
 ``source/context.json`` holds the window, the extraction figures, the provider's usage summary,
@@ -15,8 +14,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
+import queue
 import shutil
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +35,7 @@ from .extract import USAGE_COLUMNS, jsonexact
 from .errors import ConfigError, DataError, os_reason
 from .models import CATEGORY_COLUMNS, ExtractionStats, ProviderBalance
 from .money import CURRENCY_CODE, format_micros, parse_amount
+from .pack import MANIFEST_NAME, listed
 from .period import Window, label_fits
 from .extract.columnar import block_columns, encode_categories, to_frame
 from .extract.records import parse_records
@@ -42,7 +43,6 @@ from .extract.records import parse_records
 ARCHIVE_NAME = "billings.jsonl.gz"
 CLOSED_NAME = "closed.jsonl.gz"
 CONTEXT_NAME = "context.json"
-MANIFEST_NAME = "manifest.json"  # the pack's manifest (writers/manifest.py), beside source/
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,15 @@ class SourceContext:
 
 
 class ArchiveWriter:
-    """Appends records' JSON text to ``billings.jsonl.gz``; the same lines give the same bytes."""
+    """Appends records' JSON text to ``billings.jsonl.gz``; the same lines give the same bytes.
+
+    Blocks of lines are compressed in order on a thread of their own (zlib works without the
+    GIL), a few blocks queued at most: the run goes on (the usage summary, the balance) while the
+    last blocks are compressed, and :meth:`close` waits for them.
+    """
+
+    BLOCK_LINES = 10_000
+    QUEUED_BLOCKS = 16  # about 30 MB of lines waiting, at most
 
     def __init__(self, folder: Path, name: str = ARCHIVE_NAME) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -68,23 +76,41 @@ class ArchiveWriter:
         # mtime=0 and no file name in the gzip header keep the bytes reproducible
         self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._file, mtime=0, compresslevel=6)
         self._buffer: list[str] = []
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(self.QUEUED_BLOCKS)
+        self._failure: BaseException | None = None  # what compressing raised (a full disk), raised by close()
+        self._compressor = threading.Thread(target=self._compress, name="archive", daemon=True)
+        self._compressor.start()
         self.lines = 0  # records written, checked against the records exported
 
     def write(self, line: str) -> None:
         self._buffer.append(line)
         self.lines += 1
-        if len(self._buffer) >= 10_000:
+        if len(self._buffer) >= self.BLOCK_LINES:
             self._flush()
 
     def close(self) -> None:
-        self._flush()
-        self._gzip.close()
-        self._file.close()
+        try:
+            self._flush()
+            self._blocks.put(None)
+            self._compressor.join()
+            if self._failure is not None:
+                raise self._failure
+        finally:
+            self._gzip.close()
+            self._file.close()
 
     def _flush(self) -> None:
         if self._buffer:
-            self._gzip.write(("\n".join(self._buffer) + "\n").encode("utf-8"))
+            self._blocks.put(("\n".join(self._buffer) + "\n").encode("utf-8"))
             self._buffer.clear()
+
+    def _compress(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            if self._failure is None:  # after a failure the blocks are only taken off the queue
+                try:
+                    self._gzip.write(block)
+                except BaseException as exc:
+                    self._failure = exc
 
 
 def write_context(folder: Path, context: SourceContext) -> Path:
@@ -152,7 +178,7 @@ def read_archive(folder: Path, chunk: int = 50_000, *, name: str = ARCHIVE_NAME,
     reader reads it, naming the first offending record or the damage.
     """
     path = folder / name
-    expected = _manifest_entry(folder, name) if verify else None
+    expected = listed(folder, name) if verify else None
     encoded = CATEGORY_COLUMNS if categories else ()
     frame = _read_columnar(path, expected, encoded)
     if frame is None:
@@ -247,7 +273,7 @@ def _damage(exc: Exception) -> str:
 
 def copy_archive(folder: Path, to: Path, name: str = ARCHIVE_NAME) -> Path:
     """Copy an archive into ``to``, checking the copy's bytes against the manifest as they are written."""
-    expected = _manifest_entry(folder, name)
+    expected = listed(folder, name)
     to.mkdir(parents=True, exist_ok=True)
     source, copy = folder / name, to / name
     with open(source, "rb") as raw, open(copy, "wb") as out:
@@ -260,7 +286,7 @@ def copy_archive(folder: Path, to: Path, name: str = ARCHIVE_NAME) -> Path:
 def verified(folder: Path, name: str) -> Path:
     """``<folder>/<name>``, once its bytes are checked against the manifest (DataError if changed)."""
     path = folder / name
-    expected = _manifest_entry(folder, name)
+    expected = listed(folder, name)
     data = path.read_bytes()
     _check(path, expected, len(data), hashlib.sha256(data).hexdigest())
     return path
@@ -282,25 +308,6 @@ class _HashingReader:
         raise io.UnsupportedOperation("a hashed read goes forward only")
 
 
-def _manifest_entry(folder: Path, name: str) -> tuple[int, str]:
-    """(size, sha256) the pack's manifest lists for ``<folder>/<name>``; DataError when it cannot say."""
-    manifest = folder.parent / MANIFEST_NAME
-    listed = f"{folder.name}/{name}"
-    try:
-        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-        entry = next(f for f in files if isinstance(f, dict) and f.get("name") == listed)
-        size, digest = entry["size"], entry["sha256"]
-    except FileNotFoundError:
-        raise DataError(f"{folder / name} cannot be verified: no {MANIFEST_NAME} in {folder.parent}") from None
-    except StopIteration:
-        raise DataError(f"{folder / name} cannot be verified: {manifest} does not list {listed}") from None
-    except (ValueError, KeyError, TypeError):
-        raise DataError(f"{folder / name} cannot be verified: {manifest} is not a valid manifest") from None
-    if type(size) is not int or not isinstance(digest, str):
-        raise DataError(f"{folder / name} cannot be verified: {manifest} is not a valid manifest")
-    return size, digest
-
-
 def _check(path: Path, expected: tuple[int, str], size: int, digest: str) -> None:
     if (size, digest) != expected:
         raise DataError(f"{path} does not match the size and sha256 in the pack's {MANIFEST_NAME}: it was changed after the export")
@@ -316,7 +323,7 @@ def read_context(folder: Path, *, verify: bool = True) -> SourceContext:
     try:
         text = path.read_bytes()
         if verify:
-            _check(path, _manifest_entry(folder, CONTEXT_NAME), len(text), hashlib.sha256(text).hexdigest())
+            _check(path, listed(folder, CONTEXT_NAME), len(text), hashlib.sha256(text).hexdigest())
         data = jsonexact.loads(text)
         w = data["window"]
         window = Window(date.fromisoformat(w["first_day"]), date.fromisoformat(w["last_day"]), w["time_zone"], w["label"])

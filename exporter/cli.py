@@ -5,7 +5,6 @@ This is the only place where an :class:`~exporter.errors.ExportError` becomes an
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -66,7 +65,7 @@ from .consolidate import account_pack, consolidate, not_written
 from .display import echo, json_text, visible
 from .errors import ConfigError, ExportError, from_foreign, os_reason
 from .writers import FORMATS
-from .writers.manifest import MANIFEST_NAME, export_summary, report_summary
+from .writers.manifest import export_summary, report_summary
 from .writers.terminal import render_result, render_summary, replaced_line
 
 
@@ -243,8 +242,7 @@ def _export_one(params: dict[str, Any], run: Run | None = None,
     if done is not None and run is not None:
         done[run.name] = result
     if params["as_json"]:
-        manifest = json.loads((result.folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-        summary = export_summary(manifest, result.folder, result.replaced)
+        summary = export_summary(result.manifest, result.folder, result.replaced)
         if run is not None and run.profile is not None:
             return summary
         _echo_json(summary)

@@ -15,6 +15,7 @@ from click.core import ParameterSource
 
 from . import closing
 from .books.database import DEFAULT_ACCOUNT
+from .cli_options import current_clock
 from .cli_profiles import each_profile, profile_options, profile_params, runs
 from .config import DEFAULT_OUT
 from .display import echo
@@ -71,8 +72,8 @@ def _for_each_account(params: dict[str, Any], given: frozenset[str] = frozenset(
 @profile_options
 @_period_options
 @_books_options
-@click.option("--accounts", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="The account mapping the period was exported with (default: templates/accounts.toml).")
+@click.option("--accounts", type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="Ignored: closing keeps what the export booked, with the mapping the export used.")
 def close(**params: Any) -> None:
     """Mark an exported period as handed off: it stays closed, late changes go to the next period.
 
@@ -88,7 +89,7 @@ def close(**params: Any) -> None:
 
 def _close(params: dict[str, Any], account: str) -> None:
     path = closing.books_path(params["out"], params["books_file"])
-    closed = closing.close(path, _label(params), params["accounts"], account)
+    closed = closing.close(path, _label(params), account, current_clock())
     period = closed.period
     echo(f"closed {period.label} ({period.records:,} records, pack {period.pack})")
     for line in superseded_lines(period.label, closed.superseded):
@@ -120,7 +121,7 @@ def reopen(**params: Any) -> None:
 def _reopen(params: dict[str, Any], account: str) -> None:
     path = closing.books_path(params["out"], params["books_file"])
     label = _label(params)
-    closing.reopen(path, label, params["reason"], account)
+    closing.reopen(path, label, params["reason"], account, current_clock())
     echo(f"reopened {label}: export it again to restate it")
 
 
@@ -197,7 +198,7 @@ def acknowledge(ctx: click.Context, ids: tuple[str, ...], **params: Any) -> None
     """
     def acknowledge_in(params: dict[str, Any], account: str) -> None:
         path = closing.books_path(params["out"], params["books_file"])
-        for record_id, period in closing.acknowledge(path, ids, params["reason"], account):
+        for record_id, period in closing.acknowledge(path, ids, params["reason"], account, current_clock()):
             echo(f"acknowledged {record_id} (booked in {period}): no longer reported missing")
 
     _for_each_account(*_subcommand_params(ctx, params), work=acknowledge_in)

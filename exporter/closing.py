@@ -9,20 +9,16 @@ restatement) keeps the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT, Books, Period
-from .books.ledger import close_period, read_view
-from .books.mapping_toml import load_mapping
-from .config import Granularity
+from .config import Clock, system_clock
 from .errors import ConfigError, DataError
 from .money import format_micros
 from .outdir import period_lock
-from .pipeline import assemble_report, read_source
-from .writers.manifest import MANIFEST_NAME, pack_problem, sha256_of
+from .pack import MANIFEST_NAME, pack_problem, sha256_of
 
 
 @dataclass(frozen=True)
@@ -54,30 +50,23 @@ class Closed:
     superseded: tuple[str, ...] = ()
 
 
-def close(path: Path, label: str, accounts: Path | None = None, account: str = DEFAULT_ACCOUNT) -> Closed:
+def close(path: Path, label: str, account: str = DEFAULT_ACCOUNT, clock: Clock = system_clock) -> Closed:
     """Close an exported period: refused (exit 2) if never exported, already closed, overlapping a
-    closed period, out of order, or if its pack no longer matches what the books recorded. Holds
-    the period's lock, as an export of it does, and checks the pack again inside the books'
-    transaction, so a concurrent export of the period cannot slip between the check and the close.
-    The period's records are kept as booked. ``account``: the provider account in the books (a
-    profile's name)."""
+    closed period, out of order, exported by a version that kept no snapshot, or if its pack no
+    longer matches what the books recorded. Holds the period's lock, as an export of it does, and
+    checks the pack inside the books' transaction, so a concurrent export of the period cannot slip
+    between the check and the close. What the export booked (its snapshot, docs/booking.md "What
+    the books keep of each record") becomes the period's booked records: nothing is read or booked
+    again. ``account``: the provider account in the books (a profile's name)."""
     with _existing(path, account) as books:
         period = _exported(books, label, path)
-        pack = books.pack_folder(period)
-        with period_lock(pack.parent, label):
+        with period_lock(books.pack_folder(period).parent, label), books.transaction():
             period = _exported(books, label, path)  # as it is now that no export of it runs
+            if books.snapshot_data(label) is None:
+                raise ConfigError(f"{label} was exported by an older wavespeed-export, which kept no snapshot of what "
+                                  "it booked: export it again, then close it")
             _check_pack(books, period)
-            records, context, closed = read_source(pack, None)
-            view = read_view(books, context.window, lookback_days=_lookback(books, period))
-            granularity: Granularity = "daily" if period.granularity == "daily" else "monthly"
-            report = assemble_report(records, context, load_mapping(accounts), granularity,
-                                     datetime.now(timezone.utc), view, closed)
-            with books.transaction():
-                if _exported(books, label, path).manifest_sha256 != period.manifest_sha256:
-                    raise ConfigError(f"{label} was exported again while it was being closed: close it again")
-                _check_pack(books, period)
-                superseded = close_period(books, report, datetime.now(timezone.utc))  # refuses what it must itself
-                books.seal(label)
+            superseded = books.close(label, clock())  # refuses what it must itself
         closed_period = books.period(label)
         assert closed_period is not None
         return Closed(closed_period, tuple(superseded))
@@ -98,27 +87,22 @@ def _check_pack(books: Books, period: Period) -> None:
                           "writing the pack and recording it); export it again first")
 
 
-def _lookback(books: Books, period: Period) -> int:
-    """Re-check the same closed periods the export did: those whose changes it archived."""
-    earlier = [p for p in books.periods() if p.closed and p.end_utc <= period.start_utc]
-    return max([(period.start_utc - p.end_utc).days + 1 for p in earlier], default=0)
-
-
-def reopen(path: Path, label: str, reason: str, account: str = DEFAULT_ACCOUNT) -> None:
+def reopen(path: Path, label: str, reason: str, account: str = DEFAULT_ACCOUNT, clock: Clock = system_clock) -> None:
     """Reopen a closed period for a restatement (the books refuse it while a later one is closed)."""
     if not reason.strip():
         raise ConfigError("[[reason]] may not be empty: say why the period is restated")
     with _existing(path, account) as books, books.transaction():
-        books.reopen(label, reason.strip(), datetime.now(timezone.utc))
+        books.reopen(label, reason.strip(), clock())
 
 
-def acknowledge(path: Path, ids: tuple[str, ...], reason: str, account: str = DEFAULT_ACCOUNT) -> list[tuple[str, str]]:
+def acknowledge(path: Path, ids: tuple[str, ...], reason: str, account: str = DEFAULT_ACCOUNT,
+                clock: Clock = system_clock) -> list[tuple[str, str]]:
     """Accept records booked in closed periods as dropped by the provider (docs/booking.md,
     "Closed periods and late changes"): later exports stop reporting them missing. Returns
     (id, closed period) of each; ConfigError, with nothing recorded, if one was never booked."""
     if not reason.strip():
         raise ConfigError("[[reason]] may not be empty: say why the records are accepted as gone")
-    now = datetime.now(timezone.utc)
+    now = clock()
     with _existing(path, account) as books, books.transaction():
         done = []
         for record_id in ids:

@@ -24,14 +24,8 @@ from .writers.consolidated import (
     common_formats,
     write_consolidated,
 )
-from .writers.manifest import (
-    MANIFEST_NAME,
-    PreviousPack,
-    describe_pack,
-    pack_problem,
-    sha256_of,
-    write_manifest_json,
-)
+from .pack import PreviousPack, describe_pack, pack_problem
+from .writers.manifest import write_manifest_json
 
 CONSOLIDATED = "consolidated"  # <out>/consolidated/: no profile may take the name (exporter.cli_profiles)
 
@@ -47,7 +41,7 @@ class ConsolidatedResult:
 
 def account_pack(name: str, result: ExportResult) -> AccountPack:
     """An account's just-written pack, as the consolidated pack takes it."""
-    return AccountPack(name, result.report, result.folder, sha256_of(result.folder / MANIFEST_NAME))
+    return AccountPack(name, result.report, result.folder, result.manifest_sha256)
 
 
 def consolidate(outs: list[Path], packs: list[AccountPack], formats_each: list[tuple[str, ...]],

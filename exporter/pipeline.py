@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -28,7 +29,7 @@ from .archive import (
     write_context,
 )
 from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT, Books
-from .books.ledger import BooksView, book_period, close_period, read_view, record_export, split_moved
+from .books.ledger import BooksView, book_period, read_view, record_export, split_moved
 from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.numbering import ACCOUNT_CODES, DEFAULT_CODE
@@ -55,7 +56,8 @@ from .period import Window, check_started, label_kind, period_not_over
 from .topups import TOPUPS_NAME, read_topups
 from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
-from .writers.manifest import MANIFEST_NAME, PreviousPack, describe_pack, sha256_of, write_manifest
+from .pack import MANIFEST_NAME, PreviousPack, describe_pack, sha256_of
+from .writers.manifest import build_manifest, write_manifest_json
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class ExportResult:
     folder: Path
     files: list[Path]
     report: Report
+    manifest: dict[str, Any]  # the pack's manifest.json, as written
+    manifest_sha256: str  # and its sha256 (what the books recorded)
     replaced: PreviousPack | None = None  # the pack this export replaced, if there was one
     closed: bool = False  # --close: the period was closed too
     superseded: tuple[str, ...] = ()  # open periods overlapping it, dropped from the books by the close
@@ -245,28 +249,27 @@ def run_export(config: ExportConfig) -> ExportResult:
                 raise StrictError(list(report.warnings))
             files = sorted((pack.folder / "source").iterdir())
             files += write_formats(report, pack.folder, config.output.formats, config.output.render)
-            manifest = write_manifest(report, pack.folder, files, config.output.formats)
-            files.append(manifest)
+            manifest = build_manifest(report, pack.folder, files, config.output.formats)
+            files.append(write_manifest_json(pack.folder, manifest))
+            manifest_sha256 = sha256_of(files[-1])
             with Books(books_path, config.books.account) as books, books.transaction():
                 books.refuse_closed(window.label, window.start, window.end)  # closed by someone else meanwhile
                 books.keep_journal_code(view.journal_code)  # the letter its numbers were made with
                 now = config.clock()
                 assert report.carry is not None
-                record_export(books, report, report.carry, sha256_of(manifest), str(target.absolute()), now,
+                record_export(books, report, report.carry, manifest_sha256, str(target.absolute()), now,
                               view.basis if view.basis is not None else books.basis(window.start))
                 if config.archive is None:
                     record_source(books, window.label, _current_source(config, books.source_salt(), report.stats.api))
-                superseded = close_period(books, report, now) if config.books.close else []
-                if config.books.close:
-                    books.seal(window.label)
+                superseded = books.close(window.label, now) if config.books.close else []
                 pack.publish()
     except OSError as exc:
         # The one translation of output failures: the staging folder, the page store, the archive,
         # every writer and the final rename. Inputs (the archive, the mapping) translate their own
         # read errors, and the HTTP client its network errors, before they get here.
         raise OutputError(f"cannot write {target}: {os_reason(exc)}; nothing was written, a previous export is untouched") from None
-    return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, previous,
-                        closed=config.books.close, superseded=tuple(superseded))
+    return ExportResult(target, [target / f.relative_to(pack.folder) for f in files], report, manifest, manifest_sha256,
+                        previous, closed=config.books.close, superseded=tuple(superseded))
 
 
 def refuse_books_in_packs(out: Path, books: Path) -> None:

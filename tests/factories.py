@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from exporter.archive import SourceContext, write_context
+from exporter.books.database import DEFAULT_ACCOUNT, Books
 from exporter.books.mapping import AccountMapping
 from exporter.books.mapping_toml import load_mapping
 from exporter.config import Granularity
@@ -169,3 +170,16 @@ def expected_late_changes(at_close: Mapping[str, Any], now: Mapping[str, Any]) -
         elif before.status == "completed" and before.amount != after.amount:
             expected[rid] = ("amount_changed", before.amount, after.amount, after.amount - before.amount)
     return expected
+
+
+def booked_ids(books_path: Path, account: str = DEFAULT_ACCOUNT) -> dict[str, list[str]]:
+    """Closed period -> the ids of the records the books hold as booked in it (opened read-only)."""
+    with Books(books_path, account, write=False) as books:
+        return {p.label: books.snapshot(p.label, ["id"])["id"].tolist() for p in books.periods() if p.closed}
+
+
+def booked_twice(books_path: Path, account: str = DEFAULT_ACCOUNT) -> list[str]:
+    """The ids booked in more than one closed period (none, whatever happened)."""
+    seen = [record for ids in booked_ids(books_path, account).values() for record in ids]
+    return sorted({record for record in seen if seen.count(record) > 1}) if len(seen) != len(set(seen)) else []
+

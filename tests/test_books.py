@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
+from exporter.books.database import Books
 from exporter.cli import cli
 from exporter.sandbox import DEMO_KEY, SandboxServer, serve_in_thread
 from exporter.sandbox.data import Record, dataset_from_records
@@ -220,10 +221,11 @@ def test_close_refuses_what_it_cannot_vouch_for_and_books_check_names_an_edited_
     (pack / "by_model.csv").write_bytes(original)
     closed = run("close", "--period", "2024-01", "--out", str(out))
     assert closed.exit_code == 0 and closed.stdout.startswith("closed 2024-01")
-    db = sqlite3.connect(out / "books.sqlite")
-    statuses = dict(db.execute("SELECT status, count(*) FROM booked WHERE period = '2024-01' GROUP BY status"))
+    with Books(out / "books.sqlite", write=False) as books:
+        booked = books.snapshot("2024-01")
+    statuses = booked["status"].value_counts().to_dict()
     assert statuses == {"completed": 3888, "pending": 62, "failed": 50}  # pending ones kept: they may complete late
-    assert db.execute("SELECT count(*) FROM booked WHERE entry = 'WS2401U'").fetchone()[0] == 3882
+    assert (booked["entry"] == "WS2401U").sum() == 3882
     assert run("books", "check", "--out", str(out)).exit_code == 0
 
     (pack / "quickbooks.iif").write_text("edited by hand\r\n")

@@ -14,6 +14,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
+from factories import booked_ids
 from exporter.cli import cli
 from exporter.sandbox import DEMO_KEY, SandboxServer, generate_dataset, serve_in_thread
 from exporter.sandbox.revisions import revise
@@ -60,8 +61,7 @@ def test_the_month_after_every_model_disappears_exports_every_model_at_zero(serv
 
 
 def booked_rows(out: Path) -> list[tuple[str, int]]:
-    with sqlite3.connect(out / "books.sqlite") as db:
-        return db.execute("SELECT period, count(*) FROM booked GROUP BY period ORDER BY period").fetchall()
+    return sorted((label, len(ids)) for label, ids in booked_ids(out / "books.sqlite").items() if ids)
 
 
 def periods(out: Path) -> list[tuple[str, str]]:

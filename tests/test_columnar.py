@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from exporter.archive import ARCHIVE_NAME, _manifest_entry, read_archive, read_archive_per_record
+from exporter.archive import ARCHIVE_NAME, read_archive, read_archive_per_record
+from exporter.pack import listed
 from exporter.errors import ExportError
 from exporter.extract import columnar
 from exporter.sandbox import generate_dataset
@@ -47,7 +48,7 @@ def outcome(read: Any) -> Any:
 def both(folder: Path) -> tuple[Any, Any]:
     path = folder / ARCHIVE_NAME
     new = outcome(lambda: read_archive(folder))
-    old = outcome(lambda: read_archive_per_record(path, _manifest_entry(folder, ARCHIVE_NAME)))
+    old = outcome(lambda: read_archive_per_record(path, listed(folder, ARCHIVE_NAME)))
     return new, old
 
 

@@ -27,7 +27,7 @@ from test_one_booking_path import (
 )
 from test_profiles import dead_profile, invoke, keys, read_csv, servers, write_config  # noqa: F401 (fixtures)
 
-from exporter.writers.manifest import pack_problem, sha256_of
+from exporter.pack import pack_problem, sha256_of
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 FORMATS = '["csv", "xlsx", "quickbooks", "beancount", "xero", "focus", "html"]'

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import urllib3
 from click.testing import CliRunner
 
 from exporter import pipeline
@@ -161,11 +162,11 @@ def stalls(tmp, mp, stack):
     return live(stalling_api(stack), tmp, "--timeout", "0.2")
 
 
-def session_get_raises(error):
-    """Injected at the HTTP boundary (requests.Session.request): TLS failures and redirect loops need
+def pool_raises(error):
+    """Injected at the HTTP boundary (the connection pool's urlopen): TLS and proxy failures need
     certificates or more servers; the client's translation is what is under test."""
     def provoke(tmp, mp, stack):
-        mp.setattr(requests.Session, "request", raising(error))
+        mp.setattr(urllib3.HTTPConnectionPool, "urlopen", raising(error))
         return live("https://api.invalid", tmp)
     return provoke
 
@@ -229,10 +230,10 @@ CASES = [
     # network: exit 4
     pytest.param(nothing_listens, 4, "ConnectionError", id="requests.ConnectionError: nothing listens"),
     pytest.param(stalls, 4, "ReadTimeout", id="requests.ReadTimeout: the server stalls"),
-    pytest.param(session_get_raises(requests.exceptions.SSLError("bad")), 4, "SSLError",
-                 id="requests.SSLError (injected)"),
-    pytest.param(session_get_raises(requests.TooManyRedirects("loop")), 4, "TooManyRedirects",
-                 id="requests.TooManyRedirects (injected)"),
+    pytest.param(pool_raises(urllib3.exceptions.SSLError("bad")), 4, "SSLError",
+                 id="urllib3 SSLError, reported as requests.SSLError (injected)"),
+    pytest.param(pool_raises(urllib3.exceptions.ProxyError("refused", OSError("refused"))), 4, "ProxyError",
+                 id="urllib3 ProxyError, reported as requests.ProxyError (injected)"),
     pytest.param(escapes("fetch", requests.ConnectionError("reset"), "fetch"), 4, "network error",
                  id="requests.ConnectionError (injected, last resort)"),
     # the rest: Ctrl-C cannot be pressed in a test, nor memory exhausted

@@ -92,6 +92,7 @@ from hypothesis.stateful import (
     rule,
 )
 from openpyxl import load_workbook
+from factories import booked_twice
 from test_model_churn import (
     ACCOUNTS,
     FORMATS,
@@ -441,13 +442,7 @@ class HostileHistory(RuleBasedStateMachine):
     def booked_once(self) -> None:
         if not _checked("booked_once") or not (self.out / "books.sqlite").exists():
             return
-        db = sqlite3.connect(self.out / "books.sqlite")
-        try:
-            twice = db.execute("SELECT id, group_concat(period) FROM booked GROUP BY account, id "
-                               "HAVING count(DISTINCT period) > 1").fetchall()
-        finally:
-            db.close()
-        assert twice == [], twice
+        assert booked_twice(self.out / "books.sqlite") == []
 
     @invariant()
     def periods_follow_each_other(self) -> None:

@@ -31,8 +31,10 @@ from .integrity import BUSY_TIMEOUT, Seals, aware, books_error, connect_for_read
 from .numbering import DEFAULT_ACCOUNT, JournalCodes
 from .period_rules import Period
 from .schema import MIGRATIONS, SCHEMA_VERSION
+from .snapshots import Snapshots
 
 BOOKS_NAME = "books.sqlite"
+_BOOKED = ["id", "status", "type", "model", "payment_method", "currency", "amount", "day"]
 
 
 
@@ -60,7 +62,7 @@ def _invariant() -> Iterator[None]:
         raise ConfigError(f"the books refuse this change ({exc}); nothing was written") from None
 
 
-class Books(Seals, JournalCodes):
+class Books(Seals, JournalCodes, Snapshots):
     """The open database; use as a context manager (closes the connection)."""
 
     def __init__(self, path: Path, account: str = DEFAULT_ACCOUNT, *, write: bool = True) -> None:
@@ -147,9 +149,17 @@ class Books(Seals, JournalCodes):
             if version == SCHEMA_VERSION:
                 return  # nothing to write: opening the books (to read, or to refuse) leaves the file as it was
             for script in MIGRATIONS[version:]:
+                if callable(script):
+                    script(self.db, self.path)
+                    continue
                 for statement in _statements(script):
                     self.db.execute(statement)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        if version and version < SCHEMA_VERSION:  # a migration may have dropped rows: give the space back once
+            try:
+                self.db.execute("VACUUM")
+            except sqlite3.OperationalError:
+                pass  # another connection reads the books: the space is reused by later writes instead
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -261,10 +271,8 @@ class Books(Seals, JournalCodes):
             return pd.DataFrame(columns=["id", "period", "status", "type", "model", "payment_method", "currency",
                                          "amount", "day", "reported_missing"])
         marks = ",".join("?" * len(labels))
-        snapshot = pd.read_sql_query(
-            f"SELECT id, period, status, type, model, payment_method, currency, amount, day FROM booked "
-            f"WHERE account = ? AND period IN ({marks})", self.db, params=(self.account, *labels),
-        )
+        snapshot = pd.concat([self.snapshot(label, _BOOKED).assign(period=label) for label in labels],
+                             ignore_index=True)[["id", "period", *_BOOKED[1:]]]
         posted_by = "p.status = 'closed'" if before is None else "p.end_utc <= ?"
         later = pd.read_sql_query(
             f"SELECT a.id, a.period, a.status_after AS status, a.type, a.model, a.payment_method, a.currency, "
@@ -280,7 +288,7 @@ class Books(Seals, JournalCodes):
         )
         acknowledged = pd.read_sql_query("SELECT id FROM acknowledged WHERE account = ?", self.db, params=(self.account,))
         both = pd.concat([snapshot, later], ignore_index=True).drop_duplicates("id", keep="last")
-        both["day"] = both["day"].astype("Int64")  # NULL: booked by a version that kept no day
+        both["day"] = both["day"].astype("Int64")  # null: booked by a version that kept no day
         quiet = both["id"].isin(missing["id"]) | both["id"].isin(acknowledged["id"])
         return both.assign(reported_missing=quiet).reset_index(drop=True)
 
@@ -297,14 +305,12 @@ class Books(Seals, JournalCodes):
     def acknowledge(self, record_id: str, reason: str, when: datetime) -> str | None:
         """Accept that a record booked in a closed period is gone from the provider: it is not
         reported missing again. Returns the closed period that booked it, None if none did."""
-        row = self.db.execute(
-            "SELECT b.period FROM booked b JOIN periods p ON p.account = b.account AND p.label = b.period "
-            "WHERE b.account = ? AND b.id = ? AND p.status = 'closed'", (self.account, record_id)).fetchone()
-        if row is None:
+        period = self.booked_in(record_id)
+        if period is None:
             return None
         self.db.execute("INSERT OR REPLACE INTO acknowledged VALUES (?, ?, ?, ?)",
                         (self.account, record_id, reason, _instant(when)))
-        return str(row[0])
+        return period
 
     def adjustments(self, label: str) -> pd.DataFrame:
         return pd.read_sql_query(
@@ -341,7 +347,8 @@ class Books(Seals, JournalCodes):
 
     def forget(self, label: str) -> None:
         """Drop what an earlier export of an open period recorded (a re-export replaces it)."""
-        for table in ("periods", "rollforward", "period_models", "carry", "adjustments", "sources", "full_checks"):
+        for table in ("periods", "rollforward", "period_models", "carry", "adjustments", "sources", "full_checks",
+                      "snapshots"):
             self.db.execute(f"DELETE FROM {table} WHERE account = ? AND label = ?", (self.account, label))
 
     def add_period(self, period: Period, basis: str | None = None) -> None:
@@ -364,9 +371,10 @@ class Books(Seals, JournalCodes):
             )
 
     def close(self, label: str, when: datetime) -> list[str]:
-        """Mark period ``label`` closed. Open periods overlapping it are drafts it supersedes: they
-        are dropped from the books (their packs stay on disk); returns their labels. Refused if it
-        overlaps a closed period."""
+        """Mark period ``label`` closed: the records its export booked (its snapshot) become fixed,
+        and its seal is kept. Open periods overlapping it are drafts it supersedes: they are dropped
+        from the books (their packs stay on disk); returns their labels. Refused if it overlaps a
+        closed period, or if one of its records is booked in another closed period."""
         period = self.period(label)
         if period is None:
             raise ConfigError(f"{label} is not in the books {self.path}: export it first")
@@ -374,12 +382,17 @@ class Books(Seals, JournalCodes):
         recorded = self.db.execute("SELECT basis FROM periods WHERE account = ? AND label = ?",
                                    (self.account, label)).fetchone()[0]
         period_rules.refuse_out_of_order(self.periods(), period, recorded, self.basis(period.start_utc))
+        twice = self.booked_elsewhere(label)
+        if twice is not None:
+            raise ConfigError(f"the books refuse this change (record {twice[0]!r} of {label} is already booked in "
+                              f"{twice[1]}); nothing was written")
         drafts = [p.label for p in period_rules.overlapping(self.periods(), period.start_utc, period.end_utc, label)]
         for draft in drafts:
             self.forget(draft)
-            self.drop_booked(draft)  # a reopened period keeps its records until closed again
             self.log(draft, "superseded", f"open export dropped from the books: {label}, which overlaps it, was closed", when)
         self.set_status(label, "closed", when)
+        self.seal(label)
+        self.log(label, "close", f"{period.records} records kept as booked", when)
         return drafts
 
     def reopen(self, label: str, reason: str, when: datetime) -> None:
@@ -413,24 +426,12 @@ class Books(Seals, JournalCodes):
             [(self.account, name, currency, label) for name, currency in names],
         )
 
-    def add_booked(self, rows: Sequence[tuple[object, ...]]) -> None:
-        """Records as booked at close: (id, period, status, type, model, payment_method, currency, amount,
-        entry, UTC day)."""
-        with _invariant():  # a plain INSERT: booking a record twice in one period is a bug, never a replace
-            self.db.executemany(
-                "INSERT INTO booked VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ((self.account, *row) for row in rows),
-            )
-
     def set_status(self, label: str, status: str, when: datetime | None) -> None:
         with _invariant():
             self.db.execute(
                 "UPDATE periods SET status = ?, closed_at = ? WHERE account = ? AND label = ?",
                 (status, None if when is None else _instant(when), self.account, label),
             )
-
-    def drop_booked(self, label: str) -> None:
-        self.db.execute("DELETE FROM booked WHERE account = ? AND period = ?", (self.account, label))
 
     def log(self, label: str, action: str, detail: str, when: datetime) -> None:
         self.db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (self.account, _instant(when), label, action, detail))

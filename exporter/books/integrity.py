@@ -16,9 +16,8 @@ from ..errors import ConfigError, DataError, ExportError, OutputError
 
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another one before giving up
 
-# what a period's seal covers: (table, columns, the column naming the period, order)
-_SEALED = (
-    ("booked", "id, period, status, type, model, payment_method, currency, amount, entry, day", "period", "id"),
+# what a period's seal covers besides its booked records: (table, columns, the column naming the period, order)
+SEALED_ROWS = (
     ("adjustments", "id, period, change, type, model, payment_method, currency, status_before, status_after, "
                     "amount_before, amount_after, delta, day", "label", "id, period, change"),
     ("rollforward", "currency, opening, topups, usage, refunds, other, adjustments, closing, opening_source, "
@@ -77,8 +76,7 @@ def books_error(path: Path, exc: sqlite3.Error) -> ExportError:
 def integer_problem(db: sqlite3.Connection) -> str | None:
     """The first INTEGER column of the books holding something else (text, a real), said as
     ``table.column holds '...'``; None when every one holds integers or NULL. The booked records
-    (a row per record of every closed period: the one table that grows with history) are left to
-    the seals that ``books check`` verifies, so opening the books costs the same in year three."""
+    are a compressed snapshot per period, left to the seals that ``books check`` verifies."""
     tables = [name for (name,) in db.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('meta', 'booked') "
         "AND name NOT LIKE 'sqlite_%'")]
@@ -95,10 +93,20 @@ def integer_problem(db: sqlite3.Connection) -> str | None:
 
 
 def seal_digest(db: sqlite3.Connection, account: str, label: str) -> str:
-    """The sha256 of what closing ``label`` fixed in the books: its booked records, the late
-    changes posted in it, its roll-forward and its running totals (rows in key order)."""
-    digest = hashlib.sha256()
-    for table, columns, key, order in _SEALED:
+    """The sha256 of what closing ``label`` fixed in the books: its booked records (the sha256 of
+    their snapshot's bytes), the late changes posted in it, its roll-forward and its running totals
+    (rows in key order)."""
+    snapshot = [(records, hashlib.sha256(bytes(data)).hexdigest()) for records, data in db.execute(
+        "SELECT records, data FROM snapshots WHERE account = ? AND label = ?", (account, label))]
+    return rows_digest(db, account, label, SEALED_ROWS, ["snapshots", snapshot])
+
+
+def rows_digest(db: sqlite3.Connection, account: str, label: str, tables: Sequence[tuple[str, str, str, str]],
+                first: object = None) -> str:
+    """The sha256 of ``first`` (unless None) and then of each table's rows of ``label`` (JSON, rows
+    in key order)."""
+    digest = hashlib.sha256(b"" if first is None else json.dumps(first, separators=(",", ":")).encode("utf-8"))
+    for table, columns, key, order in tables:
         rows = db.execute(f"SELECT {columns} FROM {table} WHERE account = ? AND {key} = ? ORDER BY {order}",
                           (account, label)).fetchall()
         digest.update(json.dumps([table, rows], separators=(",", ":")).encode("utf-8"))

@@ -2,8 +2,9 @@
 
 :func:`read_view` gathers what the books database knows that matters to period P (the running
 totals to carry on from, the previous contiguous period, the closed periods to re-check for late
-changes, the history); :func:`book_period` books P against it (pure); :func:`record_export` and
-:func:`close_period` write the result back inside the pipeline's transaction.
+changes, the history); :func:`book_period` books P against it (pure); :func:`record_export` writes
+the result back inside the pipeline's transaction, with what P booked of each record (its snapshot,
+which :meth:`.database.Books.close` fixes when P closes).
 """
 
 from __future__ import annotations
@@ -195,42 +196,34 @@ def record_export(books: Books, report: Report, carry: Carry, manifest_sha256: s
         ])
     if report.recheck is not None:  # each closed day re-read whole, and when (docs/booking.md, "Finding late changes")
         books.add_full_checks(label, [day_number(d) for d in report.recheck.days], when)
+    books.keep_snapshot(label, snapshot_frame(report))
     books.log(label, "export", f"{report.stats.in_period} records, pack {pack}", when)
 
 
-def close_period(books: Books, report: Report, when: datetime) -> list[str]:
-    """Mark the period closed and keep every record as booked (pending ones included). Returns
-    the open periods overlapping it, dropped from the books as drafts it supersedes (Books.close)."""
-    label = report.window.label
-    books.drop_booked(label)
-    superseded = books.close(label, when)
-    books.add_booked(snapshot_rows(report))
-    books.log(label, "close", f"{len(report.transactions)} records kept as booked", when)
-    return superseded
-
-
-def snapshot_rows(report: Report) -> list[tuple[object, ...]]:
-    """(id, period, status, type, model, payment_method, currency, amount, entry, UTC day) of every record."""
-    frame = report.transactions
-    roles = frame["role"]
+def snapshot_frame(report: Report) -> pd.DataFrame:
+    """What this export booked of each record (:data:`.snapshots.SNAPSHOT_COLUMNS`): kept in the
+    books at export, it becomes the period's booked records when the period closes."""
+    frame = report.transactions.reset_index(drop=True)
     summaries, singles = _entry_numbers(report.journal)
     days = frame["date"].to_numpy().astype("datetime64[D]")
     if report.granularity == "monthly":
         month_end = (days.astype("datetime64[M]") + 1).astype("datetime64[D]") - 1
         days = np.minimum(month_end, np.datetime64(report.window.last_day.isoformat(), "D"))
-    keyed = pd.DataFrame({"role": roles.to_numpy(), "currency": frame["currency"].astype("str").to_numpy(),
-                          "day": days, "id": frame["id"].to_numpy()})
+    keyed = pd.DataFrame({"role": frame["role"].astype("category"), "currency": frame["currency"].astype("category"),
+                          "day": days})
     summary = pd.DataFrame(summaries, columns=["role", "currency", "day", "entry"])
     summary["day"] = summary["day"].astype("datetime64[s]").astype(keyed["day"].dtype)
-    merged = keyed.merge(summary, on=["role", "currency", "day"], how="left")
-    entry = merged["entry"].where(merged["entry"].notna(), merged["id"].map(singles))
-    entry = entry.where(entry.notna() & (frame["status"] == COMPLETED).to_numpy(), None)  # only completed ones are booked
-    return list(zip(
-        frame["id"].astype("str"), [report.window.label] * len(frame), frame["status"].astype("str"),
-        frame["type"].astype("str"), frame["model"].astype("str"), frame["payment_method"].astype("str"),
-        frame["currency"].astype("str"), frame["amount_micros"].astype("int64").tolist(), entry.tolist(),
-        utc_days(frame["created_at"]).tolist(),
-    ))
+    for column in ("role", "currency"):  # the same categories both sides: the join compares codes
+        summary[column] = pd.Categorical(summary[column], categories=keyed[column].cat.categories)
+    entry = keyed.merge(summary, on=["role", "currency", "day"], how="left")["entry"].astype("object")
+    single = entry.isna()
+    entry[single] = frame.loc[single, "id"].astype("object").map(singles)
+    entry = entry.where(entry.notna() & (frame["status"] == COMPLETED), None)  # only completed ones are booked
+    return pd.DataFrame({
+        "id": frame["id"], "status": frame["status"], "type": frame["type"], "model": frame["model"],
+        "payment_method": frame["payment_method"], "currency": frame["currency"], "amount": frame["amount_micros"],
+        "entry": entry, "day": utc_days(frame["created_at"]),
+    })
 
 
 def _entry_numbers(journal: tuple[JournalEntry, ...]) -> tuple[list[tuple[str, str, object, str]], dict[str, str]]:
@@ -242,5 +235,5 @@ def _entry_numbers(journal: tuple[JournalEntry, ...]) -> tuple[list[tuple[str, s
     return summary, single
 
 
-__all__ = ["Booked", "BooksView", "book_period", "close_period", "read_view", "record_export", "snapshot_rows",
+__all__ = ["Booked", "BooksView", "book_period", "read_view", "record_export", "snapshot_frame",
            "split_moved"]

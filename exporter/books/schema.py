@@ -6,8 +6,15 @@ applies the missing ones when it opens a file, inside one transaction.
 
 from __future__ import annotations
 
-# Forward migrations: MIGRATIONS[n] takes the schema from version n to n + 1.
-MIGRATIONS: list[str] = [
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from . import migrate_snapshots
+
+# Forward migrations: MIGRATIONS[n] takes the schema from version n to n + 1 (SQL, or a function
+# of the connection and the books' path).
+MIGRATIONS: list[str | Callable[[sqlite3.Connection, Path], None]] = [
     """
     CREATE TABLE periods (
         account TEXT NOT NULL, label TEXT NOT NULL,
@@ -122,5 +129,29 @@ MIGRATIONS: list[str] = [
     CREATE TABLE seals (
         account TEXT NOT NULL, label TEXT NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (account, label));
     """,
+    # 7: what the books keep of each record (docs/booking.md, "What the books keep of each record"):
+    # one compressed snapshot per period, taken at export; a closed period's is fixed, and a period
+    # closes only with one
+    """
+    CREATE TABLE snapshots (
+        account TEXT NOT NULL, label TEXT NOT NULL, records INTEGER NOT NULL CHECK (records >= 0),
+        data BLOB NOT NULL CHECK (typeof(data) = 'blob'),
+        PRIMARY KEY (account, label));
+    CREATE TRIGGER snapshot_period_known BEFORE INSERT ON snapshots
+    WHEN NOT EXISTS (SELECT 1 FROM periods p WHERE p.account = NEW.account AND p.label = NEW.label)
+    BEGIN SELECT RAISE(ABORT, 'books: booked records of a period the books do not hold'); END;
+    CREATE TRIGGER snapshot_closed_fixed BEFORE DELETE ON snapshots
+    WHEN EXISTS (SELECT 1 FROM periods p WHERE p.account = OLD.account AND p.label = OLD.label AND p.status = 'closed')
+    BEGIN SELECT RAISE(ABORT, 'books: the booked records of a closed period are fixed'); END;
+    CREATE TRIGGER snapshot_closed_fixed_update BEFORE UPDATE ON snapshots
+    WHEN EXISTS (SELECT 1 FROM periods p WHERE p.account = OLD.account AND p.label = OLD.label AND p.status = 'closed')
+    BEGIN SELECT RAISE(ABORT, 'books: the booked records of a closed period are fixed'); END;
+    CREATE TRIGGER periods_close_kept BEFORE UPDATE OF status ON periods
+    WHEN NEW.status = 'closed' AND NOT EXISTS (
+        SELECT 1 FROM snapshots s WHERE s.account = NEW.account AND s.label = NEW.label)
+    BEGIN SELECT RAISE(ABORT, 'books: closing a period whose booked records were not kept'); END;
+    """,
+    # 8: the booked rows of older books become their periods' snapshots (seals verified, then made again)
+    migrate_snapshots.migrate,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

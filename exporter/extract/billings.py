@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import ApiChoice, ProgressCallback
+from ..config import DEFAULT_CONCURRENCY, ApiChoice, ProgressCallback
 from ..errors import ApiError, DataError, ExportError
 from ..models import ExtractionStats
 from ..period import Window
@@ -34,7 +34,8 @@ from .endpoints import usage_in_provider_days
 from .generations import Generation, Page, detect
 from .pagestore import PageStore
 from .paginators import MAX_RECORDS, remaining_pages
-from .records import RECORD_COLUMNS, parse_records
+from .columnar import block_columns, to_frame
+from .records import RECORD_COLUMNS, parse_records, zoneless
 
 log = logging.getLogger("exporter.extract")
 VALIDATE_BATCH = 5_000  # records validated at once while other pages are still on the wire
@@ -42,7 +43,7 @@ VALIDATE_BATCH = 5_000  # records validated at once while other pages are still 
 # (a few tens of milliseconds), few enough that memory never follows the server's page count.
 QUEUED_PER_WORKER = 8
 
-PageFuture = Future[tuple[int, list[Any], list[str], int | None]]  # (page, items, their JSON lines, total)
+PageFuture = Future[tuple[int, list[Any], int | None]]  # (page, items, total)
 # receives each kept record's JSON text, exactly as received, in page order
 LineSink = Callable[[str], None]
 
@@ -73,7 +74,7 @@ def extract(
     *,
     api: Generation | ApiChoice = "auto",
     page_size: int = 100,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
     progress: ProgressCallback | None = None,
     store_folder: Path | None = None,
     sink: LineSink | None = None,
@@ -161,7 +162,7 @@ def _fetch_pages(
     batches.add(1, first.items, store.save(1, first.items))
     for number in sorted(have - {1}):  # resuming: pages a previous run already stored
         try:
-            lines = list(store.lines(number))
+            lines = store.lines(number)
         except UnicodeDecodeError:
             raise DataError(f"stored page {number} is not UTF-8 text (the resume folder is damaged)") from None
         batches.add(number, _decode_stored(lines, number), lines)
@@ -173,11 +174,11 @@ def _fetch_pages(
     first_ids = _ids(first.items)
     generation = api
 
-    def fetch(number: int) -> tuple[int, list[Any], list[str], int | None]:
+    def fetch(number: int) -> tuple[int, list[Any], int | None]:
         page = generation.page(client, window, number, first.page_size)
         if first_ids and _ids(page.items) == first_ids:  # never walk a broken server to the end
             raise ApiError(f"the API ignores the 'page' parameter: page {number} repeats page 1")
-        return number, page.items, store.save(number, page.items), page.total
+        return number, page.items, page.total
 
     last_total = first.total
     workers = max(1, concurrency)
@@ -195,16 +196,32 @@ def _fetch_pages(
             pending.discard(future)
             error = future.exception()
             if error is not None:
-                for other in pending:
-                    other.cancel()
+                _store_finished(pending, store)
                 raise error
-            number, items, lines, total = future.result()
-            batches.add(number, items, lines)
+            number, items, total = future.result()
+            # Stored here, not on the worker: a worker goes back to the network at once, and one
+            # thread creating the page files contends less for the GIL than eight.
+            batches.add(number, items, store.save(number, items))
             last_total = max(last_total, total if total is not None else last_total)
             done += 1
             if progress:
                 progress(done, total_pages, min(done * first.page_size, first.total))
     return api, first.total, last_total
+
+
+def _store_finished(pending: set[PageFuture], store: PageStore) -> None:
+    """A walk stopping: the queued pages are cancelled, and those already on the wire are stored
+    once they arrive (a resume then asks for none of them again)."""
+    for future in pending:
+        future.cancel()
+    for future in pending:
+        if future.cancelled() or future.exception() is not None:
+            continue
+        number, items, _total = future.result()
+        try:
+            store.save(number, items)
+        except DataError:
+            pass  # the error being raised is the one to report
 
 
 def _walk_in_order(
@@ -244,21 +261,27 @@ def _walk_in_order(
 
 
 class _Batches:
-    """Pages validated a few thousand records at a time, in whatever order they arrive."""
+    """Pages validated a few thousand records at a time, in whatever order they arrive.
+
+    A batch is read by the columnar reader (:func:`.columnar.block_columns`) from the records'
+    JSON lines, as an archive is: its parsing runs in Arrow without the GIL, so the workers keep
+    the network busy meanwhile. When the reader cannot vouch for a batch, the records go through
+    :func:`.records.parse_records`, which names the first bad record (docs/api.md, "Client").
+    """
 
     def __init__(self) -> None:
         self.frames: list[pd.DataFrame] = []
         self.items: list[Any] = []
+        self.lines: list[str] = []  # each item's JSON text, as stored
         self.places: list[tuple[int, int]] = []  # (page, position) of each item
-        self.hashes: list[int] = []  # of each record's text: tells repeated copies that differ
         self.zoneless: list[str] = []  # ids of records whose created_at has no zone
         self.count = 0  # records added so far
 
     def add(self, number: int, items: list[Any], lines: list[str]) -> None:
         self.count += len(items)
         self.items.extend(items)
+        self.lines.extend(lines)
         self.places.extend((number, position) for position in range(1, len(items) + 1))
-        self.hashes.extend(map(hash, lines))
         if len(self.items) >= VALIDATE_BATCH:
             self._flush()
 
@@ -270,14 +293,20 @@ class _Batches:
         return frame.sort_values(["_page", "_position"], kind="stable", ignore_index=True)
 
     def _flush(self) -> None:
-        places, items = self.places, self.items
-        frame = parse_records(items, lambda i: f"page {places[i][0]}, item {places[i][1]}",
-                              lambda positions: self.zoneless.extend(items[i]["id"] for i in positions))
+        places, items, lines = self.places, self.items, self.lines
+        # the bytes a page file holds (pagestore.py): one line per record, a lone surrogate escaped
+        table = block_columns("".join(line + "\n" for line in lines).encode("utf-8", "backslashreplace"))
+        if table is None:
+            frame = parse_records(items, lambda i: f"page {places[i][0]}, item {places[i][1]}",
+                                  lambda positions: self.zoneless.extend(items[i]["id"] for i in positions))
+        else:
+            frame = to_frame([table])
+            self.zoneless.extend(items[i]["id"] for i in zoneless([item["created_at"] for item in items]))
         frame["_page"] = np.array([page for page, _ in places], dtype=np.int64)
         frame["_position"] = np.array([position for _, position in places], dtype=np.int64)
-        frame["_hash"] = np.array(self.hashes, dtype=np.int64)
+        frame["_hash"] = np.fromiter(map(hash, lines), dtype=np.int64, count=len(lines))  # tells repeated copies that differ
         self.frames.append(frame)
-        self.items, self.places, self.hashes = [], [], []
+        self.items, self.lines, self.places = [], [], []
 
 
 def _decode_stored(lines: list[str], number: int) -> list[Any]:
@@ -293,14 +322,16 @@ def _assemble(
 ) -> Extraction:
     """Drop repeated ids (the first copy wins), keep the window's records, report what happened."""
     repeated = fetched["id"].duplicated(keep="first")
-    first_hash = fetched.groupby("id")["_hash"].transform("first")
-    conflicting = fetched.loc[repeated & (fetched["_hash"] != first_hash), "id"].unique()
+    duplicates = int(repeated.sum())
+    conflicting: Any = []
+    if duplicates:
+        first_hash = fetched.groupby("id")["_hash"].transform("first")
+        conflicting = fetched.loc[repeated & (fetched["_hash"] != first_hash), "id"].unique()
     instants = fetched["created_at"]
     keep = (~repeated & (instants >= window.start) & (instants < window.end)).to_numpy()
     if sink is not None:  # a second pass over the pages on disk: the lines never all sit in memory
         _replay(store, keep, sink)
     records = fetched.loc[keep, RECORD_COLUMNS].reset_index(drop=True)
-    duplicates = int(repeated.sum())
     unique = len(fetched) - duplicates
     warnings = []
     if duplicates:
@@ -313,7 +344,7 @@ def _assemble(
         source=source, server_total=server_total, unique_fetched=unique,
         duplicates_dropped=duplicates, pages=len(store.pages()), in_period=len(records),
     )
-    provider_days_usage = usage_in_provider_days(fetched[~repeated], window)
+    provider_days_usage = usage_in_provider_days(fetched[~repeated] if duplicates else fetched, window)
     return Extraction(records, stats, warnings, provider_days_usage)
 
 
@@ -321,10 +352,15 @@ def _replay(store: PageStore, keep: np.ndarray, sink: LineSink) -> None:
     """Send the kept records' stored lines to ``sink``; the store must hold exactly the records read."""
     read = 0
     try:
-        for line in (line for number in store.pages() for line in store.lines(number)):
-            if read < len(keep) and keep[read]:
+        for number in store.pages():
+            lines = store.lines(number)
+            kept = keep[read:read + len(lines)]
+            if len(kept) < len(lines):  # more records than were read
+                read = -1
+                break
+            for line in (lines if kept.all() else itertools.compress(lines, kept)):
                 sink(line)
-            read += 1
+            read += len(lines)
     except FileNotFoundError:
         read = -1
     if read != len(keep):

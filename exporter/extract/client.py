@@ -26,6 +26,9 @@ from urllib.parse import urlencode, urljoin
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.utils import requote_uri
+from urllib3.exceptions import (ConnectTimeoutError, NewConnectionError, ProtocolError, ProxyError, ReadTimeoutError,
+                                SSLError)
 
 from .. import __version__
 from ..config import CONNECT_TIMEOUT, DEFAULT_TIMEOUT, RetryPolicy
@@ -36,6 +39,7 @@ from .redact import Redactor
 from .urls import check_base_url, origin
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                      urllib3.exceptions.HTTPError)
@@ -82,6 +86,10 @@ class BillingClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self._adapter = adapter
+        self._pool: Any = None  # the origin's urllib3 connection pool, made at the first request
+        self._absolute = False  # whether requests name their whole URL (a plain-http proxy) or only the path
+        self._headers = {**self.session.headers}
         self._key = api_key.encode("utf-8")
         self._redact = Redactor(api_key)
         self._waited = 0.0
@@ -148,43 +156,75 @@ class BillingClient:
         A redirected POST keeps its method and body only on 307/308 (as HTTP says); on 301/302/303
         it would become a GET without its query, so that is refused.
         """
-        url = self.base_url + path
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        url = requote_uri(self.base_url + path + (f"?{urlencode(params)}" if params else ""))
+        headers = {**self._headers, "Content-Type": "application/json"} if body is not None else self._headers
         for _hop in range(MAX_REDIRECTS + 1):
             try:
-                response = self.session.request(method, url, params=params, data=body, headers=headers,
-                                                timeout=self.timeout, allow_redirects=False, stream=True)
+                response = self._send(method, url, body, headers)
             except requests.RequestException:
                 raise
-            except ValueError:  # requests reads a Location even when not following it
-                raise ApiError(f"{path} answered with a header that cannot be read") from None
+            except ValueError:  # a redirect's location that http.client cannot send
+                raise ApiError(f"{path} redirected to a location that cannot be requested") from None
             complete = False
             try:
-                if response.is_redirect:
+                location = response.headers.get("Location")
+                if location is not None and response.status in REDIRECT_STATUSES:
                     try:
-                        url, params = urljoin(response.url, response.headers["Location"]), None
+                        url = requote_uri(urljoin(url, location))
                     except ValueError:
                         raise ApiError(f"{path} redirected to an invalid location") from None
                     target = origin(url)
                     if target != self.origin:
                         where = f"{target[0]}://{target[1]}:{target[2]}" if target else "a non-http location"
                         raise ApiError(f"{path} redirected to another origin ({_clip(self._redact.text(where), 80)}): refusing to follow")
-                    if body is not None and response.status_code not in (307, 308):
-                        raise ApiError(f"{path} redirected a POST with {response.status_code}: refusing to re-send it as a GET")
+                    if body is not None and response.status not in (307, 308):
+                        raise ApiError(f"{path} redirected a POST with {response.status}: refusing to re-send it as a GET")
                     continue
                 try:
-                    content = read_body(response.raw, response.headers.get("Content-Encoding"), deadline, self.timeout[1])
+                    content = read_body(response, response.headers.get("Content-Encoding"), deadline, self.timeout[1])
                 except ApiError as exc:
-                    raise ApiError(f"{path}: {exc}", status=response.status_code) from None
+                    raise ApiError(f"{path}: {exc}", status=response.status) from None
                 complete = True
-                return Answer(response.status_code, self._redact.text(response.reason or ""), response.headers,
+                return Answer(response.status, self._redact.text(response.reason or ""), response.headers,
                               self._redact.body(content))
             finally:
                 if complete:
-                    response.raw.release_conn()  # read to the end: the connection can serve the next request
+                    response.release_conn()  # read to the end: the connection can serve the next request
                 else:
                     response.close()
         raise ApiError(f"{path} redirected more than {MAX_REDIRECTS} times")
+
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Any:
+        """One request on the origin's pool, its answer not yet read (a urllib3 response).
+
+        The pool is the one ``requests`` makes for the session (its proxy, CA bundle and
+        connection limits), asked once: a page then costs a third of the CPU it costs through
+        ``Session.request`` (docs/api.md, "Client"). Errors are raised as the ``requests``
+        exceptions they have always been reported as (ConnectionError, ReadTimeout, SSLError, ...).
+        """
+        try:
+            if self._pool is None:
+                self._connect()
+            target = url if self._absolute else _path_of(url)
+            return self._pool.urlopen(method, target, body=body, headers=headers, redirect=False,
+                                      assert_same_host=False, preload_content=False, decode_content=False,
+                                      retries=False, timeout=urllib3.Timeout(connect=self.timeout[0], read=self.timeout[1]))
+        except (ConnectTimeoutError, ReadTimeoutError, SSLError, ProxyError, ProtocolError, OSError) as exc:
+            raise _as_requests_error(exc) from None
+
+    def _connect(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                return
+            prepared = requests.Request("GET", self.base_url + "/").prepare()
+            verify, proxies = self.session.verify, self.session.proxies
+            try:
+                pool = self._adapter.get_connection_with_tls_context(prepared, verify, proxies=proxies)
+            except urllib3.exceptions.LocationValueError as exc:
+                raise requests.exceptions.InvalidURL(exc) from None
+            self._adapter.cert_verify(pool, self.base_url, verify, None)
+            self._absolute = not self._adapter.request_url(prepared, proxies).startswith("/")
+            self._pool = pool
 
     def _unwrap(self, answer: Answer, path: str) -> Any:
         if answer.status in (401, 403):
@@ -251,3 +291,23 @@ def _clip(message: Any, limit: int = 200) -> str:
     """The server's words on one line, at most ``limit`` characters, writable as UTF-8."""
     text = " ".join(str(message).split()).encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _path_of(url: str) -> str:
+    """The request target of ``url`` (path and query), as sent to the server itself."""
+    rest = url[url.index("//") + 2:]
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"
+
+
+def _as_requests_error(exc: Exception) -> requests.RequestException:
+    """A urllib3 (or socket) failure as the ``requests`` exception it is reported as."""
+    if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
+        return requests.ConnectTimeout(exc)
+    if isinstance(exc, ReadTimeoutError):
+        return requests.ReadTimeout(exc)
+    if isinstance(exc, SSLError):
+        return requests.exceptions.SSLError(exc)
+    if isinstance(exc, ProxyError):
+        return requests.exceptions.ProxyError(exc)
+    return requests.ConnectionError(exc)

@@ -159,9 +159,10 @@ def usage_in_provider_days(records: pd.DataFrame, window: Window) -> pd.DataFram
     """
     start, end = window.provider_days
     instants = records["created_at"]
-    usage = records[
+    usage = records.loc[
         (instants >= start) & (instants < end) & (records["type"] == "usage")
-        & (records["status"] == "completed") & (records["amount_micros"] < 0)
+        & (records["status"] == "completed") & (records["amount_micros"] < 0),
+        ["model", "currency", "amount_micros"],  # only what is summed: no copy of the other columns
     ]
     grouped = (
         pd.DataFrame({

@@ -82,14 +82,23 @@ def dumps(value: Any) -> str:
         raise ValueError("a value nested too deeply to write back as JSON") from None
 
 
+_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
 def _dumps(value: Any) -> str:
+    # once per stored record (pagestore.py): lists, not generators, and strings written inline
     kind = type(value)
     if kind is str:
         return _encode_str(value)
+    if kind is dict:
+        return "{" + ",".join([_encode_str(str(k)) + ":" + (_encode_str(v) if type(v) is str else _dumps(v))
+                               for k, v in value.items()]) + "}"
     if kind is Decimal:
         return str(value)
-    if kind is dict:
-        return "{" + ",".join(_encode_str(str(k)) + ":" + _dumps(v) for k, v in value.items()) + "}"
+    if kind is int:
+        return int.__repr__(value)
+    if value is None or kind is bool:
+        return _CONSTANTS[value]
     if kind is list or kind is tuple:
-        return "[" + ",".join(_dumps(v) for v in value) + "]"
+        return "[" + ",".join([_dumps(v) for v in value]) + "]"
     return json.dumps(value, ensure_ascii=False)

@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,12 @@ class PageStore:
     def pages(self) -> list[int]:
         return sorted(int(p.name[5:14]) for p in self.folder.glob("page-" + "[0-9]" * 9 + ".jsonl"))
 
-    def lines(self, page: int) -> Iterator[str]:
-        with open(self._path(page), encoding="utf-8") as handle:
-            for line in handle:
-                yield line.rstrip("\n")
+    def lines(self, page: int) -> list[str]:
+        """A stored page's lines, read whole (UnicodeDecodeError when it is not UTF-8)."""
+        lines = self._path(page).read_text(encoding="utf-8").split("\n")
+        if lines[-1] == "":
+            lines.pop()  # what the last newline ends
+        return lines
 
     def remove(self) -> None:
         if self.folder.is_symlink():
@@ -89,8 +91,16 @@ class PageStore:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = f"{path}.tmp"
     # A lone surrogate (JSON may escape one; UTF-8 cannot hold it) is written back as its JSON
     # escape, so the page stays valid and record validation names the record (records.py).
-    temporary.write_text(text, encoding="utf-8", errors="backslashreplace")
+    data = text.encode("utf-8", errors="backslashreplace")
+    # os-level calls: each system call gives up the GIL and must take it back (a page is one write)
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # as open() does
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view):]
+    finally:
+        os.close(handle)
     os.replace(temporary, path)

@@ -123,7 +123,7 @@ def _parse_instant(value: Any, name: str) -> datetime:
     return instant.astimezone(timezone.utc)
 
 
-def _zoneless(stamps: list[str]) -> list[int]:
+def zoneless(stamps: list[str]) -> list[int]:
     """Positions of the (valid ISO 8601) timestamps that carry no zone or offset.
 
     The API writes ``...Z``: one C-level pass over the last characters settles the usual case;
@@ -171,9 +171,9 @@ def parse_records(raws: list[Any], where: Callable[[int], str], on_zoneless: Zon
         columns = {name: [getattr(row, name) for row in rows] for name in RECORD_COLUMNS}
         columns["created_at"] = pd.to_datetime(pd.Series(columns["created_at"], dtype=object), utc=True)
     if on_zoneless is not None and raws:
-        zoneless = _zoneless([raw["created_at"] for raw in raws])
-        if zoneless:
-            on_zoneless(zoneless)
+        positions = zoneless([raw["created_at"] for raw in raws])
+        if positions:
+            on_zoneless(positions)
     frame = pd.DataFrame(columns, columns=RECORD_COLUMNS)
     frame["amount_micros"] = frame["amount_micros"].astype("int64")
     return frame

@@ -1,10 +1,9 @@
-"""manifest.json: what the pack holds, where it came from, and a checksum of every file."""
+"""manifest.json: what the pack holds, where it came from, and a checksum of every file (reading a
+pack back is :mod:`exporter.pack`'s); and the summaries of it that ``--json`` prints."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,48 +11,11 @@ from ..books.adjustments import late_changes
 from ..models import Report, RollForward
 from .csv_files import by_model_rows
 from ..money import format_micros
-
-MANIFEST_NAME = "manifest.json"
+from ..pack import MANIFEST_NAME, PreviousPack, file_entry
 
 
 def _instant(value: Any) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_entry(path: Path, folder: Path) -> dict[str, Any]:
-    return {"name": path.relative_to(folder).as_posix(), "size": path.stat().st_size, "sha256": sha256_of(path)}
-
-
-def pack_problem(folder: Path, manifest_sha256: str) -> str | None:
-    """Why the pack in ``folder`` no longer is what was recorded (its manifest's sha256), or None.
-
-    Checks the manifest itself, then every file it lists (size and sha256), naming the first
-    file that differs or is missing.
-    """
-    manifest = folder / MANIFEST_NAME
-    if not manifest.is_file():
-        return f"{manifest} is missing"
-    if sha256_of(manifest) != manifest_sha256:
-        return f"{manifest} was changed since the export"
-    try:
-        listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-    except (ValueError, KeyError, TypeError):
-        return f"{manifest} cannot be read"
-    for entry in listed:
-        path = folder / entry["name"]
-        if not path.is_file():
-            return f"{path} is missing"
-        if path.stat().st_size != entry["size"] or sha256_of(path) != entry["sha256"]:
-            return f"{path} was changed since the export"
-    return None
 
 
 def build_manifest(report: Report, folder: Path, files: list[Path], formats: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -133,10 +95,6 @@ def _rollforward_entry(r: RollForward) -> dict[str, Any]:
     }
 
 
-def write_manifest(report: Report, folder: Path, files: list[Path], formats: tuple[str, ...] = ()) -> Path:
-    return write_manifest_json(folder, build_manifest(report, folder, files, formats))
-
-
 def write_manifest_json(folder: Path, manifest: dict[str, Any]) -> Path:
     """``folder``/manifest.json: a pack's manifest, an account's or the consolidated pack's."""
     path = folder / MANIFEST_NAME
@@ -167,24 +125,3 @@ def report_summary(report: Report) -> dict[str, Any]:
     summary = {k: v for k, v in summary_of(build_manifest(report, Path(), [])).items() if k not in ("formats", "files")}
     summary["by_model"] = by_model_rows(report.by_model)
     return summary
-
-
-@dataclass(frozen=True)
-class PreviousPack:
-    """A pack about to be replaced: its folder, how many files it held, when it was generated."""
-
-    folder: Path
-    files: int
-    generated_at: str | None  # the manifest's generated_at, None when unreadable
-
-
-def describe_pack(folder: Path) -> PreviousPack | None:
-    """What is in ``folder`` now (None if nothing is), read before a re-export replaces it."""
-    if not folder.is_dir():
-        return None
-    files = sum(1 for path in folder.rglob("*") if path.is_file())
-    try:
-        generated = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))["generated_at"]
-    except (OSError, ValueError, KeyError, TypeError):
-        generated = None
-    return PreviousPack(folder, files, generated if isinstance(generated, str) else None)

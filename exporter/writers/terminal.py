@@ -13,7 +13,7 @@ from ..books.adjustments import late_changes
 from ..models import Report
 from ..money import format_micros
 from .figures import late_change_text
-from .manifest import PreviousPack
+from ..pack import PreviousPack
 
 SUMMARY_HEADER = ("model", "currency", "tasks", "spend", "refunds", "net spend", "share")
 # the totals' record types, as people call them; usage is shown as spend (positive)

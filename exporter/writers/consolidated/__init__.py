@@ -14,7 +14,8 @@ from typing import Any
 
 from ...config import RenderOptions
 from ...models import Consolidated
-from ..manifest import _instant, file_entry, totals_entries
+from ...pack import file_entry
+from ..manifest import _instant, totals_entries
 from . import journals
 from .figures import totals
 from .report_html import write_report

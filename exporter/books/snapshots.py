@@ -1,0 +1,147 @@
+"""What the books keep of a period's records: one compressed columnar snapshot per period
+(docs/booking.md, "What the books keep of each record").
+
+The snapshot is taken when the period is exported (what that export booked, with the journal
+entry each record went into) and becomes the period's booked records when it closes, so closing
+neither re-reads the archive nor re-books the month. It is an Arrow IPC file (Feather v2) with
+zstd-compressed columns, the text columns dictionary-encoded and the rows in id order: a few
+bytes per record for the provider's sequential ids, about 24 for random UUIDs. Its sha256 is in
+the closed period's seal, so ``books check`` catches a changed byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.feather as feather
+
+from ..errors import DataError
+
+SNAPSHOT_COLUMNS = ("id", "status", "type", "model", "payment_method", "currency", "amount", "entry", "day")
+"""A snapshot's columns: the record's id, status, type, model, payment method and currency (text),
+its signed amount in micros (int64), the journal entry that booked it (text; null for a record not
+booked, e.g. pending) and its UTC day (days since 1970-01-01, int64; null when closed by a version
+that kept no day)."""
+
+_TEXT = ("status", "type", "model", "payment_method", "currency", "entry")
+_SCHEMA = pa.schema([("id", pa.string()), *((name, pa.dictionary(pa.int32(), pa.string())) for name in _TEXT[:5]),
+                     ("amount", pa.int64()), ("entry", pa.dictionary(pa.int32(), pa.string())), ("day", pa.int64())])
+
+
+class SnapshotDamaged(ValueError):
+    """A stored snapshot that cannot be read back (a hand edit, a damaged file)."""
+
+
+def encode(frame: pd.DataFrame) -> bytes:
+    """``frame`` (the :data:`SNAPSHOT_COLUMNS`) as snapshot bytes, rows in id order (the same
+    records always give the same bytes)."""
+    columns = {name: pa.array(frame[name], from_pandas=True) for name in SNAPSHOT_COLUMNS}
+    table = pa.table(columns).cast(_SCHEMA)
+    table = table.take(pc.sort_indices(table, [("id", "ascending")]))
+    sink = pa.BufferOutputStream()
+    feather.write_feather(table, sink, compression="zstd", compression_level=3)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def decode(data: bytes, columns: Sequence[str] = SNAPSHOT_COLUMNS) -> pd.DataFrame:
+    """A snapshot's ``columns`` back as a frame (text as str, missing as NaN; amount int64; day
+    nullable Int64);
+    :class:`SnapshotDamaged` for bytes that are not a snapshot."""
+    try:
+        table = feather.read_table(pa.BufferReader(data), columns=list(columns))
+        if table.schema != pa.schema([_SCHEMA.field(name) for name in columns]):
+            raise SnapshotDamaged(f"unexpected columns {table.schema.names}")
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        raise SnapshotDamaged(str(exc).splitlines()[0][:120]) from None
+    out = {}
+    for name in columns:
+        column = table.column(name)
+        if name == "day":
+            out[name] = pd.array(column.to_pandas(), dtype="Int64")
+        else:
+            out[name] = column.cast(pa.string()).to_pandas() if name in _TEXT else column.to_pandas()
+    return pd.DataFrame(out)
+
+
+def ids(data: bytes) -> pa.Array:
+    """A snapshot's record ids (an Arrow string array, in id order)."""
+    try:
+        return feather.read_table(pa.BufferReader(data), columns=["id"]).column("id").combine_chunks()
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        raise SnapshotDamaged(str(exc).splitlines()[0][:120]) from None
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Snapshots:
+    """The periods' snapshots, as methods of :class:`~.database.Books` (table ``snapshots``)."""
+
+    db: sqlite3.Connection
+    account: str
+
+    def keep_snapshot(self, label: str, frame: pd.DataFrame) -> None:
+        """What period ``label``'s export booked (inside its transaction; replaces an earlier one)."""
+        self.db.execute("DELETE FROM snapshots WHERE account = ? AND label = ?", (self.account, label))
+        self.db.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?)", (self.account, label, len(frame), encode(frame)))
+
+    def snapshot_data(self, label: str) -> bytes | None:
+        row = self.db.execute("SELECT data FROM snapshots WHERE account = ? AND label = ?",
+                              (self.account, label)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def snapshot(self, label: str, columns: Sequence[str] = SNAPSHOT_COLUMNS) -> pd.DataFrame:
+        """Period ``label``'s records as its export booked them (empty if it kept none)."""
+        data = self.snapshot_data(label)
+        if data is None:
+            return pd.DataFrame({name: pd.Series(dtype="object") for name in columns})
+        return self.decoded(label, data, columns)
+
+    def decoded(self, label: str, data: bytes, columns: Sequence[str] = SNAPSHOT_COLUMNS) -> pd.DataFrame:
+        try:
+            return decode(data, columns)
+        except SnapshotDamaged as exc:
+            raise self.damaged(f"the booked records of {label} cannot be read ({exc})") from None
+
+    def closed_ids(self, excluding: str) -> dict[str, pa.Array]:
+        """Closed period label -> its booked record ids, for every closed period but ``excluding``."""
+        rows = self.db.execute(
+            "SELECT s.label, s.data FROM snapshots s JOIN periods p ON p.account = s.account AND p.label = s.label "
+            "WHERE s.account = ? AND p.status = 'closed' AND s.label != ?", (self.account, excluding)).fetchall()
+        found = {}
+        for label, data in rows:
+            try:
+                found[str(label)] = ids(bytes(data))
+            except SnapshotDamaged as exc:
+                raise self.damaged(f"the booked records of {label} cannot be read ({exc})") from None
+        return found
+
+    def booked_in(self, record_id: str) -> str | None:
+        """The closed period that booked ``record_id``; None if none did."""
+        return next((label for label, booked in self.closed_ids(excluding="").items()
+                     if pc.any(pc.equal(booked, record_id)).as_py()), None)
+
+    def booked_elsewhere(self, label: str) -> tuple[str, str] | None:
+        """(record id, closed period) of the first record of ``label``'s snapshot that a closed
+        period already booked; None when there is none (docs/booking.md, "What the books refuse")."""
+        data = self.snapshot_data(label)
+        if data is None:
+            return None
+        mine = self.decoded(label, data, ["id"])["id"]
+        for other, booked in self.closed_ids(excluding=label).items():
+            twice = pc.is_in(booked, value_set=pa.array(mine, pa.string()))
+            if pc.any(twice).as_py():
+                return str(pc.filter(booked, twice)[0].as_py()), other
+        return None
+
+    def damaged(self, what: str) -> DataError:  # Books.damaged
+        raise NotImplementedError
+
+
+__all__ = ["SNAPSHOT_COLUMNS", "SnapshotDamaged", "Snapshots", "decode", "digest", "encode", "ids"]
