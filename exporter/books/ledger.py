@@ -215,10 +215,18 @@ def snapshot_frame(report: Report) -> pd.DataFrame:
     summary["day"] = summary["day"].astype("datetime64[s]").astype(keyed["day"].dtype)
     for column in ("role", "currency"):  # the same categories both sides: the join compares codes
         summary[column] = pd.Categorical(summary[column], categories=keyed[column].cat.categories)
-    entry = keyed.merge(summary, on=["role", "currency", "day"], how="left")["entry"].astype("object")
-    single = entry.isna()
-    entry[single] = frame.loc[single, "id"].astype("object").map(singles)
-    entry = entry.where(entry.notna() & (frame["status"] == COMPLETED), None)  # only completed ones are booked
+    # the entry of each record as a code into the period's entry numbers (a few hundred), never a
+    # text per record: the summary entry of its role, currency and day, else its own single entry
+    position = {number: n for n, number in enumerate(dict.fromkeys([*summary["entry"], *singles.values()]))}
+    summary["code"] = summary["entry"].map(position)
+    codes = keyed.merge(summary.drop(columns="entry"), on=["role", "currency", "day"], how="left")["code"]
+    codes = codes.fillna(-1).to_numpy("int64", copy=True)
+    single = codes < 0
+    if single.any() and singles:
+        code_of = {record_id: position[number] for record_id, number in singles.items()}
+        codes[single] = frame.loc[single, "id"].astype("object").map(code_of).fillna(-1).to_numpy("int64")
+    codes[(frame["status"] != COMPLETED).to_numpy()] = -1  # only completed ones are booked
+    entry = pd.Categorical.from_codes(codes, categories=pd.Index(list(position), dtype="object"))
     return pd.DataFrame({
         "id": frame["id"], "status": frame["status"], "type": frame["type"], "model": frame["model"],
         "payment_method": frame["payment_method"], "currency": frame["currency"], "amount": frame["amount_micros"],

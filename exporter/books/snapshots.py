@@ -40,9 +40,12 @@ class SnapshotDamaged(ValueError):
 def encode(frame: pd.DataFrame) -> bytes:
     """``frame`` (the :data:`SNAPSHOT_COLUMNS`) as snapshot bytes, rows in id order (the same
     records always give the same bytes)."""
-    columns = {name: pa.array(frame[name], from_pandas=True) for name in SNAPSHOT_COLUMNS}
-    table = pa.table(columns).cast(_SCHEMA)
+    table = pa.table({name: pa.array(frame[name], from_pandas=True) for name in SNAPSHOT_COLUMNS})
     table = table.take(pc.sort_indices(table, [("id", "ascending")]))
+    # texts dictionary-encoded in their order of appearance, whatever the frame held (text or
+    # categories, used or not): the same records give the same bytes
+    table = pa.table({name: pc.dictionary_encode(table.column(name).cast(pa.string())) if name in _TEXT
+                      else table.column(name) for name in SNAPSHOT_COLUMNS}).cast(_SCHEMA)
     sink = pa.BufferOutputStream()
     feather.write_feather(table, sink, compression="zstd", compression_level=3)
     return bytes(sink.getvalue().to_pybytes())
