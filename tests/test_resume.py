@@ -51,7 +51,9 @@ def test_a_killed_export_resumes_where_it_stopped(sandbox, tmp_path):
     result = CliRunner().invoke(cli, export_args(sandbox.url, out))
     assert result.exit_code == 0, result.output
     path = "/api/v3/billings/search" if sandbox.api == "current" else "/api/v3/account/billings"
-    refetched = {int(r.query["page"]) for r in sandbox.requests if r.path == path}
+    # a request of the killed child may be logged after the reset with its body cut off (no page):
+    # only the pages asked for count
+    refetched = {int(r.query["page"]) for r in sandbox.requests if r.path == path and "page" in r.query}
     assert refetched.isdisjoint(stored - {1})  # page 1 is always asked again, to check nothing shifted
     assert refetched | stored == set(range(1, max(refetched | stored) + 1)) and max(refetched) >= 30
     assert not pages.exists()
