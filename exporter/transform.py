@@ -7,7 +7,6 @@ Money stays in int64 micro-units, so sums are exact and vectorised. Only records
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -11,7 +11,6 @@ the closed period's seal, so ``books check`` catches a changed byte.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Sequence
 
@@ -29,8 +28,8 @@ booked, e.g. pending) and its UTC day (days since 1970-01-01, int64; null when c
 that kept no day)."""
 
 _TEXT = ("status", "type", "model", "payment_method", "currency", "entry")
-_SCHEMA = pa.schema([("id", pa.string()), *((name, pa.dictionary(pa.int32(), pa.string())) for name in _TEXT[:5]),
-                     ("amount", pa.int64()), ("entry", pa.dictionary(pa.int32(), pa.string())), ("day", pa.int64())])
+_SCHEMA = pa.schema([(name, pa.dictionary(pa.int32(), pa.string()) if name in _TEXT
+                      else pa.string() if name == "id" else pa.int64()) for name in SNAPSHOT_COLUMNS])
 
 
 class SnapshotDamaged(ValueError):
@@ -53,8 +52,7 @@ def encode(frame: pd.DataFrame) -> bytes:
 
 def decode(data: bytes, columns: Sequence[str] = SNAPSHOT_COLUMNS) -> pd.DataFrame:
     """A snapshot's ``columns`` back as a frame (text as str, missing as NaN; amount int64; day
-    nullable Int64);
-    :class:`SnapshotDamaged` for bytes that are not a snapshot."""
+    nullable Int64); :class:`SnapshotDamaged` for bytes that are not a snapshot."""
     try:
         table = feather.read_table(pa.BufferReader(data), columns=list(columns))
         if table.schema != pa.schema([_SCHEMA.field(name) for name in columns]):
@@ -77,10 +75,6 @@ def ids(data: bytes) -> pa.Array:
         return feather.read_table(pa.BufferReader(data), columns=["id"]).column("id").combine_chunks()
     except (pa.ArrowException, OSError, KeyError) as exc:
         raise SnapshotDamaged(str(exc).splitlines()[0][:120]) from None
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class Snapshots:
@@ -147,4 +141,4 @@ class Snapshots:
         raise NotImplementedError
 
 
-__all__ = ["SNAPSHOT_COLUMNS", "SnapshotDamaged", "Snapshots", "decode", "digest", "encode", "ids"]
+__all__ = ["SNAPSHOT_COLUMNS", "SnapshotDamaged", "Snapshots", "decode", "encode", "ids"]
