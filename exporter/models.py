@@ -1,24 +1,7 @@
 """The data the pipeline hands from step to step. Money is always exact (int micros or int cents).
 
-Transactions frame (``Report.transactions``), one row per record of the period, sorted by
-``created_at`` then ``id``:
-
-=============== ============================ ==============================================
-column          dtype                        meaning
-=============== ============================ ==============================================
-id              str                          transaction id (unique)
-created_at      datetime64, tz UTC           instant of the record
-date            datetime64, naive            local calendar day in the export's time zone
-type            str                          topup, usage, refund, or anything the API adds
-status          str                          completed, pending, failed, ...
-model           str                          "" when absent
-payment_method  str                          "" when absent
-currency        str                          e.g. USD
-amount          str                          exact signed decimal text, source precision
-amount_micros   int64                        the same amount in micro-units (exact)
-api_key_name    str                          the API key that ran the task, "" when absent
-api_key_id      str                          its id, "" when absent (legacy API, top-ups)
-=============== ============================ ==============================================
+The frames' columns and the kinds of value they hold are declared in :mod:`exporter.tables`
+(``TRANSACTIONS``, ``BY_MODEL``, ...); :class:`Summaries` and :class:`Report` refuse others.
 """
 
 from __future__ import annotations
@@ -30,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
+from . import tables
 from .period import Window
 
 if TYPE_CHECKING:
@@ -40,10 +24,7 @@ if TYPE_CHECKING:
 COMPLETED = "completed"
 # the few-valued text columns the transactions frame holds as categories (sorted, as astype("category") makes them)
 CATEGORY_COLUMNS = ("type", "status", "model", "payment_method", "currency", "api_key_name", "api_key_id")
-TRANSACTION_COLUMNS = [
-    "id", "created_at", "date", "type", "status", "model",
-    "payment_method", "currency", "amount", "amount_micros", "api_key_name", "api_key_id", "role",
-]
+TRANSACTION_COLUMNS = tables.TRANSACTIONS.names
 
 # How a completed record is booked (docs/booking.md, "The booking model"):
 # topup      a top-up (amount > 0): Dr prepaid / Cr the payment method's account, one entry each
@@ -107,17 +88,7 @@ class ProviderUsage:
     total_cost: int | None
 
 
-ADJUSTMENT_COLUMNS = [
-    "id", "period", "change", "type", "model", "currency", "status_before", "status_after",
-    "amount_before_micros", "amount_after_micros", "delta_micros", "payment_method", "period_start", "period_end",
-    "role", "day",
-]
-"""``Report.adjustments``: late changes to closed periods, posted in this period (docs/booking.md,
-"Closed periods"). ``period`` is the closed period's label; ``change`` one of completed_late,
-arrived_late, reversed, amount_changed, missing; ``delta_micros`` the signed effect on the credit
-balance (0 for missing: nothing is posted); ``period_start``/``period_end`` the closed period's
-instants (UTC), as the books recorded them in its own time zone; ``day`` the record's UTC day
-(days since 1970-01-01) as it is now, or as booked when it is no longer returned."""
+ADJUSTMENT_COLUMNS = tables.ADJUSTMENTS.names
 
 
 @dataclass(frozen=True)
@@ -171,13 +142,19 @@ class ProviderBalance:
 class Summaries:
     """The transactions frame and what is summed from it (:mod:`exporter.transform`)."""
 
-    transactions: pd.DataFrame
-    by_model: pd.DataFrame  # transform.BY_MODEL_COLUMNS
-    by_key: pd.DataFrame  # transform.BY_KEY_COLUMNS (no rows when no record names an API key)
-    by_day: pd.DataFrame  # date, currency, topups/usage/refunds/other/net _micros, count
-    totals: pd.DataFrame  # currency, type, count, amount_micros  (completed records only)
-    status_counts: pd.DataFrame  # type, status, currency, count, amount_micros  (every record)
+    transactions: pd.DataFrame  # tables.TRANSACTIONS
+    by_model: pd.DataFrame  # tables.BY_MODEL
+    by_key: pd.DataFrame  # tables.BY_KEY
+    by_day: pd.DataFrame  # tables.BY_DAY
+    totals: pd.DataFrame  # tables.TOTALS
+    status_counts: pd.DataFrame  # tables.STATUS_COUNTS
     warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for table, frame in ((tables.TRANSACTIONS, self.transactions), (tables.BY_MODEL, self.by_model),
+                             (tables.BY_KEY, self.by_key), (tables.BY_DAY, self.by_day), (tables.TOTALS, self.totals),
+                             (tables.STATUS_COUNTS, self.status_counts)):
+            table.require(frame)
 
 
 @dataclass(frozen=True)
@@ -192,12 +169,11 @@ class Report:
     generated_at: datetime
     tool_version: str
     warnings: tuple[str, ...] = ()
-    # model, currency, exported_micros, provider_micros, difference_micros, status  (or None)
-    reconciliation: pd.DataFrame | None = None
+    reconciliation: pd.DataFrame | None = None  # tables.RECONCILIATION
     account: str = "default"  # the books' name for the provider account
     granularity: str = "monthly"  # of the summary entries
     carry: Carry | None = None  # the rounding state after the journal, for the books database
-    adjustments: pd.DataFrame | None = None  # ADJUSTMENT_COLUMNS; None without books
+    adjustments: pd.DataFrame | None = None  # tables.ADJUSTMENTS; None without books
     rollforward: tuple[RollForward, ...] = ()  # one per currency; empty when not computed
     previous_label: str | None = None  # the previous contiguous period by_model compares with
     notes: tuple[str, ...] = ()  # information worth a line (e.g. a model seen for the first time); not warnings
@@ -207,6 +183,11 @@ class Report:
     recheck: Recheck | None = None  # the closed days re-read for late changes, and why
     # spend by month from the books, oldest first, at most 12: label, currency, usage_micros, refunds_micros
     history: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        for table, frame in ((tables.RECONCILIATION, self.reconciliation), (tables.ADJUSTMENTS, self.adjustments)):
+            if frame is not None:
+                table.require(frame)
 
     @property
     def transactions(self) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from .errors import DataError
 from .extract.columnar import sorted_categorical
 from .models import CATEGORY_COLUMNS, COMPLETED, ROLES, TRANSACTION_COLUMNS, Summaries
 from .money import MICROS_PER_UNIT, SUM_LIMIT_MICROS, format_micros, sums_fit
+from . import tables
 from .period import Window
 
 KNOWN_TYPES = ("topup", "usage", "refund")
@@ -104,7 +105,7 @@ def record_roles(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.Categorical.from_codes(codes, categories=list(ROLES)), index=frame.index)
 
 
-BY_MODEL_COLUMNS = ["model", "currency", "count", "amount_micros", "refunds_micros", "net_micros", "share", "unit_cost"]
+BY_MODEL_COLUMNS = tables.BY_MODEL.names
 
 
 def by_model(frame: pd.DataFrame) -> pd.DataFrame:
@@ -144,7 +145,7 @@ def with_ratios(grouped: pd.DataFrame) -> pd.DataFrame:
     return grouped[[*BY_MODEL_COLUMNS, *(c for c in grouped.columns if c not in BY_MODEL_COLUMNS)]]
 
 
-BY_KEY_COLUMNS = ["api_key_name", "api_key_id", "currency", "count", "usage_micros", "refunds_micros", "net_micros"]
+BY_KEY_COLUMNS = tables.BY_KEY.names
 
 
 def by_key(frame: pd.DataFrame) -> pd.DataFrame:

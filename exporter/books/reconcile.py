@@ -20,10 +20,11 @@ from typing import Any
 
 import pandas as pd
 
+from .. import tables
 from ..models import ProviderUsage
 from ..money import MICROS_PER_CENT, format_micros
 
-RECONCILIATION_COLUMNS = ["model", "currency", "exported_micros", "provider_micros", "difference_micros", "status"]
+RECONCILIATION_COLUMNS = tables.RECONCILIATION.names
 TOLERANCE_MICROS = MICROS_PER_CENT  # the provider rounds each model to the cent
 
 
