@@ -78,7 +78,7 @@ def integer_problem(db: sqlite3.Connection) -> str | None:
     ``table.column holds '...'``; None when every one holds integers or NULL. The booked records
     are a compressed snapshot per period, left to the seals that ``books check`` verifies."""
     tables = [name for (name,) in db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('meta', 'booked') "
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'meta' "
         "AND name NOT LIKE 'sqlite_%'")]
     for table in tables:
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})") if str(row[2]).upper() == "INTEGER"]
