@@ -101,7 +101,8 @@ def main() -> None:
             for name, runs in samples.items():
                 rows.append((kind, name, statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
                              runs[-1][2] / args.records))
-            shutil.rmtree(exported["base"]), shutil.rmtree(exported["new"])
+            for folder in exported.values():
+                shutil.rmtree(folder)
     print(f"\nclose --period 2024-01 of {args.records:,} records (medians of {args.repeat}; base {sides['base'][0]}, "
           f"new {sides['new'][0]})")
     print(f"  {'ids':<16}{'side':<6}{'close s':>9}{'peak MiB':>10}{'books B/record':>16}")

@@ -104,14 +104,13 @@ def acknowledge(path: Path, ids: tuple[str, ...], reason: str, account: str = DE
         raise ConfigError("[[reason]] may not be empty: say why the records are accepted as gone")
     now = clock()
     with _existing(path, account) as books, books.transaction():
-        done = []
+        periods = books.acknowledge(ids, reason.strip(), now)
+        unknown = next((record_id for record_id in ids if record_id not in periods), None)
+        if unknown is not None:  # raised inside the transaction: nothing is recorded
+            raise ConfigError(f"{unknown!r} is not booked in a closed period of {path}: nothing acknowledged")
         for record_id in ids:
-            period = books.acknowledge(record_id, reason.strip(), now)
-            if period is None:
-                raise ConfigError(f"{record_id!r} is not booked in a closed period of {path}: nothing acknowledged")
-            books.log(period, "acknowledge", f"{record_id}: {reason.strip()}", now)
-            done.append((record_id, period))
-    return done
+            books.log(periods[record_id], "acknowledge", f"{record_id}: {reason.strip()}", now)
+    return [(record_id, periods[record_id]) for record_id in ids]
 
 
 def list_periods(path: Path, account: str = DEFAULT_ACCOUNT) -> list[PeriodLine]:

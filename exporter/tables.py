@@ -7,6 +7,7 @@ real months. Money is always exact: int64 micros, or the source's decimal text.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pandas as pd
 
@@ -68,7 +69,7 @@ def _of_kind(series: pd.Series, kind: str) -> bool:
     values = series.dropna()
     if kind == "text":
         return pd.api.types.is_string_dtype(dtype) and all(isinstance(v, str) for v in values.head(100))
-    return dtype == object and all(type(v).__name__ == "Decimal" for v in values.head(100))  # ratio
+    return dtype == object and all(isinstance(v, Decimal) for v in values.head(100))  # ratio
 
 
 TRANSACTIONS = Table("transactions", (

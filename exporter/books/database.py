@@ -302,15 +302,14 @@ class Books(Seals, JournalCodes, Snapshots):
         ).fetchall()
         return hashlib.sha256("".join(f"{label}:{sha}\n" for label, sha in rows).encode()).hexdigest()
 
-    def acknowledge(self, record_id: str, reason: str, when: datetime) -> str | None:
-        """Accept that a record booked in a closed period is gone from the provider: it is not
-        reported missing again. Returns the closed period that booked it, None if none did."""
-        period = self.booked_in(record_id)
-        if period is None:
-            return None
-        self.db.execute("INSERT OR REPLACE INTO acknowledged VALUES (?, ?, ?, ?)",
-                        (self.account, record_id, reason, _instant(when)))
-        return period
+    def acknowledge(self, record_ids: Sequence[str], reason: str, when: datetime) -> dict[str, str]:
+        """Accept that records booked in closed periods are gone from the provider: they are not
+        reported missing again. Returns record id -> the closed period that booked it, for those
+        one did (the others are not recorded)."""
+        periods = self.booked_in(record_ids)
+        self.db.executemany("INSERT OR REPLACE INTO acknowledged VALUES (?, ?, ?, ?)",
+                            [(self.account, record_id, reason, _instant(when)) for record_id in periods])
+        return periods
 
     def adjustments(self, label: str) -> pd.DataFrame:
         return pd.read_sql_query(

@@ -119,10 +119,14 @@ class Snapshots:
                 raise self.damaged(f"the booked records of {label} cannot be read ({exc})") from None
         return found
 
-    def booked_in(self, record_id: str) -> str | None:
-        """The closed period that booked ``record_id``; None if none did."""
-        return next((label for label, booked in self.closed_ids(excluding="").items()
-                     if pc.any(pc.equal(booked, record_id)).as_py()), None)
+    def booked_in(self, record_ids: Sequence[str]) -> dict[str, str]:
+        """Record id -> the closed period that booked it, for those of ``record_ids`` one did
+        (every closed period's ids read once)."""
+        wanted = pa.array(list(record_ids), pa.string())
+        found: dict[str, str] = {}
+        for label, booked in self.closed_ids(excluding="").items():
+            found.update((str(i), label) for i in pc.filter(wanted, pc.is_in(wanted, value_set=booked)).to_pylist())
+        return found
 
     def booked_elsewhere(self, label: str) -> tuple[str, str] | None:
         """(record id, closed period) of the first record of ``label``'s snapshot that a closed
