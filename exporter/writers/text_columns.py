@@ -91,7 +91,18 @@ def day_text(days: np.ndarray) -> pa.LargeStringArray:
     return _fixed_width(_day_table(days)[days - days.min()] if len(days) else np.empty(0, "S10"))
 
 
-_CLOCK = np.array([f"T{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)], dtype="S9")
+def _clock_table() -> np.ndarray:
+    """``THH:MM:SS`` (bytes) of every second of a day, in order: built from columns (an f-string
+    each cost 50 ms at every start)."""
+    two = np.array([f"{n:02d}" for n in range(60)], dtype="S2")
+    hours, of_hour = np.divmod(np.arange(86_400), 3_600)
+    parts = np.empty(86_400, dtype=[("t", "S1"), ("h", "S2"), ("c1", "S1"), ("m", "S2"), ("c2", "S1"), ("s", "S2")])
+    parts["t"], parts["c1"], parts["c2"] = b"T", b":", b":"
+    parts["h"], parts["m"], parts["s"] = two[hours], two[of_hour // 60], two[of_hour % 60]
+    return parts.view("S9")
+
+
+_CLOCK = _clock_table()
 _MILLIS = np.array([f".{ms:03d}Z" for ms in range(1000)], dtype="S5")
 _INSTANT = np.dtype([("day", "S10"), ("clock", "S9"), ("millis", "S5")])
 
