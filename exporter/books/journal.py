@@ -33,6 +33,8 @@ from .carry import Carry, LineKey, Total
 from .mapping import AccountMapping
 from .numbering import DEFAULT_CODE, MAX_NUMBER, NumberRequest, assign_numbers
 
+_SINGLE_COLUMNS = ["role", "id", "currency", "amount_micros", "payment_method", "type", "date", "created_at"]
+_SUMMARY_COLUMNS = ["currency", "date", "model", "amount_micros"]
 _MEMO_MODELS = 3  # models named in a summary line's memo before "+N more"
 _ORDER = {"usage": 0, "task_refund": 1, "adjustment": 2}  # summaries of one day post in this order
 
@@ -67,20 +69,24 @@ def build_journal(
     """
     if granularity not in GRANULARITIES:
         raise ConfigError(f"journal granularity must be 'monthly' or 'daily', got {granularity!r}")
-    done = transactions[(transactions["status"] == COMPLETED) & (transactions["amount_micros"] != 0)]
-    roles = done["role"]  # computed once per report (transform.record_roles)
+    done = ((transactions["status"] == COMPLETED) & (transactions["amount_micros"] != 0)).to_numpy()
+    roles = transactions["role"]  # computed once per report (transform.record_roles)
     state = (carry or Carry()).copy()
     builder = _Builder(window, mapping, granularity, state)
-    for row in done.assign(role=roles)[roles.notna() & ~roles.isin(SUMMARY_ROLES)].itertuples(index=False):
+    # each step copies only the rows and columns it reads: a million-record month is not copied whole
+    singles = done & (roles.notna() & ~roles.isin(SUMMARY_ROLES)).to_numpy()
+    for row in transactions.loc[singles, _SINGLE_COLUMNS].itertuples(index=False):
         builder.single(row.role, str(row.id), str(row.currency), int(row.amount_micros), str(row.payment_method),
                        str(row.type), row.date.date(), (row.date.date(), row.created_at, str(row.id)))
     for role in SUMMARY_ROLES:
-        builder.summaries(done[roles == role], role)
+        columns = [*_SUMMARY_COLUMNS, *(["api_key_name"] if mapping.keys else []), *(["id"] if role == "task_refund" else [])]
+        builder.summaries(transactions.loc[done & (roles == role).to_numpy(), columns], role)
     if adjustments is not None and len(adjustments):
         builder.adjustments(adjustments)
     builder.post_summaries()
     entries = _numbered(builder.drafts, window, journal_code)
-    _check_ties(entries, done, adjustments, mapping, len(builder.singles_rounded) + len(builder.dropped))
+    _check_ties(entries, transactions.loc[done, ["currency", "amount_micros"]], adjustments, mapping,
+                len(builder.singles_rounded) + len(builder.dropped))
     return Journal(tuple(entries), tuple(builder.warnings()), state)
 
 
@@ -189,7 +195,7 @@ class _Builder:
         # by API key too only when the mapping routes keys (docs/booking.md, "Chargeback by API key")
         by = ["model", "api_key_name"] if self.mapping.keys else ["model"]
         for (currency, period), part in keyed.groupby(["currency", "_period"], observed=True, sort=True):
-            sums = part.groupby(by, observed=True).agg(count=("id", "size"), micros=("amount_micros", "sum")).reset_index()
+            sums = part.groupby(by, observed=True).agg(count=("amount_micros", "size"), micros=("amount_micros", "sum")).reset_index()
             names = sums["api_key_name"].astype("str") if self.mapping.keys else [""] * len(sums)
             groups = self.groups(zip(sums["model"].astype("str"), names, sums["count"], sums["micros"]))
             label, day, number_part = self.period_of(pd.Timestamp(period).date())
