@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..books.mapping import AccountMapping
 from ..config import DEFAULT_FORMATS, RenderOptions
-from ..models import Report
+from ..report import Report
 from .base import Writer
 
 # format name -> (module in this package, class)
