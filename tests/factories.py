@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from exporter import tables
 from exporter.archive import SourceContext, write_context
 from exporter.books.database import DEFAULT_ACCOUNT, Books
 from exporter.books.mapping import AccountMapping
@@ -134,6 +135,21 @@ def with_books(
         books=dataclasses.replace(report.books, previous_label=previous_label, history=frame),
         booked=dataclasses.replace(report.booked, rollforward=rollforward),
     )
+
+
+def table_frame(table: tables.Table, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """A frame of ``table`` built by hand: one tuple per row, in the table's column order, cast to
+    each column's kind (text and instants as ISO text, days as "YYYY-MM-DD", ratios as Decimal)."""
+    frame = pd.DataFrame(rows, columns=table.names).astype(object)
+    casts = {"text": "str", "category": "category", "int64": "int64"}
+    for column in table.columns:
+        if column.kind in casts:
+            frame[column.name] = frame[column.name].astype(casts[column.kind])
+        elif column.kind == "instant":
+            frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
+        elif column.kind == "day":
+            frame[column.name] = pd.to_datetime(frame[column.name])
+    return frame
 
 
 def with_entries(report: Report, entries: tuple[JournalEntry, ...]) -> Report:

@@ -251,5 +251,5 @@ def _entry_numbers(journal: tuple[JournalEntry, ...]) -> tuple[list[tuple[str, s
     return summary, single
 
 
-__all__ = ["Booked", "BooksView", "book_period", "compare_models", "read_view", "record_export", "snapshot_frame",
-           "split_moved"]
+__all__ = ["Booked", "BooksView", "book_period", "compare_models", "read_view", "record_export",
+           "snapshot_frame", "split_moved"]

@@ -8,8 +8,8 @@ Definitions (README, "Monthly report"):
 
 - **usage** is the completed usage of the period, positive; **refunded tasks** the completed
   credits back that name a model; **AI spend** = usage - refunded tasks.
-- **change** compares AI spend with the previous period of the books (``Report.history`` row
-  of ``Report.previous_label``); per model it is the change in usage (``by_model.change_micros``,
+- **change** compares AI spend with the previous period of the books (``BooksBefore.history`` row
+  of ``BooksBefore.previous_label``); per model it is the change in usage (``by_model.change_micros``,
   usage having a negative sign there, so spend change = -change_micros).
 - **runway** = closing credit / average daily AI spend, the average over the period's days up
   to the day the report was made (a period not over yet is averaged over its elapsed days);
