@@ -115,7 +115,8 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
     report = assemble_report(handed.pop(), context, mapping, config.output.granularity, config.clock(),
                              view, closed, config.books.opening_balance, topups)
     # the books' name of the account, and what this run found worth a note
-    return replace(report, context=replace(report.context, account=config.books.account, notes=tuple(notes)))
+    return replace(report, context=replace(report.context, account=config.books.account,
+                                           notes=(*notes, *report.context.notes)))
 
 
 def _archived_topups(source: Path, copy_to: Path | None) -> Path | None:
