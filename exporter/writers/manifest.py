@@ -78,7 +78,7 @@ def build_manifest(report: Report, folder: Path, files: list[Path], formats: tup
 
 
 def totals_entries(totals: Any) -> list[dict[str, Any]]:
-    """Completed records per currency and type (``Report.totals``' columns), amounts signed."""
+    """Completed records per currency and type (``Summaries.totals``' columns), amounts signed."""
     return [{"currency": r.currency, "type": r.type, "count": int(r.count), "amount": format_micros(r.amount_micros)}
             for r in totals.itertuples(index=False)]
 

@@ -117,7 +117,7 @@ def with_account(consolidated: Consolidated, frame_of: str) -> pd.DataFrame:
 
 
 def totals(consolidated: Consolidated) -> pd.DataFrame:
-    """Completed records per currency and type: the sum of the accounts' ``Report.totals`` (exact ints)."""
+    """Completed records per currency and type: the sum of the accounts' ``Summaries.totals`` (exact ints)."""
     frame = pd.concat([account.report.summaries.totals for account in consolidated.accounts], ignore_index=True)
     summed = frame.groupby(["currency", "type"], sort=True)[["count", "amount_micros"]].sum().reset_index()
     return summed.astype({"count": "int64", "amount_micros": "int64"})
