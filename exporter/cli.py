@@ -253,7 +253,7 @@ def _export_one(params: dict[str, Any], run: Run | None = None,
         replaced = replaced_line(result.replaced) if result.replaced else None
         echo(render_result(result.report, result.folder, result.files, replaced))
     if result.closed and not params["as_json"] and not params["quiet"]:  # -q: silent unless something is wrong
-        label = result.report.window.label
+        label = result.report.context.window.label
         echo(f"closed {label}")
         for line in superseded_lines(label, result.superseded):
             echo(line)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import RenderOptions
 from .errors import ConfigError, DataError, OutputError, os_reason
-from .models import AccountPack, Consolidated
+from .report import AccountPack, Consolidated
 from .outdir import pack_folder, period_lock, staging
 from .pipeline import ExportResult
 from .writers.consolidated import (
@@ -54,7 +54,7 @@ def consolidate(outs: list[Path], packs: list[AccountPack], formats_each: list[t
     if len(set(outs)) != 1:
         raise ConfigError(f"no consolidated pack: the accounts write to different output folders "
                           f"({', '.join(sorted(map(str, set(outs))))}); give them one")
-    labels = sorted({pack.report.window.label for pack in packs})
+    labels = sorted({pack.report.context.window.label for pack in packs})
     if len(labels) != 1:
         raise ConfigError(f"no consolidated pack: the accounts exported different periods ({', '.join(labels)})")
     for pack in packs:

@@ -1,25 +1,19 @@
 """The data the pipeline hands from step to step. Money is always exact (int micros or int cents).
 
 The frames' columns and the kinds of value they hold are declared in :mod:`exporter.tables`
-(``TRANSACTIONS``, ``BY_MODEL``, ...); :class:`Summaries` and :class:`Report` refuse others.
+(``TRANSACTIONS``, ``BY_MODEL``, ...); :class:`Summaries` refuses others. The Report the writers
+read is composed of what the stages produce, above them (:mod:`exporter.report`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pandas as pd
 
 from . import tables
-from .period import Window
-
-if TYPE_CHECKING:
-    from .books.carry import Carry
-    from .books.mapping import AccountMapping
-    from .books.recheck import Recheck
 
 COMPLETED = "completed"
 # the few-valued text columns the transactions frame holds as categories (sorted, as astype("category") makes them)
@@ -155,88 +149,3 @@ class Summaries:
                              (tables.BY_KEY, self.by_key), (tables.BY_DAY, self.by_day), (tables.TOTALS, self.totals),
                              (tables.STATUS_COUNTS, self.status_counts)):
             table.require(frame)
-
-
-@dataclass(frozen=True)
-class Report:
-    """Everything the writers need, complete when it leaves the pipeline; writers only read it."""
-
-    window: Window
-    summaries: Summaries
-    stats: ExtractionStats
-    mapping: AccountMapping  # the mapping the journal was booked with
-    journal: tuple[JournalEntry, ...]
-    generated_at: datetime
-    tool_version: str
-    warnings: tuple[str, ...] = ()
-    reconciliation: pd.DataFrame | None = None  # tables.RECONCILIATION
-    account: str = "default"  # the books' name for the provider account
-    granularity: str = "monthly"  # of the summary entries
-    carry: Carry | None = None  # the rounding state after the journal, for the books database
-    adjustments: pd.DataFrame | None = None  # tables.ADJUSTMENTS; None without books
-    rollforward: tuple[RollForward, ...] = ()  # one per currency; empty when not computed
-    previous_label: str | None = None  # the previous contiguous period by_model compares with
-    notes: tuple[str, ...] = ()  # information worth a line (e.g. a model seen for the first time); not warnings
-    # (account, currency) the books' earlier periods posted to, and the first day of the books
-    ledger_accounts: tuple[tuple[str, str], ...] = ()
-    books_start: date | None = None
-    recheck: Recheck | None = None  # the closed days re-read for late changes, and why
-    # spend by month from the books, oldest first, at most 12: label, currency, usage_micros, refunds_micros
-    history: pd.DataFrame | None = None
-
-    def __post_init__(self) -> None:
-        for table, frame in ((tables.RECONCILIATION, self.reconciliation), (tables.ADJUSTMENTS, self.adjustments)):
-            if frame is not None:
-                table.require(frame)
-
-    @property
-    def transactions(self) -> pd.DataFrame:
-        return self.summaries.transactions
-
-    @property
-    def by_model(self) -> pd.DataFrame:
-        return self.summaries.by_model
-
-    @property
-    def by_key(self) -> pd.DataFrame:
-        return self.summaries.by_key
-
-    @property
-    def by_day(self) -> pd.DataFrame:
-        return self.summaries.by_day
-
-    @property
-    def totals(self) -> pd.DataFrame:
-        return self.summaries.totals
-
-    @property
-    def status_counts(self) -> pd.DataFrame:
-        return self.summaries.status_counts
-
-
-@dataclass(frozen=True)
-class AccountPack:
-    """One account of a consolidated pack: its profile's name, the Report its export just wrote,
-    and that pack's folder and manifest checksum (docs/profiles.md, "The consolidated month")."""
-
-    name: str
-    report: Report
-    folder: Path
-    manifest_sha256: str
-
-
-@dataclass(frozen=True)
-class Consolidated:
-    """Several accounts' Reports of one period label, side by side; writers only read it."""
-
-    label: str
-    accounts: tuple[AccountPack, ...]
-
-    @property
-    def generated_at(self) -> datetime:
-        """The latest of the accounts' reports: the consolidated pack is made of them, not of a clock."""
-        return max(account.report.generated_at for account in self.accounts)
-
-    @property
-    def tool_version(self) -> str:
-        return self.accounts[0].report.tool_version

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from . import __version__, late_changes
+from . import late_changes
 from .archive import (
     CLOSED_NAME,
     ArchiveWriter,
@@ -29,11 +29,11 @@ from .archive import (
     write_context,
 )
 from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT, Books
-from .books.ledger import BooksView, book_period, read_view, record_export, split_moved
+from .assemble import assemble_report
+from .books.ledger import BooksView, read_view, record_export
 from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.numbering import ACCOUNT_CODES, DEFAULT_CODE
-from .books.reconcile import reconcile
 from .books.sources import Source, SourceCheck, check_needed, record_source, source_name, verify
 from .config import ApiChoice, ArchiveSource, ExportConfig, Granularity, LiveSource
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
@@ -47,16 +47,15 @@ from .extract import (
     extract,
     fetch_balance,
     fetch_provider_usage,
-    parse_provider_usage,
 )
-from .models import CATEGORY_COLUMNS, COMPLETED, ProviderBalance, Report
+from .models import COMPLETED, ProviderBalance
 from .money import format_micros
 from .outdir import pack_folder, period_lock, staging
 from .period import Window, check_started, label_kind, period_not_over
 from .topups import TOPUPS_NAME, read_topups
-from .transform import summarize as summarize_records
 from .writers import check_mapping, write_formats
 from .pack import MANIFEST_NAME, PreviousPack, describe_pack, sha256_of
+from .report import Report
 from .writers.manifest import build_manifest, write_manifest_json
 
 
@@ -115,7 +114,9 @@ def build(config: ExportConfig, mapping: AccountMapping, view: BooksView, source
     del records
     report = assemble_report(handed.pop(), context, mapping, config.output.granularity, config.clock(),
                              view, closed, config.books.opening_balance, topups)
-    return replace(report, account=config.books.account, notes=(*notes, *report.notes))  # the books' name of the account
+    # the books' name of the account, and what this run found worth a note
+    return replace(report, context=replace(report.context, account=config.books.account,
+                                           notes=(*notes, *report.context.notes)))
 
 
 def _archived_topups(source: Path, copy_to: Path | None) -> Path | None:
@@ -124,98 +125,6 @@ def _archived_topups(source: Path, copy_to: Path | None) -> Path | None:
     if not (folder / TOPUPS_NAME).exists():
         return None
     return verified(folder, TOPUPS_NAME) if copy_to is None else copy_archive(folder, copy_to, TOPUPS_NAME)
-
-
-def assemble_report(
-    records: pd.DataFrame,
-    context: SourceContext,
-    mapping: AccountMapping,
-    granularity: Granularity,
-    generated_at: datetime,
-    view: BooksView | None = None,
-    closed_records: pd.DataFrame | None = None,
-    given_opening: int | None = None,
-    topups: pd.DataFrame | None = None,
-) -> Report:
-    """Validated records and their context -> the complete, frozen Report (no I/O).
-
-    ``view`` is what the books knew before (none: a fresh start); ``closed_records`` what the API
-    returns now for the closed periods the view lists; ``topups`` the receipts of ``--topups``
-    (docs/booking.md, "Top-ups with the current API").
-    """
-    window = context.window
-    view = view or BooksView()
-    provider = context.provider_balance
-    if topups is not None:
-        records, provider = _with_topups(records, topups, window, provider)
-    records, moved = split_moved(records, view.booked)
-    if moved is not None:  # compared with the books' records: text, as the books hold it
-        moved = moved.astype(dict.fromkeys(CATEGORY_COLUMNS, "str"))
-    summaries = summarize_records(records, window)
-    del records  # the frame is the summaries' now: a sorted copy, when the records were not in time order
-    pa.default_memory_pool().release_unused()  # what the records held goes back before the books and writers
-    booked = book_period(summaries, window, mapping, granularity, view, closed_records=closed_records, moved=moved,
-                         recheck=context.recheck, provider=provider, given_opening=given_opening,
-                         derive_topups=context.stats.api == "current" and topups is None)
-    reconciliation: pd.DataFrame | None = None
-    reconcile_warnings: list[str] = []
-    if context.provider_usage is not None:
-        exported = _provider_days_usage(context, summaries.by_model)
-        if exported is None:
-            reconcile_warnings.append(
-                "reconciliation skipped: this archive predates the record of usage in the provider's UTC days, "
-                f"which a {window.tz_name} period cannot stand in for (export from the API again to reconcile)"
-            )
-        else:
-            reconciliation, reconcile_warnings = reconcile(exported, parse_provider_usage(context.provider_usage))
-    return Report(
-        window=window,
-        summaries=replace(summaries, by_model=booked.by_model),
-        stats=context.stats,
-        mapping=mapping,
-        journal=booked.journal.entries,
-        generated_at=generated_at,
-        tool_version=__version__,
-        warnings=(*context.warnings, *summaries.warnings, *booked.warnings, *reconcile_warnings),
-        reconciliation=reconciliation,
-        granularity=granularity,
-        carry=booked.journal.carry,
-        adjustments=booked.adjustments,
-        rollforward=booked.rollforward,
-        previous_label=view.previous.label if view.previous_models is not None and view.previous else None,
-        history=view.history,
-        notes=booked.notes,
-        ledger_accounts=view.ledger_accounts,
-        books_start=view.start,
-        recheck=context.recheck,
-    )
-
-
-def _with_topups(
-    records: pd.DataFrame, topups: pd.DataFrame, window: Window, provider: ProviderBalance | None
-) -> tuple[pd.DataFrame, ProviderBalance | None]:
-    """The period's records with the receipts' top-ups of the period added; the provider's
-    balance with those made after the period counted among what happened since (no record
-    the API returned has their ids: they are ``topup:<reference>``)."""
-    instants = topups["created_at"]
-    within = topups[(instants >= window.start) & (instants < window.end)]
-    if provider is not None and provider.after_net_micros is not None:
-        after = topups[(instants >= window.end) & (instants < provider.read_at) & (topups["currency"] == provider.currency)]
-        provider = replace(provider, after_net_micros=provider.after_net_micros + int(after["amount_micros"].sum()),
-                           after_records=provider.after_records + len(after))
-    return pd.concat([records, within], ignore_index=True), provider
-
-
-def _provider_days_usage(context: SourceContext, by_model: pd.DataFrame) -> pd.DataFrame | None:
-    """What the provider's usage summary is compared with: usage of the provider's own (UTC) days.
-
-    An older archive lacks it; then the period's own usage stands in if the period is the
-    provider's days (a UTC period), else there is nothing like-for-like (None).
-    """
-    if context.provider_days_usage is not None:
-        return context.provider_days_usage
-    window = context.window
-    return by_model if (window.start, window.end) == window.provider_days else None
 
 
 def run_export(config: ExportConfig) -> ExportResult:
@@ -244,7 +153,7 @@ def run_export(config: ExportConfig) -> ExportResult:
                 config, source=replace(config.source, resume_folder=config.output.out / f".{window.label}.pages"))
             report = build(resumable, mapping, view, pack.folder / "source")
             if unrecorded:
-                report = replace(report, notes=(unrecorded, *report.notes))
+                report = replace(report, context=replace(report.context, notes=(unrecorded, *report.context.notes)))
             if config.output.strict and report.warnings:
                 raise StrictError(list(report.warnings))
             files = sorted((pack.folder / "source").iterdir())
@@ -256,11 +165,13 @@ def run_export(config: ExportConfig) -> ExportResult:
                 books.refuse_closed(window.label, window.start, window.end)  # closed by someone else meanwhile
                 books.keep_journal_code(view.journal_code)  # the letter its numbers were made with
                 now = config.clock()
-                assert report.carry is not None
-                record_export(books, report, report.carry, manifest_sha256, str(target.absolute()), now,
-                              view.basis if view.basis is not None else books.basis(window.start))
+                record_export(books, window, report.context.granularity, report.summaries, report.booked,
+                              in_period=int(report.context.stats.in_period), recheck=report.books.recheck,
+                              manifest_sha256=manifest_sha256, pack=str(target.absolute()), when=now,
+                              basis=view.basis if view.basis is not None else books.basis(window.start))
                 if config.archive is None:
-                    record_source(books, window.label, _current_source(config, books.source_salt(), report.stats.api))
+                    source = _current_source(config, books.source_salt(), report.context.stats.api)
+                    record_source(books, window.label, source)
                 superseded = books.close(window.label, now) if config.books.close else []
                 pack.publish()
     except OSError as exc:

@@ -1,7 +1,8 @@
 """The frames the stages hand on, declared once: each table's columns, in order, with the kind of
-values each holds. :class:`~exporter.models.Summaries` and :class:`~exporter.models.Report`
-refuse a frame whose columns are not its table's; ``tests/test_tables.py`` checks the kinds on
-real months. Money is always exact: int64 micros, or the source's decimal text.
+values each holds. :class:`~exporter.models.Summaries`, :class:`~exporter.books.ledger.Booked`
+and :class:`~exporter.report.Reconciliation` refuse a frame whose columns are not its table's;
+``tests/test_tables.py`` checks the kinds on real months. Money is always exact: int64 micros,
+or the source's decimal text.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ BY_MODEL = Table("by_model", (
     Column("previous_amount_micros", "int64", "the previous contiguous period's usage (books)"),
     Column("change_micros", "int64", "usage minus the previous period's"),
 ))
-"""``Summaries.by_model``: spend per model and currency (``Report.by_model`` adds the comparison)."""
+"""``Summaries.by_model``: spend per model and currency (the Report's has the comparison, ``ledger.compare_models``)."""
 
 BY_KEY = Table("by_key", (
     Column("api_key_name", "text", "the API key's name"),
@@ -149,7 +150,7 @@ RECONCILIATION = Table("reconciliation", (
     Column("difference_micros", "int64", "exported minus provider"),
     Column("status", "text", "ok, differs, ... (books/reconcile.py)"),
 ))
-"""``Report.reconciliation``: the export against the provider's usage summary."""
+"""``Reconciliation.frame``: the export against the provider's usage summary."""
 
 ADJUSTMENTS = Table("adjustments", (
     Column("id", "text", "the record"),
@@ -169,7 +170,7 @@ ADJUSTMENTS = Table("adjustments", (
     Column("role", "category", "how the change is booked (adjustments.adjustment_roles)"),
     Column("day", "int64", "the record's UTC day (days since 1970-01-01), as now or as booked"),
 ))
-"""``Report.adjustments``: late changes to closed periods, posted in this period (docs/booking.md,
+"""``Booked.adjustments``: late changes to closed periods, posted in this period (docs/booking.md,
 "Closed periods and late changes")."""
 
 __all__ = ["ADJUSTMENTS", "BY_DAY", "BY_KEY", "BY_MODEL", "KINDS", "RECONCILIATION", "STATUS_COUNTS", "TOTALS",

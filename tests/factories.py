@@ -15,15 +15,17 @@ from typing import Any
 
 import pandas as pd
 
+from exporter import tables
 from exporter.archive import SourceContext, write_context
 from exporter.books.database import DEFAULT_ACCOUNT, Books
 from exporter.books.mapping import AccountMapping
 from exporter.books.mapping_toml import load_mapping
 from exporter.config import Granularity
 from exporter.extract.records import parse_records
-from exporter.models import ExtractionStats, Report, RollForward
+from exporter.models import ExtractionStats, JournalEntry, RollForward
+from exporter.report import Report
 from exporter.period import Window, month_window
-from exporter.pipeline import assemble_report
+from exporter.assemble import assemble_report
 
 _ids = count(1)
 GENERATED_AT = datetime(2024, 2, 1, 12, 0, tzinfo=timezone.utc)
@@ -109,7 +111,7 @@ def with_books(
     previous period's amount_micros (signed like amount_micros; a model not named gets <NA>);
     ``opening``/``closing`` make a roll-forward for ``currency``.
     """
-    by_model = report.by_model.copy()
+    by_model = report.summaries.by_model.copy()
     if previous is not None:
         before = pd.array([previous.get(m) for m in by_model["model"]], dtype="Int64")
         by_model["previous_amount_micros"] = before
@@ -122,15 +124,47 @@ def with_books(
         ).astype({"usage_micros": "int64", "refunds_micros": "int64"})
     rollforward: tuple[RollForward, ...] = ()
     if opening is not None or closing is not None:
-        totals = report.totals[report.totals["currency"] == currency]
+        totals = report.summaries.totals[report.summaries.totals["currency"] == currency]
         amount = dict(zip(totals["type"], totals["amount_micros"]))
         rollforward = (RollForward(
             currency, opening, int(amount.get("topup", 0)), int(amount.get("usage", 0)),
             int(amount.get("refund", 0)), 0, 0, closing, f"closing of {previous_label} in the books",
         ),)
-    summaries = dataclasses.replace(report.summaries, by_model=by_model)
     return dataclasses.replace(
-        report, summaries=summaries, previous_label=previous_label, history=frame, rollforward=rollforward
+        report, summaries=dataclasses.replace(report.summaries, by_model=by_model),
+        books=dataclasses.replace(report.books, previous_label=previous_label, history=frame),
+        booked=dataclasses.replace(report.booked, rollforward=rollforward),
+    )
+
+
+def table_frame(table: tables.Table, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """A frame of ``table`` built by hand: one tuple per row, in the table's column order, cast to
+    each column's kind (text and instants as ISO text, days as "YYYY-MM-DD", ratios as Decimal)."""
+    frame = pd.DataFrame(rows, columns=table.names).astype(object)
+    casts = {"text": "str", "category": "category", "int64": "int64"}
+    for column in table.columns:
+        if column.kind in casts:
+            frame[column.name] = frame[column.name].astype(casts[column.kind])
+        elif column.kind == "instant":
+            frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
+        elif column.kind == "day":
+            frame[column.name] = pd.to_datetime(frame[column.name])
+    return frame
+
+
+def with_entries(report: Report, entries: tuple[JournalEntry, ...]) -> Report:
+    """The report with these journal entries in place of its own."""
+    journal = dataclasses.replace(report.booked.journal, entries=entries)
+    return dataclasses.replace(report, booked=dataclasses.replace(report.booked, journal=journal))
+
+
+def with_warnings(report: Report, warnings: tuple[str, ...]) -> Report:
+    """The report whose warnings are exactly ``warnings`` (said by the source, none by the other stages)."""
+    return dataclasses.replace(
+        report, context=dataclasses.replace(report.context, warnings=warnings),
+        summaries=dataclasses.replace(report.summaries, warnings=()),
+        booked=dataclasses.replace(report.booked, warnings=()),
+        reconciliation=dataclasses.replace(report.reconciliation, warnings=()),
     )
 def archive_of(*lines: str) -> bytes:
     """``billings.jsonl.gz`` bytes holding these JSON lines."""

@@ -103,7 +103,7 @@ RAW = st.builds(
 @given(raws=st.lists(RAW, max_size=30))
 def test_spend_per_key_ties_to_by_model_and_the_totals(raws):
     report = make_report(raws)
-    by_key, by_model = report.by_key, report.by_model
+    by_key, by_model = report.summaries.by_key, report.summaries.by_model
     if not any(raw.get("api_key_name") or raw.get("api_key_id") for raw in raws):
         assert by_key.empty
         return
@@ -285,7 +285,7 @@ def test_each_routed_line_stays_within_a_cent_of_its_exact_total(raws, granulari
         mapping = keyed_mapping(Path(temporary))
     report = make_report(raws, mapping=mapping, granularity=granularity)
     exact: dict[tuple[str, str, str], int] = defaultdict(int)
-    done = report.transactions[report.transactions["status"] == "completed"]
+    done = report.summaries.transactions[report.summaries.transactions["status"] == "completed"]
     for r in done.itertuples(index=False):
         usage = r.type == "usage" and r.amount_micros < 0
         if usage or (r.amount_micros > 0 and r.type != "topup" and r.model):  # the summarised roles

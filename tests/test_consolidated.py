@@ -223,10 +223,10 @@ def test_several_currencies_get_their_own_files_and_tables(tmp_path):
     own journal files, its own side-by-side table; the totals the accounts' sums per currency."""
     from dataclasses import replace
 
-    from factories import make_report, record
+    from factories import make_report, record, with_entries
 
     from exporter.config import RenderOptions
-    from exporter.models import AccountPack, Consolidated
+    from exporter.report import AccountPack, Consolidated
     from exporter.writers.consolidated import build_manifest, write_consolidated
     from exporter.writers.consolidated.figures import side_by_side
 
@@ -234,7 +234,7 @@ def test_several_currencies_get_their_own_files_and_tables(tmp_path):
         report = make_report([record("usage", usd), record("usage", eur, currency="EUR"),
                               record("topup", "50.00", currency="EUR")])
         journal = tuple(replace(e, number=e.number.replace("WS", f"W{letter}")) for e in report.journal)
-        return AccountPack(name, replace(report, journal=journal), tmp_path / name, "0" * 64)
+        return AccountPack(name, with_entries(report, journal), tmp_path / name, "0" * 64)
 
     both = Consolidated("2024-01", (account("alpha", "A", "-1.2345", "-2.50"), account("beta", "B", "-0.0055", "-7.25")))
     folder = tmp_path / "consolidated"
@@ -264,11 +264,11 @@ def test_profiles_with_their_own_mappings_share_one_ledger_unless_an_account_dif
     from dataclasses import replace
 
     import pytest
-    from factories import make_report, record
+    from factories import make_report, record, with_entries
 
     from exporter.books.mapping_toml import load_mapping
     from exporter.errors import ConfigError
-    from exporter.models import AccountPack, Consolidated
+    from exporter.report import AccountPack, Consolidated
     from exporter.writers.consolidated import check
 
     template = (TEMPLATES / "accounts.toml").read_text(encoding="utf-8")
@@ -278,7 +278,7 @@ def test_profiles_with_their_own_mappings_share_one_ledger_unless_an_account_dif
         path.write_text(text, encoding="utf-8")
         report = make_report([record("usage", "-1.00")], mapping=load_mapping(path))
         journal = tuple(replace(e, number=e.number.replace("WS", f"W{name[0].upper()}")) for e in report.journal)
-        return AccountPack(name, replace(report, journal=journal), tmp_path, "0" * 64)
+        return AccountPack(name, with_entries(report, journal), tmp_path, "0" * 64)
 
     usage_elsewhere = template.replace('account = "AI API Usage"\n', 'account = "AI API Usage:Clients"\n', 1)
     check(Consolidated("2024-01", (pack("alpha", template), pack("beta", usage_elsewhere))), ("quickbooks", "beancount"))

@@ -25,7 +25,7 @@ import requests
 import urllib3
 from click.testing import CliRunner
 
-from exporter import pipeline
+from exporter import assemble, pipeline
 from exporter.cli import cli
 from exporter.sandbox import DEMO_KEY
 from exporter.writers import csv_files
@@ -171,11 +171,11 @@ def pool_raises(error):
     return provoke
 
 
-def escapes(name, error, command="export"):
-    """Injected at one pipeline function: nothing a user does raises these there, so the row checks
-    the last-resort table (errors.from_foreign) behind the translations at the source."""
+def escapes(name, error, command="export", module=pipeline):
+    """Injected at one function of the pipeline (``module``): nothing a user does raises these there,
+    so the row checks the last-resort table (errors.from_foreign) behind the translations at the source."""
     def provoke(tmp, mp, stack):
-        mp.setattr(pipeline, name, raising(error))
+        mp.setattr(module, name, raising(error))
         if command == "fetch":
             return ["fetch", "--period", "2024-01", "--api-key", SECRET, "--base-url", "https://api.invalid", "-q"]
         return from_source(tmp, archive_of(GOOD_LINE))
@@ -213,7 +213,7 @@ CASES = [
                  id="UnicodeEncodeError: lone surrogate (API)"),
     pytest.param(usage_summary_with_a_surrogate, 5, "by_model[0]: field 'model' is not valid Unicode",
                  id="UnicodeEncodeError: lone surrogate (usage summary)"),
-    pytest.param(escapes("summarize_records", InvalidOperation("x")), 5, "a number out of range",
+    pytest.param(escapes("summarize_records", InvalidOperation("x"), module=assemble), 5, "a number out of range",
                  id="decimal.InvalidOperation (injected, last resort)"),
     # options and inputs: exit 2
     pytest.param(accounts_file(b"vendor = [unclosed"), 2, "not valid TOML", id="tomllib.TOMLDecodeError: --accounts"),

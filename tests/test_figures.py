@@ -115,11 +115,13 @@ def test_no_spend_no_runway():
 
 
 def test_a_period_not_over_is_averaged_over_its_elapsed_days(report):
-    early = dataclasses.replace(report, generated_at=datetime(2024, 1, 10, 12, tzinfo=timezone.utc))
+    early = dataclasses.replace(report, context=dataclasses.replace(
+        report.context, generated_at=datetime(2024, 1, 10, 12, tzinfo=timezone.utc)))
     assert compute(early).currencies[0].days == 10
     window = month_window("2024-01", "America/New_York")
     local = make_report([usage_record("m", "-1.00", created_at="2024-01-05T12:00:00Z")], window=window)
-    late_evening = dataclasses.replace(local, generated_at=datetime(2024, 1, 10, 3, tzinfo=timezone.utc))
+    late_evening = dataclasses.replace(local, context=dataclasses.replace(
+        local.context, generated_at=datetime(2024, 1, 10, 3, tzinfo=timezone.utc)))
     assert compute(late_evening).currencies[0].days == 9  # still 9 January in New York
 
 

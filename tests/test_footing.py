@@ -62,8 +62,8 @@ def _table(text: str) -> tuple[list[list[str]], list[list[str]]]:
 @given(records)
 def test_every_summary_table_foots(raws):
     report = make_report(raws)
-    by_day, by_model, totals = report.by_day, report.by_model, report.totals
-    done = report.transactions[report.transactions["status"] == "completed"]
+    by_day, by_model, totals = report.summaries.by_day, report.summaries.by_model, report.summaries.totals
+    done = report.summaries.transactions[report.summaries.transactions["status"] == "completed"]
 
     # by_day: each row foots, and the rows add up to the completed records per currency
     parts = by_day[["topups_micros", "usage_micros", "refunds_micros", "other_micros"]].sum(axis=1)

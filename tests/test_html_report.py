@@ -108,9 +108,9 @@ def report():
 
 def test_headline_figures_match_the_report(report):
     page = Page(render(report))
-    by_model = report.by_model
+    by_model = report.summaries.by_model
     spend = -int(by_model["net_micros"].sum())
-    topups = int(report.totals.loc[report.totals["type"] == "topup", "amount_micros"].sum())
+    topups = int(report.summaries.totals.loc[report.summaries.totals["type"] == "topup", "amount_micros"].sum())
     assert page.figures == {
         "spend": cents(spend), "change": "–", "topups": cents(topups), "closing": "–", "runway": "–",
     }
@@ -124,7 +124,7 @@ def test_top_models_table_foots_to_the_headline(report):
     page = Page(render(report))
     head, *rows = page.tables["top-models-USD"]
     assert head == ["Model", "Spend", "Share", "Tasks", "Unit cost"]  # no change columns without books
-    ranked = report.by_model.sort_values(["amount_micros", "model"])["model"].tolist()
+    ranked = report.summaries.by_model.sort_values(["amount_micros", "model"])["model"].tolist()
     assert [r[0] for r in rows[:10]] == ranked[:10]
     assert [r[0] for r in rows[10:]] == ["Other (3 models)", "Refunded tasks", "AI spend"]
     assert [rows[0][0], *rows[0][2:4]] == ["vendor/m13", "92.9%", "2"]
@@ -139,7 +139,7 @@ def test_all_models_table_has_every_model_exact(report):
     assert head[:6] == ["Model", "Currency", "Tasks", "Usage", "Refunded", "Spend"]
     expected = {
         r.model: (format_micros(-r.amount_micros), format_micros(r.refunds_micros), format_micros(-r.net_micros))
-        for r in report.by_model.itertuples()
+        for r in report.summaries.by_model.itertuples()
     }
     shown = {r[0]: tuple(v.replace(",", "") for v in r[3:6]) for r in rows}
     assert shown == expected

@@ -23,7 +23,7 @@ from factories import make_report, record, topup_record, usage_record
 
 def build_journal(report, mapping, granularity="monthly"):
     """(entries, warnings) of the report's records booked with ``mapping``."""
-    built = journal.build_journal(report.transactions, report.window, mapping, granularity)
+    built = journal.build_journal(report.summaries.transactions, report.context.window, mapping, granularity)
     return list(built.entries), list(built.warnings)
 
 SAMPLE = Path(__file__).parent / "golden" / "accounts_sample.toml"
@@ -186,14 +186,14 @@ def test_only_completed_non_zero_records_are_posted():
 
 
 def test_usage_under_half_a_cent_is_carried_to_the_next_period_not_lost():
-    january = journal.build_journal(make_report([usage_record("model-a", "-0.004")]).transactions,
+    january = journal.build_journal(make_report([usage_record("model-a", "-0.004")]).summaries.transactions,
                                     month_window("2024-01"), MAPPING)
     assert january.entries == () and january.warnings == ()
     key = ("AI API Usage", "AI Models:model-a", "USD")
     assert (january.carry.counters[key].exact, january.carry.counters[key].posted) == (4_000, 0)
     february = journal.build_journal(
         make_report([usage_record("model-a", "-0.002", created_at="2024-02-10T00:00:00Z")],
-                    window=month_window("2024-02")).transactions,
+                    window=month_window("2024-02")).summaries.transactions,
         month_window("2024-02"), MAPPING, carry=january.carry)
     (entry,) = february.entries  # 0.004 + 0.002 = 0.006 -> 0.01, posted when the total reaches it
     assert lines_of(entry) == [("AI API Usage", 1, "AI Models:model-a"), (PREPAID, -1, "")]
@@ -293,7 +293,7 @@ def test_an_unbalanced_entry_is_caught_as_a_bug():
     bad = JournalEntry("WS2401T001", date(2024, 1, 15), "USD", "x", "topup",
                        (JournalLine(PREPAID, 100, "x"), JournalLine("Stripe Clearing", -99, "x")))
     with pytest.raises(ExportError, match="WS2401T001 does not balance by 0.01"):
-        journal._check_ties([bad], report.transactions, None, MAPPING, 1)
+        journal._check_ties([bad], report.summaries.transactions, None, MAPPING, 1)
 
 
 def test_a_journal_that_loses_money_is_caught_as_a_bug():
@@ -301,7 +301,7 @@ def test_a_journal_that_loses_money_is_caught_as_a_bug():
     short = JournalEntry("WS2401T001", date(2024, 1, 15), "USD", "x", "topup",
                          (JournalLine(PREPAID, 97, "x"), JournalLine("Stripe Clearing", -97, "x")))
     with pytest.raises(ExportError, match="credit balance"):
-        journal._check_ties([short], report.transactions, None, MAPPING, 1)
+        journal._check_ties([short], report.summaries.transactions, None, MAPPING, 1)
 
 
 # -- properties --------------------------------------------------------------------------------
@@ -388,7 +388,7 @@ def test_property_rounding_never_drifts_across_periods_and_days(periods, daily, 
         window = month_window(f"2024-{n + 1:02d}")
         raws = [usage_record(m, format_micros(v, 0), created_at=f"2024-{n + 1:02d}-{day:02d}T12:00:00Z")
                 for m, day, v in records]
-        built = journal.build_journal(make_report(raws, window=window, mapping=accounts).transactions, window,
+        built = journal.build_journal(make_report(raws, window=window, mapping=accounts).summaries.transactions, window,
                                       accounts, "daily" if daily else "monthly", carry=carry)
         carry = built.carry
         entries += built.entries

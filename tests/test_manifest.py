@@ -18,7 +18,7 @@ def test_the_rollforward_is_in_the_manifest_and_its_summary_with_unknowns_as_nul
 
     known = RollForward("USD", 5_000_000, 100_000_000, -1_002_500, 0, 0, 0, 103_997_500, "closing of 2023-12 in the books")
     unknown = RollForward("EUR", None, 0, 0, 0, 0, 0, None, "unknown")
-    with_rollforward = replace(report, rollforward=(known, unknown))
+    with_rollforward = replace(report, booked=replace(report.booked, rollforward=(known, unknown)))
     manifest = build_manifest(with_rollforward, tmp_path, [], ("csv",))
     assert manifest["rollforward"][0] == {
         "currency": "USD", "opening": "5.00", "opening_source": "closing of 2023-12 in the books", "topups": "100.00",

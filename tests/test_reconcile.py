@@ -16,7 +16,7 @@ BY_MODEL = make_report(
         usage_record("wavespeed-ai/flux-dev", "-4.9975"),
         usage_record("google/veo3", "-25.004"),
     ]
-).by_model
+).summaries.by_model
 
 
 def summary(*models: tuple[str, str], total: str | None = None) -> ProviderUsage:
@@ -66,7 +66,7 @@ def test_several_currencies_compare_per_model_and_never_add_currencies():
     by_model = make_report(
         [usage_record("a", "-1.00", currency="USD"), usage_record("b", "-2.00", currency="EUR"),
          usage_record("c", "-1.00", currency="USD"), usage_record("c", "-1.00", currency="EUR")]
-    ).by_model
+    ).summaries.by_model
     frame, warnings = reconcile(by_model, summary(("a", "1.00"), ("b", "2.00"), ("c", "2.00")))
     rows = {(m, c): s for m, c, s in zip(frame["model"], frame["currency"], frame["status"])}
     assert rows == {

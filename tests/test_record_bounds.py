@@ -20,6 +20,7 @@ from exporter.errors import DataError
 from exporter.extract.endpoints import parse_provider_usage
 from exporter.extract.records import parse_records
 from exporter.money import MAX_AMOUNT_MICROS, SUM_LIMIT_MICROS, sums_fit
+from exporter.report import Reconciliation
 from exporter.writers.csv_files import CsvWriter
 from factories import make_report, record, usage_record
 from hostile import billing_api, raw_record, serve
@@ -103,7 +104,7 @@ def test_no_csv_carries_a_raw_control_character_or_a_formula(tmp_path):
         {"model": "+provider\x00model", "currency": "USD", "exported_micros": 0, "provider_micros": 1, "difference_micros": -1,
          "status": "only_provider"},
     ])
-    report = dataclasses.replace(report, reconciliation=reconciliation)
+    report = dataclasses.replace(report, reconciliation=Reconciliation(reconciliation))
     paths = CsvWriter().write(report, tmp_path)
     assert {p.name for p in paths} == {"transactions.csv", "by_model.csv", "by_day.csv", "reconciliation.csv"}
     for path in paths:

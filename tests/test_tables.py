@@ -16,6 +16,7 @@ from exporter.config import ApiSettings, BooksSettings, ExportConfig, LiveSource
 from exporter.models import Summaries
 from exporter.period import month_window
 from exporter.pipeline import run_export
+from exporter.report import Reconciliation
 from exporter.sandbox import DEMO_KEY, SandboxServer
 from test_books import change_january
 
@@ -33,16 +34,16 @@ def test_every_frame_is_of_its_declared_kinds(server: SandboxServer, tmp_path: P
     january = export(server, tmp_path, "2024-01", close=True)
     change_january(server)
     february = export(server, tmp_path, "2024-02")
-    assert february.adjustments is not None and len(february.adjustments) > 0
-    assert february.reconciliation is not None and len(february.reconciliation) > 0
-    assert "previous_amount_micros" in february.by_model  # compared with the closed January
+    assert february.booked.adjustments is not None and len(february.booked.adjustments) > 0
+    assert february.reconciliation.frame is not None and len(february.reconciliation.frame) > 0
+    assert "previous_amount_micros" in february.summaries.by_model  # compared with the closed January
     problems = []
     for report in (january, february):
         s = report.summaries
         for table, frame in ((tables.TRANSACTIONS, s.transactions), (tables.BY_MODEL, s.by_model),
                              (tables.BY_KEY, s.by_key), (tables.BY_DAY, s.by_day), (tables.TOTALS, s.totals),
-                             (tables.STATUS_COUNTS, s.status_counts), (tables.RECONCILIATION, report.reconciliation),
-                             (tables.ADJUSTMENTS, report.adjustments)):
+                             (tables.STATUS_COUNTS, s.status_counts), (tables.RECONCILIATION, report.reconciliation.frame),
+                             (tables.ADJUSTMENTS, report.booked.adjustments)):
             if frame is not None:
                 table.require(frame)
                 problems += table.kind_problems(frame)
@@ -57,5 +58,5 @@ def test_a_frame_that_is_not_its_table_is_refused(server: SandboxServer, tmp_pat
     with pytest.raises(ValueError, match="by_model"):
         replace(s, by_model=s.by_model.assign(extra=1))
     with pytest.raises(ValueError, match="reconciliation"):
-        replace(report, reconciliation=pd.DataFrame({"model": []}))
+        Reconciliation(pd.DataFrame({"model": []}))
     assert isinstance(replace(s, warnings=("kept",)), Summaries)  # the same frames pass

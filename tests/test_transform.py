@@ -16,7 +16,7 @@ from factories import make_report, record, topup_record, usage_record
 
 def test_sub_cent_prices_sum_exactly():
     report = make_report([usage_record("flux", "-0.0025") for _ in range(10_000)])
-    row = report.by_model.iloc[0]
+    row = report.summaries.by_model.iloc[0]
     assert (row["model"], row["count"], row["amount_micros"]) == ("flux", 10_000, -25_000_000)
     assert row["unit_cost"] == Decimal("0.002500") and row["share"] == Decimal("1.0000")
 
@@ -27,7 +27,7 @@ def test_frame_columns_types_and_order():
         usage_record("a", "-2", created_at="2024-01-01T00:00:00.000Z", id="y"),
         usage_record("a", "-3", created_at="2024-01-02T00:00:00.000Z", id="x"),
     ])
-    frame = report.transactions
+    frame = report.summaries.transactions
     assert list(frame.columns) == ["id", "created_at", "date", "type", "status", "model",
                                    "payment_method", "currency", "amount", "amount_micros",
                                    "api_key_name", "api_key_id", "role"]
@@ -43,12 +43,12 @@ def test_only_completed_records_count_toward_spend():
         usage_record("a", "-4.00", status="failed"),
         topup_record("50.00", status="failed"),
     ])
-    assert report.by_model["amount_micros"].tolist() == [-1_000_000]
-    totals = {(r.type, r.currency): (r.count, r.amount_micros) for r in report.totals.itertuples()}
+    assert report.summaries.by_model["amount_micros"].tolist() == [-1_000_000]
+    totals = {(r.type, r.currency): (r.count, r.amount_micros) for r in report.summaries.totals.itertuples()}
     assert totals == {("usage", "USD"): (1, -1_000_000)}
-    counts = {(r.type, r.status): r.count for r in report.status_counts.itertuples()}
+    counts = {(r.type, r.status): r.count for r in report.summaries.status_counts.itertuples()}
     assert counts == {("usage", "completed"): 1, ("usage", "pending"): 1, ("usage", "failed"): 1, ("topup", "failed"): 1}
-    assert len(report.transactions) == 4  # every record stays in the detail
+    assert len(report.summaries.transactions) == 4  # every record stays in the detail
 
 
 def test_sign_contradictions_and_unknown_types_are_reported_not_changed():
@@ -64,7 +64,7 @@ def test_sign_contradictions_and_unknown_types_are_reported_not_changed():
     assert "1 topup record(s) with a sign that is not positive: neg-topup" in text
     assert "unknown record type(s), kept in the detail and booked by sign: adjustment (1)" in text
     assert "refund" not in text
-    amounts = dict(zip(report.transactions["id"], report.transactions["amount"]))
+    amounts = dict(zip(report.summaries.transactions["id"], report.summaries.transactions["amount"]))
     assert amounts["pos-usage"] == "0.50" and amounts["neg-topup"] == "-10.00"
 
 
@@ -72,9 +72,9 @@ def test_currencies_are_never_added_together():
     report = make_report([
         usage_record("a", "-1.00"), usage_record("a", "-2.00", currency="EUR"), topup_record("10.00", currency="EUR"),
     ])
-    by_model = {(r.model, r.currency): r.amount_micros for r in report.by_model.itertuples()}
+    by_model = {(r.model, r.currency): r.amount_micros for r in report.summaries.by_model.itertuples()}
     assert by_model == {("a", "USD"): -1_000_000, ("a", "EUR"): -2_000_000}
-    days = {r.currency: (r.topups_micros, r.usage_micros, r.net_micros) for r in report.by_day.itertuples()}
+    days = {r.currency: (r.topups_micros, r.usage_micros, r.net_micros) for r in report.summaries.by_day.itertuples()}
     assert days == {"EUR": (10_000_000, -2_000_000, 8_000_000), "USD": (0, -1_000_000, -1_000_000)}
     assert any("several currencies (EUR, USD)" in w for w in report.warnings)
 
@@ -82,8 +82,8 @@ def test_currencies_are_never_added_together():
 def test_days_are_local_to_the_time_zone():
     window = month_window("2024-01", "America/Los_Angeles")
     report = make_report([usage_record("a", "-1", created_at="2024-01-16T05:00:00.000Z")], window)
-    assert report.transactions["date"].iloc[0] == pd.Timestamp("2024-01-15")
-    assert report.by_day["date"].iloc[0] == pd.Timestamp("2024-01-15")
+    assert report.summaries.transactions["date"].iloc[0] == pd.Timestamp("2024-01-15")
+    assert report.summaries.by_day["date"].iloc[0] == pd.Timestamp("2024-01-15")
 
 
 def test_by_day_columns():
@@ -93,14 +93,14 @@ def test_by_day_columns():
         record("refund", "0.0025", model="a", created_at="2024-01-03T12:00:00Z"),
         usage_record("a", "-1", created_at="2024-01-03T13:00:00Z", status="pending"),
     ])
-    row = report.by_day.iloc[0]
+    row = report.summaries.by_day.iloc[0]
     assert (row["topups_micros"], row["usage_micros"], row["net_micros"], row["count"]) == (100_000_000, -2_500, 100_000_000, 3)
 
 
 def test_by_model_is_sorted_by_spend_with_exact_shares():
     report = make_report([usage_record("small", "-1")] + [usage_record("big", "-1") for _ in range(2)])
-    assert report.by_model["model"].tolist() == ["big", "small"]
-    assert report.by_model["share"].tolist() == [Decimal("0.6667"), Decimal("0.3333")]
+    assert report.summaries.by_model["model"].tolist() == ["big", "small"]
+    assert report.summaries.by_model["share"].tolist() == [Decimal("0.6667"), Decimal("0.3333")]
 
 
 @settings(max_examples=60, deadline=None)
@@ -109,10 +109,10 @@ def test_by_model_is_sorted_by_spend_with_exact_shares():
 def test_summaries_tie_to_the_detail(items):
     report = make_report([usage_record(m, f"{Decimal(v) / 1_000_000:f}", status=s) for m, v, s in items])
     exact = sum(v for _, v, s in items if s == "completed")
-    assert int(report.by_model["amount_micros"].sum()) == exact
-    assert int(report.by_day["usage_micros"].sum()) == exact
-    assert int(report.totals["amount_micros"].sum()) == exact
-    assert int(report.by_model["count"].sum()) == sum(1 for *_, s in items if s == "completed")
+    assert int(report.summaries.by_model["amount_micros"].sum()) == exact
+    assert int(report.summaries.by_day["usage_micros"].sum()) == exact
+    assert int(report.summaries.totals["amount_micros"].sum()) == exact
+    assert int(report.summaries.by_model["count"].sum()) == sum(1 for *_, s in items if s == "completed")
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.report import Reconciliation
 from exporter.writers.csv_files import CsvWriter
 from factories import make_report, record, topup_record, usage_record
 
@@ -91,5 +92,5 @@ def test_reconciliation_csv_only_with_a_reconciliation(tmp_path):
 
     reconciliation = pd.DataFrame([{"model": "m", "currency": "USD", "exported_micros": 1_000_000,
                                     "provider_micros": 1_020_000, "difference_micros": -20_000, "status": "mismatch"}])
-    (row,) = write(dataclasses.replace(report, reconciliation=reconciliation), tmp_path / "b")["reconciliation"]
+    (row,) = write(dataclasses.replace(report, reconciliation=Reconciliation(reconciliation)), tmp_path / "b")["reconciliation"]
     assert row == {"model": "m", "currency": "USD", "exported": "1.00", "provider": "1.02", "difference": "-0.02", "status": "mismatch"}

@@ -16,13 +16,14 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.worksheet import Worksheet
 
 from exporter import __version__
-from exporter.models import JournalEntry, JournalLine, Report
+from exporter.models import JournalEntry, JournalLine
+from exporter.report import Reconciliation, Report
 from exporter.period import month_window
 from exporter.writers import excel
 from exporter.writers.excel import ExcelWriter
 from exporter.writers.excel.cells import AMOUNT_FORMAT, DATE_FORMAT, DATETIME_FORMAT, TOTAL_FORMAT
 
-from factories import make_report, topup_record, usage_record
+from factories import make_report, topup_record, usage_record, with_entries, with_warnings
 
 FORMULA = "=cmd|' /C calc'!A0"
 DETAIL_HEADERS = [
@@ -59,7 +60,7 @@ def exact(value: Any) -> Decimal:
 
 def without_journal(report: Report, warnings: tuple[str, ...] | None = None) -> Report:
     """The report without its journal (these tests hand-build one when they need it)."""
-    return dataclasses.replace(report, journal=(), warnings=report.warnings if warnings is None else warnings)
+    return with_entries(report if warnings is None else with_warnings(report, warnings), ())
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ def test_sheets_in_order_and_file_name(report, tmp_path):
 
 
 def test_journal_sheet_only_with_a_journal_and_it_balances(report, tmp_path):
-    book = open_book(dataclasses.replace(report, journal=journal()), tmp_path)
+    book = open_book(with_entries(report, journal()), tmp_path)
     assert book.sheetnames == ["Summary", "By Model", "By Day", "Transactions", "Journal", "Details"]
     ws = book["Journal"]
     assert rows(ws)[0][:7] == ("journal no.", "date", "account", "debit", "credit", "class", "memo")
@@ -228,7 +229,7 @@ def test_clean_text_limits_length_and_drops_invalid_code_points():
 
 
 def test_header_frozen_and_autofilter_on_the_data(report, tmp_path):
-    book = open_book(dataclasses.replace(report, journal=journal()), tmp_path)
+    book = open_book(with_entries(report, journal()), tmp_path)
     expected = {"By Model": "A1:H3", "By Day": "A1:H3", "Transactions": "A1:I7", "Journal": "A1:I6"}
     for name, ref in expected.items():
         ws = book[name]
@@ -346,7 +347,7 @@ def test_details_show_period_status_counts_stats_and_warnings(report, tmp_path):
 
 def test_a_long_warning_wraps_inside_the_page(report, tmp_path):
     long = "31 model(s) matched no rule: " + ", ".join(f"vendor/model-{i}" for i in range(40))
-    ws = open_book(dataclasses.replace(report, warnings=(long,)), tmp_path)["Details"]
+    ws = open_book(with_warnings(report, (long,)), tmp_path)["Details"]
     row = find_row(ws, long)
     assert ws.cell(row, 1).alignment.wrap_text and f"A{row}:F{row}" in {str(r) for r in ws.merged_cells.ranges}
     assert ws.row_dimensions[row].height > 15
@@ -363,7 +364,7 @@ def test_details_reconciliation_block(report, tmp_path):
             "status": ["mismatch", "missing at provider"],
         }
     ).astype({"provider_micros": "Int64", "difference_micros": "Int64"})
-    ws = open_book(dataclasses.replace(report, reconciliation=reconciliation), tmp_path)["Details"]
+    ws = open_book(dataclasses.replace(report, reconciliation=Reconciliation(reconciliation)), tmp_path)["Details"]
     start = find_row(ws, "Reconciliation")
     assert rows(ws, start + 1)[:3] == [
         ("Model", "Currency", "Exported", "Provider", "Difference", "Status"),
@@ -377,7 +378,7 @@ def test_details_reconciliation_block(report, tmp_path):
 
 
 def test_every_sheet_prints_one_page_wide_with_its_header_repeated(report, tmp_path):
-    book = open_book(dataclasses.replace(report, journal=journal()), tmp_path)
+    book = open_book(with_entries(report, journal()), tmp_path)
     for ws in book.worksheets:
         assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1, ws.title
     for name in ("By Model", "By Day", "Transactions", "Journal"):

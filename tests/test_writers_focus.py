@@ -155,7 +155,7 @@ def test_days_are_utc_days_cut_to_the_export_window(tmp_path):
             usage_record("m", "-2.00", created_at="2024-01-15T03:00:00Z"),
             usage_record("m", "-4.00", created_at="2024-02-01T07:00:00Z")]
     report = make_report(raws, window)
-    assert report.transactions["date"].dt.day.tolist() == [1, 14, 31]  # local days differ
+    assert report.summaries.transactions["date"].dt.day.tolist() == [1, 14, 31]  # local days differ
     rows = write_focus(report, tmp_path)
     check_rules(rows)
     periods = [(r["ChargePeriodStart"], r["ChargePeriodEnd"], r["EffectiveCost"]) for r in rows]
@@ -228,7 +228,7 @@ def test_late_changes_to_closed_periods_are_correction_rows(tmp_path):
         {"id": "berlin", "period": "2023-10", "tz": "Europe/Berlin", "change": "arrived_late", "type": "usage",
          "model": "m/a", "amount_after_micros": -1_000, "delta_micros": -1_000},  # closed in another zone
     )
-    rows = write_focus(replace(report, adjustments=frame), tmp_path)
+    rows = write_focus(replace(report, booked=replace(report.booked, adjustments=frame)), tmp_path)
     check_rules(rows)
     corrections = [r for r in rows if r["ChargeClass"] == "Correction"]
     got = {r["x_TransactionId"]: (r["ChargeCategory"], r["BilledCost"], r["EffectiveCost"], r["ChargePeriodStart"],
@@ -245,7 +245,7 @@ def test_late_changes_to_closed_periods_are_correction_rows(tmp_path):
     assert {(r["BillingPeriodStart"], r["BillingPeriodEnd"]) for r in corrections} == {("2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z")}
     assert all("closed period" in r["ChargeDescription"] for r in corrections)
     assert [r["ChargeClass"] for r in rows if r["x_TransactionId"] == ""] == [""]  # this period's usage is no correction
-    empty = write_focus(replace(report, adjustments=adjustments()), tmp_path / "none")
+    empty = write_focus(replace(report, booked=replace(report.booked, adjustments=adjustments())), tmp_path / "none")
     assert [r["ChargeClass"] for r in empty] == [""]
 
 

@@ -14,10 +14,10 @@ import pytest
 from exporter.books.mapping_toml import load_mapping as load_accounts
 from exporter.errors import ExportError
 from exporter.config import RenderOptions
-from exporter.models import Report
+from exporter.report import Report
 from exporter.money import format_cents
 from exporter.writers.quickbooks import BANK_MAX_BYTES, QBO_JOURNAL_HEADER, QuickBooksWriter
-from factories import make_report, record, topup_record, usage_record
+from factories import make_report, record, topup_record, usage_record, with_entries
 
 GOLDEN = Path(__file__).parent / "golden"
 MAPPING = load_accounts(GOLDEN / "accounts_sample.toml")
@@ -269,10 +269,10 @@ def test_each_currency_gets_its_own_files(tmp_path):
 def test_a_broken_journal_is_refused_before_any_file_is_written(tmp_path):
     report = with_journal([topup_record("1.00")])
     entry = report.journal[0]
-    unbalanced = replace(report, journal=(replace(entry, lines=(entry.lines[0], replace(entry.lines[1], amount_cents=-99))),))
+    unbalanced = with_entries(report, (replace(entry, lines=(entry.lines[0], replace(entry.lines[1], amount_cents=-99))),))
     with pytest.raises(ExportError, match="does not balance"):
         QuickBooksWriter().write(unbalanced, tmp_path)
-    too_long = replace(report, journal=(replace(entry, number="WS2401T00001"),))
+    too_long = with_entries(report, (replace(entry, number="WS2401T00001"),))
     with pytest.raises(ExportError, match="journal number"):
         QuickBooksWriter().write(too_long, tmp_path)
     assert list(tmp_path.iterdir()) == []

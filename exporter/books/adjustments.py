@@ -184,7 +184,7 @@ class LateChanges:
 
 
 def late_changes(frame: pd.DataFrame | None) -> tuple[LateChanges, ...]:
-    """``Report.adjustments`` per closed period and currency, as the manifest, terminal and report show it."""
+    """``Booked.adjustments`` per closed period and currency, as the manifest, terminal and report show it."""
     if frame is None or frame.empty:
         return ()
     posted = frame[frame["delta_micros"] != 0]

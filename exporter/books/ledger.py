@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import Granularity
-from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, ProviderBalance, Report, RollForward, Summaries
+from .. import tables
+from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, ProviderBalance, RollForward, Summaries
 from ..money import round_to_cents
 from ..period import Window
 from ..transform import with_ratios
@@ -54,12 +55,15 @@ class BooksView:
 class Booked:
     """Period P booked: its journal, late changes, roll-forward, and what people should read."""
 
-    journal: Journal
-    adjustments: pd.DataFrame | None
-    rollforward: tuple[RollForward, ...]
-    by_model: pd.DataFrame
-    warnings: tuple[str, ...]
-    notes: tuple[str, ...]
+    journal: Journal  # the entries, and the rounding state after them (for the books database)
+    adjustments: pd.DataFrame | None = None  # tables.ADJUSTMENTS; None without closed periods re-read
+    rollforward: tuple[RollForward, ...] = ()  # one per currency; empty when not computed
+    warnings: tuple[str, ...] = ()  # the late changes found, the journal's, the roll-forward's checks
+    notes: tuple[str, ...] = ()  # information worth a line (e.g. a model seen for the first time); not warnings
+
+    def __post_init__(self) -> None:
+        if self.adjustments is not None:
+            tables.ADJUSTMENTS.require(self.adjustments)
 
 
 def read_view(books: Books, window: Window, lookback_days: int) -> BooksView:
@@ -111,7 +115,7 @@ def book_period(
 ) -> Booked:
     """Book P: late changes to the closed periods (``closed_records``: what the API returns for
     them now; ``moved``: P's records the books hold there, :func:`split_moved`), the journal
-    carrying on the running totals, the roll-forward, month-over-month."""
+    carrying on the running totals, the roll-forward (month-over-month is :func:`compare_models`)."""
     warnings: list[str] = []
     adjustments = None
     if view.closed and closed_records is not None and view.booked is not None:
@@ -126,13 +130,12 @@ def book_period(
     journal = build_journal(summaries.transactions, window, mapping, granularity,
                             carry=_seeded(view, rollforward, mapping), adjustments=adjustments,
                             journal_code=view.journal_code)
-    by_model = _with_previous(summaries.by_model, view.previous_models)
     new = sorted(set(summaries.by_model["model"]) - view.known_models - {""}) if view.known_models else []
     notes = tuple(f"new model: {model}" for model in new)
     if moved is not None and len(moved):
         notes += (f"{len(moved)} record(s) timestamped in {window.label} were booked in a closed period: "
                   "compared there as moved (adjustments.csv), not booked again",)
-    return Booked(journal, adjustments, rollforward, by_model, (*warnings, *journal.warnings, *checks), notes)
+    return Booked(journal, adjustments, rollforward, (*warnings, *journal.warnings, *checks), notes)
 
 
 def _seeded(view: BooksView, rollforward: tuple[RollForward, ...], mapping: AccountMapping) -> Carry:
@@ -150,9 +153,10 @@ def _seeded(view: BooksView, rollforward: tuple[RollForward, ...], mapping: Acco
     return carry
 
 
-def _with_previous(by_model: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
-    """by_model with previous_amount_micros and change_micros (nullable) when the previous period
-    is known; a model that disappeared appears with amount 0."""
+def compare_models(by_model: pd.DataFrame, view: BooksView) -> pd.DataFrame:
+    """by_model with previous_amount_micros and change_micros when the books know the previous
+    period's figures (:attr:`BooksView.previous_models`); a model that disappeared appears with amount 0."""
+    previous = view.previous_models
     if previous is None:
         return by_model
     before = previous.rename(columns={"amount": "previous_amount_micros"})[["model", "currency", "previous_amount_micros"]]
@@ -167,48 +171,52 @@ def _with_previous(by_model: pd.DataFrame, previous: pd.DataFrame | None) -> pd.
 # -- writing -------------------------------------------------------------------------------------
 
 
-def record_export(books: Books, report: Report, carry: Carry, manifest_sha256: str, pack: str, when: datetime,
+def record_export(books: Books, window: Window, granularity: str, summaries: Summaries, booked: Booked, *,
+                  in_period: int, recheck: Recheck | None, manifest_sha256: str, pack: str, when: datetime,
                   basis: str) -> None:
-    """Replace what the books hold for this (open) period by this export, booked on ``basis``
-    (:attr:`BooksView.basis`). Inside a transaction."""
-    window, label = report.window, report.window.label
+    """Replace what the books hold for this (open) period by this export (``in_period`` records,
+    booked into ``booked``) on ``basis`` (:attr:`BooksView.basis`). Inside a transaction."""
+    label = window.label
     books.forget(label)
     books.add_period(Period(label, window.first_day, window.last_day, window.tz_name, window.start, window.end,
-                            report.granularity, when, pack, manifest_sha256, int(report.stats.in_period), "open", None),
+                            granularity, when, pack, manifest_sha256, in_period, "open", None),
                      basis)
     books.add_rows("rollforward", label, [
         (r.currency, r.opening_micros, r.topups_micros, r.usage_micros, r.refunds_micros, r.other_micros,
          r.adjustments_micros, r.closing_micros, r.opening_source, r.provider_balance_micros, r.pending_micros)
-        for r in report.rollforward
+        for r in booked.rollforward
     ])
     books.add_rows("period_models", label, [
         (str(r.model), str(r.currency), int(r.count), int(r.amount_micros), int(r.refunds_micros))
-        for r in report.by_model.itertuples(index=False) if r.count or r.amount_micros or r.refunds_micros
+        for r in summaries.by_model.itertuples(index=False) if r.count or r.amount_micros or r.refunds_micros
     ])
-    books.add_carry(label, carry)
-    books.add_ledger_accounts(label, sorted({(line.account, e.currency) for e in report.journal for line in e.lines}))
-    if report.adjustments is not None:
+    entries = booked.journal.entries
+    books.add_carry(label, booked.journal.carry)
+    books.add_ledger_accounts(label, sorted({(line.account, e.currency) for e in entries for line in e.lines}))
+    if booked.adjustments is not None:
         books.add_rows("adjustments", label, [
             (str(r.id), str(r.period), str(r.change), str(r.type), str(r.model), str(r.payment_method),
              str(r.currency), str(r.status_before), str(r.status_after), int(r.amount_before_micros),
              int(r.amount_after_micros), int(r.delta_micros), int(r.day))
-            for r in report.adjustments.itertuples(index=False)
+            for r in booked.adjustments.itertuples(index=False)
         ])
-    if report.recheck is not None:  # each closed day re-read whole, and when (docs/booking.md, "Finding late changes")
-        books.add_full_checks(label, [day_number(d) for d in report.recheck.days], when)
-    books.keep_snapshot(label, snapshot_frame(report))
-    books.log(label, "export", f"{report.stats.in_period} records, pack {pack}", when)
+    if recheck is not None:  # each closed day re-read whole, and when (docs/booking.md, "Finding late changes")
+        books.add_full_checks(label, [day_number(d) for d in recheck.days], when)
+    books.keep_snapshot(label, snapshot_frame(summaries.transactions, entries, granularity, window.last_day))
+    books.log(label, "export", f"{in_period} records, pack {pack}", when)
 
 
-def snapshot_frame(report: Report) -> pd.DataFrame:
-    """What this export booked of each record (:data:`.snapshots.SNAPSHOT_COLUMNS`): kept in the
-    books at export, it becomes the period's booked records when the period closes."""
-    frame = report.transactions.reset_index(drop=True)
-    summaries, singles = _entry_numbers(report.journal)
+def snapshot_frame(transactions: pd.DataFrame, journal: tuple[JournalEntry, ...], granularity: str,
+                   last_day: date) -> pd.DataFrame:
+    """What the ``journal`` booked of each record of ``transactions`` (the period's, which ends on
+    ``last_day``; :data:`.snapshots.SNAPSHOT_COLUMNS`): kept in the books at export, it becomes the
+    period's booked records when the period closes."""
+    frame = transactions.reset_index(drop=True)
+    summaries, singles = _entry_numbers(journal)
     days = frame["date"].to_numpy().astype("datetime64[D]")
-    if report.granularity == "monthly":
+    if granularity == "monthly":
         month_end = (days.astype("datetime64[M]") + 1).astype("datetime64[D]") - 1
-        days = np.minimum(month_end, np.datetime64(report.window.last_day.isoformat(), "D"))
+        days = np.minimum(month_end, np.datetime64(last_day.isoformat(), "D"))
     keyed = pd.DataFrame({"role": frame["role"].astype("category"), "currency": frame["currency"].astype("category"),
                           "day": days})
     summary = pd.DataFrame(summaries, columns=["role", "currency", "day", "entry"])
@@ -243,5 +251,5 @@ def _entry_numbers(journal: tuple[JournalEntry, ...]) -> tuple[list[tuple[str, s
     return summary, single
 
 
-__all__ = ["Booked", "BooksView", "book_period", "read_view", "record_export", "snapshot_frame",
-           "split_moved"]
+__all__ = ["Booked", "BooksView", "book_period", "compare_models", "read_view", "record_export",
+           "snapshot_frame", "split_moved"]

@@ -32,7 +32,7 @@ def reconcile(by_model: pd.DataFrame, provider: ProviderUsage) -> tuple[pd.DataF
     """Compare exported usage with the provider's summary; one row per (model, currency).
 
     ``by_model`` has columns model, currency and amount_micros (negative spend), like
-    ``Report.by_model``; the pipeline passes the usage of the provider's own days, which is the
+    ``Summaries.by_model``; the pipeline passes the usage of the provider's own days, which is the
     period's when the period is in UTC (the provider's days are UTC days).
 
     Returns the frame (columns :data:`RECONCILIATION_COLUMNS`, amounts as positive spend in

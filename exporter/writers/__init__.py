@@ -1,4 +1,4 @@
-"""Writers lay out a finished :class:`~exporter.models.Report` as files in a folder.
+"""Writers lay out a finished :class:`~exporter.report.Report` as files in a folder.
 
 Every format is one module here and one line in :data:`WRITERS`; ``--format`` choices come from
 this table. A writer is a :class:`~.base.Writer`: it takes the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..books.mapping import AccountMapping
 from ..config import DEFAULT_FORMATS, RenderOptions
-from ..models import Report
+from ..report import Report
 from .base import Writer
 
 # format name -> (module in this package, class)

@@ -8,7 +8,8 @@ from typing import ClassVar
 
 from ..books.mapping import AccountMapping
 from ..config import RenderOptions
-from ..models import JournalEntry, Report
+from ..models import JournalEntry
+from ..report import Report
 
 
 class Writer:

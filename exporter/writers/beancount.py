@@ -25,7 +25,8 @@ from pathlib import Path
 from ..books.journal import check_entries
 from ..books.mapping import ACCOUNT_ROOTS, AccountMapping
 from ..errors import DataError, ExportError
-from ..models import JournalEntry, Report, RollForward
+from ..models import JournalEntry, RollForward
+from ..report import Report
 from ..money import format_cents, round_to_cents
 from .base import Writer
 
@@ -47,7 +48,7 @@ class BeancountWriter(Writer):
         check_entries(report.journal)
         names = beancount_names(_ledger_accounts(report), report.mapping)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = [folder / ACCOUNTS_FILE, folder / f"wavespeed_{report.window.label}.beancount"]
+        paths = [folder / ACCOUNTS_FILE, folder / f"wavespeed_{report.context.window.label}.beancount"]
         for path, text in zip(paths, (render_accounts([report], names), render_transactions(report, names))):
             path.write_text(text, encoding="utf-8", newline="\n")
         return paths
@@ -56,7 +57,7 @@ class BeancountWriter(Writer):
 def _ledger_accounts(report: Report) -> set[str]:
     """Every account the ledger may meet: the mapping's, the books' earlier ones, this journal's.
     Naming them all at once keeps each Beancount name the same from month to month."""
-    return (set(report.mapping.accounts) | {name for name, _ in report.ledger_accounts}
+    return (set(report.mapping.accounts) | {name for name, _ in report.books.ledger_accounts}
             | {line.account for entry in report.journal for line in entry.lines})
 
 
@@ -64,7 +65,7 @@ def _openings(report: Report) -> list[RollForward]:
     """Currencies whose opening balance this file must post: the books' first period, opening known."""
     if report.mapping.postpaid:
         return []
-    return [row for row in report.rollforward if row.opening_micros is not None and not row.chained]
+    return [row for row in report.booked.rollforward if row.opening_micros is not None and not row.chained]
 
 
 def render_accounts(reports: Sequence[Report], names: dict[str, str]) -> str:
@@ -74,17 +75,17 @@ def render_accounts(reports: Sequence[Report], names: dict[str, str]) -> str:
     vendor = report.mapping.vendor
     currencies_of: dict[str, set[str]] = {}
     for each in reports:
-        for name, currency in each.ledger_accounts:
+        for name, currency in each.books.ledger_accounts:
             currencies_of.setdefault(names[name], set()).add(_currency(currency))
         for entry in each.journal:
             for line in entry.lines:
                 currencies_of.setdefault(names[line.account], set()).add(_currency(entry.currency))
-        for row in each.rollforward:
+        for row in each.booked.rollforward:
             for account in (names[each.mapping.prepaid], OPENING_EQUITY):
                 currencies_of.setdefault(account, set()).add(_currency(row.currency))
-    first = min(day for each in reports for day in (each.books_start, each.window.first_day) if day)
+    first = min(day for each in reports for day in (each.books.start, each.context.window.first_day) if day)
     out = [
-        f"; {vendor} accounts for the Beancount ledger, wavespeed-export {report.tool_version}: include this",
+        f"; {vendor} accounts for the Beancount ledger, wavespeed-export {report.context.tool_version}: include this",
         "; file once, with the transaction file of every period (wavespeed_<period>.beancount)",
         f'option "title" {_string(f"{vendor} billing")}',
     ]
@@ -101,11 +102,12 @@ def render_transactions(report: Report, names: dict[str, str], account: str = ""
     ``account`` (the consolidated pack): every transaction tagged ``#<account>`` and carrying
     ``wavespeed_account``; no balance assertion, since accounts may share the prepaid account
     (each account's own pack asserts its own; docs/profiles.md)."""
-    window, vendor = report.window, report.mapping.vendor
+    window, vendor = report.context.window, report.mapping.vendor
     prepaid = names[report.mapping.prepaid]
     tag = f" #{account}" if account else ""
     out = [f"; {vendor} billing {window.label} ({window.tz_name}){' of ' + account if account else ''}, "
-           f"wavespeed-export {report.tool_version}:", f"; transactions only, the accounts are opened in {ACCOUNTS_FILE}"]
+           f"wavespeed-export {report.context.tool_version}:",
+           f"; transactions only, the accounts are opened in {ACCOUNTS_FILE}"]
     for row in _openings(report):
         cents, currency = round_to_cents(int(row.opening_micros or 0)), _currency(row.currency)
         title = _string("Opening balance of the prepaid credit")
@@ -116,7 +118,7 @@ def render_transactions(report: Report, names: dict[str, str], account: str = ""
         out.extend(_transaction(entry, names, vendor, account))
     if not report.mapping.postpaid and not account:
         after = (window.last_day + timedelta(days=1)).isoformat()
-        for row in report.rollforward:
+        for row in report.booked.rollforward:
             if row.topups_derived:  # top-ups the journal did not book: the ledger cannot hold this closing
                 out += ["", f"; no balance assertion for {row.currency}: top-ups {row.topups_source}"]
             elif row.closing_micros is not None:

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..models import Report
+from ..report import Report
 from ..money import format_micros
 from .base import Writer
 from .sanitize import neutralize
@@ -54,28 +54,28 @@ class CsvWriter(Writer):
 
     def write(self, report: Report, folder: Path) -> list[Path]:
         paths = [
-            write_transactions(report.transactions, folder / "transactions.csv"),
-            write_rows(folder / "by_model.csv", BY_MODEL_HEADER, by_model_cells(report.by_model)),
-            write_rows(folder / "by_day.csv", BY_DAY_HEADER, by_day_cells(report.by_day)),
+            write_transactions(report.summaries.transactions, folder / "transactions.csv"),
+            write_rows(folder / "by_model.csv", BY_MODEL_HEADER, by_model_cells(report.summaries.by_model)),
+            write_rows(folder / "by_day.csv", BY_DAY_HEADER, by_day_cells(report.summaries.by_day)),
         ]
-        if len(report.by_key):
+        if len(report.summaries.by_key):
             paths.append(write_rows(folder / "by_key.csv", BY_KEY_HEADER, (
                 [neutralize(str(r.api_key_name)), neutralize(str(r.api_key_id)), neutralize(str(r.currency)), int(r.count),
                  format_micros(r.usage_micros), format_micros(r.refunds_micros), format_micros(r.net_micros)]
-                for r in report.by_key.itertuples(index=False)
+                for r in report.summaries.by_key.itertuples(index=False)
             )))
-        if report.reconciliation is not None:
+        if report.reconciliation.frame is not None:
             paths.append(write_rows(folder / "reconciliation.csv", ["model", "currency", "exported", "provider", "difference", "status"], (
                 [neutralize(r.model), neutralize(r.currency), format_micros(r.exported_micros),
                  format_micros(r.provider_micros), format_micros(r.difference_micros), neutralize(r.status)]
-                for r in report.reconciliation.itertuples(index=False)
+                for r in report.reconciliation.frame.itertuples(index=False)
             )))
-        if report.adjustments is not None:
+        if report.booked.adjustments is not None:
             paths.append(write_rows(folder / "adjustments.csv", ADJUSTMENTS_HEADER, (
                 [neutralize(str(r.id)), r.period, r.change, neutralize(str(r.type)), neutralize(str(r.model)),
                  neutralize(str(r.currency)), neutralize(str(r.status_before)), neutralize(str(r.status_after)),
                  format_micros(r.amount_before_micros), format_micros(r.amount_after_micros), format_micros(r.delta_micros)]
-                for r in report.adjustments.itertuples(index=False)
+                for r in report.booked.adjustments.itertuples(index=False)
             )))
         return paths
 

@@ -8,8 +8,8 @@ Definitions (README, "Monthly report"):
 
 - **usage** is the completed usage of the period, positive; **refunded tasks** the completed
   credits back that name a model; **AI spend** = usage - refunded tasks.
-- **change** compares AI spend with the previous period of the books (``Report.history`` row
-  of ``Report.previous_label``); per model it is the change in usage (``by_model.change_micros``,
+- **change** compares AI spend with the previous period of the books (``BooksBefore.history`` row
+  of ``BooksBefore.previous_label``); per model it is the change in usage (``by_model.change_micros``,
   usage having a negative sign there, so spend change = -change_micros).
 - **runway** = closing credit / average daily AI spend, the average over the period's days up
   to the day the report was made (a period not over yet is averaged over its elapsed days);
@@ -28,7 +28,8 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 import pandas as pd
 
 from ..books.adjustments import LateChanges, late_changes
-from ..models import COMPLETED, Report, RollForward
+from ..models import COMPLETED, RollForward
+from ..report import Report
 from ..money import MICROS_PER_CENT, MICROS_PER_UNIT, allocate_cents, round_to_cents
 from .amounts_text import cents_text, money, percent, price, signed_money
 
@@ -221,48 +222,49 @@ class Figures:
 
 def compute(report: Report) -> Figures:
     """The report's figures (pure; reads only the summary frames)."""
-    window = report.window
+    window = report.context.window
     days = _elapsed_days(report)
-    rollforward = {r.currency: r for r in report.rollforward}
+    rollforward = {r.currency: r for r in report.booked.rollforward}
     currencies = sorted(
-        set(report.by_model["currency"].astype("str"))
-        | set(report.totals["currency"].astype("str"))
+        set(report.summaries.by_model["currency"].astype("str"))
+        | set(report.summaries.totals["currency"].astype("str"))
         | set(rollforward)
     )
-    left = report.status_counts[report.status_counts["status"] != COMPLETED]
+    left = report.summaries.status_counts[report.summaries.status_counts["status"] != COMPLETED]
     return Figures(
-        account=report.account,
+        account=report.context.account,
         label=window.label,
         first_day=window.first_day,
         last_day=window.last_day,
         tz_name=window.tz_name,
-        previous_label=report.previous_label,
+        previous_label=report.books.previous_label,
         currencies=tuple(_currency(report, c, rollforward.get(c), days) for c in currencies),
         left_out=tuple(
             LeftOut(str(r.status), str(r.type), str(r.currency), int(r.count), abs(int(r.amount_micros)))
             for r in left.sort_values(["status", "type", "currency"]).itertuples(index=False)
         ),
-        records=int(report.status_counts["count"].sum()),
+        records=int(report.summaries.status_counts["count"].sum()),
         warnings=report.warnings,
-        late_changes=late_changes(report.adjustments),
+        late_changes=late_changes(report.booked.adjustments),
     )
 
 
 def _elapsed_days(report: Report) -> int:
     """Days of the period up to the report's local date (all of them once the period is over)."""
-    window = report.window
-    today = report.generated_at.astimezone(window.tz).date() if report.generated_at.tzinfo else report.generated_at.date()
+    window, generated = report.context.window, report.context.generated_at
+    today = generated.astimezone(window.tz).date() if generated.tzinfo else generated.date()
     total = (window.last_day - window.first_day).days + 1
     return max(1, min(total, (today - window.first_day).days + 1))
 
 
 def _currency(report: Report, currency: str, rollforward: RollForward | None, days: int) -> CurrencyFigures:
-    by_model = report.by_model[report.by_model["currency"].astype("str") == currency]
-    totals = report.totals[(report.totals["currency"] == currency) & (report.totals["type"] == "topup")]
-    previous = _history_row(report, report.previous_label, currency)
+    by_model = report.summaries.by_model[report.summaries.by_model["currency"].astype("str") == currency]
+    totals = report.summaries.totals
+    totals = totals[(totals["currency"] == currency) & (totals["type"] == "topup")]
+    previous = _history_row(report, report.books.previous_label, currency)
     spend_now = -int(by_model["net_micros"].sum())
-    by_key = report.by_key[report.by_key["currency"].astype("str") == currency]
-    late = sum(change.spend_micros for change in late_changes(report.adjustments) if change.currency == currency)
+    by_key = report.summaries.by_key[report.summaries.by_key["currency"].astype("str") == currency]
+    late = sum(change.spend_micros for change in late_changes(report.booked.adjustments) if change.currency == currency)
     topups: int | None = int(totals["amount_micros"].sum())
     if rollforward is not None and rollforward.topups_derived:  # docs/booking.md, "Top-ups with the current API"
         topups = rollforward.topups_micros if rollforward.topups_source.startswith("derived") else None
@@ -364,16 +366,16 @@ def _ratio(numerator: int, denominator: int) -> Decimal:
 
 def _daily(report: Report, currency: str) -> tuple[tuple[date, int], ...]:
     """Usage per day, positive, for every day of the period (0 on a day without usage)."""
-    by_day = report.by_day[report.by_day["currency"].astype("str") == currency]
+    by_day = report.summaries.by_day[report.summaries.by_day["currency"].astype("str") == currency]
     usage = {pd.Timestamp(d).date(): -int(u) for d, u in zip(by_day["date"], by_day["usage_micros"])}
-    first, last = report.window.first_day, report.window.last_day
+    first, last = report.context.window.first_day, report.context.window.last_day
     days = (first + timedelta(days=n) for n in range((last - first).days + 1))
     return tuple((day, usage.get(day, 0)) for day in days)
 
 
 def _history_row(report: Report, label: str | None, currency: str) -> tuple[int, int] | None:
     """(AI spend, refunded tasks) of one period of the books, positive; None when not held."""
-    history = report.history
+    history = report.books.history
     if label is None or history is None:
         return None
     rows = history[(history["label"] == label) & (history["currency"] == currency)]
@@ -385,16 +387,16 @@ def _history_row(report: Report, label: str | None, currency: str) -> tuple[int,
 
 def _monthly(report: Report, currency: str, spend_now: int) -> tuple[tuple[str, int], ...]:
     """AI spend per period from the books, this period included, the last 12; () without books."""
-    history = report.history
+    history = report.books.history
     if history is None:
         return ()
     rows = history[history["currency"] == currency]
     series = [
         (str(label), -int(usage) - int(refunds))
         for label, usage, refunds in zip(rows["label"], rows["usage_micros"], rows["refunds_micros"])
-        if str(label) != report.window.label
+        if str(label) != report.context.window.label
     ]
-    series.append((report.window.label, spend_now))
+    series.append((report.context.window.label, spend_now))
     return tuple(series[-HISTORY_MONTHS:])
 
 

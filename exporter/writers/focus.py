@@ -11,7 +11,7 @@ One row per charge, in the FinOps Open Cost and Usage Specification's columns:
 - ``Credit``: credits back to the balance (refunded tasks, goodwill credits) per UTC day x model x
   API key x currency, with every cost column equal.
 - ``Adjustment``: records the booking rules cannot place (the journal's suspense records).
-- ``ChargeClass = Correction``: late changes to closed periods from ``report.adjustments``.
+- ``ChargeClass = Correction``: late changes to closed periods from ``report.booked.adjustments``.
 
 Amounts come from the exact int micros (never floats); the day of a charge is the UTC day of its
 ``created_at``, cut to the export window, since FOCUS date-times are UTC.
@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, ExportError
-from ..models import COMPLETED, Report
+from ..models import COMPLETED
+from ..report import Report
 from ..money import format_micros
 from ..period import Window
 from ..transform import day_key, grouped_sums, text_key
@@ -88,12 +89,12 @@ def focus_rows(report: Report, sub_account: str | None = None) -> list[list[str]
     """The report's FOCUS rows; with ``sub_account`` (the consolidated pack) in
     :data:`CONSOLIDATED_HEADER` order, the account as BillingAccount and SubAccount (each account
     has its own credit), the API key in x_ columns."""
-    context = _Context(report.window, _utc_second(report.window.start), _utc_second(report.window.end),
-                       report.mapping.postpaid)
-    charges = focus_charges(report.transactions, context)
-    if report.adjustments is not None and len(report.adjustments):
-        charges = pd.concat([charges, correction_charges(report.adjustments, context)], ignore_index=True)
-    return render_rows(charges, context, sub_account or report.account, sub_account)
+    window = report.context.window
+    context = _Context(window, _utc_second(window.start), _utc_second(window.end), report.mapping.postpaid)
+    charges = focus_charges(report.summaries.transactions, context)
+    if report.booked.adjustments is not None and len(report.booked.adjustments):
+        charges = pd.concat([charges, correction_charges(report.booked.adjustments, context)], ignore_index=True)
+    return render_rows(charges, context, sub_account or report.context.account, sub_account)
 
 
 def write_focus(path: Path, header: list[str], rows: list[list[str]]) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timezone
 from pathlib import Path
 
-from ..models import Report
+from ..report import Report
 from ..money import MICROS_PER_CENT, format_micros
 from .base import Writer
 from .figures import (
@@ -117,16 +117,16 @@ def render(report: Report) -> str:
     if figures.warnings:
         body += ['<section id="warnings"><h2>Warnings</h2><ul class="warnings">',
                  *(f"<li>{esc(w)}</li>" for w in figures.warnings), "</ul></section>"]
-    generated = report.generated_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = report.context.generated_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body.append(
         f"<footer><p>{figures.records:,} records of the period, made by wavespeed-export "
-        f"{esc(report.tool_version)} at {esc(generated)}. Exact amounts: the CSV files and the workbook of "
+        f"{esc(report.context.tool_version)} at {esc(generated)}. Exact amounts: the CSV files and the workbook of "
         "this pack.</p></footer>"
     )
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f'<meta name="generator" content="wavespeed-export {esc(report.tool_version)}">\n'
+        f'<meta name="generator" content="wavespeed-export {esc(report.context.tool_version)}">\n'
         f"<title>{esc(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(body)
         + "\n</main>\n</body>\n</html>\n"
@@ -259,7 +259,7 @@ def _chart_figure(caption: str, svg: str) -> str:
 
 def _all_models(report: Report) -> list[str]:
     """Every model (the By Model sheet, spend positive): usage, refunded tasks, spend, share, unit cost."""
-    frame = report.by_model.sort_values(["currency", "amount_micros", "model"], kind="stable")
+    frame = report.summaries.by_model.sort_values(["currency", "amount_micros", "model"], kind="stable")
     heads = ["Model", "Currency", "Tasks", "Usage", "Refunded", "Spend", "Share", "Unit cost"]
     rows = [
         _row([

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..books.adjustments import late_changes
-from ..models import Report, RollForward
+from ..models import RollForward
+from ..report import Report
 from .csv_files import by_model_rows
 from ..money import format_micros
 from ..pack import MANIFEST_NAME, PreviousPack, file_entry
@@ -20,18 +21,18 @@ def _instant(value: Any) -> str:
 
 def build_manifest(report: Report, folder: Path, files: list[Path], formats: tuple[str, ...] = ()) -> dict[str, Any]:
     """The manifest: amounts signed as in the CSV files (usage negative); ``formats`` the pack holds."""
-    window, stats = report.window, report.stats
+    window, stats = report.context.window, report.context.stats
     reconciliation = None
-    if report.reconciliation is not None:
+    if report.reconciliation.frame is not None:
         reconciliation = [
             {"model": r.model, "currency": r.currency, "exported": format_micros(r.exported_micros),
              "provider": format_micros(r.provider_micros), "difference": format_micros(r.difference_micros),
              "status": r.status}
-            for r in report.reconciliation.itertuples(index=False)
+            for r in report.reconciliation.frame.itertuples(index=False)
         ]
     manifest = {
-        "tool": {"name": "wavespeed-export", "version": report.tool_version},
-        "generated_at": _instant(report.generated_at),
+        "tool": {"name": "wavespeed-export", "version": report.context.tool_version},
+        "generated_at": _instant(report.context.generated_at),
         "period": {
             "label": window.label,
             "first_day": window.first_day.isoformat(),
@@ -54,30 +55,30 @@ def build_manifest(report: Report, folder: Path, files: list[Path], formats: tup
         "counts": [
             {"type": r.type, "status": r.status, "currency": r.currency, "count": int(r.count),
              "amount": format_micros(r.amount_micros)}
-            for r in report.status_counts.itertuples(index=False)
+            for r in report.summaries.status_counts.itertuples(index=False)
         ],
-        "totals": totals_entries(report.totals),
+        "totals": totals_entries(report.summaries.totals),
         "journal_entries": len(report.journal),
         "reconciliation": reconciliation,
         "warnings": list(report.warnings),
         "notes": list(report.notes),
     }
-    if report.rollforward:
-        manifest["rollforward"] = [_rollforward_entry(r) for r in report.rollforward]
-    if report.adjustments is not None:
+    if report.booked.rollforward:
+        manifest["rollforward"] = [_rollforward_entry(r) for r in report.booked.rollforward]
+    if report.booked.adjustments is not None:
         manifest["adjustments"] = [
             {"period": c.period, "currency": c.currency, "count": c.count, "total": format_micros(c.delta_micros)}
-            for c in late_changes(report.adjustments)
+            for c in late_changes(report.booked.adjustments)
         ]
-    if report.recheck is not None:
-        manifest["recheck"] = {"summary": report.recheck.text, **report.recheck.to_json()}
+    if report.books.recheck is not None:
+        manifest["recheck"] = {"summary": report.books.recheck.text, **report.books.recheck.to_json()}
     manifest["formats"] = list(formats)
     manifest["files"] = [file_entry(path, folder) for path in sorted(files)]
     return manifest
 
 
 def totals_entries(totals: Any) -> list[dict[str, Any]]:
-    """Completed records per currency and type (``Report.totals``' columns), amounts signed."""
+    """Completed records per currency and type (``Summaries.totals``' columns), amounts signed."""
     return [{"currency": r.currency, "type": r.type, "count": int(r.count), "amount": format_micros(r.amount_micros)}
             for r in totals.itertuples(index=False)]
 
@@ -123,5 +124,5 @@ def export_summary(manifest: dict[str, Any], folder: Path, previous: PreviousPac
 def report_summary(report: Report) -> dict[str, Any]:
     """``summary_of`` a manifest of no files, plus spend per model (``summary --json``); amounts signed."""
     summary = {k: v for k, v in summary_of(build_manifest(report, Path(), [])).items() if k not in ("formats", "files")}
-    summary["by_model"] = by_model_rows(report.by_model)
+    summary["by_model"] = by_model_rows(report.summaries.by_model)
     return summary

@@ -31,7 +31,8 @@ from pathlib import Path
 from ..books.journal import check_entries
 from ..books.mapping import AccountMapping
 from ..errors import ConfigError, ExportError
-from ..models import JournalEntry, Report
+from ..models import JournalEntry
+from ..report import Report
 from ..money import format_cents
 from .base import Writer, entries_by_currency, write_files
 from .sanitize import import_text

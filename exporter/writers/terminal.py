@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..books.adjustments import late_changes
-from ..models import Report
+from ..report import Report
 from ..money import format_micros
 from .figures import late_change_text
 from ..pack import PreviousPack
@@ -43,8 +43,9 @@ def render_summary(report: Report) -> str:
 
     Per row: spend (usage, positive) - refunds (refunded tasks) = net spend.
     """
-    lines = [f"{report.window.label}  ({report.window.tz_name}, {report.stats.in_period:,} records)", ""]
-    by_model = report.by_model
+    window = report.context.window
+    lines = [f"{window.label}  ({window.tz_name}, {report.context.stats.in_period:,} records)", ""]
+    by_model = report.summaries.by_model
     rows = [
         (r.model or "(none)", r.currency, f"{r.count:,}", money(-r.amount_micros), money(r.refunds_micros),
          money(-r.net_micros), f"{r.share * 100:.2f}%")
@@ -63,7 +64,7 @@ def render_summary(report: Report) -> str:
 
     lines += [fmt(SUMMARY_HEADER), rule, *map(fmt, rows), rule, *map(fmt, total_rows), ""]
     lines += _totals_lines(report, "")
-    pending = report.status_counts[report.status_counts["status"] != "completed"]
+    pending = report.summaries.status_counts[report.summaries.status_counts["status"] != "completed"]
     for r in pending.itertuples(index=False):
         lines.append(f"not counted: {r.count:,} {r.type} record(s) with status {r.status}")
     for warning in report.warnings:
@@ -77,7 +78,8 @@ def render_result(report: Report, folder: Path, files: list[Path], replaced: str
     lines = [f"wrote {len(files)} files to {folder}"]
     if replaced:
         lines.append(replaced)
-    lines.append(f"{report.stats.in_period:,} records in {report.window.label} ({report.window.tz_name})")
+    window = report.context.window
+    lines.append(f"{report.context.stats.in_period:,} records in {window.label} ({window.tz_name})")
     lines += _totals_lines(report, "  ")
     lines.extend(render_rollforward(report))
     lines.append(f"{len(report.journal)} journal entries; {len(report.warnings)} warning(s)")
@@ -89,7 +91,7 @@ def render_result(report: Report, folder: Path, files: list[Path], replaced: str
 def render_rollforward(report: Report) -> list[str]:
     """The credit roll-forward per currency, and the late changes posted, one line each (spend positive)."""
     lines = []
-    for r in report.rollforward:
+    for r in report.booked.rollforward:
         opening = "unknown" if r.opening_micros is None else money(r.opening_micros)
         closing = "unknown" if r.closing_micros is None else money(r.closing_micros)
         lines.append(
@@ -101,13 +103,13 @@ def render_rollforward(report: Report) -> list[str]:
         lines.append(f"  opening: {r.opening_source}")
         if r.topups_derived:
             lines.append(f"  top-ups: {r.topups_source}")
-    if report.recheck is not None:
-        lines.append(f"late changes: {report.recheck.text}")
-    changes = late_changes(report.adjustments)
+    if report.books.recheck is not None:
+        lines.append(f"late changes: {report.books.recheck.text}")
+    changes = late_changes(report.booked.adjustments)
     for change in changes:  # as the report says it: spend positive (figures.late_change_text)
-        lines.append(f"late changes to {late_change_text(change, signed)}; posted in {report.window.label}")
+        lines.append(f"late changes to {late_change_text(change, signed)}; posted in {report.context.window.label}")
     for currency in sorted({change.currency for change in changes}):
-        usage = report.by_model[report.by_model["currency"].astype("str") == currency]
+        usage = report.summaries.by_model[report.summaries.by_model["currency"].astype("str") == currency]
         spend = -int(usage["net_micros"].sum())
         late = sum(change.spend_micros for change in changes if change.currency == currency)
         if late:
@@ -126,7 +128,7 @@ def _totals_lines(report: Report, indent: str) -> list[str]:
     return [
         f"{indent}{_TYPE_LABELS.get(r.type, r.type):<12} {r.currency:<4} {r.count:>9,}  "
         f"{money(people_amount(r.type, r.amount_micros)):>18}"
-        for r in report.totals.itertuples(index=False)
+        for r in report.summaries.totals.itertuples(index=False)
     ]
 
 

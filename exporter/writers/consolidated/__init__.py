@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import RenderOptions
-from ...models import Consolidated
+from ...report import Consolidated
 from ...pack import file_entry
 from ..manifest import _instant, totals_entries
 from . import journals
@@ -62,10 +62,11 @@ def build_manifest(consolidated: Consolidated, folder: Path, files: list[Path],
         "period": {"label": consolidated.label},
         "accounts": [
             {"account": pack.name, "folder": str(pack.folder), "manifest_sha256": pack.manifest_sha256,
-             "first_day": pack.report.window.first_day.isoformat(), "last_day": pack.report.window.last_day.isoformat(),
-             "time_zone": pack.report.window.tz_name, "start": _instant(pack.report.window.start),
-             "end": _instant(pack.report.window.end), "journal_entries": len(pack.report.journal),
-             "totals": totals_entries(pack.report.totals)}
+             "first_day": pack.report.context.window.first_day.isoformat(),
+             "last_day": pack.report.context.window.last_day.isoformat(),
+             "time_zone": pack.report.context.window.tz_name, "start": _instant(pack.report.context.window.start),
+             "end": _instant(pack.report.context.window.end), "journal_entries": len(pack.report.journal),
+             "totals": totals_entries(pack.report.summaries.totals)}
             for pack in consolidated.accounts
         ],
         "totals": totals_entries(totals(consolidated)),

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from ...models import Consolidated, Report
+from ...report import Consolidated, Report
 from ..figures import CurrencyFigures, ModelLine, compute
 
 TOP_MODELS_PER_ACCOUNT = 5
@@ -108,17 +108,17 @@ def top_models(figures: CurrencyFigures, count: int = TOP_MODELS_PER_ACCOUNT) ->
 
 
 def with_account(consolidated: Consolidated, frame_of: str) -> pd.DataFrame:
-    """The accounts' frames (``Report.<frame_of>``) one after another, an ``account`` column first."""
+    """The accounts' frames (``Summaries.<frame_of>``) one after another, an ``account`` column first."""
     frames = []
     for account in consolidated.accounts:
-        frame: pd.DataFrame = getattr(account.report, frame_of)
+        frame: pd.DataFrame = getattr(account.report.summaries, frame_of)
         frames.append(frame.assign(account=account.name)[["account", *frame.columns]])
     return pd.concat(frames, ignore_index=True)
 
 
 def totals(consolidated: Consolidated) -> pd.DataFrame:
-    """Completed records per currency and type: the sum of the accounts' ``Report.totals`` (exact ints)."""
-    frame = pd.concat([account.report.totals for account in consolidated.accounts], ignore_index=True)
+    """Completed records per currency and type: the sum of the accounts' ``Summaries.totals`` (exact ints)."""
+    frame = pd.concat([account.report.summaries.totals for account in consolidated.accounts], ignore_index=True)
     summed = frame.groupby(["currency", "type"], sort=True)[["count", "amount_micros"]].sum().reset_index()
     return summed.astype({"count": "int64", "amount_micros": "int64"})
 

@@ -22,7 +22,8 @@ from ...books.journal import check_entries
 from ...books.mapping import AccountMapping
 from ...config import RenderOptions
 from ...errors import ConfigError
-from ...models import AccountPack, Consolidated, JournalEntry
+from ...models import JournalEntry
+from ...report import AccountPack, Consolidated
 from ..base import entries_by_currency, write_files
 from ..beancount import (
     ACCOUNTS_FILE,
@@ -113,7 +114,7 @@ def write_xero(consolidated: Consolidated, folder: Path, options: RenderOptions)
 def write_beancount(consolidated: Consolidated, folder: Path) -> list[Path]:
     reports = [pack.report for pack in consolidated.accounts]
     mapping = joint_mapping(consolidated)
-    used = set(mapping.accounts) | {name for r in reports for name, _ in r.ledger_accounts} | {
+    used = set(mapping.accounts) | {name for r in reports for name, _ in r.books.ledger_accounts} | {
         line.account for r in reports for entry in r.journal for line in entry.lines}
     names = beancount_names(used, mapping)
     check_entries([entry for report in reports for entry in report.journal])  # numbers unique across accounts

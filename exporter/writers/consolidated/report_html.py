@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC
 from pathlib import Path
 
-from ...models import Consolidated
+from ...report import Consolidated
 from ..figures import money, percent, signed_money
 from ..html_report import _STYLE, REPORT_NAME, _row, _table
 from ..svg import Bar, esc, horizontal_bars

@@ -16,7 +16,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
-from ...models import Consolidated
+from ...report import Consolidated
 from ...money import micros_to_decimal
 from ..csv_files import (
     BY_DAY_HEADER,
@@ -72,7 +72,7 @@ def write_csv(consolidated: Consolidated, folder: Path) -> list[Path]:
 def _prefixed(consolidated: Consolidated, frame_of: str) -> Iterator[list[object]]:
     cells = by_model_cells if frame_of == "by_model" else by_day_cells
     for account in consolidated.accounts:
-        for row in cells(getattr(account.report, frame_of)):
+        for row in cells(getattr(account.report.summaries, frame_of)):
             yield [neutralize(account.name), *row]
 
 

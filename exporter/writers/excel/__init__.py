@@ -14,7 +14,7 @@ from pathlib import Path
 from openpyxl import Workbook
 
 from ...books.journal import check_entries
-from ...models import Report
+from ...report import Report
 from ..base import Writer
 from .cells import clean_text
 from .details import write_details
@@ -31,15 +31,15 @@ class ExcelWriter(Writer):
     journal = True
 
     def write(self, report: Report, folder: Path) -> list[Path]:
-        path = Path(folder) / f"wavespeed_{report.window.label}.xlsx"
+        path = Path(folder) / f"wavespeed_{report.context.window.label}.xlsx"
         workbook = Workbook()
-        workbook.properties.creator = f"wavespeed-export {report.tool_version}"
-        workbook.properties.title = f"WaveSpeedAI billing {report.window.label}"
+        workbook.properties.creator = f"wavespeed-export {report.context.tool_version}"
+        workbook.properties.title = f"WaveSpeedAI billing {report.context.window.label}"
         write_summary(workbook.active, report)
-        write_by_model(workbook.create_sheet("By Model"), report.by_model)
-        write_by_day(workbook.create_sheet("By Day"), report.by_day)
-        details = add_detail_placeholders(workbook, report.transactions)
-        rows = DetailRows(report.transactions, register_styles(workbook))
+        write_by_model(workbook.create_sheet("By Model"), report.summaries.by_model)
+        write_by_day(workbook.create_sheet("By Day"), report.summaries.by_day)
+        details = add_detail_placeholders(workbook, report.summaries.transactions)
+        rows = DetailRows(report.summaries.transactions, register_styles(workbook))
         if report.journal:
             check_entries(report.journal)
             write_journal(workbook.create_sheet("Journal"), report)

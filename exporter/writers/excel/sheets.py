@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from openpyxl.worksheet.worksheet import Worksheet
 
-from ...models import Report
+from ...report import Report
 from ...money import MICROS_PER_UNIT, micros_to_decimal
 from .cells import Column, Kind, as_date, cents_decimal, print_setup, ratio, write_table
 

@@ -19,7 +19,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from ...models import Report
+from ...report import Report
 from ...money import micros_to_decimal, round_to_cents
 from ..figures import (
     NO_KEY,
@@ -79,8 +79,8 @@ def write_summary(ws: Worksheet, report: Report) -> None:
     if late:
         row += 1
         put_paragraph(ws, row, late, 7, sum(_WIDTHS.values()))
-    generated = naive_utc(report.generated_at).strftime("%Y-%m-%d %H:%M UTC")
-    note = f"wavespeed-export {report.tool_version}, {generated}. How the figures were obtained: Details sheet."
+    generated = naive_utc(report.context.generated_at).strftime("%Y-%m-%d %H:%M UTC")
+    note = f"wavespeed-export {report.context.tool_version}, {generated}. How the figures were obtained: Details sheet."
     put_paragraph(ws, row + 1, note, 7, sum(_WIDTHS.values())).font = _NOTE
     row += 3
     data_column = _DATA_COLUMN
