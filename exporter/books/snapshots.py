@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,11 +44,29 @@ def encode(frame: pd.DataFrame) -> bytes:
     table = table.take(pc.sort_indices(table, [("id", "ascending")]))
     # texts dictionary-encoded in their order of appearance, whatever the frame held (text or
     # categories, used or not): the same records give the same bytes
-    table = pa.table({name: pc.dictionary_encode(table.column(name).cast(pa.string())) if name in _TEXT
+    table = pa.table({name: _in_order_of_appearance(table.column(name)) if name in _TEXT
                       else table.column(name) for name in SNAPSHOT_COLUMNS}).cast(_SCHEMA)
     sink = pa.BufferOutputStream()
     feather.write_feather(table, sink, compression="zstd", compression_level=3)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def _in_order_of_appearance(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """Text dictionary-encoded, its values in order of first appearance (as ``dictionary_encode``
+    of the text). Categories are renumbered, not spelled out: a text a row would cost a million
+    strings a column, and the month's peak memory."""
+    if not pa.types.is_dictionary(column.type):
+        return pc.dictionary_encode(column.cast(pa.string()))
+    array = column.unify_dictionaries().combine_chunks()
+    order = pc.unique(pc.drop_null(array.indices)).to_numpy()  # dictionary positions, in order of appearance
+    renumber = np.zeros(len(array.dictionary), dtype=np.int32)
+    renumber[order] = np.arange(len(order), dtype=np.int32)
+    indices = renumber[pc.fill_null(array.indices, 0).to_numpy()]
+    missing = array.indices.is_null().to_numpy(zero_copy_only=False) if array.null_count else None
+    if missing is not None:
+        indices[missing] = 0  # what dictionary_encode leaves under a null: the bytes must not differ
+    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32(), mask=missing),
+                                          array.dictionary.take(pa.array(order, pa.int64())).cast(pa.string()))
 
 
 def decode(data: bytes, columns: Sequence[str] = SNAPSHOT_COLUMNS) -> pd.DataFrame:

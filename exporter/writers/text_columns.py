@@ -29,6 +29,14 @@ def strings(values: pd.Series | np.ndarray | list[str] | pa.Array | pa.ChunkedAr
     return result
 
 
+def chunked_strings(values: pd.Series) -> pa.ChunkedArray:
+    """A column of text as Arrow large_string chunks, as the frame holds them: no copy of a million
+    ids; a writer takes a slice at a time (``strings(column.slice(start, length))``)."""
+    array = pa.array(values, from_pandas=True)
+    chunked = array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
+    return chunked if chunked.type == TEXT else chunked.cast(TEXT)
+
+
 def categories(column: pd.Series, render: Callable[[str], str], missing: str) -> tuple[np.ndarray, pa.LargeStringArray]:
     """(codes, cells): each distinct value rendered once; ``cells.take(codes)`` is the column's cells
     (a missing value: ``missing``)."""

@@ -28,7 +28,7 @@ from openpyxl.utils import get_column_letter
 from ...extract.columnar import PY_SPACE
 from ...money import micros_to_decimal
 from ..sanitize import FORMULA_TRIGGERS
-from ..text_columns import categories, float_text, join_cells, joined_bytes, number_text, patched, strings
+from ..text_columns import categories, chunked_strings, float_text, join_cells, joined_bytes, number_text, patched, strings
 from .deflate import LEVEL, use_parallel_deflate
 from .cells import (
     AMOUNT_FORMAT, DATE_FORMAT, DATETIME_FORMAT, FIXED_WIDTHS, MAX_CELL_CHARS, MAX_WIDTH, WIDTH_SAMPLE,
@@ -239,7 +239,7 @@ class DetailRows:
 
     def __init__(self, frame: pd.DataFrame, styles: _DetailStyles) -> None:
         self.quoted = styles.quoted
-        self.ids = strings(frame["id"])
+        self.ids = chunked_strings(frame["id"])
         self.created = _datetime_serials(frame["created_at"])
         self.dates = _date_serials(frame["date"])
         self.texts = [  # (codes, each distinct value's cell once: a few dozen strings)
@@ -263,7 +263,7 @@ class DetailRows:
         for lo in range(start, stop, _CHUNK_ROWS):
             hi = min(lo + _CHUNK_ROWS, stop)
             n = number_text(np.arange(lo - start + 2, hi - start + 2))
-            ids = self.ids[lo:hi]
+            ids = strings(self.ids.slice(lo, hi - lo))
             care = pc.or_(pc.match_substring_regex(ids, _NEEDS_CARE), pc.greater(pc.utf8_length(ids), MAX_CELL_CHARS))
             ids = patched(join_cells([_PLAIN_START, ids, _PLAIN_END]), ids, care, self._text)
             type_, status, model, method, currency = (cells.take(codes[lo:hi]) for codes, cells in self.texts)
