@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 from . import late_changes
 from .archive import (
@@ -35,7 +34,7 @@ from .books.mapping import AccountMapping
 from .books.mapping_toml import load_mapping
 from .books.numbering import ACCOUNT_CODES, DEFAULT_CODE
 from .books.sources import Source, SourceCheck, check_needed, record_source, source_name, verify
-from .config import ApiChoice, ArchiveSource, ExportConfig, Granularity, LiveSource
+from .config import ApiChoice, ArchiveSource, ExportConfig, LiveSource
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
     BadBalanceCurrency,
