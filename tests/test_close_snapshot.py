@@ -77,3 +77,17 @@ def test_a_snapshot_is_exact_and_the_same_records_give_the_same_bytes(rows, rng,
     assert back["amount"].tolist() == want["amount"].tolist()
     assert [None if pd.isna(v) else v for v in back["entry"]] == [None if pd.isna(v) else v for v in want["entry"]]
     assert [None if pd.isna(v) else int(v) for v in back["day"]] == [None if pd.isna(v) else int(v) for v in want["day"]]
+
+
+def test_a_column_of_categories_none_of_them_used_gives_the_bytes_of_its_text():
+    """A month whose records were all left unbooked (one usage of 0.003 rounds to no entry): the
+    entry column is categories with none used, every value missing. Found by test_books' gap test."""
+    frame = pd.DataFrame({"id": ["b", "a"], "status": ["completed", "pending"], "type": "usage", "model": "m/x",
+                          "payment_method": "", "currency": "USD", "amount": [-3_000, -1_000],
+                          "entry": [None, None], "day": pd.array([19_732, None], dtype="Int64")})
+    as_categories = frame.astype(dict.fromkeys(["status", "type", "model", "payment_method", "currency"], "category"))
+    as_categories["entry"] = pd.Categorical([None, None], categories=[])
+    assert encode(as_categories) == encode(frame)
+    back = decode(encode(as_categories))
+    assert back["id"].tolist() == ["a", "b"] and back["entry"].isna().all()
+    assert back["status"].tolist() == ["pending", "completed"] and back["amount"].tolist() == [-1_000, -3_000]

@@ -59,7 +59,7 @@ def _in_order_of_appearance(column: pa.ChunkedArray) -> pa.DictionaryArray:
         return pc.dictionary_encode(column.cast(pa.string()))
     array = column.unify_dictionaries().combine_chunks()
     order = pc.unique(pc.drop_null(array.indices)).to_numpy()  # dictionary positions, in order of appearance
-    renumber = np.zeros(len(array.dictionary), dtype=np.int32)
+    renumber = np.zeros(len(array.dictionary) + 1, dtype=np.int32)  # + 1: a column of no values is all nulls
     renumber[order] = np.arange(len(order), dtype=np.int32)
     indices = renumber[pc.fill_null(array.indices, 0).to_numpy()]
     missing = array.indices.is_null().to_numpy(zero_copy_only=False) if array.null_count else None
