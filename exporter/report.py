@@ -24,6 +24,7 @@ from . import tables
 from .books.ledger import Booked
 from .books.mapping import AccountMapping
 from .books.recheck import Recheck
+from .config import Granularity
 from .models import ExtractionStats, JournalEntry, Summaries
 from .period import Window
 
@@ -37,7 +38,7 @@ class ReportContext:
     generated_at: datetime
     tool_version: str
     account: str = "default"  # the books' name for the provider account
-    granularity: str = "monthly"  # of the summary entries
+    granularity: Granularity = "monthly"  # of the summary entries
     warnings: tuple[str, ...] = ()  # about the records as fetched or read (pages retried, period not over, ...)
     notes: tuple[str, ...] = ()  # the run's information worth a line (another source checked, a pack replaced)
 

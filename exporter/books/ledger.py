@@ -171,7 +171,7 @@ def compare_models(by_model: pd.DataFrame, view: BooksView) -> pd.DataFrame:
 # -- writing -------------------------------------------------------------------------------------
 
 
-def record_export(books: Books, window: Window, granularity: str, summaries: Summaries, booked: Booked, *,
+def record_export(books: Books, window: Window, granularity: Granularity, summaries: Summaries, booked: Booked, *,
                   in_period: int, recheck: Recheck | None, manifest_sha256: str, pack: str, when: datetime,
                   basis: str) -> None:
     """Replace what the books hold for this (open) period by this export (``in_period`` records,
@@ -206,7 +206,7 @@ def record_export(books: Books, window: Window, granularity: str, summaries: Sum
     books.log(label, "export", f"{in_period} records, pack {pack}", when)
 
 
-def snapshot_frame(transactions: pd.DataFrame, journal: tuple[JournalEntry, ...], granularity: str,
+def snapshot_frame(transactions: pd.DataFrame, journal: tuple[JournalEntry, ...], granularity: Granularity,
                    last_day: date) -> pd.DataFrame:
     """What the ``journal`` booked of each record of ``transactions`` (the period's, which ends on
     ``last_day``; :data:`.snapshots.SNAPSHOT_COLUMNS`): kept in the books at export, it becomes the
