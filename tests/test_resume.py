@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from exporter.cli import cli
+from exporter.extract.pagestore import PageStore, stored_pages
 from exporter.sandbox import DEMO_KEY, serve_in_thread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,10 +27,6 @@ def sandbox(request):
     """The sandbox serving one API generation (docs/api.md): resuming works the same for both."""
     with serve_in_thread(api=request.param) as server:
         yield server
-
-
-def stored_pages(folder: Path) -> set[int]:
-    return {int(p.stem.split("-")[1]) for p in folder.glob("page-*.jsonl")}
 
 
 def test_a_killed_export_resumes_where_it_stopped(sandbox, tmp_path):
@@ -66,9 +63,11 @@ def test_a_killed_export_resumes_where_it_stopped(sandbox, tmp_path):
 def test_stored_pages_are_discarded_when_the_data_moved(sandbox, tmp_path):
     out = tmp_path / "out"
     pages = out / ".2024-01.pages"
-    pages.mkdir(parents=True)
-    (pages / "key.json").write_text('{"stale": true}')
-    (pages / "page-000002.jsonl").write_text('{"id": "stale"}\n')
+    planted = PageStore(pages)
+    planted.open({"stale": True}, lambda salt: salt)
+    planted.save(2, [{"id": "stale"}])
+    planted.close()
+    assert stored_pages(pages) == {2}
     result = CliRunner().invoke(cli, export_args(sandbox.url, out))
     assert result.exit_code == 0, result.output
     ids = (out / "2024-01" / "transactions.csv").read_text()

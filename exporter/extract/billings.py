@@ -110,6 +110,8 @@ def extract(
     except (DataError, TooManyRecords):
         store.remove()  # refetching would only bring the same answer back
         raise
+    finally:
+        store.close()  # kept on disk for a resume unless removed
     store.remove()
     result.api = generation
     result.stats = replace(result.stats, api=generation.name)
