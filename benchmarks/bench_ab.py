@@ -1,4 +1,5 @@
-"""Two checkouts against each other: the 1M render (csv, every format) and the 200k extraction at c8.
+"""Two checkouts against each other: the 1M render (csv, every format), the 200k extraction at c8
+and the full default export of those 200k records at c8.
 
 Each round runs the base checkout then the new one back to back, so machine load hits both
 alike; prints medians and the median of the paired ratios. Each side runs with its own Python
@@ -25,6 +26,7 @@ _parser.add_argument("--new-python", default=sys.executable, help="the new check
 _parser.add_argument("--rounds", type=int, default=3)
 _parser.add_argument("--render-records", type=int, default=1_000_000)
 _parser.add_argument("--fetch-records", type=int, default=200_000)
+_parser.add_argument("--skip-render", action="store_true", help="only the extraction and the full export")
 ARGS = _parser.parse_args()
 BASE, NEW = ARGS.base.resolve(), ARGS.new.resolve()
 PYTHON = {BASE: ARGS.base_python, NEW: ARGS.new_python}
@@ -70,11 +72,11 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        pack = be.make_archive(ARGS.render_records, tmp / "pack", tmp)
+        pack = None if ARGS.skip_render else be.make_archive(ARGS.render_records, tmp / "pack", tmp)
         with be.sandbox(ARGS.fetch_records, 20.0, tmp) as url:
             for r in range(ROUNDS):
                 for name, side in (("base", BASE), ("new", NEW)):
-                    for formats in ("csv", ALL):
+                    for formats in () if pack is None else ("csv", ALL):
                         out = tmp / f"out-{name}"
                         out.mkdir()
                         seconds, mib = child(side, be.TOOL_RENDER_CODE, ["export", "--from-source", str(pack), "--out",
@@ -88,6 +90,13 @@ def main() -> None:
                     seconds = fetch(side, url, tmp)
                     results.setdefault("extraction c8", {}).setdefault(name, []).append(seconds)
                     print(f"round {r} {name} extraction c8: {seconds:.2f} s load {be.load1():.2f}", flush=True)
+                    out = tmp / f"out-{name}"
+                    seconds, mib = child(side, be.TOOL_RENDER_CODE, ["export", "--period", be.PERIOD, "--base-url", url,
+                                                                      "--api-key", be.DEMO_KEY, "--concurrency", "8",
+                                                                      "--out", str(out), "-q"], tmp)
+                    be.shutil.rmtree(out)
+                    results.setdefault("full export c8", {}).setdefault(name, []).append(seconds)
+                    print(f"round {r} {name} full export c8: {seconds:.2f} s {mib:.0f} MiB load {be.load1():.2f}", flush=True)
     print()
     for key, sides in results.items():
         base, new = sides["base"], sides["new"]

@@ -296,7 +296,7 @@ def _fetch_live(
             if config.output.reconcile:
                 usage, usage_warning = fetch_provider_usage(client, window, api.name)
                 warnings += [usage_warning] if usage_warning else []
-                balance, balance_warning = _provider_balance(client, config, window, api)
+                balance, balance_warning = _provider_balance(client, config, window, api, extraction.after)
                 warnings += [balance_warning] if balance_warning else []
     finally:
         for writer in (archive, closed_archive):
@@ -314,10 +314,11 @@ def _fetch_live(
 
 
 def _provider_balance(
-    client: BillingClient, config: ExportConfig, window: Window, api: Generation
+    client: BillingClient, config: ExportConfig, window: Window, api: Generation, walked: pd.DataFrame
 ) -> tuple[ProviderBalance | None, str | None]:
-    """The provider's balance now and the net of the completed records since the window ended
-    (one ranged fetch, skipped above ``balance_max_records``), or a warning."""
+    """The provider's balance now and the net of the completed records since the window ended, or
+    a warning: ``walked`` holds those the window's own fetch received (its query is padded), one
+    ranged fetch the rest (skipped above ``balance_max_records``)."""
     try:
         micros, currency = fetch_balance(client, api.name)
     except (AuthError, BadBalanceCurrency):
@@ -334,11 +335,14 @@ def _provider_balance(
         return ProviderBalance(micros, currency, now, 0, 0), negative
     after = Window(window.last_day + timedelta(days=1), today, window.tz_name, "after")
     try:
-        records = extract(client, after, api=api, page_size=config.api.page_size, concurrency=config.api.concurrency,
-                          max_total=config.api.balance_max_records).records
+        fetched = extract(client, after, api=api.continuing(window), page_size=config.api.page_size,
+                          concurrency=config.api.concurrency, max_total=config.api.balance_max_records).records
     except TooManyRecords as exc:
-        skipped = f"{exc.total} records after the period, over --balance-max-records {config.api.balance_max_records}"
-        return ProviderBalance(micros, currency, now, None, exc.total, skipped), negative
+        total = exc.total + len(walked)
+        skipped = f"{total} records after the period, over --balance-max-records {config.api.balance_max_records}"
+        return ProviderBalance(micros, currency, now, None, total, skipped), negative
+    records = pd.concat([walked[walked["created_at"] < after.end], fetched], ignore_index=True)
+    records = records[~records["id"].duplicated()]  # the two queries do not overlap; a record that moved counts once
     done = records[(records["status"] == COMPLETED) & (records["currency"] == currency)]
     return ProviderBalance(micros, currency, now, int(done["amount_micros"].sum()), len(done)), negative
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from exporter.cli import cli
+from exporter.extract.endpoints import BILLINGS_PATH, SEARCH_PATH
 from exporter.sandbox import DEMO_KEY, SandboxServer, serve_in_thread
 
 
@@ -52,3 +54,33 @@ def test_a_negative_balance_is_used_with_a_warning(server, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert any("balance is negative (-5.00 USD)" in w and "should not be negative" in w for w in summary["warnings"])
+
+
+@pytest.mark.parametrize("api", ["legacy", "current"])
+def test_the_records_after_the_period_are_asked_for_once_and_all_counted(tmp_path, api):
+    """The period's own query is padded past its end (a server's days, the provider's UTC days);
+    the ranged fetch after the period asks only from where that query stopped, and the records in
+    between come from the period's walk: each counted once, none missed at either seam."""
+    with serve_in_thread(api=api) as server:
+        result = export(server, tmp_path)
+        asked = [r.query for r in server.requests if r.path in (BILLINGS_PATH, SEARCH_PATH) and r.status == 200]
+    assert result.exit_code == 0, result.output
+    period_query, after_query = asked[0], asked[-1]
+    if api == "legacy":
+        assert (period_query["end_date"], after_query["start_date"]) == ("2024-02-02", "2024-02-03")
+        seams = [datetime(2024, 2, d, tzinfo=timezone.utc) for d in (1, 2, 3)]
+    else:
+        feb_1 = datetime(2024, 2, 1, tzinfo=timezone.utc)
+        assert int(period_query["end_time"]) == int(after_query["start_time"]) == feb_1.timestamp() * 1000
+        seams = [feb_1]
+    completed_after = [r for r in server.dataset.records if r.status == "completed" and r.created_at >= seams[0]
+                       and (api == "legacy" or r.type != "topup")]  # the current API lists no top-ups
+    for seam in seams:  # records on both sides of each seam, so a lost or doubled day shows
+        assert any(seam - timedelta(days=1) <= r.created_at < seam for r in completed_after) or seam == seams[0]
+        assert any(seam <= r.created_at < seam + timedelta(days=1) for r in completed_after)
+    balance = json.loads((tmp_path / "2024-01" / "source" / "context.json").read_text())["provider_balance"]
+    assert balance["records_after"] == len(completed_after)
+    assert Decimal(balance["net_after"]) == sum(r.amount for r in completed_after)
+    (row,) = json.loads(result.stdout)["rollforward"]
+    if api == "legacy":  # the current API lists no top-ups: its opening is not derived
+        assert Decimal(row["closing"]) == server.dataset.balance - sum(r.amount for r in completed_after)

@@ -66,6 +66,8 @@ class Extraction:
     # completed usage of the provider's UTC days (endpoints.usage_in_provider_days), for reconciliation
     provider_days_usage: pd.DataFrame | None = None
     api: Generation | None = None  # the API generation that answered, for the run's later calls
+    # the records received created at or after the window's end (the query asks wider), each once
+    after: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RECORD_COLUMNS))
 
 
 def extract(
@@ -334,6 +336,7 @@ def _assemble(
     if sink is not None:  # a second pass over the pages on disk: the lines never all sit in memory
         _replay(store, keep, sink)
     records = fetched.loc[keep, RECORD_COLUMNS].reset_index(drop=True)
+    after = fetched.loc[(~repeated & (instants >= window.end)).to_numpy(), RECORD_COLUMNS].reset_index(drop=True)
     unique = len(fetched) - duplicates
     warnings = []
     if duplicates:
@@ -347,7 +350,7 @@ def _assemble(
         duplicates_dropped=duplicates, pages=len(store.pages()), in_period=len(records),
     )
     provider_days_usage = usage_in_provider_days(fetched[~repeated] if duplicates else fetched, window)
-    return Extraction(records, stats, warnings, provider_days_usage)
+    return Extraction(records, stats, warnings, provider_days_usage, after=after)
 
 
 def _replay(store: PageStore, keep: np.ndarray, sink: LineSink) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
@@ -67,6 +67,8 @@ class Generation(Protocol):
 
     def filtered(self, record_type: str) -> Generation: ...
 
+    def continuing(self, walked: Window) -> Generation: ...
+
 
 OTHER_TYPE_FILTERS: dict[str, tuple[str, ...]] = {"legacy": ("topup", "refund"), "current": ("refund",)}
 """The record types other than usage each generation's billing query is asked for by its type
@@ -81,14 +83,26 @@ class LegacyApi:
     billings_path = BILLINGS_PATH
     max_page_size = 1000
     record_type: str | None = None  # the ``type`` filter (docs/api.md), None: every type
+    walked: Window | None = None  # a window whose walk asked for the days before (:meth:`continuing`)
 
     def query(self, window: Window) -> dict[str, Any]:
-        return window.query_params() | ({"type": self.record_type} if self.record_type else {})
+        params = window.query_params()
+        if self.walked is not None:
+            after_walked = date.fromisoformat(self.walked.query_params()["end_date"]) + timedelta(days=1)
+            params["start_date"] = max(params["start_date"], after_walked.isoformat())
+        return params | ({"type": self.record_type} if self.record_type else {})
 
     def filtered(self, record_type: str) -> LegacyApi:
         """This generation asking only for records of ``record_type`` (a canonical type)."""
         twin = copy.copy(self)
         twin.record_type = record_type
+        return twin
+
+    def continuing(self, walked: Window) -> LegacyApi:
+        """This generation asking, for a later window, only the days a walk of ``walked`` did not
+        ask for (that walk's records hold the rest: docs/booking.md, "Roll-forward")."""
+        twin = copy.copy(self)
+        twin.walked = walked
         return twin
 
     def page(self, client: BillingClient, window: Window, number: int, page_size: int) -> Page:
@@ -112,11 +126,13 @@ class CurrentApi:
     def __init__(self, time_form: Literal["ms", "rfc3339"] = "ms") -> None:
         self.time_form = time_form
         self.billing_type: str | None = None  # the ``billing_type`` filter, None: every type
+        self.walked: Window | None = None  # a window whose walk asked for the instants before (:meth:`continuing`)
 
     def query(self, window: Window) -> dict[str, Any]:
         """The instants asked for: the window and the provider's UTC days (reconciliation needs both)."""
-        start = min(window.start, window.provider_days[0])
-        end = max(window.end, window.provider_days[1])
+        start, end = _span(window)
+        if self.walked is not None:
+            start = max(start, _span(self.walked)[1])
         return {"start_time": _instant(start, self.time_form), "end_time": _instant(end, self.time_form),
                 "sort": "created_at ASC"} | ({"billing_type": self.billing_type} if self.billing_type else {})
 
@@ -124,6 +140,13 @@ class CurrentApi:
         """This generation asking only for records of canonical ``record_type`` (usage: ``deduct``)."""
         twin = copy.copy(self)
         twin.billing_type = "deduct" if record_type == "usage" else record_type
+        return twin
+
+    def continuing(self, walked: Window) -> CurrentApi:
+        """This generation asking, for a later window, only the instants a walk of ``walked`` did
+        not ask for (that walk's records hold the rest: docs/booking.md, "Roll-forward")."""
+        twin = copy.copy(self)
+        twin.walked = walked
         return twin
 
     def page(self, client: BillingClient, window: Window, number: int, page_size: int) -> Page:
@@ -235,6 +258,11 @@ def _timestamp(value: Any) -> Any:
         moment = _EPOCH + timedelta(milliseconds=value)
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     return value
+
+
+def _span(window: Window) -> tuple[datetime, datetime]:
+    """The instants the current API is asked for, for ``window``: it and its provider days."""
+    return min(window.start, window.provider_days[0]), max(window.end, window.provider_days[1])
 
 
 def _instant(moment: datetime, form: str) -> str:
