@@ -114,9 +114,10 @@ print(kept)
 """
 
 TOOL_RENDER_CODE = _PEAK + r"""
-from exporter.cli import cli
-cli(_sys.argv[1:], prog_name='wavespeed-export', standalone_mode=False)
-_report_peak()
+import atexit as _atexit
+_atexit.register(_report_peak)  # after the command, before the interpreter's own teardown (timed too)
+from exporter.cli import main
+main()  # as the console script runs it
 """
 
 # the yardstick a render is measured against: plain Python reading the same archive, nothing else
