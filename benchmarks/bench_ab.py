@@ -70,6 +70,8 @@ def fetch(side: Path, url: str, cwd: Path) -> float:
 
 def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
+    for side in (BASE, NEW):
+        be.byte_compile(side)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         pack = None if ARGS.skip_render else be.make_archive(ARGS.render_records, tmp / "pack", tmp)
