@@ -12,6 +12,7 @@ import pytest
 
 from exporter.books.database import Books, Period
 from exporter.books.schema import MIGRATIONS, SCHEMA_VERSION
+from exporter.books.snapshots import Snapshot
 from exporter.errors import ConfigError
 from exporter.period import period_window
 
@@ -26,9 +27,9 @@ def period(label: str, status: str = "open") -> Period:
 
 def keep(books: Books, label: str, *ids: str) -> None:
     """What an export of ``label`` booked: a completed usage record of 1 USD per id."""
-    books.keep_snapshot(label, pd.DataFrame({
+    books.keep_snapshot(label, Snapshot.of(pd.DataFrame({
         "id": list(ids), "status": "completed", "type": "usage", "model": "m/x", "payment_method": "card",
-        "currency": "USD", "amount": [-1_000_000] * len(ids), "entry": "WS2401U", "day": 19_723}))
+        "currency": "USD", "amount": [-1_000_000] * len(ids), "entry": "WS2401U", "day": 19_723})))
 
 
 def test_a_closed_period_overlaps_nothing(tmp_path):

@@ -30,6 +30,7 @@ from .recheck import Recheck, covered, covered_records
 from .mapping import AccountMapping
 from .numbering import DEFAULT_CODE
 from .rollforward import Previous, roll_forward
+from .snapshots import Snapshot
 from .sources import SourceCheck
 
 
@@ -172,10 +173,11 @@ def compare_models(by_model: pd.DataFrame, view: BooksView) -> pd.DataFrame:
 
 
 def record_export(books: Books, window: Window, granularity: Granularity, summaries: Summaries, booked: Booked, *,
-                  in_period: int, recheck: Recheck | None, manifest_sha256: str, pack: str, when: datetime,
-                  basis: str) -> None:
+                  snapshot: Snapshot, in_period: int, recheck: Recheck | None, manifest_sha256: str, pack: str,
+                  when: datetime, basis: str) -> None:
     """Replace what the books hold for this (open) period by this export (``in_period`` records,
-    booked into ``booked``) on ``basis`` (:attr:`BooksView.basis`). Inside a transaction."""
+    booked into ``booked``, kept as ``snapshot``: :func:`period_snapshot`) on ``basis``
+    (:attr:`BooksView.basis`). Inside a transaction."""
     label = window.label
     books.forget(label)
     books.add_period(Period(label, window.first_day, window.last_day, window.tz_name, window.start, window.end,
@@ -202,8 +204,14 @@ def record_export(books: Books, window: Window, granularity: Granularity, summar
         ])
     if recheck is not None:  # each closed day re-read whole, and when (docs/booking.md, "Finding late changes")
         books.add_full_checks(label, [day_number(d) for d in recheck.days], when)
-    books.keep_snapshot(label, snapshot_frame(summaries.transactions, entries, granularity, window.last_day))
+    books.keep_snapshot(label, snapshot)
     books.log(label, "export", f"{in_period} records, pack {pack}", when)
+
+
+def period_snapshot(summaries: Summaries, booked: Booked, granularity: Granularity, window: Window) -> Snapshot:
+    """What :func:`record_export` keeps of the period's records (pure: made before the books'
+    transaction, beside other work)."""
+    return Snapshot.of(snapshot_frame(summaries.transactions, booked.journal.entries, granularity, window.last_day))
 
 
 def snapshot_frame(transactions: pd.DataFrame, journal: tuple[JournalEntry, ...], granularity: Granularity,
@@ -251,5 +259,5 @@ def _entry_numbers(journal: tuple[JournalEntry, ...]) -> tuple[list[tuple[str, s
     return summary, single
 
 
-__all__ = ["Booked", "BooksView", "book_period", "compare_models", "read_view", "record_export",
+__all__ = ["Booked", "BooksView", "book_period", "compare_models", "period_snapshot", "read_view", "record_export",
            "snapshot_frame", "split_moved"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,19 @@ _SCHEMA = pa.schema([(name, pa.dictionary(pa.int32(), pa.string()) if name in _T
 
 class SnapshotDamaged(ValueError):
     """A stored snapshot that cannot be read back (a hand edit, a damaged file)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A period's records as a snapshot: encoded before the books' transaction (it is the costly
+    part: a million records take about 0.2 s), stored inside it."""
+
+    rows: int
+    data: bytes
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Snapshot:
+        return cls(len(frame), encode(frame))
 
 
 def encode(frame: pd.DataFrame) -> bytes:
@@ -102,10 +116,10 @@ class Snapshots:
     db: sqlite3.Connection
     account: str
 
-    def keep_snapshot(self, label: str, frame: pd.DataFrame) -> None:
+    def keep_snapshot(self, label: str, snapshot: Snapshot) -> None:
         """What period ``label``'s export booked (inside its transaction; replaces an earlier one)."""
         self.db.execute("DELETE FROM snapshots WHERE account = ? AND label = ?", (self.account, label))
-        self.db.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?)", (self.account, label, len(frame), encode(frame)))
+        self.db.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?)", (self.account, label, snapshot.rows, snapshot.data))
 
     def snapshot_data(self, label: str) -> bytes | None:
         row = self.db.execute("SELECT data FROM snapshots WHERE account = ? AND label = ?",
