@@ -373,7 +373,8 @@ def _check_ties(entries: list[JournalEntry], done: pd.DataFrame, adjustments: pd
         posted[entry.currency] = posted.get(entry.currency, 0) + sum(
             line.amount_cents for line in entry.lines if line.account in balance_side
         )
-    exact = done.groupby(done["currency"].astype("str"))["amount_micros"].sum().to_dict()
+    sums = done.groupby("currency", observed=True)["amount_micros"].sum()  # by category: no text per record
+    exact = {str(currency): int(micros) for currency, micros in sums.items()}
     if adjustments is not None and len(adjustments):
         for currency, micros in adjustments.groupby("currency")["delta_micros"].sum().items():
             exact[currency] = exact.get(currency, 0) + int(micros)
