@@ -159,7 +159,8 @@ def run_export(config: ExportConfig) -> ExportResult:
             files = sorted((pack.folder / "source").iterdir())
             files += write_formats(report, pack.folder, config.output.formats, config.output.render)
             with ThreadPoolExecutor(max_workers=1) as beside:  # encoded while the manifest hashes the pack
-                snapshot = beside.submit(period_snapshot, report.summaries, report.booked, report.context.granularity, window)
+                snapshot = beside.submit(period_snapshot, report.summaries, report.booked, report.context.granularity,
+                                         window)
                 manifest = build_manifest(report, pack.folder, files, config.output.formats)
                 files.append(write_manifest_json(pack.folder, manifest))
                 manifest_sha256 = sha256_of(files[-1])
@@ -168,8 +169,9 @@ def run_export(config: ExportConfig) -> ExportResult:
                 books.keep_journal_code(view.journal_code)  # the letter its numbers were made with
                 now = config.clock()
                 record_export(books, window, report.context.granularity, report.summaries, report.booked,
-                              snapshot=snapshot.result(), in_period=int(report.context.stats.in_period), recheck=report.books.recheck,
-                              manifest_sha256=manifest_sha256, pack=str(target.absolute()), when=now,
+                              snapshot=snapshot.result(), in_period=int(report.context.stats.in_period),
+                              recheck=report.books.recheck, manifest_sha256=manifest_sha256,
+                              pack=str(target.absolute()), when=now,
                               basis=view.basis if view.basis is not None else books.basis(window.start))
                 if config.archive is None:
                     source = _current_source(config, books.source_salt(), report.context.stats.api)

@@ -89,7 +89,7 @@ class LegacyApi:
         params = window.query_params()
         if self.walked is not None:
             after_walked = date.fromisoformat(self.walked.query_params()["end_date"]) + timedelta(days=1)
-            params["start_date"] = max(params["start_date"], after_walked.isoformat())
+            params["start_date"] = max(date.fromisoformat(params["start_date"]), after_walked).isoformat()
         return params | ({"type": self.record_type} if self.record_type else {})
 
     def filtered(self, record_type: str) -> LegacyApi:

@@ -148,13 +148,14 @@ def _scan(log: int) -> tuple[dict[int, _Frame], int]:
     frames: dict[int, _Frame] = {}
     end = 0
     with os.fdopen(os.dup(log), "rb") as reader:
-        for page, frame in _frames(reader):
+        for page, frame in _whole_frames(reader):
             frames[page] = frame
             end = frame.offset + frame.size
     return frames, end
 
 
-def _frames(reader: Any) -> Iterator[tuple[int, _Frame]]:
+def _whole_frames(reader: Any) -> Iterator[tuple[int, _Frame]]:
+    """(page, frame) of each whole frame from the reader's position, until one is not."""
     offset = 0
     while True:
         header = reader.readline(100)
@@ -171,11 +172,11 @@ def _frames(reader: Any) -> Iterator[tuple[int, _Frame]]:
         offset += len(header) + length
 
 
-def _write_all(log: int, data: bytes, offset: int) -> None:
+def _write_all(handle: int, data: bytes, offset: int) -> None:
     # os-level calls: each system call gives up the GIL and must take it back (a frame is one write)
     view = memoryview(data)
     while view:
-        written = os.pwrite(log, view, offset)
+        written = os.pwrite(handle, view, offset)
         view, offset = view[written:], offset + written
 
 
@@ -183,9 +184,7 @@ def _atomic_write(path: Path, text: str) -> None:
     temporary = f"{path}.tmp"
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # as open() does
     try:
-        view = memoryview(text.encode("utf-8"))
-        while view:
-            view = view[os.write(handle, view):]
+        _write_all(handle, text.encode("utf-8"), 0)
     finally:
         os.close(handle)
     os.replace(temporary, path)
