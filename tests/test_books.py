@@ -250,6 +250,9 @@ def test_the_opening_is_unknown_unless_given_when_the_provider_cannot_tell(serve
     assert capped.exit_code == 0, capped.output
     (row,) = manifest(tmp_path / "a", "2024-01")["rollforward"]
     assert row["opening"] is None and row["closing"] is None and "--balance-max-records 10" in row["opening_source"]
+    # the period's own fetch received the first days after it, the ranged fetch the rest: counted once each
+    after = sum(r.created_at >= datetime(2024, 2, 1, tzinfo=timezone.utc) for r in server.dataset.records)
+    assert f"unknown: {after} records after the period, over --balance-max-records 10" in row["opening_source"]
 
     given = export(server, tmp_path / "b", "2024-01", "--balance-max-records", "10", "--opening-balance", "50.0025")
     (row,) = manifest(tmp_path / "b", "2024-01")["rollforward"]
