@@ -22,7 +22,7 @@ from exporter.books.mapping import AccountMapping
 from exporter.books.mapping_toml import load_mapping
 from exporter.config import Granularity
 from exporter.extract.records import parse_records
-from exporter.models import ExtractionStats, JournalEntry, RollForward
+from exporter.models import ROLES, ExtractionStats, JournalEntry, RollForward
 from exporter.report import Report
 from exporter.period import Window, month_window
 from exporter.assemble import assemble_report
@@ -143,7 +143,9 @@ def table_frame(table: tables.Table, rows: list[tuple[Any, ...]]) -> pd.DataFram
     frame = pd.DataFrame(rows, columns=table.names).astype(object)
     casts = {"text": "str", "category": "category", "int64": "int64"}
     for column in table.columns:
-        if column.kind in casts:
+        if column.name == "role":  # exactly the Role values, as models.record_roles makes the column
+            frame[column.name] = pd.Categorical(frame[column.name], categories=ROLES)
+        elif column.kind in casts:
             frame[column.name] = frame[column.name].astype(casts[column.kind])
         elif column.kind == "instant":
             frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
