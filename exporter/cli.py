@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pyarrow as pa
 
 from . import __version__, pipeline
 from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT
@@ -444,4 +445,9 @@ def main() -> None:
     # What is loaded by now (pandas, pyarrow, the tool) lives as long as the process: frozen, no
     # collection scans it again, nor the interpreter's last one at exit (0.18 s of every run, measured).
     gc.freeze()
+    # Arrow allocates through the C library's malloc, which hands freed blocks back at once: with
+    # its default (mimalloc) each of the render's threads kept its own cache of them, and a 1M-record
+    # render peaked at 516 MiB instead of 432 (docs/performance.md, "Memory"). A pool the user named wins.
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())
     cli(prog_name="wavespeed-export")

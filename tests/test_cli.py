@@ -371,3 +371,28 @@ def test_progress_bar_on_a_terminal(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "\rpages [#######.......................] 1/4  records 100" in err
     assert err.endswith("4/4  records 400\n")
+
+
+_POOL_PROBE = """
+import pyarrow as pa, sys
+from exporter.cli import main
+sys.argv = ["wavespeed-export", "--version"]
+try:
+    main()
+except SystemExit:
+    pass
+print(pa.default_memory_pool().backend_name)
+"""
+
+
+@pytest.mark.parametrize("named, expected", [(None, "system"), ("mimalloc", "mimalloc")])
+def test_the_console_script_allocates_through_malloc_unless_a_pool_is_named(named, expected):
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "ARROW_DEFAULT_MEMORY_POOL"}
+    if named:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = named
+    probe = subprocess.run([sys.executable, "-c", _POOL_PROBE], env=env, capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).parents[1])
+    assert probe.stdout.splitlines()[-1] == expected, probe.stdout
