@@ -32,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .books.recheck import Recheck
+from .deflate_backend import ERRORS as DEFLATE_ERRORS, gunzip_reader
 from .extract import USAGE_COLUMNS, jsonexact
 from .errors import ConfigError, DataError, os_reason
 from .models import CATEGORY_COLUMNS, ExtractionStats, ProviderBalance
@@ -191,6 +192,7 @@ def read_archive(folder: Path, chunk: int = 50_000, *, name: str = ARCHIVE_NAME,
 # of decompressed lines per pyarrow parse: bounds the memory beside the columns (a 1M-record read
 # peaks ~70 MiB lower at 4 MiB than at 16 MiB, in the same time)
 BLOCK_BYTES = 4 << 20
+_UNREADABLE: tuple[type[Exception], ...] = (OSError, EOFError, *DEFLATE_ERRORS)  # left to the per-record reader to name
 PARSERS = 2  # blocks parsed at once: the cores of the machine this was measured on
 
 
@@ -214,7 +216,7 @@ def _read_columnar(path: Path, expected: tuple[int, str] | None, encoded: tuple[
         return True
 
     try:
-        with open(path, "rb") as raw, gzip.GzipFile(filename="", mode="rb", fileobj=(hashed := _HashingReader(raw))) as unzipped, \
+        with open(path, "rb") as raw, gunzip_reader(hashed := _HashingReader(raw)) as unzipped, \
                 ThreadPoolExecutor(max_workers=1) as ahead, ThreadPoolExecutor(max_workers=PARSERS) as parsers:
             blocks = _line_blocks(unzipped)
             pending = ahead.submit(next, blocks, None)
@@ -227,7 +229,7 @@ def _read_columnar(path: Path, expected: tuple[int, str] | None, encoded: tuple[
                 return None  # no records: the per-record reader's case
             if expected is not None:
                 hashed.read(-1)  # whatever gzip did not need still counts
-    except (OSError, EOFError, zlib.error):
+    except _UNREADABLE:
         return None
     if expected is not None:
         _check(path, expected, hashed.size, hashed.digest.hexdigest())
@@ -324,6 +326,13 @@ class _HashingReader:
         self.size += len(data)
         self.digest.update(data)
         return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        count = self.raw.readinto(view)  # type: ignore[attr-defined]
+        self.size += count
+        self.digest.update(view[:count])
+        return count
 
     def seek(self, offset: int) -> int:
         raise io.UnsupportedOperation("a hashed read goes forward only")

@@ -169,12 +169,28 @@ def test_both_readers_agree(tmp_path, name):
     assert_same(*both(source_folder(tmp_path, data)))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "no trailing newline", "empty", "not gzip"])
+def _corrupt(data: bytes) -> bytes:
+    damaged = bytearray(data)
+    damaged[10] = 0xFF  # the first deflate block header: block type 3 does not exist
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no trailing newline", "empty", "not gzip", "corrupt deflate"])
 def test_damage_reads_the_same(tmp_path, damage):
     data = archive_of(GOOD, line(id='"b"'))
     data = {"truncated": data[:-12], "no trailing newline": gzip.compress(GOOD.encode(), mtime=0),
-            "empty": gzip.compress(b"", mtime=0), "not gzip": b"plain text\n"}[damage]
-    assert_same(*both(source_folder(tmp_path, data)))
+            "empty": gzip.compress(b"", mtime=0), "not gzip": b"plain text\n", "corrupt deflate": _corrupt(data)}[damage]
+    new, old = both(source_folder(tmp_path, data))
+    assert_same(new, old)
+    assert isinstance(new, pd.DataFrame) == (damage in ("no trailing newline", "empty")), new  # the rest are refused
+
+
+def test_without_isal_the_archive_reads_the_same(tmp_path, monkeypatch):
+    lines = generated_lines(2_000, seed=5)
+    folder = source_folder(tmp_path, archive_of(*lines))
+    with_isal = read_archive(folder)
+    monkeypatch.setattr("exporter.deflate_backend._igzip", None)
+    pd.testing.assert_frame_equal(read_archive(folder), with_isal, check_exact=True)
 
 
 def test_a_changed_archive_is_refused_by_both(tmp_path):

@@ -1,10 +1,10 @@
 """Deflate on both cores: the detail sheet's XML (~460 MB for a million rows) compressed in pieces.
 
-Each piece is compressed on its own (zlib releases the GIL) with the 32 KiB before it as its
+Each piece is compressed on its own (the deflate releases the GIL) with the 32 KiB before it as its
 preset dictionary and ends on a sync flush, so the pieces, one after another, are one valid
 deflate stream (RFC 1951), back-references reaching into the piece before as usual; the last
-ends the stream. Compression level 1: for a million rows, 1.6 s and 54 MB on one core at level 1,
-1.7 s / 51 MB at 2, 2.5 s / 50 MB at 3, 6.1 s / 44 MB at 6 (the XML inflated is what Excel reads).
+ends the stream. The deflate and its level are :mod:`exporter.deflate_backend`'s (ISA-L's level 1
+where installed: docs/performance.md, "Deflate").
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
-LEVEL = 1
+from ...deflate_backend import raw_compressor
+
 _WINDOW = 32 * 1024  # deflate's distance limit: all a piece can refer back to
 _IN_FLIGHT = 2  # pieces being compressed at once (one a worker): bounds the memory held
 
 
 def _piece(data: memoryview, before: bytes, last: bool) -> bytes:
-    compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15, zdict=before) if before else \
-        zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+    compressor = raw_compressor(before)
     return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
@@ -46,7 +46,7 @@ class ParallelDeflate:
     def flush(self) -> bytes:
         try:
             if self._held is None:  # nothing was written: an empty stream
-                return zlib.compressobj(LEVEL, zlib.DEFLATED, -15).flush()
+                return raw_compressor().flush()
             return self._submit(last=True) + self._drain(0)
         finally:
             self._pool.shutdown()

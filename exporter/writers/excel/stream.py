@@ -13,7 +13,9 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from ...extract.columnar import PY_SPACE
 from ...money import micros_to_decimal
 from ..sanitize import FORMULA_TRIGGERS
 from ..text_columns import categories, chunked_strings, float_text, join_cells, joined_bytes, number_text, patched, strings
-from .deflate import LEVEL, use_parallel_deflate
+from .deflate import use_parallel_deflate
 from .cells import (
     AMOUNT_FORMAT, DATE_FORMAT, DATETIME_FORMAT, FIXED_WIDTHS, MAX_CELL_CHARS, MAX_WIDTH, WIDTH_SAMPLE,
     clean_text, display_width, print_setup, put_text,
@@ -38,7 +40,8 @@ from .cells import (
 MAX_SHEET_ROWS = 1_048_576
 """Rows per worksheet, header included (Excel's limit); tests lower it to check the split."""
 DETAIL_TITLE = "Transactions"
-_CHUNK_ROWS = 16_384  # detail rows formatted per step (~7.5 MB of XML): bounds memory, keeps the kernels busy
+_CHUNK_ROWS = 8_192  # detail rows formatted per step (~3.7 MB of XML): bounds memory, keeps the kernels busy
+_FORMATTERS = 2  # chunks formatted at once
 _UNIX_EPOCH_SERIAL = 25_569  # 1970-01-01 in Excel's 1900 date system
 _US_PER_DAY = 86_400_000_000
 _US_PER_SECOND = 1_000_000
@@ -166,7 +169,7 @@ def _sheet_members(archive: zipfile.ZipFile) -> dict[str, str]:
 def fill_details(skeleton: bytes, target: Path, details: list[_DetailSheet], rows: DetailRows) -> None:
     """Copy openpyxl's package to ``target``, streaming the rows into each detail placeholder."""
     with zipfile.ZipFile(io.BytesIO(skeleton)) as source, zipfile.ZipFile(
-        target, "w", zipfile.ZIP_DEFLATED, compresslevel=LEVEL
+        target, "w", zipfile.ZIP_DEFLATED, compresslevel=1  # the small members: zipfile's zlib, its fastest
     ) as out:
         members = _sheet_members(source)
         streamed = {members[sheet.title]: sheet for sheet in details}
@@ -258,22 +261,31 @@ class DetailRows:
         return _text_fragment(value, self.quoted)
 
     def xml(self, start: int, stop: int) -> Iterator[memoryview]:
-        """UTF-8 ``<row>`` elements for frame rows [start, stop), numbered from sheet row 2."""
+        """UTF-8 ``<row>`` elements for frame rows [start, stop), numbered from sheet row 2, a chunk
+        at a time; the next chunk is formatted on a second thread meanwhile (Arrow's kernels release the GIL)."""
+        with ThreadPoolExecutor(max_workers=_FORMATTERS) as pool:
+            pending: deque[Future[memoryview]] = deque()
+            for lo in range(start, stop, _CHUNK_ROWS):
+                pending.append(pool.submit(self._chunk, start, lo, min(lo + _CHUNK_ROWS, stop)))
+                if len(pending) >= _FORMATTERS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _chunk(self, start: int, lo: int, hi: int) -> memoryview:
         styles = self.styles
-        for lo in range(start, stop, _CHUNK_ROWS):
-            hi = min(lo + _CHUNK_ROWS, stop)
-            n = number_text(np.arange(lo - start + 2, hi - start + 2))
-            ids = strings(self.ids.slice(lo, hi - lo))
-            care = pc.or_(pc.match_substring_regex(ids, _NEEDS_CARE), pc.greater(pc.utf8_length(ids), MAX_CELL_CHARS))
-            ids = patched(join_cells([_PLAIN_START, ids, _PLAIN_END]), ids, care, self._text)
-            type_, status, model, method, currency = (cells.take(codes[lo:hi]) for codes, cells in self.texts)
-            created, dates = float_text(self.created[lo:hi]), number_text(self.dates[lo:hi])
-            amounts = self.amounts[1].take(self.amounts[0][lo:hi])
-            yield joined_bytes(join_cells([
-                '<row r="', n, '"><c r="A', n, '"', ids,
-                '<c r="B', n, f'" s="{styles.datetime}"><v>', created, '</v></c>',
-                '<c r="C', n, f'" s="{styles.date}"><v>', dates, '</v></c>',
-                '<c r="D', n, '"', type_, '<c r="E', n, '"', status, '<c r="F', n, '"', model,
-                '<c r="G', n, '"', method, '<c r="H', n, '"', currency,
-                '<c r="I', n, f'" s="{styles.amount}"><v>', amounts, '</v></c></row>',
-            ]))
+        n = number_text(np.arange(lo - start + 2, hi - start + 2))
+        ids = strings(self.ids.slice(lo, hi - lo))
+        care = pc.or_(pc.match_substring_regex(ids, _NEEDS_CARE), pc.greater(pc.utf8_length(ids), MAX_CELL_CHARS))
+        ids = patched(join_cells([_PLAIN_START, ids, _PLAIN_END]), ids, care, self._text)
+        type_, status, model, method, currency = (cells.take(codes[lo:hi]) for codes, cells in self.texts)
+        created, dates = float_text(self.created[lo:hi]), number_text(self.dates[lo:hi])
+        amounts = self.amounts[1].take(self.amounts[0][lo:hi])
+        return joined_bytes(join_cells([
+            '<row r="', n, '"><c r="A', n, '"', ids,
+            '<c r="B', n, f'" s="{styles.datetime}"><v>', created, '</v></c>',
+            '<c r="C', n, f'" s="{styles.date}"><v>', dates, '</v></c>',
+            '<c r="D', n, '"', type_, '<c r="E', n, '"', status, '<c r="F', n, '"', model,
+            '<c r="G', n, '"', method, '<c r="H', n, '"', currency,
+            '<c r="I', n, f'" s="{styles.amount}"><v>', amounts, '</v></c></row>',
+        ]))
