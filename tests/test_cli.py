@@ -385,8 +385,8 @@ print(pa.default_memory_pool().backend_name)
 """
 
 
-@pytest.mark.parametrize("named, expected", [(None, "system"), ("mimalloc", "mimalloc")])
-def test_the_console_script_allocates_through_malloc_unless_a_pool_is_named(named, expected):
+@pytest.mark.parametrize("named, expected", [(None, "jemalloc"), ("mimalloc", "mimalloc"), ("system", "system")])
+def test_the_console_script_allocates_through_jemalloc_unless_a_pool_is_named(named, expected):
     import subprocess
     import sys
 
