@@ -302,6 +302,27 @@ def test_detail_continues_on_numbered_sheets(tmp_path, monkeypatch):
     assert book["Transactions (4)"]["C2"].value == datetime(2024, 1, 10)
 
 
+def _detail_xml(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        return archive.read("xl/worksheets/sheet4.xml")
+
+
+def test_chunks_formatted_on_two_threads_make_the_same_sheet_in_order(tmp_path, monkeypatch):
+    records = [usage_record(f"m{i % 4}", f"-0.00{i % 9 + 1}", created_at=f"2024-01-{i % 28 + 1:02d}T00:00:{i % 60:02d}Z",
+                            id=f"t{i:03d}") for i in range(200)]
+    report = without_journal(make_report(records))
+    (tmp_path / "one").mkdir()
+    (tmp_path / "many").mkdir()
+    monkeypatch.setattr(excel.stream, "_FORMATTERS", 1)
+    one = _detail_xml(write(report, tmp_path / "one"))
+    monkeypatch.setattr(excel.stream, "_FORMATTERS", 2)
+    monkeypatch.setattr(excel.stream, "_CHUNK_ROWS", 7)  # 29 chunks, finishing out of order on two threads
+    many = write(report, tmp_path / "many")
+    assert _detail_xml(many) == one
+    detail = rows(load_workbook(many)["Transactions"], 2)
+    assert [r[0] for r in detail] == list(report.summaries.transactions["id"])  # the frame's order, row for row
+
+
 def test_exact_fit_needs_no_extra_sheet(tmp_path, monkeypatch):
     monkeypatch.setattr(excel.stream, "MAX_SHEET_ROWS", 4)
     book = open_book(without_journal(make_report([usage_record("m", "-0.01") for _ in range(3)])), tmp_path)
