@@ -1,8 +1,8 @@
 """Two checkouts against each other: the 1M render (csv, every format), the 200k extraction at c8
 and the full default export of those 200k records at c8.
 
-Each round runs the base checkout then the new one back to back, so machine load hits both
-alike; prints medians and the median of the paired ratios. Each side runs with its own Python
+Each round runs the two checkouts back to back, so machine load hits both alike, the base first
+in even rounds and the new one first in odd ones (what runs second was seen to run slower); prints medians and the median of the paired ratios. Each side runs with its own Python
 (so the base can run in the environment it was released with):
 
     python benchmarks/bench_ab.py --base ../base --base-python ../venv-base/bin/python \
@@ -77,7 +77,8 @@ def main() -> None:
         pack = None if ARGS.skip_render else be.make_archive(ARGS.render_records, tmp / "pack", tmp)
         with be.sandbox(ARGS.fetch_records, 20.0, tmp) as url:
             for r in range(ROUNDS):
-                for name, side in (("base", BASE), ("new", NEW)):
+                order = (("base", BASE), ("new", NEW))
+                for name, side in order if r % 2 == 0 else order[::-1]:
                     for formats in () if pack is None else ("csv", ALL):
                         out = tmp / f"out-{name}"
                         out.mkdir()
