@@ -1,9 +1,10 @@
 """Two checkouts against each other: the 1M render (csv, every format), the 200k extraction at c8
 and the full default export of those 200k records at c8.
 
-Each round runs the two checkouts back to back, so machine load hits both alike, the base first
-in even rounds and the new one first in odd ones (what runs second was seen to run slower); prints medians and the median of the paired ratios. Each side runs with its own Python
-(so the base can run in the environment it was released with):
+Each round runs the two checkouts back to back, so machine load hits both alike: the base first
+in even rounds, the new one first in odd ones (what ran second was seen to run slower). Prints
+medians and the median of the paired ratios. Each side runs with its own Python (so the base can
+run in the environment it was released with):
 
     python benchmarks/bench_ab.py --base ../base --base-python ../venv-base/bin/python \
         --new . --new-python .venv/bin/python --rounds 3
