@@ -5,8 +5,6 @@ This is the only place where an :class:`~exporter.errors.ExportError` becomes an
 
 from __future__ import annotations
 
-import gc
-
 import os
 import re
 import sys
@@ -15,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import pyarrow as pa
 
 from . import __version__, pipeline
+from .process import prepare
 from .books.database import BOOKS_NAME, DEFAULT_ACCOUNT
 from .config import (
     DEFAULT_DATE_FORMAT,
@@ -441,21 +439,6 @@ for _command in BOOKS_COMMANDS:
     cli.add_command(_command)
 
 
-def _render_pool() -> pa.MemoryPool:
-    try:
-        return pa.jemalloc_memory_pool()
-    except NotImplementedError:  # not built into this pyarrow (Windows wheels)
-        return pa.system_memory_pool()
-
-
 def main() -> None:
-    # What is loaded by now (pandas, pyarrow, the tool) lives as long as the process: frozen, no
-    # collection scans it again, nor the interpreter's last one at exit (0.18 s of every run, measured).
-    gc.freeze()
-    # Arrow allocates through jemalloc (the C library's malloc where a wheel has no jemalloc): its
-    # default, mimalloc, kept a cache of freed memory on each of the render's threads, and a
-    # 1M-record render peaked near 516 MiB instead of 450 (docs/performance.md, "Memory").
-    # A pool the user named wins.
-    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        pa.set_memory_pool(_render_pool())
+    prepare()
     cli(prog_name="wavespeed-export")
