@@ -8,7 +8,6 @@ failure removes the temporary folder and leaves any previous export of the perio
 from __future__ import annotations
 
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -157,19 +156,19 @@ def run_export(config: ExportConfig) -> ExportResult:
             if config.output.strict and report.warnings:
                 raise StrictError(list(report.warnings))
             files = sorted((pack.folder / "source").iterdir())
-            files += write_formats(report, pack.folder, config.output.formats, config.output.render)
-            with ThreadPoolExecutor(max_workers=1) as beside:  # encoded while the manifest hashes the pack
-                snapshot = beside.submit(period_snapshot, report.summaries, report.booked, report.context.granularity,
-                                         window)
-                manifest = build_manifest(report, pack.folder, files, config.output.formats)
-                files.append(write_manifest_json(pack.folder, manifest))
-                manifest_sha256 = sha256_of(files[-1])
+            written, snapshot = write_formats(report, pack.folder, config.output.formats, config.output.render,
+                                              meanwhile=lambda: period_snapshot(report.summaries, report.booked,
+                                                                                report.context.granularity, window))
+            files += written
+            manifest = build_manifest(report, pack.folder, files, config.output.formats)
+            files.append(write_manifest_json(pack.folder, manifest))
+            manifest_sha256 = sha256_of(files[-1])
             with Books(books_path, config.books.account) as books, books.transaction():
                 books.refuse_closed(window.label, window.start, window.end)  # closed by someone else meanwhile
                 books.keep_journal_code(view.journal_code)  # the letter its numbers were made with
                 now = config.clock()
                 record_export(books, window, report.context.granularity, report.summaries, report.booked,
-                              snapshot=snapshot.result(), in_period=int(report.context.stats.in_period),
+                              snapshot=snapshot, in_period=int(report.context.stats.in_period),
                               recheck=report.books.recheck, manifest_sha256=manifest_sha256,
                               pack=str(target.absolute()), when=now,
                               basis=view.basis if view.basis is not None else books.basis(window.start))

@@ -54,14 +54,17 @@ class Snapshot:
 def encode(frame: pd.DataFrame) -> bytes:
     """``frame`` (the :data:`SNAPSHOT_COLUMNS`) as snapshot bytes, rows in id order (the same
     records always give the same bytes)."""
-    table = pa.table({name: pa.array(frame[name], from_pandas=True) for name in SNAPSHOT_COLUMNS})
-    table = table.take(pc.sort_indices(table, [("id", "ascending")]))
-    # texts dictionary-encoded in their order of appearance, whatever the frame held (text or
+    order = pc.sort_indices(pa.array(frame["id"], from_pandas=True))
+    # a column at a time, in id order: one column's copy at a time beside the frame, not the
+    # whole table's (the 1M-record month's peak memory is here).
+    # Texts dictionary-encoded in their order of appearance, whatever the frame held (text or
     # categories, used or not): the same records give the same bytes
-    table = pa.table({name: _in_order_of_appearance(table.column(name)) if name in _TEXT
-                      else table.column(name) for name in SNAPSHOT_COLUMNS}).cast(_SCHEMA)
+    columns = {}
+    for name in SNAPSHOT_COLUMNS:
+        column = pa.chunked_array([pa.array(frame[name], from_pandas=True).take(order)])
+        columns[name] = (_in_order_of_appearance(column) if name in _TEXT else column).cast(_SCHEMA.field(name).type)
     sink = pa.BufferOutputStream()
-    feather.write_feather(table, sink, compression="zstd", compression_level=3)
+    feather.write_feather(pa.table(columns, schema=_SCHEMA), sink, compression="zstd", compression_level=3)
     return bytes(sink.getvalue().to_pybytes())
 
 

@@ -12,8 +12,10 @@ used, so a CSV-only export never loads openpyxl.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from ..books.mapping import AccountMapping
 from ..config import DEFAULT_FORMATS, RenderOptions
@@ -58,15 +60,21 @@ def check_mapping(formats: tuple[str, ...], mapping: AccountMapping) -> None:
 # Writers that run beside the others, on a thread of their own: the workbook's time is mostly
 # zlib and Arrow kernels, which release the GIL, so the second core writes the rest meanwhile.
 _BESIDE = ("xlsx",)
+T = TypeVar("T")
 
 
-def write_formats(report: Report, folder: Path, formats: tuple[str, ...], options: RenderOptions) -> list[Path]:
-    """Every chosen format into ``folder``; the files written, in format order."""
+def write_formats(report: Report, folder: Path, formats: tuple[str, ...], options: RenderOptions,
+                  meanwhile: Callable[[], T]) -> tuple[list[Path], T]:
+    """Every chosen format into ``folder``: the files written, in format order, and what
+    ``meanwhile`` returned. ``meanwhile`` runs on this thread once its own writers are done, while
+    the workbook is still being written beside: the second core stays busy, and the work's memory
+    is not added to every writer's at once."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         beside = {name: pool.submit(writer_class(name)(options).write, report, folder) for name in formats if name in _BESIDE}
         written = {name: writer_class(name)(options).write(report, folder) for name in formats if name not in beside}
+        result = meanwhile()
         written.update((name, future.result()) for name, future in beside.items())
-    return [path for name in formats for path in written[name]]
+    return [path for name in formats for path in written[name]], result
 
 
 __all__ = ["FORMATS", "WRITERS", "Writer", "check_mapping", "journal_formats", "write_formats", "writer_class"]
