@@ -30,6 +30,7 @@ from ..errors import ConfigError, ExportError
 from ..models import COMPLETED, SUMMARY_ROLES, JournalEntry, JournalLine, Role
 from ..money import MICROS_PER_CENT, format_cents, format_micros, round_to_cents
 from ..period import Window
+from ..transform import Key, day_key, grouped_sums, text_key
 from .carry import Carry, LineKey, Total
 from .mapping import AccountMapping
 from .numbering import DEFAULT_CODE, MAX_NUMBER, NumberRequest, assign_numbers
@@ -78,8 +79,9 @@ def build_journal(
     for row in transactions.loc[singles, _SINGLE_COLUMNS].itertuples(index=False):
         builder.single(row.role, str(row.id), str(row.currency), int(row.amount_micros), str(row.payment_method),
                        str(row.type), row.date.date(), (row.date.date(), row.created_at, str(row.id)))
+    keys = builder.summary_keys(transactions)
     for role in SUMMARY_ROLES:
-        builder.summaries(transactions, done & (roles == role).to_numpy(), role)
+        builder.summaries(transactions, keys, done & (roles == role).to_numpy(), role)
     if adjustments is not None and len(adjustments):
         builder.adjustments(adjustments)
     builder.post_summaries()
@@ -185,39 +187,36 @@ class _Builder:
 
     # -- summaries ---------------------------------------------------------------------------
 
-    def summaries(self, transactions: pd.DataFrame, rows: np.ndarray, role: Role) -> None:
-        """Usage (or refunded tasks) of the ``rows`` (a mask) per currency and calendar month or local day.
+    def summary_keys(self, transactions: pd.DataFrame) -> list[Key]:
+        """What a summary line groups by: currency, calendar month or local day, model (and API key
+        when the mapping routes keys: docs/booking.md, "Chargeback by API key"), as codes per row."""
+        _, days, span = day_key(transactions["date"])
+        starts, period_of_day = np.unique(span.to_numpy().astype("datetime64[D]" if self.granularity == "daily" else "datetime64[M]"),
+                                          return_inverse=True)
+        period: Key = ("period", period_of_day[days], pd.Series(starts))
+        keys = [text_key(transactions["currency"]), period, text_key(transactions["model"])]
+        return [*keys, text_key(transactions["api_key_name"])] if self.mapping.keys else keys
 
-        One grouping of the rows' codes by (currency, period, model[, API key]), in the order a
-        sorted groupby has them: a million-record month is neither copied nor grouped per period.
-        """
-        if not rows.any():
+    def summaries(self, transactions: pd.DataFrame, keys: list[Key], rows: np.ndarray, role: Role) -> None:
+        """Usage (or refunded tasks) of the ``rows`` (a mask) per currency and period: one grouping of
+        the ``keys``' codes (:meth:`summary_keys`), so a million-record month is neither copied nor
+        grouped period by period."""
+        lines = grouped_sums(rows, keys, transactions["amount_micros"].to_numpy())
+        if lines.empty:
             return
-        unit = "D" if self.granularity == "daily" else "M"
-        currency, currencies = _codes(transactions["currency"], rows)
-        days, distinct = pd.factorize(transactions["date"].to_numpy()[rows], sort=True)  # a few distinct days
-        starts, period_of_day = np.unique(distinct.astype(f"datetime64[{unit}]"), return_inverse=True)
-        period = np.append(period_of_day, -1)[days]  # a day's period; no date (-1) stays -1
-        # each row's summary, (currency, period) as one code in currency then period order; -1 (no
-        # currency or date): in none, as groupby drops it
-        count = len(currencies) * len(starts)
-        summary = np.where((currency >= 0) & (period >= 0), currency.astype(np.int64) * len(starts) + period, -1)
-        # by API key too only when the mapping routes keys (docs/booking.md, "Chargeback by API key")
-        coded = [_codes(transactions[name], rows) for name in (["model", "api_key_name"] if self.mapping.keys else ["model"])]
-        (of_line, *found), size, micros = _sums([(summary, count), *((codes, len(text)) for codes, text in coded)],
-                                                transactions["amount_micros"].to_numpy()[rows])
-        names = [text[codes] for (_, text), codes in zip(coded, found)]  # each line's model (and key)
-        models, key_names = names[0], (names[1] if self.mapping.keys else np.full(len(size), "", dtype=object))
+        currency, period = (lines[name].to_numpy() for name, _, _ in keys[:2])
+        key_names = lines["api_key_name"] if self.mapping.keys else [""] * len(lines)
         # refunded tasks are few next to usage (millions of ids): keep theirs so each can be traced
-        ids = transactions["id"].array[rows] if role == "task_refund" else None
-        # every summary with a record, even if its records all miss a model or key (then in no line)
-        for code in np.flatnonzero(np.bincount(summary[summary >= 0], minlength=count)):
-            part = slice(np.searchsorted(of_line, code), np.searchsorted(of_line, code, side="right"))
-            groups = self.groups(zip(models[part], key_names[part], size[part], micros[part]))
-            label, day, number_part = self.period_of(pd.Timestamp(starts[code % len(starts)]).date())
-            source_ids = tuple(ids[summary == code]) if ids is not None else ()
-            self.pending.append(_Summary(role, role, str(currencies[code // len(starts)]), day, label, number_part,
-                                         groups, source_ids))
+        at: Any = np.flatnonzero(np.logical_and.reduce([rows, *(codes >= 0 for _, codes, _ in keys)])) if role == "task_refund" else []
+        ids = transactions["id"].array[at]
+        of_row = [values.to_numpy()[codes[at]] for _, codes, values in keys[:2]]  # each refunded task's currency, period
+        starts = np.flatnonzero(np.r_[True, (currency[1:] != currency[:-1]) | (period[1:] != period[:-1])])
+        for first, stop in zip(starts, [*starts[1:], len(lines)]):
+            part = slice(first, stop)
+            groups = self.groups(zip(lines["model"][part], key_names[part], lines["size"][part], lines["sum"][part]))
+            label, day, number_part = self.period_of(pd.Timestamp(period[first]).date())
+            source_ids = tuple(ids[(of_row[0] == currency[first]) & (of_row[1] == period[first])])
+            self.pending.append(_Summary(role, role, str(currency[first]), day, label, number_part, groups, source_ids))
 
     def adjustments(self, frame: pd.DataFrame) -> None:
         """Late changes to closed periods: summarised per (closed period, currency) when they are
@@ -324,44 +323,6 @@ class _Builder:
                 f"({amounts} in all): {_listing([label for label, _, _ in self.dropped])}"
             )
         return found
-
-
-def _codes(column: pd.Series, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The codes of a text column's ``rows`` (-1: missing) and the text of each code (``str``), in
-    the order a sorted groupby has them (a category column's: its categories' order)."""
-    values = column.array[rows]
-    categorical = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
-    return categorical.codes, pd.Series(categorical.categories).astype("str").to_numpy(dtype=object)
-
-
-def _sums(keys: list[tuple[np.ndarray, int]], micros: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Each combination of the keys that occurs, in key order as a sorted groupby has them: (the
-    keys' codes, rows, exact sum of ``micros``) per combination. A key is a code per row (-1:
-    missing, the row is in no combination, as groupby drops it) and how many codes it has.
-
-    The codes make one integer per row (ranked densely should the combinations outgrow int64,
-    which holds for keys of under 2**31 codes, as categories are): a groupby of one integer
-    column, several times faster than of several columns.
-    """
-    present = np.logical_and.reduce([codes >= 0 for codes, _ in keys])
-    if not present.all():
-        keys, micros = [(codes[present], count) for codes, count in keys], micros[present]
-    line, space = np.zeros(len(micros), dtype=np.int64), 1
-    steps: list[tuple[int, np.ndarray | None]] = []
-    for codes, count in keys:
-        ranks = None
-        if space * count >= 1 << 62:  # number the combinations so far that occur, in order
-            line, ranks = pd.factorize(line, sort=True)
-            space = len(ranks)
-        steps.append((count, ranks))
-        line, space = line * count + codes, space * count
-    sums = pd.Series(micros).groupby(line, sort=True).agg(["size", "sum"])
-    combined, found = sums.index.to_numpy(dtype=np.int64), list[np.ndarray]()
-    for count, ranks in reversed(steps):  # the keys' codes back out of the combined one, last key first
-        combined, codes = np.divmod(combined, count)
-        found.insert(0, codes)
-        combined = ranks[combined] if ranks is not None else combined
-    return found, sums["size"].to_numpy(dtype=np.int64), sums["sum"].to_numpy(dtype=np.int64)
 
 
 def _debit_first(lines: Iterable[JournalLine]) -> tuple[JournalLine, ...]:
