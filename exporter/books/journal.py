@@ -207,7 +207,8 @@ class _Builder:
         currency, period = (lines[name].to_numpy() for name, _, _ in keys[:2])
         key_names = lines["api_key_name"] if self.mapping.keys else [""] * len(lines)
         # refunded tasks are few next to usage (millions of ids): keep theirs so each can be traced
-        at: Any = np.flatnonzero(np.logical_and.reduce([rows, *(codes >= 0 for _, codes, _ in keys)])) if role == "task_refund" else []
+        traced = np.logical_and.reduce([rows, *(codes >= 0 for _, codes, _ in keys)]) if role == "task_refund" else False
+        at = np.flatnonzero(traced)
         ids = transactions["id"].array[at]
         of_row = [values.to_numpy()[codes[at]] for _, codes, values in keys[:2]]  # each refunded task's currency, period
         starts = np.flatnonzero(np.r_[True, (currency[1:] != currency[:-1]) | (period[1:] != period[:-1])])
