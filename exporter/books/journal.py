@@ -394,7 +394,7 @@ def _check_ties(entries: list[JournalEntry], done: pd.DataFrame, adjustments: pd
     if adjustments is not None and len(adjustments):
         for currency, micros in adjustments.groupby("currency")["delta_micros"].sum().items():
             exact[currency] = exact.get(currency, 0) + int(micros)
-    for currency in set(exact) | set(posted):
+    for currency in sorted(set(exact) | set(posted)):  # the same currency named first on every run
         difference = posted.get(str(currency), 0) * MICROS_PER_CENT - int(exact.get(currency, 0))
         if abs(difference) * 2 > (singles + 2) * MICROS_PER_CENT:
             raise ExportError(
