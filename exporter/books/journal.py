@@ -211,8 +211,8 @@ class _Builder:
         at = np.flatnonzero(traced)
         ids = transactions["id"].array[at]
         of_row = [values.to_numpy()[codes[at]] for _, codes, values in keys[:2]]  # each refunded task's currency, period
-        starts = np.flatnonzero(np.r_[True, (currency[1:] != currency[:-1]) | (period[1:] != period[:-1])])
-        for first, stop in zip(starts, [*starts[1:], len(lines)]):
+        firsts = np.flatnonzero(np.r_[True, (currency[1:] != currency[:-1]) | (period[1:] != period[:-1])])  # each summary's first line
+        for first, stop in zip(firsts, [*firsts[1:], len(lines)]):
             part = slice(first, stop)
             groups = self.groups(zip(lines["model"][part], key_names[part], lines["size"][part], lines["sum"][part]))
             label, day, number_part = self.period_of(pd.Timestamp(period[first]).date())
