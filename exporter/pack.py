@@ -26,9 +26,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_entry(path: Path, folder: Path) -> dict[str, Any]:
-    """A manifest's line for ``path``: its name within ``folder``, size and sha256."""
-    return {"name": path.relative_to(folder).as_posix(), "size": path.stat().st_size, "sha256": sha256_of(path)}
+def file_entry(path: Path, folder: Path, sha256: str | None = None) -> dict[str, Any]:
+    """A manifest's line for ``path``: its name within ``folder``, size and sha256 (``sha256``
+    when the caller hashed the file already)."""
+    return {"name": path.relative_to(folder).as_posix(), "size": path.stat().st_size,
+            "sha256": sha256 if sha256 is not None else sha256_of(path)}
 
 
 def pack_problem(folder: Path, manifest_sha256: str) -> str | None:

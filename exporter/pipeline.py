@@ -160,7 +160,7 @@ def run_export(config: ExportConfig) -> ExportResult:
                                               meanwhile=lambda: period_snapshot(report.summaries, report.booked,
                                                                                 report.context.granularity, window))
             files += written
-            manifest = build_manifest(report, pack.folder, files, config.output.formats)
+            manifest = build_manifest(report, pack.folder, files, config.output.formats, sha256=written)
             files.append(write_manifest_json(pack.folder, manifest))
             manifest_sha256 = sha256_of(files[-1])
             with Books(books_path, config.books.account) as books, books.transaction():

@@ -4,6 +4,7 @@ pack back is :mod:`exporter.pack`'s); and the summaries of it that ``--json`` pr
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ def _instant(value: Any) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def build_manifest(report: Report, folder: Path, files: list[Path], formats: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The manifest: amounts signed as in the CSV files (usage negative); ``formats`` the pack holds."""
+def build_manifest(report: Report, folder: Path, files: list[Path], formats: tuple[str, ...] = (),
+                   sha256: Mapping[Path, str] | None = None) -> dict[str, Any]:
+    """The manifest: amounts signed as in the CSV files (usage negative); ``formats`` the pack
+    holds; ``sha256`` the checksums of those ``files`` that were hashed already (the others are hashed here)."""
     window, stats = report.context.window, report.context.stats
     reconciliation = None
     if report.reconciliation.frame is not None:
@@ -73,7 +76,8 @@ def build_manifest(report: Report, folder: Path, files: list[Path], formats: tup
     if report.books.recheck is not None:
         manifest["recheck"] = {"summary": report.books.recheck.text, **report.books.recheck.to_json()}
     manifest["formats"] = list(formats)
-    manifest["files"] = [file_entry(path, folder) for path in sorted(files)]
+    known = sha256 or {}
+    manifest["files"] = [file_entry(path, folder, known.get(path)) for path in sorted(files)]
     return manifest
 
 
