@@ -11,6 +11,7 @@ level 1, 55 against 54 MB; an archive of a million records gunzips in 0.07 s aga
 from __future__ import annotations
 
 import gzip
+import zipfile
 import zlib
 from typing import Any
 
@@ -36,6 +37,17 @@ def raw_compressor(zdict: bytes = b"") -> Any:
     if zdict:
         return module.compressobj(FAST_LEVEL, zlib.DEFLATED, -15, zdict=zdict)
     return module.compressobj(FAST_LEVEL, zlib.DEFLATED, -15)
+
+
+def checksum_zips_with_isal() -> None:
+    """Have :mod:`zipfile` compute its members' CRC-32 with ISA-L's ``crc32`` (where installed):
+    the same checksum, about 7 times faster (0.03 against 0.2 s for the 1M-row detail sheet).
+
+    zipfile calls its module's ``crc32`` for every member it writes or reads; this replaces that
+    module attribute for the whole process, so only the console script does it
+    (:mod:`exporter.process`), never an import of the library."""
+    if _isal_zlib is not None:
+        setattr(zipfile, "crc32", _isal_zlib.crc32)
 
 
 def gunzip_reader(fileobj: Any) -> gzip.GzipFile:

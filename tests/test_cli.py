@@ -373,6 +373,31 @@ def test_progress_bar_on_a_terminal(monkeypatch, capsys):
     assert err.endswith("4/4  records 400\n")
 
 
+_CRC_PROBE = """
+import sys, zipfile, zlib
+import exporter.pipeline
+from exporter import deflate_backend
+print("import", zipfile.crc32 is zlib.crc32)
+from exporter.cli import main
+sys.argv = ["wavespeed-export", "--version"]
+try:
+    main()
+except SystemExit:
+    pass
+print("script", zipfile.crc32 is (deflate_backend._isal_zlib.crc32 if deflate_backend.ISAL else zlib.crc32))
+"""
+
+
+def test_only_the_console_script_has_zipfile_checksum_through_isal():
+    import subprocess
+    import sys
+
+    probe = subprocess.run([sys.executable, "-c", _CRC_PROBE], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).parents[1])
+    assert probe.stdout.splitlines()[0] == "import True", probe.stdout  # the library leaves zipfile as it is
+    assert probe.stdout.splitlines()[-1] == "script True", probe.stdout
+
+
 _POOL_PROBE = """
 import pyarrow as pa, sys
 from exporter.cli import main

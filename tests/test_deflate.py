@@ -79,3 +79,21 @@ def test_a_damaged_stream_raises_one_of_the_errors_listed(backend: str) -> None:
     with pytest.raises(deflate_backend.ERRORS):
         with deflate_backend.gunzip_reader(io.BytesIO(bytes(data))) as reader:
             reader.read()
+
+
+def test_zipfile_checksums_through_isal_are_zlibs_and_read_back(backend, monkeypatch, tmp_path):
+    monkeypatch.setattr(zipfile, "crc32", zipfile.crc32)  # the process-wide choice, undone after the test
+    deflate_backend.checksum_zips_with_isal()
+    if backend == "isal":
+        assert zipfile.crc32 is not zlib.crc32
+    members = {"empty": b"", "text": "Übersicht & <Summe>\n".encode() * 5_000, "noise": os.urandom(300_000)}
+    path = tmp_path / "checked.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in members.items():
+            with out.open(name, "w") as handle:
+                for at in range(0, len(data), 70_001):  # checksummed piece by piece, as the workbook is written
+                    handle.write(memoryview(data)[at:at + 70_001])
+    with zipfile.ZipFile(path) as back:
+        assert back.testzip() is None
+        assert {info.filename: info.CRC for info in back.infolist()} == {name: zlib.crc32(data) for name, data in members.items()}
+        assert {name: back.read(name) for name in members} == members
