@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from exporter.books.database import Books
@@ -91,3 +91,29 @@ def test_a_column_of_categories_none_of_them_used_gives_the_bytes_of_its_text():
     back = decode(encode(as_categories))
     assert back["id"].tolist() == ["a", "b"] and back["entry"].isna().all()
     assert back["status"].tolist() == ["pending", "completed"] and back["amount"].tolist() == [-1_000, -3_000]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["usage", "task_refund", "topup", None]), st.sampled_from(["USD", "EUR", "JPY"]),
+                          st.integers(0, 6)), max_size=40),
+       st.lists(st.tuples(st.sampled_from(["usage", "task_refund", "payout"]), st.sampled_from(["USD", "EUR", "GBP"]),
+                          st.integers(-1, 7)), unique=True, max_size=24),
+       st.booleans())
+@example([("usage", "USD", 0), ("usage", "USD", 1), (None, "USD", 0)], [("usage", "USD", 1)], False)  # no role: no entry
+def test_each_record_gets_the_summary_entry_of_its_role_currency_and_day_as_a_join_would(records, summaries, as_categories):
+    """ledger._summary_codes (a lookup table) against a left join of the records on the summaries'
+    (role, currency, day): records without a role, summaries of days or currencies no record has."""
+    import numpy as np
+
+    from exporter.books.ledger import _summary_codes
+
+    frame = pd.DataFrame(records, columns=["role", "currency", "day"])
+    if as_categories:  # as the transactions frame holds them: categories, some never used
+        frame["role"] = pd.Categorical(frame["role"], categories=["usage", "topup", "task_refund", "payout", "credit"])
+        frame["currency"] = frame["currency"].astype("category").cat.add_categories(["CHF"])
+    days = np.datetime64("2024-01-01", "D") + frame["day"].to_numpy(dtype="int64")
+    entries = [(role, currency, np.datetime64("2024-01-01", "D") + day, code) for code, (role, currency, day) in enumerate(summaries)]
+    table = pd.DataFrame(entries, columns=["role", "currency", "when", "code"]).astype({"when": "datetime64[s]", "code": "int64"})
+    joined = pd.DataFrame({"role": frame["role"].astype("object"), "currency": frame["currency"].astype("object"),
+                           "when": days.astype("datetime64[s]")}).merge(table, on=["role", "currency", "when"], how="left")["code"]
+    assert _summary_codes(frame["role"], frame["currency"], days, entries).tolist() == joined.fillna(-1).astype("int64").tolist()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -225,18 +226,10 @@ def snapshot_frame(transactions: pd.DataFrame, journal: tuple[JournalEntry, ...]
     if granularity == "monthly":
         month_end = (days.astype("datetime64[M]") + 1).astype("datetime64[D]") - 1
         days = np.minimum(month_end, np.datetime64(last_day.isoformat(), "D"))
-    keyed = pd.DataFrame({"role": frame["role"].astype("category"), "currency": frame["currency"].astype("category"),
-                          "day": days})
-    summary = pd.DataFrame(summaries, columns=["role", "currency", "day", "entry"])
-    summary["day"] = summary["day"].astype("datetime64[s]").astype(keyed["day"].dtype)
-    for column in ("role", "currency"):  # the same categories both sides: the join compares codes
-        summary[column] = pd.Categorical(summary[column], categories=keyed[column].cat.categories)
     # the entry of each record as a code into the period's entry numbers (a few hundred), never a
     # text per record: the summary entry of its role, currency and day, else its own single entry
-    position = {number: n for n, number in enumerate(dict.fromkeys([*summary["entry"], *singles.values()]))}
-    summary["code"] = summary["entry"].map(position)
-    codes = keyed.merge(summary.drop(columns="entry"), on=["role", "currency", "day"], how="left")["code"]
-    codes = codes.fillna(-1).to_numpy("int64", copy=True)
+    position = {number: n for n, number in enumerate(dict.fromkeys([*(s[3] for s in summaries), *singles.values()]))}
+    codes = _summary_codes(frame["role"], frame["currency"], days, [(*s[:3], position[s[3]]) for s in summaries])
     single = codes < 0
     if single.any() and singles:
         code_of = {record_id: position[number] for record_id, number in singles.items()}
@@ -248,6 +241,29 @@ def snapshot_frame(transactions: pd.DataFrame, journal: tuple[JournalEntry, ...]
         "payment_method": frame["payment_method"], "currency": frame["currency"], "amount": frame["amount_micros"],
         "entry": entry, "day": utc_days(frame["created_at"]),
     })
+
+
+def _summary_codes(roles: pd.Series, currencies: pd.Series, days: np.ndarray,
+                   summaries: list[tuple[str, str, Any, int]]) -> np.ndarray:
+    """Each record's code of the summary entry of its (role, currency, day), -1 where none is.
+
+    A lookup table over every (role, currency, day) the records could have (a few thousand
+    slots), filled from the summaries, read with one integer key a record: no join of a million rows."""
+    role, currency = pd.Categorical(roles), pd.Categorical(currencies)
+    day = days.astype("datetime64[D]").view(np.int64)
+    first = int(day.min()) if len(day) else 0
+    span = int(day.max()) - first + 1 if len(day) else 1
+    role_of = {name: n for n, name in enumerate(role.categories)}
+    currency_of = {name: n for n, name in enumerate(currency.categories)}
+    width = len(currency_of) * span
+    table = np.full(len(role_of) * width + 1, -1, dtype=np.int64)  # + 1: the slot of records without a key
+    for name, code, when, entry in summaries:
+        offset = int(np.datetime64(when, "D").astype(np.int64)) - first
+        if name in role_of and code in currency_of and 0 <= offset < span:
+            table[role_of[name] * width + currency_of[code] * span + offset] = entry
+    keys = role.codes.astype(np.int64) * width + currency.codes.astype(np.int64) * span + (day - first)
+    keys[(role.codes < 0) | (currency.codes < 0)] = len(table) - 1  # no role (amount 0): no summary
+    return table[keys]
 
 
 def _entry_numbers(journal: tuple[JournalEntry, ...]) -> tuple[list[tuple[str, str, object, str]], dict[str, str]]:
