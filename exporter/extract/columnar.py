@@ -43,8 +43,11 @@ _PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="igno
 # is ASCII only, so they are listed (tests/test_columnar.py checks the list against Python's).
 PY_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _BLANK = "^[" + PY_SPACE + "]*$"
-# the amount's own text, for its precision (0.0090 is written back as 0.0090): JSON's number grammar
-_AMOUNT_TEXT = r'"amount"\s*:\s*(?P<a>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*[,}]'
+# the amount's own text, for its precision (0.0090 is written back as 0.0090): JSON's number grammar,
+# matched where the line's one "amount" starts (found by a plain substring search: RE2 scanning
+# each whole line for it took 2.5 times as long)
+_AMOUNT_KEY = '"amount"'
+_AMOUNT_TEXT = r'^"amount"\s*:\s*(?P<a>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*[,}]'
 _STAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
 # Longer lines are checked for what Python's decoder refuses and pyarrow's takes: nesting beyond
 # the recursion limit, integers of more than 4,300 digits (int's limit). Records are ~200-350 bytes.
@@ -141,8 +144,11 @@ def _amounts(data: bytes, lines: pa.Array, values: pa.ChunkedArray) -> tuple[pa.
     one and the block as many as lines); its micros must equal pyarrow's decimal of the record's
     own ``amount`` field, so the text is that field's.
     """
-    found = pc.extract_regex(lines, _AMOUNT_TEXT)
-    if found.null_count or data.count(b'"amount"') != len(lines):
+    at = pc.find_substring(lines, _AMOUNT_KEY).to_numpy()
+    if (at < 0).any() or data.count(_AMOUNT_KEY.encode()) != len(lines):
+        return None
+    found = pc.extract_regex(_from(lines, at), _AMOUNT_TEXT)
+    if found.null_count:
         return None
     texts = pc.dictionary_encode(found.field("a"))
     parsed = []
@@ -157,6 +163,16 @@ def _amounts(data: bytes, lines: pa.Array, values: pa.ChunkedArray) -> tuple[pa.
         return None
     plain = pa.DictionaryArray.from_arrays(texts.indices, pa.array([text for _, text in parsed], pa.string()))
     return plain.dictionary_decode(), micros
+
+
+def _from(lines: pa.LargeStringArray, at: np.ndarray) -> pa.LargeStringArray:
+    """Each line's text from byte ``at`` of it on, to where the next one's starts (the last: to the
+    end): a view of the same data, no copy. A match anchored at the start never reaches past its
+    line's closing ``}``."""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset: lines.offset + len(lines) + 1]
+    starts = offsets.copy()
+    starts[:-1] += at
+    return pa.LargeStringArray.from_buffers(len(lines), pa.py_buffer(starts), lines.buffers()[2])
 
 
 def _decimal_micros(values: pa.ChunkedArray) -> np.ndarray:
