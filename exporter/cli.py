@@ -62,7 +62,6 @@ from .cli_profiles import (
     profile_params,
     runs,
 )
-from .consolidate import account_pack, consolidate, not_written
 from .display import echo, json_text, visible
 from .errors import ConfigError, ExportError, from_foreign, os_reason
 from .writers import FORMATS
@@ -197,12 +196,16 @@ def export(**params: Any) -> None:
                      as_json=params["as_json"], finish=finish)
     except ExportError:
         if finish is not None and len(done) < len(todo):
+            from .consolidate import not_written
             echo(not_written([run.name for run in todo if run.name not in done]), err=True)
         raise
 
 
 def _consolidate(todo: list[Run], done: dict[str, pipeline.ExportResult], params: dict[str, Any]) -> dict[str, Any]:
     """Several accounts exported: their consolidated month (docs/profiles.md); what --json shows of it."""
+    # imported here: its workbook layout loads openpyxl, which an export of one account's CSV never needs
+    from .consolidate import account_pack, consolidate
+
     first = todo[0].params
     result = consolidate([Path(run.params["out"]) for run in todo],
                          [account_pack(run.name, done[run.name]) for run in todo],

@@ -421,3 +421,27 @@ def test_the_console_script_allocates_through_jemalloc_unless_a_pool_is_named(na
     probe = subprocess.run([sys.executable, "-c", _POOL_PROBE], env=env, capture_output=True, text=True, check=True,
                            cwd=Path(__file__).parents[1])
     assert probe.stdout.splitlines()[-1] == expected, probe.stdout
+
+
+_CSV_ONLY_PROBE = """
+import sys
+from exporter.cli import main
+sys.argv = ["wavespeed-export", "export", "--sandbox", "--period", "2024-01", "--format", "csv", "-q", "--out", sys.argv[1]]
+try:
+    main()
+except SystemExit as exit:
+    print("exit", exit.code)
+print("openpyxl", "openpyxl" in sys.modules)
+"""
+
+
+def test_a_csv_only_export_never_loads_openpyxl(tmp_path):
+    """writers/__init__.py's promise: a module is imported when its format is used (the
+    consolidated month's workbook layout too, which only several accounts' exports need)."""
+    import subprocess
+    import sys
+
+    probe = subprocess.run([sys.executable, "-c", _CSV_ONLY_PROBE, str(tmp_path)], capture_output=True, text=True,
+                           check=True, cwd=Path(__file__).parents[1])
+    assert probe.stdout.splitlines() == ["exit 0", "openpyxl False"], probe.stdout + probe.stderr
+    assert read_csv(tmp_path / "2024-01" / "transactions.csv")[0]["id"].startswith("txn_")
