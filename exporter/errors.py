@@ -39,14 +39,12 @@ from __future__ import annotations
 
 import decimal
 import re
+import sys
 from collections.abc import Callable
 import gzip
 import json
 import tomllib
 import zlib
-
-import requests
-import urllib3.exceptions
 
 
 SETTING = re.compile(r"\[\[([a-z_]+)\]\]")
@@ -133,12 +131,20 @@ def os_reason(exc: OSError) -> str:
     return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """requests' and urllib3's base errors, if they were loaded: they are only by a run that calls
+    the API (extract/client.py), and where they were not, nothing can have raised them."""
+    requests, urllib3 = sys.modules.get("requests"), sys.modules.get("urllib3.exceptions")
+    return ((requests.RequestException,) if requests is not None else ()) + (
+        (urllib3.HTTPError,) if urllib3 is not None else ())
+
+
 def from_foreign(exc: BaseException) -> ExportError:
     """The last-resort reading of an exception no layer translated (the table above)."""
     if isinstance(exc, ExportError):
         return exc
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if isinstance(exc, (requests.RequestException, urllib3.exceptions.HTTPError)):
+    if isinstance(exc, _network_errors()):
         return ApiError(f"network error: {text}")
     if isinstance(exc, tomllib.TOMLDecodeError):
         return ConfigError(f"not valid TOML: {exc}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -19,8 +20,11 @@ from .books.recheck import Recheck, full_recheck, plan_recheck
 from .config import ApiChoice, ExportConfig
 from .days import days_between
 from .errors import ApiError, AuthError, DataError
-from .extract import OTHER_TYPE_FILTERS, BillingClient, Generation, detect, extract, fetch_provider_days
+from .extract import OTHER_TYPE_FILTERS, Generation, detect, extract, fetch_provider_days
 from .period import Window
+
+if TYPE_CHECKING:
+    from .extract.client import BillingClient
 
 
 def closed_span(view: BooksView) -> Window:

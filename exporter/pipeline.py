@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -38,7 +38,6 @@ from .config import ApiChoice, ArchiveSource, ExportConfig, LiveSource
 from .errors import ApiError, AuthError, ConfigError, DataError, ExportError, OutputError, StrictError, os_reason
 from .extract import (
     BadBalanceCurrency,
-    BillingClient,
     Generation,
     Extraction,
     LineSink,
@@ -56,6 +55,9 @@ from .writers import check_mapping, write_formats
 from .pack import MANIFEST_NAME, PreviousPack, describe_pack, sha256_of
 from .report import Report
 from .writers.manifest import build_manifest, write_manifest_json
+
+if TYPE_CHECKING:  # the HTTP client loads requests: imported by _client, when the API is called
+    from .extract.client import BillingClient
 
 
 @dataclass(frozen=True)
@@ -360,5 +362,7 @@ def _extract(client: BillingClient, config: ExportConfig, sink: LineSink | None,
 
 
 def _client(config: ExportConfig) -> BillingClient:
+    from .extract.client import BillingClient  # requests: loaded only by a run that calls the API
+
     return BillingClient(config.api.base_url, config.api.api_key, retry=config.api.retry,
                          timeout=config.api.timeout, pool_size=config.api.concurrency)

@@ -426,22 +426,32 @@ def test_the_console_script_allocates_through_jemalloc_unless_a_pool_is_named(na
 _CSV_ONLY_PROBE = """
 import sys
 from exporter.cli import main
-sys.argv = ["wavespeed-export", "export", "--sandbox", "--period", "2024-01", "--format", "csv", "-q", "--out", sys.argv[1]]
+sys.argv = ["wavespeed-export", "export", *sys.argv[1:], "--format", "csv", "-q"]
 try:
     main()
 except SystemExit as exit:
     print("exit", exit.code)
 print("openpyxl", "openpyxl" in sys.modules)
+print("requests", "requests" in sys.modules)
 """
 
 
-def test_a_csv_only_export_never_loads_openpyxl(tmp_path):
+def test_a_csv_only_export_never_loads_openpyxl_nor_a_render_requests(tmp_path):
     """writers/__init__.py's promise: a module is imported when its format is used (the
-    consolidated month's workbook layout too, which only several accounts' exports need)."""
+    consolidated month's workbook layout too, which only several accounts' exports need); and the
+    HTTP client only when the API is called, which a --from-source render never does."""
     import subprocess
     import sys
 
-    probe = subprocess.run([sys.executable, "-c", _CSV_ONLY_PROBE, str(tmp_path)], capture_output=True, text=True,
-                           check=True, cwd=Path(__file__).parents[1])
-    assert probe.stdout.splitlines() == ["exit 0", "openpyxl False"], probe.stdout + probe.stderr
-    assert read_csv(tmp_path / "2024-01" / "transactions.csv")[0]["id"].startswith("txn_")
+    def probe(*args: str) -> list[str]:
+        run = subprocess.run([sys.executable, "-c", _CSV_ONLY_PROBE, *args], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).parents[1])
+        return run.stdout.splitlines()
+
+    assert probe("--sandbox", "--period", "2024-01", "--out", str(tmp_path / "api")) == [
+        "exit 0", "openpyxl False", "requests True"]
+    assert probe("--from-source", str(tmp_path / "api" / "2024-01"), "--out", str(tmp_path / "render")) == [
+        "exit 0", "openpyxl False", "requests False"]
+    fetched = read_csv(tmp_path / "api" / "2024-01" / "transactions.csv")
+    assert fetched[0]["id"].startswith("txn_")
+    assert read_csv(tmp_path / "render" / "2024-01" / "transactions.csv") == fetched

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from exporter.archive import ArchiveWriter
 from exporter.cli import cli
 from exporter.errors import DataError
-from exporter.extract import BillingClient, billings, extract, jsonexact
+from exporter.extract import billings, extract, jsonexact
+from exporter.extract.client import BillingClient
 from exporter.extract.records import parse_record, parse_records
 from exporter.period import month_window
 from loopback import record_line, serve_billings

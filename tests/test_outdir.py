@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from exporter.cli import cli
 from exporter.config import ApiSettings, ExportConfig, LiveSource, OutputSettings
 from exporter.errors import ConfigError, ExportError
-from exporter.extract import BillingClient, extract
+from exporter.extract import extract
+from exporter.extract.client import BillingClient
 from exporter.period import month_window
 from exporter.pipeline import run_export
 from exporter.sandbox import DEMO_KEY

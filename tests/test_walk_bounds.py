@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from exporter.cli import cli
 from exporter.errors import ApiError
-from exporter.extract import BillingClient, extract
+from exporter.extract import extract
+from exporter.extract.client import BillingClient
 from exporter.extract.billings import QUEUED_PER_WORKER
 from exporter.extract.paginators import MAX_RECORDS, remaining_pages
 from exporter.period import month_window

@@ -1,7 +1,8 @@
 """Extraction: the account API over HTTP, its pages, and the validation of what it returns.
 
-:func:`extract` walks every page of a window's billing records; :class:`BillingClient` is the
-one HTTP client (retries, timeouts, envelope); :mod:`.records` validates raw records into
+:func:`extract` walks every page of a window's billing records; :class:`.client.BillingClient`
+is the one HTTP client (retries, timeouts, envelope), imported from its module by whoever calls
+the API (it loads requests, which a ``--from-source`` render never needs); :mod:`.records` validates raw records into
 columns, the same rules for the API and for an archive read back.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 from .billings import Extraction, LineSink, TooManyRecords, extract
 from .generations import OTHER_TYPE_FILTERS, CurrentApi, Generation, LegacyApi, detect
-from .client import BillingClient
 from .endpoints import (
     BALANCE_PATH,
     BILLINGS_PATH,
@@ -35,7 +35,6 @@ __all__ = [
     "USAGE_COLUMNS",
     "USAGE_PATH",
     "BadBalanceCurrency",
-    "BillingClient",
     "Extraction",
     "TooManyRecords",
     "LineSink",

@@ -19,7 +19,7 @@ import queue
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,13 +29,15 @@ from ..errors import ApiError, DataError, ExportError
 from ..models import ExtractionStats
 from ..period import Window
 from . import jsonexact
-from .client import BillingClient
 from .endpoints import usage_in_provider_days
 from .generations import Generation, Page, detect
 from .pagestore import PageStore
 from .paginators import MAX_RECORDS, remaining_pages
 from .columnar import block_columns, to_frame
 from .records import RECORD_COLUMNS, parse_records, zoneless
+
+if TYPE_CHECKING:  # the HTTP client loads requests: only a run that calls the API imports it (pipeline._client)
+    from .client import BillingClient
 
 log = logging.getLogger("exporter.extract")
 VALIDATE_BATCH = 5_000  # records validated at once while other pages are still on the wire

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,9 +18,11 @@ from ..models import ProviderUsage
 from ..money import MAX_AMOUNT_MICROS, SUM_LIMIT_MICROS, format_micros, parse_amount
 from ..days import day_number
 from ..period import Window
-from .client import BillingClient
 from .jsonexact import is_number
 from .records import encodable
+
+if TYPE_CHECKING:  # the HTTP client loads requests: only a run that calls the API imports it (pipeline._client)
+    from .client import BillingClient
 
 # legacy generation ("How to Check Billings" as first published)
 BILLINGS_PATH = "/api/v3/account/billings"

@@ -20,15 +20,17 @@ import copy
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..config import ApiChoice
 from ..errors import ApiError, DataError
 from ..period import Window
-from .client import BillingClient
 from .endpoints import ABSENT_STATUSES, BILLINGS_PATH, SEARCH_PATH
 from .jsonexact import is_number
 from .paginators import MAX_RECORDS, count, page_info, page_items
+
+if TYPE_CHECKING:  # the HTTP client loads requests: only a run that calls the API imports it (pipeline._client)
+    from .client import BillingClient
 
 
 CURRENT_MAX_PAGE_SIZE = 100  # documented range of page_size: 1-100
