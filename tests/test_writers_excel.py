@@ -410,3 +410,17 @@ def test_every_sheet_prints_one_page_wide_with_its_header_repeated(report, tmp_p
     summary = book["Summary"]
     assert summary.page_setup.fitToHeight == 1 and summary.page_setup.orientation == "portrait"
     assert summary.print_area is not None and "$A$1:$G$" in summary.print_area
+
+
+@pytest.mark.parametrize("days", [
+    ["1900-01-01", "1900-02-28", "1900-03-01", "1970-01-01", "2024-01-15"],  # across Excel's 1900-02-29
+    ["2024-01-01", "2024-01-31", "1999-12-31"],  # after it: the usual month
+])
+def test_detail_serials_are_openpyxls_on_both_sides_of_excels_1900_leap_day(days):
+    from openpyxl.utils.datetime import to_excel
+
+    from exporter.writers.excel.stream import _date_serials, _datetime_serials
+
+    instants = pd.Series(pd.to_datetime(days).tz_localize("UTC") + pd.Timedelta(hours=13, minutes=7, seconds=30, milliseconds=250))
+    assert _date_serials(pd.Series(pd.to_datetime(days))).tolist() == [to_excel(datetime.fromisoformat(d)) for d in days]
+    assert _datetime_serials(instants).tolist() == [to_excel(t.to_pydatetime().replace(tzinfo=None)) for t in instants]

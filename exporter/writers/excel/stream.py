@@ -226,6 +226,8 @@ def _date_serials(series: pd.Series) -> np.ndarray:
 
 def _leap_bug(serials: np.ndarray) -> np.ndarray:
     """Excel counts 1900-02-29; days before 1900-03-01 are one lower (as openpyxl writes them)."""
+    if not len(serials) or serials.min() > 60:  # every day after 1900-02-28: a month of records, always
+        return serials
     return np.where((serials > 0) & (serials <= 60), serials - 1, serials)
 
 
