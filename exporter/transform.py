@@ -211,9 +211,11 @@ def text_key(column: pd.Series) -> Key:
     if isinstance(column.dtype, pd.CategoricalDtype):  # codes renumbered, no text made per row
         names = pd.Series(column.cat.categories).astype("str")
         order = np.argsort(names.to_numpy(dtype=object), kind="stable")  # Python's str order
+        codes = column.cat.codes.to_numpy()  # pandas' smallest signed type for the categories
+        if (order == np.arange(len(order))).all():  # sorted already (as to_frame makes them): the codes are the key
+            return str(column.name), codes, names
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
-        codes = column.cat.codes.to_numpy()  # pandas' smallest signed type for the categories
         return str(column.name), np.where(codes < 0, -1, rank.astype(codes.dtype)[codes]), names.take(order).reset_index(drop=True)
     categorical = _categorical(column)
     return str(column.name), categorical.cat.codes.to_numpy(), pd.Series(categorical.cat.categories, dtype="str")
