@@ -39,6 +39,10 @@ SCHEMA = pa.schema(
      *((key, pa.string()) for key in _OPTIONAL_TEXT), ("amount", AMOUNT_TYPE)]
 )
 _PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore", newlines_in_values=False)
+# A block is parsed on the caller's thread: the archive's blocks are parsed on threads of their own
+# (archive.PARSERS), and pages on the fetch's. Arrow's own pool on top of those made the 1M read
+# slower (1.14 against 1.06 s, medians of 7; docs/performance.md).
+_READ = pj.ReadOptions(use_threads=False)
 # Every character str.strip() removes (str.isspace): an id made only of these is blank. RE2's \s
 # is ASCII only, so they are listed (tests/test_columnar.py checks the list against Python's).
 PY_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -67,7 +71,7 @@ def _block_columns(data: bytes) -> pa.Table | None:
     lines = _lines(data)
     if lines is None:
         return None
-    table = pj.read_json(pa.BufferReader(data), parse_options=_PARSE)
+    table = pj.read_json(pa.BufferReader(data), read_options=_READ, parse_options=_PARSE)
     if table.num_rows != len(lines):
         return None
     columns: dict[str, Any] = {}
