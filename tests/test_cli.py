@@ -377,25 +377,30 @@ _CRC_PROBE = """
 import sys, zipfile, zlib
 import exporter.pipeline
 from exporter import deflate_backend
-print("import", zipfile.crc32 is zlib.crc32)
+import gc
+print("import", zipfile.crc32 is zlib.crc32, gc.get_threshold()[0])
 from exporter.cli import main
 sys.argv = ["wavespeed-export", "--version"]
 try:
     main()
 except SystemExit:
     pass
-print("script", zipfile.crc32 is (deflate_backend._isal_zlib.crc32 if deflate_backend.ISAL else zlib.crc32))
+print("script", zipfile.crc32 is (deflate_backend._isal_zlib.crc32 if deflate_backend.ISAL else zlib.crc32), gc.get_threshold()[0])
 """
 
 
-def test_only_the_console_script_has_zipfile_checksum_through_isal():
+def test_only_the_console_script_has_zipfile_checksum_through_isal_and_collects_less_often():
+    import gc
     import subprocess
     import sys
 
+    from exporter.process import YOUNG_THRESHOLD
+
     probe = subprocess.run([sys.executable, "-c", _CRC_PROBE], capture_output=True, text=True, check=True,
                            cwd=Path(__file__).parents[1])
-    assert probe.stdout.splitlines()[0] == "import True", probe.stdout  # the library leaves zipfile as it is
-    assert probe.stdout.splitlines()[-1] == "script True", probe.stdout
+    # the library leaves zipfile and the collector as they are
+    assert probe.stdout.splitlines()[0] == f"import True {gc.get_threshold()[0]}", probe.stdout
+    assert probe.stdout.splitlines()[-1] == f"script True {YOUNG_THRESHOLD}", probe.stdout
 
 
 _POOL_PROBE = """
