@@ -2,8 +2,8 @@
 
 :func:`extract` walks every page of a window's billing records; :class:`.client.BillingClient`
 is the one HTTP client (retries, timeouts, envelope), imported from its module by whoever calls
-the API (it loads requests, which a ``--from-source`` render never needs); :mod:`.records` validates raw records into
-columns, the same rules for the API and for an archive read back.
+the API (it loads requests, which a ``--from-source`` render never needs); :mod:`.records`
+validates raw records into columns, the same rules for the API and for an archive read back.
 """
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ def _amounts(data: bytes, lines: pa.Array, values: pa.ChunkedArray) -> tuple[pa.
     at = pc.find_substring(lines, _AMOUNT_KEY).to_numpy()
     if (at < 0).any() or data.count(_AMOUNT_KEY.encode()) != len(lines):
         return None
-    found = pc.extract_regex(_from(lines, at), _AMOUNT_TEXT)
+    found = pc.extract_regex(_lines_from(lines, at), _AMOUNT_TEXT)
     if found.null_count:
         return None
     texts = pc.dictionary_encode(found.field("a"))
@@ -169,7 +169,7 @@ def _amounts(data: bytes, lines: pa.Array, values: pa.ChunkedArray) -> tuple[pa.
     return plain.dictionary_decode(), micros
 
 
-def _from(lines: pa.LargeStringArray, at: np.ndarray) -> pa.LargeStringArray:
+def _lines_from(lines: pa.LargeStringArray, at: np.ndarray) -> pa.LargeStringArray:
     """Each line's text from byte ``at`` of it on, to where the next one's starts (the last: to the
     end): a view of the same data, no copy. A match anchored at the start never reaches past its
     line's closing ``}``."""
