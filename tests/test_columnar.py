@@ -156,6 +156,13 @@ CASES = {
     "duplicate escaped id": [GOOD[:-1] + ',"\\u0069d":"other"}'],
     "duplicate escaped amount": [GOOD[:-1] + ',"\\u0061mount":-0.5}'],
     "hour 24": [line(created_at='"2024-01-15T24:00:00Z"')],
+    # the API's own millisecond form, which skips the regular expression: the calendar still judged
+    "millisecond form, bad date": [GOOD, line(id='"b"', created_at='"2024-02-30T10:30:00.000Z"')],
+    "millisecond form, hour 24": [line(created_at='"2024-01-15T24:00:00.000Z"')],
+    "millisecond form, a letter for a digit": [line(created_at='"2024-01-15T1a:30:00.000Z"')],
+    "millisecond form, slashes": [line(created_at='"2024/01/15T10:30:00.000Z"')],
+    "millisecond form, lowercase z": [line(created_at='"2024-01-15T10:30:00.000z"')],
+    "millisecond form beside a shorter one": [GOOD, line(id='"b"', created_at='"2024-01-15T10:30:00.5Z"')],
     "leap second": [line(created_at='"2024-01-15T23:59:60Z"')],
     "year 0": [line(created_at='"0000-01-15T10:00:00Z"')],
     "month 13": [line(created_at='"2024-13-15T10:00:00Z"')],

@@ -188,6 +188,8 @@ def _decimal_micros(values: pa.ChunkedArray) -> np.ndarray:
 
 def _instants(stamps: pa.ChunkedArray) -> pd.Series | None:
     """created_at as UTC datetime64, read as the per-record path reads it, or None if one is not ISO 8601."""
+    if _in_milliseconds(stamps):
+        return pc.cast(stamps, pa.timestamp("us", "UTC"))
     if pc.any(pc.ends_with(stamps, "z")).as_py():  # ISO 8601's lowercase z: Python is given "Z" too
         stamps = pc.replace_substring_regex(stamps, "z$", "Z")
     if pc.all(pc.match_substring_regex(stamps, _STAMP)).as_py():  # the API's own form: Arrow's parser
@@ -196,6 +198,24 @@ def _instants(stamps: pa.ChunkedArray) -> pd.Series | None:
     if instants.isna().any() or instants.dtype != "datetime64[us, UTC]":
         return None  # not ISO 8601 to pandas (Python may still read it), or finer than micros
     return pa.array(instants.dt.tz_convert(None).to_numpy(), pa.timestamp("us", "UTC"))  # UTC values
+
+
+_MILLIS_FORM = np.frombuffer(b"0000-00-00T00:00:00.000Z", dtype=np.uint8)
+_MILLIS_DIGITS = _MILLIS_FORM == ord("0")
+
+
+def _in_milliseconds(stamps: pa.ChunkedArray) -> bool:
+    """Whether every stamp is ``YYYY-MM-DDTHH:MM:SS.mmmZ``, the form the API writes (one case of
+    :data:`_STAMP`): checked as a table of 24 bytes a row, with no regular expression (a third of
+    the time; the calendar is Arrow's cast's to judge, as for the rest of _STAMP)."""
+    array = stamps.combine_chunks()
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset: array.offset + len(array) + 1]
+    width = len(_MILLIS_FORM)
+    if not len(array) or array.null_count or offsets[-1] - offsets[0] != width * len(array) or (np.diff(offsets) != width).any():
+        return False
+    rows = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]].reshape(-1, width)
+    digits = rows[:, _MILLIS_DIGITS] - ord("0")  # uint8: anything below "0" wraps past 9
+    return bool((digits <= 9).all() and (rows[:, ~_MILLIS_DIGITS] == _MILLIS_FORM[~_MILLIS_DIGITS]).all())
 
 
 def encode_categories(table: pa.Table, names: tuple[str, ...]) -> pa.Table:
